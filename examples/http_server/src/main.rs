@@ -1,0 +1,2 @@
+//! An HTTP/1.1 server instrumented with USDT probes.
+fn main() {}

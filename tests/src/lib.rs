@@ -1,0 +1,128 @@
+//! Support code for the workspace's cross-crate and interoperability tests.
+//!
+//! Tests that need root and BPF, or an external tool such as `gdb` or
+//! `bpftrace`, call [`require_bpf`] or [`require_tool`] first. Without the
+//! privilege or the tool they print why they are skipped and return early;
+//! with `USDT_REQUIRE_BPF=1` in the environment (as in CI) they fail instead,
+//! so a missing capability can never pass silently.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The environment variable that turns skips into failures.
+pub const REQUIRE_ENV: &str = "USDT_REQUIRE_BPF";
+
+/// Whether skipping is forbidden (`USDT_REQUIRE_BPF=1`).
+pub fn skipping_forbidden() -> bool {
+    std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1")
+}
+
+/// Reports that `test` cannot run because of `reason`: fails the test when
+/// skipping is forbidden, otherwise prints the reason and returns `false`.
+pub fn skip(test: &str, reason: &str) -> bool {
+    if skipping_forbidden() {
+        panic!("{test}: {reason} ({REQUIRE_ENV}=1 forbids skipping)");
+    }
+    eprintln!("SKIPPED {test}: {reason}");
+    false
+}
+
+/// Whether this process may load BPF programs and open uprobe perf events:
+/// it must run as root (CAP_SYS_ADMIN covers CAP_BPF and CAP_PERFMON) on a
+/// kernel with the uprobe PMU. Otherwise skips `test` (see [`skip`]).
+pub fn require_bpf(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    if euid != 0 {
+        return skip(test, "needs root (CAP_BPF and CAP_PERFMON) to attach BPF programs");
+    }
+    if !Path::new("/sys/bus/event_source/devices/uprobe/type").exists() {
+        return skip(test, "the kernel has no uprobe PMU");
+    }
+    true
+}
+
+/// Whether the external program `tool` can be run. Otherwise skips `test`
+/// (see [`skip`]); `cargo xtask test` installs every tool the tests use.
+pub fn require_tool(test: &str, tool: &str) -> bool {
+    if find_in_path(tool).is_some() {
+        return true;
+    }
+    skip(test, &format!("`{tool}` is not installed (cargo xtask test installs it)"))
+}
+
+/// The full path of `program` if it is on `PATH`.
+pub fn find_in_path(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+}
+
+/// A scratch directory for one test's build products, under the target
+/// directory so `cargo clean` removes it. Created empty.
+pub fn scratch_dir(test: &str) -> PathBuf {
+    let dir = target_dir().join("usdt-test-scratch").join(test);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create scratch directory");
+    dir
+}
+
+/// Cargo's target directory for this build.
+pub fn target_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        return PathBuf::from(dir);
+    }
+    // Test binaries live in <target>/<profile>/deps/.
+    let exe = std::env::current_exe().expect("current_exe");
+    exe.ancestors()
+        .nth(3)
+        .expect("test binary inside a target directory")
+        .to_path_buf()
+}
+
+/// Runs `cmd`, panicking with its stderr if it fails; returns its stdout.
+pub fn run(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed with {}:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+/// The directory of C sources and other fixtures shared by the tests.
+pub fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// Compiles the C fixture `source` (relative to [`fixtures_dir`]) with
+/// `compiler` (`cc`, `aarch64-linux-gnu-gcc`, ...) and extra `flags` into
+/// `out_dir`, returning the output path (named after the source and flags).
+pub fn compile_c(compiler: &str, source: &str, flags: &[&str], out_dir: &Path) -> PathBuf {
+    let stem = Path::new(source)
+        .file_stem()
+        .expect("source file name")
+        .to_string_lossy()
+        .into_owned();
+    let suffix: String = flags
+        .iter()
+        .map(|f| f.trim_start_matches('-').replace(['=', '/', ','], "_"))
+        .collect::<Vec<_>>()
+        .join("_");
+    let out = out_dir.join(if suffix.is_empty() {
+        stem
+    } else {
+        format!("{stem}_{suffix}")
+    });
+    run(Command::new(compiler)
+        .arg(fixtures_dir().join(source))
+        .args(flags)
+        .arg("-o")
+        .arg(&out));
+    out
+}

@@ -1,0 +1,1 @@
+//! Trace USDT probes with BPF.

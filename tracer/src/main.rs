@@ -1,0 +1,2 @@
+//! The `usdt` command: `usdt list` and `usdt trace`.
+fn main() {}

@@ -1,0 +1,1 @@
+//! Procedural macros behind `usdt_runtime`; use them through that crate.

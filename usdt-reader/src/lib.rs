@@ -1,0 +1,1 @@
+//! Read USDT probes from ELF files and running processes.

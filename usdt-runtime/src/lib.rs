@@ -1,0 +1,1 @@
+//! Declare USDT probes in Rust code.

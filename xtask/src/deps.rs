@@ -1,0 +1,79 @@
+//! Installing what the tests and tools need: Debian packages and rustup
+//! components.
+
+use std::path::Path;
+use std::process::Command;
+
+/// Debian packages the test suite uses, with a file each one installs (to
+/// tell whether it is already present).
+pub const TEST_PACKAGES: &[(&str, &str)] = &[
+    ("binutils", "/usr/bin/readelf"),
+    ("gcc", "/usr/bin/gcc"),
+    ("gdb", "/usr/bin/gdb"),
+    ("systemtap-sdt-dev", "/usr/include/x86_64-linux-gnu/sys/sdt.h"),
+    ("bpftrace", "/usr/bin/bpftrace"),
+    ("bpfcc-tools", "/usr/sbin/tplist-bpfcc"),
+    ("gcc-aarch64-linux-gnu", "/usr/bin/aarch64-linux-gnu-gcc"),
+    ("binutils-aarch64-linux-gnu", "/usr/bin/aarch64-linux-gnu-readelf"),
+];
+
+/// Installs the missing packages among `packages` with apt-get.
+pub fn apt_install(packages: &[(&str, &str)]) -> Result<(), String> {
+    let missing: Vec<&str> = packages
+        .iter()
+        .filter(|(_, file)| !Path::new(file).exists())
+        .map(|(package, _)| *package)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing {}", missing.join(" "));
+    run(Command::new("apt-get").args(["update", "-qq"]))?;
+    run(Command::new("apt-get")
+        .args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive"))
+}
+
+/// Adds the standard library for `target` to the stable toolchain.
+pub fn rustup_target(target: &str) -> Result<(), String> {
+    let installed = output(Command::new("rustup").args(["target", "list", "--installed"]))?;
+    if installed.lines().any(|line| line.trim() == target) {
+        return Ok(());
+    }
+    run(Command::new("rustup").args(["target", "add", target]))
+}
+
+/// Runs `cmd`, turning a failure into a one-line error.
+pub fn run(cmd: &mut Command) -> Result<(), String> {
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot run {}: {e}", describe(cmd)))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{} failed ({status})", describe(cmd)))
+    }
+}
+
+/// Runs `cmd` and returns its standard output.
+pub fn output(cmd: &mut Command) -> Result<String, String> {
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", describe(cmd)))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{} failed ({}): {}",
+            describe(cmd),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    String::from_utf8(out.stdout).map_err(|_| format!("{} printed non-UTF-8", describe(cmd)))
+}
+
+fn describe(cmd: &Command) -> String {
+    let mut words = vec![cmd.get_program().to_string_lossy().into_owned()];
+    words.extend(cmd.get_args().map(|a| a.to_string_lossy().into_owned()));
+    format!("`{}`", words.join(" "))
+}

@@ -1,0 +1,16 @@
+//! `cargo xtask test`: the whole test suite, after installing what it needs.
+
+use crate::deps;
+use std::process::Command;
+
+/// Installs the test dependencies and runs every test in the workspace.
+/// Extra arguments are passed to `cargo test`.
+pub fn run(extra: &[String]) -> Result<(), String> {
+    deps::apt_install(deps::TEST_PACKAGES)?;
+    deps::rustup_target("aarch64-unknown-linux-gnu")?;
+    deps::run(
+        Command::new(env!("CARGO"))
+            .args(["test", "--workspace", "--locked"])
+            .args(extra),
+    )
+}
