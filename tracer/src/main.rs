@@ -1,2 +1,17 @@
-//! The `usdt` command: `usdt list` and `usdt trace`.
-fn main() {}
+//! The `usdt` command: list and trace USDT probes.
+
+mod cli;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let command = cli::Command::parse();
+    match cli::run(command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("usdt: {error}");
+            ExitCode::from(error.exit_code())
+        }
+    }
+}
