@@ -1,1 +1,305 @@
 //! Declare USDT probes in Rust code.
+//!
+//! A USDT (user-level statically defined tracing) probe marks a point in a
+//! program that a tracer can attach to while the program runs. The compiled
+//! program carries the same `.note.stapsdt` records that C's `<sys/sdt.h>`
+//! (`DTRACE_PROBEn`, `STAP_PROBEn`) emits, so every existing tool sees the
+//! probes: `readelf -n`, gdb (`info probes`, `break -probe-stap`), bpftrace,
+//! bcc, perf, systemtap, and this project's own `usdt` command.
+//!
+//! A probe nobody traces costs one no-op instruction (plus putting its
+//! arguments in registers); a probe of a typed provider costs one load and
+//! a not-taken branch, and evaluates its arguments only while traced.
+//!
+//! # Plain probes
+//!
+//! [`probe!`]`(provider, name, args...)` is the counterpart of
+//! `DTRACE_PROBEn`: 0 to 12 arguments, always evaluated, always firing.
+//!
+//! ```
+//! use usdt_runtime::probe;
+//!
+//! fn checksum(data: &[u8]) -> u32 {
+//!     let sum = data.iter().map(|&b| b as u32).sum();
+//!     probe!(demo, checksum, data, sum);
+//!     sum
+//! }
+//! # assert_eq!(checksum(b"ab"), 195);
+//! ```
+//!
+//! # Typed providers
+//!
+//! [`provider`] turns a module of probe signatures into functions with
+//! type-checked arguments, guarded by a semaphore: the arguments are a
+//! closure that runs only while a tracer has the probe enabled.
+//!
+//! ```
+//! #[usdt_runtime::provider]
+//! mod http {
+//!     /// A request arrived.
+//!     pub fn request_start(id: u64, method: &str, path: &str);
+//!     /// A response was sent.
+//!     pub fn request_done(id: u64, status: u16, micros: u64);
+//!     /// The server is idle.
+//!     pub fn idle();
+//! }
+//!
+//! let (id, method, path) = (7u64, String::from("GET"), "/index.html");
+//! http::request_start(|| (id, method.as_str(), path));
+//! http::request_done(|| (id, 200, 1250));
+//! http::idle();
+//! if http::request_done::enabled() {
+//!     // Compute something expensive only a tracer wants to see.
+//! }
+//! # assert!(!http::request_start::enabled());
+//! ```
+//!
+//! The provider name is the module's name (`#[provider(name = "...")]`
+//! overrides it). Each `fn` declares one probe and generates:
+//!
+//! - a function of the same name that takes the arguments as a closure
+//!   returning a tuple in declaration order (the bare value for one
+//!   argument, no closure for none); a `&str` or `String` parameter accepts
+//!   anything `AsRef<str>` (a `String` built inside the closure, say), a
+//!   `&[u8]` or `Vec<u8>` parameter anything `AsRef<[u8]>`, a `&CStr`
+//!   parameter anything `AsRef<CStr>`, any other `&T` parameter anything
+//!   `Borrow<T>`; other types must match exactly;
+//! - a module of the same name holding the probe's [`Semaphore`]
+//!   (`SEMAPHORE`) and `enabled()`.
+//!
+//! The semaphore is a static exported as `<provider>_<name>_semaphore` in
+//! section `.probes`, as sys/sdt.h names it, so every call site, in every
+//! crate, shares it. Visibility follows the declaration. The module body
+//! sees the enclosing module's items (`use super::*` is implied; items local
+//! to a function body are not in a module, so declare the provider outside
+//! functions), and may hold other items, such as `use` declarations, which
+//! are kept as they are.
+//!
+//! With the `serde` feature, a parameter marked `#[json]` takes any
+//! `serde::Serialize` value; its JSON text is built only while the probe is
+//! enabled:
+//!
+//! ```
+//! # #[cfg(feature = "serde")]
+//! # mod example {
+//! #[derive(serde::Serialize)]
+//! struct Order { items: Vec<String>, total_cents: u64 }
+//!
+//! #[usdt_runtime::provider]
+//! mod shop {
+//!     pub fn order_placed(id: u64, #[json] order: &Order);
+//! }
+//!
+//! # pub fn main() {
+//! let order = Order { items: vec!["tea".into()], total_cents: 450 };
+//! shop::order_placed(|| (1, &order));
+//! # }
+//! # }
+//! # fn main() {
+//! # #[cfg(feature = "serde")]
+//! # example::main();
+//! # }
+//! ```
+//!
+//! # Argument types
+//!
+//! Every argument implements [`ProbeArg`]:
+//!
+//! | Rust type | note argument (x86-64) | [`ArgKind`] |
+//! | --- | --- | --- |
+//! | `u8`, `u16`, `u32`, `u64`, `usize` | `1@%rax`, `2@`, `4@`, `8@`, `8@` | `u8` ... `usize` |
+//! | `i8`, `i16`, `i32`, `i64`, `isize` | `-1@%rax`, `-2@`, `-4@`, `-8@`, `-8@` | `i8` ... `isize` |
+//! | `u128`, `i128` | `8@0(%rax) 8@8(%rax)`, `8@0(%rax) -8@8(%rax)` | `u128`, `i128` |
+//! | `bool` | `1@%rax` (0 or 1) | `bool` |
+//! | `char` | `4@%rax` (the Unicode scalar value) | `char` |
+//! | `f32`, `f64` | `4@%rax`, `8@%rax` (the IEEE 754 bits) | `f32`, `f64` |
+//! | `*const T`, `*mut T` | `8@%rax` | `ptr` |
+//! | `&CStr`, `CString` | `8@%rax` (pointer to the NUL-terminated text) | `&CStr` |
+//! | `&str`, `String` | `8@0(%rax) 8@8(%rax)` (pointer, length) | `&str` |
+//! | `&[u8]`, `[u8; N]`, `Vec<u8>` | `8@0(%rax) 8@8(%rax)` (pointer, length) | `&[u8]` |
+//! | `#[json] T` (typed providers, `serde` feature) | `8@0(%rax) 8@8(%rax)` (pointer, length) | `json` |
+//!
+//! References, `Box`, `Cow` and `NonZero` pass through to the type they
+//! hold. Strings and bytes are never copied: the tracer reads them where
+//! they are.
+//!
+//! # Targets
+//!
+//! Probes are emitted on Linux for x86-64 (the site is the 5-byte
+//! `nopl 0(%rax,%rax,1)`, which the kernel can turn into a call to its
+//! uprobe trampoline instead of a trap) and aarch64 (`nop`). On every
+//! other target the macros compile to nothing: arguments are type-checked
+//! but not evaluated, and `enabled()` is always false.
+//!
+//! The probes work in executables, shared libraries (`cdylib`) and
+//! libraries used by other crates, at every optimization level, with LTO and
+//! with stripped symbols. A probe in a generic or inlined function gets one
+//! site per instantiation or inlined copy; they share the probe's name (and
+//! semaphore).
+//!
+//! # The binary format
+//!
+//! This is the contract between this crate, which writes probes, and the
+//! tools that read them.
+//!
+//! ## stapsdt notes
+//!
+//! Each site has a note in `.note.stapsdt` (type `SHT_NOTE`, not allocated),
+//! owner `stapsdt`, type 3, whose descriptor holds three 8-byte addresses
+//! (the site's pc, the address of `_.stapsdt.base`, the semaphore's address
+//! or 0) and three NUL-terminated strings: provider, name and the argument
+//! string. `.stapsdt.base` is the one-byte allocated section sys/sdt.h
+//! defines, used to adjust for prelinking. Typed providers' semaphores are
+//! `u16`s in the writable section `.probes`.
+//!
+//! Every Rust argument is passed in one general-purpose register, widened to
+//! 64 bits (sign-extended for signed types, zero-extended otherwise), so a
+//! reader that ignores the size is still right.
+//!
+//! - A one-slot argument is one note argument `SIZE@REG` with the signed
+//!   size of the Rust type and the full register: `-4@%rdi` for an `i32`
+//!   on x86-64, `4@x3` for a `u32` on aarch64.
+//! - A two-slot argument (`&str`, `&[u8]`, JSON, `u128`, `i128`) is a 16-byte
+//!   pair on the stack whose address is in the register, and two note
+//!   arguments that read through it: `8@0(%rax) 8@8(%rax)` on x86-64,
+//!   `8@[x0] 8@[x0, 8]` on aarch64. Strings, bytes and JSON pass (pointer,
+//!   length in bytes); 128-bit integers pass (low 64 bits, high 64 bits), the
+//!   high half signed for `i128` (`8@0(%rax) -8@8(%rax)`).
+//! - A probe has at most 12 note arguments (sys/sdt.h's limit), so two-slot
+//!   arguments count twice.
+//!
+//! ## `.usdt.types`
+//!
+//! Next to every note this crate writes a record in the section
+//! `.usdt.types` (`SHT_PROGBITS`, no flags: not loaded at run time) so a
+//! reader can show the Rust signature, `http:request_start(id: u64, method:
+//! &str, path: &str)`, and a tracer can decode strings and floats. Records
+//! follow each other with no padding or alignment:
+//!
+//! | field | size | content |
+//! | --- | --- | --- |
+//! | magic | 1 | `0x55` (`U`) |
+//! | version | 1 | `1` |
+//! | arg count N | 1 | Rust-level arguments, 0 to 12 (not note arguments) |
+//! | flags | 1 | bit 0: the site is guarded by a semaphore (typed provider); other bits 0 |
+//! | pc | address width (8 on 64-bit targets), target byte order | the same link-time value as the `pc` of the site's note |
+//! | provider | NUL-terminated | |
+//! | name | NUL-terminated | |
+//! | N times: kind | 1 | an [`ArgKind`] code |
+//! | N times: arg name | NUL-terminated | the declared parameter name; `arg0`, `arg1`, ... for [`probe!`] |
+//!
+//! A reader matches a record to a note by (pc, provider, name). Sites without
+//! a record (C programs, other crates' probes) have no signature. The
+//! [`ArgKind`] codes, with slots and display names, are:
+//!
+//! | code | kind | slots | code | kind | slots | code | kind | slots |
+//! | --- | --- | --- | --- | --- | --- | --- | --- | --- |
+//! | 1 | `u8` | 1 | 8 | `i32` | 1 | 15 | `f32` | 1 |
+//! | 2 | `u16` | 1 | 9 | `i64` | 1 | 16 | `f64` | 1 |
+//! | 3 | `u32` | 1 | 10 | `isize` | 1 | 17 | `ptr` | 1 |
+//! | 4 | `u64` | 1 | 11 | `u128` | 2 | 18 | `&CStr` | 1 |
+//! | 5 | `usize` | 1 | 12 | `i128` | 2 | 19 | `&str` | 2 |
+//! | 6 | `i8` | 1 | 13 | `bool` | 1 | 20 | `&[u8]` | 2 |
+//! | 7 | `i16` | 1 | 14 | `char` | 1 | 21 | `json` | 2 |
+//!
+//! # Names
+//!
+//! Provider and probe names must be ASCII letters, digits and `_`, not
+//! starting with a digit, at most [`MAX_NAME_LEN`] bytes, so that every
+//! sys/sdt.h tool accepts them; anything else is a compile-time error.
+//!
+//! # Features
+//!
+//! - `serde`: `#[json]` arguments in typed providers.
+#![cfg_attr(not(test), no_std)]
+#![deny(missing_docs)]
+
+extern crate alloc;
+
+mod arg;
+mod json;
+mod name;
+mod semaphore;
+mod site;
+
+pub use arg::{ArgKind, ProbeArg};
+pub use json::JsonArg;
+pub use name::{MAX_NAME_LEN, is_valid_name};
+pub use semaphore::Semaphore;
+pub use usdt_macros::provider;
+
+/// Whether this target emits probes (Linux on x86-64 or aarch64). Elsewhere
+/// probes compile to nothing and semaphores always read disabled.
+pub const PROBES_SUPPORTED: bool = cfg!(all(
+    target_os = "linux",
+    target_pointer_width = "64",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+));
+
+/// Fires a probe: `probe!(provider, name, arg, ...)`, the counterpart of
+/// sys/sdt.h's `DTRACE_PROBEn`.
+///
+/// `provider` and `name` are identifiers (see [the naming
+/// rules](crate#names)); the 0 to 12 arguments are expressions of types that
+/// implement [`ProbeArg`], borrowed, not moved. They are always evaluated on
+/// targets that emit probes; the probe itself costs one no-op instruction.
+/// Use a [`provider`] to skip evaluating them while no tracer listens.
+///
+/// ```
+/// use std::ffi::CStr;
+/// use usdt_runtime::probe;
+///
+/// let name = String::from("job-1");
+/// let tag: &CStr = c"batch";
+/// probe!(worker, started);
+/// probe!(worker, job, 42u64, -3i32, name, tag, 2.5f64, true);
+/// probe!(worker, bytes, b"raw".as_slice(), u128::MAX);
+/// # drop(name);
+/// ```
+#[macro_export]
+macro_rules! probe {
+    ($provider:ident, $name:ident $(, $arg:expr)* $(,)?) => {{
+        const {
+            ::core::assert!(
+                $crate::is_valid_name(::core::stringify!($provider)),
+                ::core::concat!(
+                    "invalid USDT provider name `", ::core::stringify!($provider),
+                    "`: use ASCII letters, digits and `_`, not starting with a digit, at most 64 bytes"
+                )
+            );
+            ::core::assert!(
+                $crate::is_valid_name(::core::stringify!($name)),
+                ::core::concat!(
+                    "invalid USDT probe name `", ::core::stringify!($name),
+                    "`: use ASCII letters, digits and `_`, not starting with a digit, at most 64 bytes"
+                )
+            );
+        }
+        $crate::__usdt_site!(
+            provider: [::core::stringify!($provider)],
+            name: [::core::stringify!($name)],
+            semaphore: [],
+            args: [$(_ = $arg),*]
+        )
+    }};
+}
+
+/// Support for the macros' expansions; not a stable interface.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::json::Json;
+
+    /// The address of a two-slot argument's pair, exposed so the probe site
+    /// (and the tracer) may read through it.
+    #[inline(always)]
+    pub fn words_address(words: &[u64; 2]) -> u64 {
+        (words as *const [u64; 2]).expose_provenance() as u64
+    }
+
+    /// Requires `T` to be a probe argument (checked where a typed provider
+    /// declares it).
+    pub const fn assert_probe_arg<T: crate::ProbeArg + ?Sized>() {}
+
+    /// Requires `T` to be a `#[json]` argument.
+    pub const fn assert_json_arg<T: crate::JsonArg + ?Sized>() {}
+}

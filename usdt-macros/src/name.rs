@@ -1,0 +1,32 @@
+//! Validity of provider and probe names (the rule of
+//! `usdt_runtime::is_valid_name`, which this crate cannot depend on).
+
+/// The longest provider or probe name accepted, in bytes.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// Why `name` is not a valid provider or probe name, or `None` if it is:
+/// ASCII letters, digits and `_`, not starting with a digit, 1 to
+/// [`MAX_NAME_LEN`] bytes.
+pub fn name_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("the name is empty".to_owned());
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Some(format!(
+            "`{name}` is {} bytes long; the limit is {MAX_NAME_LEN}",
+            name.len()
+        ));
+    }
+    if name.as_bytes()[0].is_ascii_digit() {
+        return Some(format!("`{name}` starts with a digit"));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '_'))
+    {
+        return Some(format!(
+            "`{name}` contains {c:?}; use ASCII letters, digits and `_`"
+        ));
+    }
+    None
+}
