@@ -1,0 +1,524 @@
+//! ELF files: memory-mapped, with only the headers parsed up front; notes,
+//! type records and symbol tables are read when asked for.
+
+use crate::arch::Arch;
+use crate::args::{SymbolError, SymbolResolver, parse_args, split_args};
+use crate::bytes::{Endian, Layout, cstr_at};
+use crate::error::Error;
+use crate::note::{Notes, STAPSDT_BASE_SECTION, STAPSDT_SECTION, StapsdtNote};
+use crate::probe::Probe;
+use crate::types::{Signature, TYPES_SECTION, TypeRecord, TypeRecords};
+use goblin::container::{Container, Ctx};
+use goblin::elf::{Elf, ProgramHeader, SectionHeader, Sym, Symtab};
+use memmap2::Mmap;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fs::File;
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+
+const ET_REL: u16 = 1;
+const PT_LOAD: u32 = 1;
+const SHT_SYMTAB: u32 = 2;
+const SHT_NOBITS: u32 = 8;
+const SHT_DYNSYM: u32 = 11;
+const SHF_COMPRESSED: u64 = 0x800;
+const SHN_UNDEF: usize = 0;
+const SHN_XINDEX: u16 = 0xffff;
+const STT_SECTION: u8 = 3;
+const STT_FILE: u8 = 4;
+
+/// Files smaller than this are read rather than mapped.
+const MAP_THRESHOLD: u64 = 16 * 1024;
+
+/// The bytes of a file: mapped, or owned.
+enum Data {
+    Mapped(Mmap),
+    Owned(Vec<u8>),
+}
+
+impl Deref for Data {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Data::Mapped(map) => map,
+            Data::Owned(bytes) => bytes,
+        }
+    }
+}
+
+/// A loadable segment (`PT_LOAD`): where a range of the file is mapped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segment {
+    /// Link-time virtual address of the segment's start.
+    pub vaddr: u64,
+    /// Size in memory.
+    pub memsz: u64,
+    /// File offset of the segment's start.
+    pub offset: u64,
+    /// Size in the file.
+    pub filesz: u64,
+    /// `PF_X` (1), `PF_W` (2), `PF_R` (4).
+    pub flags: u32,
+}
+
+/// An ELF file opened for reading. The file is memory-mapped and only its
+/// headers are parsed by [`open`](ElfFile::open); the probe notes, type
+/// records and symbol tables are read when [`probes`](ElfFile::probes)
+/// needs them.
+pub struct ElfFile {
+    path: PathBuf,
+    data: Data,
+    layout: Layout,
+    arch: Arch,
+    e_type: u16,
+    sections: Vec<SectionHeader>,
+    /// Index of the section-name string table, if valid.
+    shstrndx: Option<usize>,
+    segments: Vec<Segment>,
+}
+
+impl std::fmt::Debug for ElfFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ElfFile")
+            .field("path", &self.path)
+            .field("size", &self.data.len())
+            .field("arch", &self.arch)
+            .field("layout", &self.layout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ElfFile {
+    /// Opens and maps the ELF file at `path` and parses its headers.
+    pub fn open(path: impl AsRef<Path>) -> Result<ElfFile, Error> {
+        let path = path.as_ref();
+        let io = |source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = File::open(path).map_err(io)?;
+        let metadata = file.metadata().map_err(io)?;
+        if !metadata.is_file() {
+            return Err(Error::NotRegularFile {
+                path: path.to_path_buf(),
+            });
+        }
+        let data = if metadata.len() < MAP_THRESHOLD {
+            Data::Owned(std::fs::read(path).map_err(io)?)
+        } else {
+            // SAFETY: the mapping is private and read-only. Its contents may
+            // still change if another process writes the file meanwhile, as
+            // for any reader of a mapped file; every read below is
+            // bounds-checked against the mapping's length and treats the
+            // bytes as untrusted, so changed bytes are handled like any
+            // malformed input.
+            Data::Mapped(unsafe { Mmap::map(&file) }.map_err(io)?)
+        };
+        ElfFile::from_data(path.to_path_buf(), data)
+    }
+
+    /// Parses an ELF image held in memory (for tests and fuzzing); errors
+    /// name the file `<memory>`.
+    pub fn parse(bytes: Vec<u8>) -> Result<ElfFile, Error> {
+        ElfFile::from_data(PathBuf::from("<memory>"), Data::Owned(bytes))
+    }
+
+    fn from_data(path: PathBuf, data: Data) -> Result<ElfFile, Error> {
+        let malformed = |reason: String| Error::Malformed {
+            path: path.clone(),
+            reason,
+        };
+        if data.len() < 16 || &data[..4] != b"\x7fELF" {
+            return Err(Error::NotElf { path });
+        }
+        let is_64 = match data[4] {
+            1 => false,
+            2 => true,
+            class => return Err(malformed(format!("unknown ELF class {class}"))),
+        };
+        let endian = match data[5] {
+            1 => Endian::Little,
+            2 => Endian::Big,
+            other => return Err(malformed(format!("unknown ELF data encoding {other}"))),
+        };
+        let layout = Layout { endian, is_64 };
+        let header = Elf::parse_header(&data).map_err(|e| malformed(format!("ELF header: {e}")))?;
+        let ctx = Ctx::new(
+            if is_64 {
+                Container::Big
+            } else {
+                Container::Little
+            },
+            match endian {
+                Endian::Little => goblin::container::Endian::Little,
+                Endian::Big => goblin::container::Endian::Big,
+            },
+        );
+        let section_entry = if is_64 { 64 } else { 40 };
+        let sections = if header.e_shoff == 0 {
+            Vec::new()
+        } else {
+            if header.e_shentsize != section_entry {
+                return Err(malformed(format!(
+                    "section header entries are {} bytes, expected {section_entry}",
+                    header.e_shentsize
+                )));
+            }
+            let offset = usize::try_from(header.e_shoff)
+                .map_err(|_| malformed("section header offset out of range".into()))?;
+            SectionHeader::parse(&data, offset, usize::from(header.e_shnum), ctx)
+                .map_err(|e| malformed(format!("section headers at offset {offset:#x}: {e}")))?
+        };
+        let shstrndx = if header.e_shstrndx == SHN_XINDEX {
+            sections.first().map(|s| s.sh_link as usize)
+        } else {
+            Some(usize::from(header.e_shstrndx))
+        }
+        .filter(|&i| i != 0 && i < sections.len());
+        let segment_entry = if is_64 { 56 } else { 32 };
+        let segments = if header.e_phoff == 0 || header.e_phnum == 0 {
+            Vec::new()
+        } else {
+            if header.e_phentsize != segment_entry {
+                return Err(malformed(format!(
+                    "program header entries are {} bytes, expected {segment_entry}",
+                    header.e_phentsize
+                )));
+            }
+            let offset = usize::try_from(header.e_phoff)
+                .map_err(|_| malformed("program header offset out of range".into()))?;
+            ProgramHeader::parse(&data, offset, usize::from(header.e_phnum), ctx)
+                .map_err(|e| malformed(format!("program headers at offset {offset:#x}: {e}")))?
+                .into_iter()
+                .filter(|ph| ph.p_type == PT_LOAD)
+                .map(|ph| Segment {
+                    vaddr: ph.p_vaddr,
+                    memsz: ph.p_memsz,
+                    offset: ph.p_offset,
+                    filesz: ph.p_filesz,
+                    flags: ph.p_flags,
+                })
+                .collect()
+        };
+        Ok(ElfFile {
+            path,
+            data,
+            layout,
+            arch: Arch::from_elf(header.e_machine, is_64),
+            e_type: header.e_type,
+            sections,
+            shstrndx,
+            segments,
+        })
+    }
+
+    /// The path the file was opened from (`<memory>` for [`parse`](ElfFile::parse)).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The architecture, from the ELF machine and class.
+    pub fn arch(&self) -> Arch {
+        self.arch
+    }
+
+    /// Byte order and address width.
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// The ELF file type (`e_type`: 1 relocatable, 2 executable, 3 shared
+    /// object or position-independent executable, 4 core).
+    pub fn elf_type(&self) -> u16 {
+        self.e_type
+    }
+
+    /// The file's loadable segments.
+    pub fn load_segments(&self) -> &[Segment] {
+        &self.segments
+    }
+
+    /// The whole file's bytes.
+    pub fn data(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// The file offset at which the byte at link-time address `vaddr` is
+    /// stored, if a loadable segment holds it in the file.
+    pub fn file_offset(&self, vaddr: u64) -> Option<u64> {
+        self.segments
+            .iter()
+            .find(|s| vaddr >= s.vaddr && vaddr - s.vaddr < s.filesz)
+            .map(|s| vaddr - s.vaddr + s.offset)
+    }
+
+    /// Like [`file_offset`](ElfFile::file_offset) but accepting addresses in
+    /// a segment's zero-filled tail (`.bss`), whose offset the kernel still
+    /// maps consistently.
+    fn memory_offset(&self, vaddr: u64) -> Option<u64> {
+        self.segments
+            .iter()
+            .find(|s| vaddr >= s.vaddr && vaddr - s.vaddr < s.memsz.max(s.filesz))
+            .map(|s| vaddr - s.vaddr + s.offset)
+    }
+
+    fn malformed(&self, reason: String) -> Error {
+        Error::Malformed {
+            path: self.path.clone(),
+            reason,
+        }
+    }
+
+    /// The name of section `header`, as bytes.
+    fn section_name(&self, header: &SectionHeader) -> Option<&[u8]> {
+        let strtab = &self.sections[self.shstrndx?];
+        let table = self.section_bytes(strtab).ok()?;
+        cstr_at(table, header.sh_name)
+    }
+
+    /// The first section called `name`.
+    fn section(&self, name: &str) -> Option<&SectionHeader> {
+        self.sections
+            .iter()
+            .find(|s| self.section_name(s) == Some(name.as_bytes()))
+    }
+
+    /// The bytes of a section (empty for `SHT_NOBITS`).
+    fn section_bytes(&self, header: &SectionHeader) -> Result<&[u8], Error> {
+        if header.sh_type == SHT_NOBITS {
+            return Ok(&[]);
+        }
+        let start = usize::try_from(header.sh_offset).ok();
+        let end = start.and_then(|s| s.checked_add(usize::try_from(header.sh_size).ok()?));
+        match (start, end) {
+            (Some(start), Some(end)) if end <= self.data.len() => Ok(&self.data[start..end]),
+            _ => Err(self.malformed(format!(
+                "section at offset {:#x} with size {:#x} extends past the end of the file ({:#x} bytes)",
+                header.sh_offset,
+                header.sh_size,
+                self.data.len()
+            ))),
+        }
+    }
+
+    /// The bytes of the named section, checked not to be compressed.
+    fn named_section_bytes(&self, name: &str) -> Result<Option<(&SectionHeader, &[u8])>, Error> {
+        let Some(header) = self.section(name) else {
+            return Ok(None);
+        };
+        if header.sh_flags & SHF_COMPRESSED != 0 {
+            return Err(self.malformed(format!("section {name} is compressed")));
+        }
+        Ok(Some((header, self.section_bytes(header)?)))
+    }
+
+    /// The raw stapsdt notes, as recorded (addresses not adjusted); empty
+    /// when the file has no `.note.stapsdt` section.
+    pub fn notes(&self) -> Result<Vec<StapsdtNote<'_>>, Error> {
+        let Some((header, bytes)) = self.named_section_bytes(STAPSDT_SECTION)? else {
+            return Ok(Vec::new());
+        };
+        Notes::new(bytes, self.layout, header.sh_addralign)
+            .collect::<Result<_, _>>()
+            .map_err(|source| Error::Note {
+                path: self.path.clone(),
+                section_offset: header.sh_offset,
+                source,
+            })
+    }
+
+    /// The raw `.usdt.types` records; empty when the file has none.
+    pub fn type_records(&self) -> Result<Vec<TypeRecord<'_>>, Error> {
+        let Some((header, bytes)) = self.named_section_bytes(TYPES_SECTION)? else {
+            return Ok(Vec::new());
+        };
+        TypeRecords::new(bytes, self.layout)
+            .collect::<Result<_, _>>()
+            .map_err(|source| Error::Types {
+                path: self.path.clone(),
+                section_offset: header.sh_offset,
+                source,
+            })
+    }
+
+    /// The link-time address of the symbol `name` from `.symtab` or
+    /// `.dynsym`, when exactly one address is defined under that name.
+    pub fn symbol(&self, name: &str) -> Option<u64> {
+        SymbolTables::new(self).resolve(name).ok()
+    }
+
+    /// Every probe site of the file, in note order; empty when the file has
+    /// none. Addresses are adjusted for a moved `.stapsdt.base` section (as
+    /// prelink did); each probe's operands are parsed on their own, so one
+    /// bad operand does not hide the others.
+    pub fn probes(&self) -> Result<Vec<Probe>, Error> {
+        let notes = self.notes()?;
+        if notes.is_empty() {
+            return Ok(Vec::new());
+        }
+        if self.e_type == ET_REL {
+            return Err(Error::Relocatable {
+                path: self.path.clone(),
+            });
+        }
+        let base_section = self.section(STAPSDT_BASE_SECTION).map(|s| s.sh_addr);
+        let records = self.type_records()?;
+        let mut signatures: HashMap<(u64, &str, &str), &Signature> = HashMap::new();
+        for record in &records {
+            signatures
+                .entry((record.pc, record.provider, record.name))
+                .or_insert(&record.signature);
+        }
+        let symbols = SymbolTables::new(self);
+        let mut probes = Vec::with_capacity(notes.len());
+        for note in &notes {
+            let adjust = match base_section {
+                Some(actual) if note.base != 0 => actual.wrapping_sub(note.base),
+                _ => 0,
+            };
+            let qualified = || format!("{}:{}", note.provider, note.name);
+            let address = note.pc.wrapping_add(adjust);
+            let file_offset = self
+                .file_offset(address)
+                .ok_or_else(|| Error::OutsideSegments {
+                    path: self.path.clone(),
+                    probe: qualified(),
+                    what: "site",
+                    address,
+                })?;
+            let semaphore = (note.semaphore != 0).then(|| note.semaphore.wrapping_add(adjust));
+            let semaphore_offset = match semaphore {
+                Some(address) => {
+                    Some(
+                        self.memory_offset(address)
+                            .ok_or_else(|| Error::OutsideSegments {
+                                path: self.path.clone(),
+                                probe: qualified(),
+                                what: "semaphore",
+                                address,
+                            })?,
+                    )
+                }
+                None => None,
+            };
+            let arg_specs = parse_args(self.arch, note.args, &symbols).map_err(|mut error| {
+                error.probe = Some(qualified());
+                error
+            });
+            let signature = signatures
+                .get(&(note.pc, note.provider, note.name))
+                .map(|&signature| signature.clone());
+            if let Some(signature) = &signature {
+                let args = split_args(note.args).len();
+                if signature.slots() != args {
+                    return Err(Error::SignatureMismatch {
+                        path: self.path.clone(),
+                        probe: qualified(),
+                        pc: note.pc,
+                        slots: signature.slots(),
+                        args,
+                    });
+                }
+            }
+            probes.push(Probe {
+                provider: note.provider.to_string(),
+                name: note.name.to_string(),
+                address,
+                file_offset,
+                semaphore,
+                semaphore_offset,
+                args: note.args.to_string(),
+                arg_specs,
+                signature,
+            });
+        }
+        Ok(probes)
+    }
+}
+
+/// Looks symbols up in `.symtab` and `.dynsym`, scanning the tables only
+/// for names operands actually use, and remembering the answers.
+struct SymbolTables<'a> {
+    file: &'a ElfFile,
+    cache: RefCell<HashMap<String, Result<u64, SymbolError>>>,
+}
+
+impl<'a> SymbolTables<'a> {
+    fn new(file: &'a ElfFile) -> SymbolTables<'a> {
+        SymbolTables {
+            file,
+            cache: RefCell::new(HashMap::new()),
+        }
+    }
+
+    /// Every distinct address defined under `name` in both tables.
+    fn addresses(&self, name: &str) -> Vec<u64> {
+        let file = self.file;
+        let ctx = Ctx::new(
+            if file.layout.is_64 {
+                Container::Big
+            } else {
+                Container::Little
+            },
+            match file.layout.endian {
+                Endian::Little => goblin::container::Endian::Little,
+                Endian::Big => goblin::container::Endian::Big,
+            },
+        );
+        let entry = if file.layout.is_64 { 24 } else { 16 };
+        let mut found = Vec::new();
+        for table in file
+            .sections
+            .iter()
+            .filter(|s| s.sh_type == SHT_SYMTAB || s.sh_type == SHT_DYNSYM)
+        {
+            let Some(strings) = file
+                .sections
+                .get(table.sh_link as usize)
+                .and_then(|s| file.section_bytes(s).ok())
+            else {
+                continue;
+            };
+            let (Ok(offset), Ok(size)) = (
+                usize::try_from(table.sh_offset),
+                usize::try_from(table.sh_size),
+            ) else {
+                continue;
+            };
+            let Ok(symbols) = Symtab::parse(&file.data, offset, size / entry, ctx) else {
+                continue;
+            };
+            for index in 1..symbols.len() {
+                let Some(sym): Option<Sym> = symbols.get(index) else {
+                    break;
+                };
+                if sym.st_shndx == SHN_UNDEF || matches!(sym.st_type(), STT_SECTION | STT_FILE) {
+                    continue;
+                }
+                if cstr_at(strings, sym.st_name) == Some(name.as_bytes())
+                    && !found.contains(&sym.st_value)
+                {
+                    found.push(sym.st_value);
+                }
+            }
+        }
+        found
+    }
+}
+
+impl SymbolResolver for SymbolTables<'_> {
+    fn resolve(&self, name: &str) -> Result<u64, SymbolError> {
+        if let Some(answer) = self.cache.borrow().get(name) {
+            return *answer;
+        }
+        let addresses = self.addresses(name);
+        let answer = match addresses.as_slice() {
+            [] => Err(SymbolError::NotFound),
+            [address] => Ok(*address),
+            many => Err(SymbolError::Ambiguous(many.len())),
+        };
+        self.cache.borrow_mut().insert(name.to_string(), answer);
+        answer
+    }
+}
