@@ -1,0 +1,846 @@
+//! Shared by the `macros_*` tests: what the `probe_catalog` example fires
+//! (written out from the binary contract, independently of usdt-runtime's
+//! own tables), and readers of the oracles' output (readelf, gdb) and of the
+//! raw ELF sections.
+#![allow(dead_code)]
+
+use goblin::elf::Elf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use usdt_interop_tests::run;
+
+/// The example binary built with this package.
+pub fn catalog() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_probe_catalog"))
+}
+
+// ---------------------------------------------------------------------------
+// The binary contract, restated.
+
+/// An argument kind of the contract: display name, `.usdt.types` code and
+/// the signed size of each note slot on a 64-bit target.
+pub struct Kind {
+    pub name: &'static str,
+    pub code: u8,
+    pub sizes: &'static [i8],
+}
+
+/// Every kind of the contract.
+pub const KINDS: &[Kind] = &[
+    Kind {
+        name: "u8",
+        code: 1,
+        sizes: &[1],
+    },
+    Kind {
+        name: "u16",
+        code: 2,
+        sizes: &[2],
+    },
+    Kind {
+        name: "u32",
+        code: 3,
+        sizes: &[4],
+    },
+    Kind {
+        name: "u64",
+        code: 4,
+        sizes: &[8],
+    },
+    Kind {
+        name: "usize",
+        code: 5,
+        sizes: &[8],
+    },
+    Kind {
+        name: "i8",
+        code: 6,
+        sizes: &[-1],
+    },
+    Kind {
+        name: "i16",
+        code: 7,
+        sizes: &[-2],
+    },
+    Kind {
+        name: "i32",
+        code: 8,
+        sizes: &[-4],
+    },
+    Kind {
+        name: "i64",
+        code: 9,
+        sizes: &[-8],
+    },
+    Kind {
+        name: "isize",
+        code: 10,
+        sizes: &[-8],
+    },
+    Kind {
+        name: "u128",
+        code: 11,
+        sizes: &[8, 8],
+    },
+    Kind {
+        name: "i128",
+        code: 12,
+        sizes: &[8, -8],
+    },
+    Kind {
+        name: "bool",
+        code: 13,
+        sizes: &[1],
+    },
+    Kind {
+        name: "char",
+        code: 14,
+        sizes: &[4],
+    },
+    Kind {
+        name: "f32",
+        code: 15,
+        sizes: &[4],
+    },
+    Kind {
+        name: "f64",
+        code: 16,
+        sizes: &[8],
+    },
+    Kind {
+        name: "ptr",
+        code: 17,
+        sizes: &[8],
+    },
+    Kind {
+        name: "&CStr",
+        code: 18,
+        sizes: &[8],
+    },
+    Kind {
+        name: "&str",
+        code: 19,
+        sizes: &[8, 8],
+    },
+    Kind {
+        name: "&[u8]",
+        code: 20,
+        sizes: &[8, 8],
+    },
+    Kind {
+        name: "json",
+        code: 21,
+        sizes: &[8, 8],
+    },
+];
+
+/// The kind named `name`.
+pub fn kind(name: &str) -> &'static Kind {
+    KINDS
+        .iter()
+        .find(|k| k.name == name)
+        .unwrap_or_else(|| panic!("no kind {name}"))
+}
+
+/// What a tracer must read for one Rust argument.
+#[derive(Clone, Debug)]
+pub enum Value {
+    /// A one-slot integer (integers, bool, char, float bits).
+    Int(i128),
+    /// A two-slot pair of integers (128-bit halves: low, high).
+    Pair(i128, i128),
+    /// A two-slot (pointer, length) pair: the bytes it points at.
+    Bytes(Vec<u8>),
+    /// A one-slot pointer to these bytes followed by a NUL.
+    CStr(Vec<u8>),
+    /// A one-slot pointer to this 8-byte value.
+    PtrTo(u64),
+}
+
+/// One Rust argument of one site: name, kind, value.
+#[derive(Clone, Debug)]
+pub struct Arg {
+    pub name: String,
+    pub kind: &'static str,
+    pub value: Value,
+}
+
+/// One expected site.
+#[derive(Clone, Debug)]
+pub struct Site {
+    pub provider: &'static str,
+    pub name: &'static str,
+    /// Typed provider probe: a semaphore in the note, flag bit 0 in
+    /// `.usdt.types`.
+    pub guarded: bool,
+    pub args: Vec<Arg>,
+}
+
+impl Site {
+    /// `provider:name`.
+    pub fn probe(&self) -> String {
+        format!("{}:{}", self.provider, self.name)
+    }
+}
+
+fn plain(name: &'static str, args: &[(&'static str, Value)]) -> Site {
+    Site {
+        provider: "catalog",
+        name,
+        guarded: false,
+        args: args
+            .iter()
+            .enumerate()
+            .map(|(i, (kind, value))| Arg {
+                name: format!("arg{i}"),
+                kind,
+                value: value.clone(),
+            })
+            .collect(),
+    }
+}
+
+fn typed(name: &'static str, args: &[(&'static str, &'static str, Value)]) -> Site {
+    Site {
+        provider: "store",
+        name,
+        guarded: true,
+        args: args
+            .iter()
+            .map(|(arg_name, kind, value)| Arg {
+                name: arg_name.to_string(),
+                kind,
+                value: value.clone(),
+            })
+            .collect(),
+    }
+}
+
+fn i(v: impl Into<i128>) -> Value {
+    Value::Int(v.into())
+}
+
+fn split128(v: u128, signed_high: bool) -> Value {
+    let low = v as u64 as i128;
+    let high = if signed_high {
+        (v >> 64) as u64 as i64 as i128
+    } else {
+        (v >> 64) as u64 as i128
+    };
+    Value::Pair(low, high)
+}
+
+/// Every site of `probe_catalog`, in the order it fires them.
+pub fn catalog_sites() -> Vec<Site> {
+    use Value::*;
+    vec![
+        plain("no_args", &[]),
+        plain(
+            "unsigned_max",
+            &[
+                ("u8", i(u8::MAX)),
+                ("u16", i(u16::MAX)),
+                ("u32", i(u32::MAX)),
+                ("u64", i(u64::MAX)),
+                ("usize", i(usize::MAX as u64)),
+            ],
+        ),
+        plain(
+            "unsigned_min",
+            &[
+                ("u8", i(0)),
+                ("u16", i(0)),
+                ("u32", i(0)),
+                ("u64", i(0)),
+                ("usize", i(0)),
+            ],
+        ),
+        plain(
+            "signed_min",
+            &[
+                ("i8", i(i8::MIN)),
+                ("i16", i(i16::MIN)),
+                ("i32", i(i32::MIN)),
+                ("i64", i(i64::MIN)),
+                ("isize", i(isize::MIN as i64)),
+            ],
+        ),
+        plain(
+            "signed_max",
+            &[
+                ("i8", i(i8::MAX)),
+                ("i16", i(i16::MAX)),
+                ("i32", i(i32::MAX)),
+                ("i64", i(i64::MAX)),
+                ("isize", i(isize::MAX as i64)),
+            ],
+        ),
+        plain(
+            "negative",
+            &[
+                ("i8", i(-1)),
+                ("i16", i(-2)),
+                ("i32", i(-3)),
+                ("i64", i(-4)),
+                ("isize", i(-5)),
+            ],
+        ),
+        plain(
+            "wide",
+            &[
+                ("u128", split128(u128::MAX, false)),
+                ("i128", split128(i128::MIN as u128, true)),
+                (
+                    "u128",
+                    split128(0x0123_4567_89ab_cdef_fedc_ba98_7654_3210, false),
+                ),
+                ("i128", split128(-2i128 as u128, true)),
+            ],
+        ),
+        plain(
+            "scalars",
+            &[
+                ("bool", i(1)),
+                ("bool", i(0)),
+                ("char", i('A' as u32)),
+                ("char", i('\u{10FFFF}' as u32)),
+                ("f32", i(1.5f32.to_bits())),
+                ("f64", i((-2.25f64).to_bits())),
+                ("ptr", PtrTo(0x5eed_cafe_f00d_beef)),
+            ],
+        ),
+        plain(
+            "floats",
+            &[
+                ("f32", i(f32::MAX.to_bits())),
+                ("f32", i(f32::MIN_POSITIVE.to_bits())),
+                ("f64", i(f64::MIN.to_bits())),
+                ("f64", i(f64::NEG_INFINITY.to_bits())),
+            ],
+        ),
+        plain(
+            "text",
+            &[
+                ("&str", Bytes(b"hello, probe".to_vec())),
+                ("&str", Bytes("owned \u{2603} text".as_bytes().to_vec())),
+                ("&[u8]", Bytes(vec![0x00, 0x01, 0xfe, 0xff])),
+                ("&CStr", CStr(b"c string".to_vec())),
+            ],
+        ),
+        plain(
+            "empty_text",
+            &[("&str", Bytes(vec![])), ("&[u8]", Bytes(vec![]))],
+        ),
+        plain(
+            "twelve",
+            &[
+                ("u8", i(1)),
+                ("i16", i(-2)),
+                ("u32", i(3)),
+                ("i64", i(-4)),
+                ("usize", i(5)),
+                ("isize", i(-6)),
+                ("u16", i(7)),
+                ("i8", i(-8)),
+                ("u64", i(9)),
+                ("i32", i(-10)),
+                ("bool", i(1)),
+                ("char", i('z' as u32)),
+            ],
+        ),
+        plain("generic", &[("u8", i(200))]),
+        plain("generic", &[("i64", i(-300_000))]),
+        plain("inlined", &[("u32", i(1))]),
+        plain("inlined", &[("u32", i(2))]),
+        typed(
+            "order_placed",
+            &[
+                ("order_id", "u64", i(42)),
+                ("customer", "&str", Bytes(b"Ada Lovelace".to_vec())),
+                ("total_cents", "i64", i(-1999)),
+            ],
+        ),
+        typed(
+            "order_json",
+            &[
+                ("order_id", "u64", i(42)),
+                (
+                    "order",
+                    "json",
+                    Bytes(br#"{"id":42,"items":["tea","scones"],"total_cents":1999}"#.to_vec()),
+                ),
+            ],
+        ),
+        typed(
+            "item_scanned",
+            &[
+                ("sku", "u32", i(7_000_001)),
+                ("weight_kg", "f64", i(2.5f64.to_bits())),
+                ("fragile", "bool", i(1)),
+                ("grade", "char", i('B' as u32)),
+                ("tag", "&[u8]", Bytes(vec![1, 2, 3])),
+                ("label", "&CStr", CStr(b"FRAGILE".to_vec())),
+                ("serial", "u128", split128(u128::MAX - 1, false)),
+                ("delta", "i128", split128((i128::MIN + 1) as u128, true)),
+            ],
+        ),
+        typed("tick", &[]),
+    ]
+}
+
+/// The argument string a site's note must have on x86-64, with every
+/// register written `%REG`.
+pub fn expected_x86_args(site: &Site) -> String {
+    expected_args(
+        site,
+        |size| format!("{size}@%REG"),
+        |high| format!("8@0(%REG) {high}@8(%REG)"),
+    )
+}
+
+/// The argument string a site's note must have on aarch64, with every
+/// register written `xN`.
+pub fn expected_aarch64_args(site: &Site) -> String {
+    expected_args(
+        site,
+        |size| format!("{size}@xN"),
+        |high| format!("8@[xN] {high}@[xN, 8]"),
+    )
+}
+
+fn expected_args(site: &Site, one: impl Fn(i8) -> String, two: impl Fn(i8) -> String) -> String {
+    site.args
+        .iter()
+        .map(|arg| {
+            let k = kind(arg.kind);
+            match k.sizes {
+                [size] => one(*size),
+                [low, high] => {
+                    assert_eq!(*low, 8);
+                    two(*high)
+                }
+                _ => unreachable!(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The 64-bit general-purpose registers of x86-64, as `%name`.
+pub const X86_64_REGS: &[&str] = &[
+    "%rax", "%rbx", "%rcx", "%rdx", "%rsi", "%rdi", "%rbp", "%rsp", "%r8", "%r9", "%r10", "%r11",
+    "%r12", "%r13", "%r14", "%r15",
+];
+
+/// `args` with every x86-64 register replaced by `%REG`, after checking
+/// each is a full 64-bit register and each two-slot pair reads through one
+/// register.
+pub fn normalize_x86_args(args: &str) -> String {
+    normalize_args(args, |word| {
+        let mut out = String::new();
+        let mut rest = word;
+        while let Some(pos) = rest.find('%') {
+            out.push_str(&rest[..pos]);
+            let reg_len = rest[pos + 1..]
+                .find(|c: char| !c.is_ascii_alphanumeric())
+                .map_or(rest.len() - pos - 1, |n| n);
+            let reg = &rest[pos..pos + 1 + reg_len];
+            assert!(
+                X86_64_REGS.contains(&reg),
+                "`{reg}` in `{args}` is not a 64-bit register"
+            );
+            out.push_str("%REG");
+            rest = &rest[pos + 1 + reg_len..];
+        }
+        out.push_str(rest);
+        out
+    })
+}
+
+/// `args` with every aarch64 register replaced by `xN`, after checking each
+/// is a 64-bit `x` register and each two-slot pair reads through one.
+pub fn normalize_aarch64_args(args: &str) -> String {
+    normalize_args(args, |word| {
+        let chars: Vec<char> = word.chars().collect();
+        let mut out = String::new();
+        let mut i = 0;
+        while i < chars.len() {
+            let c = chars[i];
+            let token_start = i == 0 || !chars[i - 1].is_ascii_alphanumeric();
+            if token_start
+                && (c == 'x' || c == 'w')
+                && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit())
+            {
+                let mut j = i + 1;
+                while j < chars.len() && chars[j].is_ascii_digit() {
+                    j += 1;
+                }
+                let n: u32 = chars[i + 1..j].iter().collect::<String>().parse().unwrap();
+                assert!(
+                    c == 'x' && n <= 30,
+                    "`{}` in `{args}` is not a 64-bit register",
+                    chars[i..j].iter().collect::<String>()
+                );
+                out.push_str("xN");
+                i = j;
+            } else {
+                out.push(c);
+                i += 1;
+            }
+        }
+        out
+    })
+}
+
+/// Applies `word` to each note argument, checking that consecutive
+/// memory operands through one register (a two-slot pair) use the same one.
+fn normalize_args(args: &str, word: impl Fn(&str) -> String) -> String {
+    if args.is_empty() {
+        return String::new();
+    }
+    // Split on spaces that separate arguments (aarch64's `[x0, 8]` holds one).
+    let mut parts: Vec<String> = Vec::new();
+    for piece in args.split(' ') {
+        match parts.last_mut() {
+            Some(last) if last.contains('[') && !last.contains(']') => {
+                last.push(' ');
+                last.push_str(piece);
+            }
+            _ => parts.push(piece.to_string()),
+        }
+    }
+    for pair in parts.windows(2) {
+        let base = |s: &str| -> Option<String> {
+            let open = s.find(['(', '['])?;
+            Some(
+                s[open + 1..]
+                    .trim_end_matches([')', ']'])
+                    .split(',')
+                    .next()
+                    .unwrap()
+                    .to_string(),
+            )
+        };
+        if pair[0].contains("@0(") || pair[0].contains("@[x") && !pair[0].contains(',') {
+            assert_eq!(
+                base(&pair[0]),
+                base(&pair[1]),
+                "two-slot pair `{} {}` reads through two registers",
+                pair[0],
+                pair[1]
+            );
+        }
+    }
+    parts.iter().map(|p| word(p)).collect::<Vec<_>>().join(" ")
+}
+
+// ---------------------------------------------------------------------------
+// readelf -n
+
+/// One stapsdt note as `readelf -n` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Note {
+    pub provider: String,
+    pub name: String,
+    pub location: u64,
+    pub base: u64,
+    pub semaphore: u64,
+    pub args: String,
+}
+
+impl Note {
+    /// `provider:name`.
+    pub fn probe(&self) -> String {
+        format!("{}:{}", self.provider, self.name)
+    }
+}
+
+/// The stapsdt notes of `path` according to `readelf` (or a cross
+/// `readelf`).
+pub fn readelf_notes(readelf: &str, path: &Path) -> Vec<Note> {
+    let out = run(Command::new(readelf).arg("-n").arg("-W").arg(path));
+    parse_readelf_notes(&out)
+}
+
+/// Parses `readelf -n` output.
+pub fn parse_readelf_notes(out: &str) -> Vec<Note> {
+    let mut notes = Vec::new();
+    let mut current: Option<Note> = None;
+    for line in out.lines() {
+        let line = line.trim();
+        // With -W the provider shares the owner's line.
+        if let Some((_, p)) = line.split_once("Provider: ") {
+            current = Some(Note {
+                provider: p.to_string(),
+                name: String::new(),
+                location: 0,
+                base: 0,
+                semaphore: 0,
+                args: String::new(),
+            });
+        } else if let Some(n) = line.strip_prefix("Name: ") {
+            current.as_mut().expect("Name after Provider").name = n.to_string();
+        } else if let Some(rest) = line.strip_prefix("Location: ") {
+            let note = current.as_mut().expect("Location after Provider");
+            for field in rest.split(", ") {
+                let (key, value) = field.split_once(": ").unwrap_or(("Location", field));
+                let value = u64::from_str_radix(value.trim().trim_start_matches("0x"), 16)
+                    .unwrap_or_else(|_| panic!("bad address in `{line}`"));
+                match key {
+                    "Location" => note.location = value,
+                    "Base" => note.base = value,
+                    "Semaphore" => note.semaphore = value,
+                    _ => panic!("unexpected field in `{line}`"),
+                }
+            }
+        } else if let Some(a) = line.strip_prefix("Arguments:") {
+            let mut note = current.take().expect("Arguments after Provider");
+            note.args = a.trim().to_string();
+            notes.push(note);
+        }
+    }
+    notes
+}
+
+// ---------------------------------------------------------------------------
+// Raw ELF sections and the `.usdt.types` records
+
+/// A file's bytes.
+pub fn read(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+/// The section named `name`: (type, flags, address, size, contents).
+pub fn section<'a>(elf: &Elf, bytes: &'a [u8], name: &str) -> Option<SectionInfo<'a>> {
+    elf.section_headers.iter().find_map(|sh| {
+        if elf.shdr_strtab.get_at(sh.sh_name) != Some(name) {
+            return None;
+        }
+        let data = if sh.sh_type == goblin::elf::section_header::SHT_NOBITS {
+            &[][..]
+        } else {
+            &bytes[sh.sh_offset as usize..(sh.sh_offset + sh.sh_size) as usize]
+        };
+        Some(SectionInfo {
+            sh_type: sh.sh_type,
+            flags: sh.sh_flags,
+            addr: sh.sh_addr,
+            size: sh.sh_size,
+            align: sh.sh_addralign,
+            data,
+        })
+    })
+}
+
+/// What the tests look at in a section header.
+#[derive(Debug)]
+pub struct SectionInfo<'a> {
+    pub sh_type: u32,
+    pub flags: u64,
+    pub addr: u64,
+    pub size: u64,
+    pub align: u64,
+    pub data: &'a [u8],
+}
+
+/// One record of `.usdt.types`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypeRecord {
+    pub flags: u8,
+    pub pc: u64,
+    pub provider: String,
+    pub name: String,
+    pub args: Vec<(u8, String)>,
+}
+
+/// Parses a little-endian 64-bit `.usdt.types` section, panicking on any
+/// deviation from the format.
+pub fn parse_type_records(mut data: &[u8]) -> Vec<TypeRecord> {
+    fn take<'a>(data: &mut &'a [u8], n: usize) -> &'a [u8] {
+        assert!(data.len() >= n, "truncated .usdt.types record");
+        let (head, tail) = data.split_at(n);
+        *data = tail;
+        head
+    }
+    fn cstr(data: &mut &[u8]) -> String {
+        let end = data
+            .iter()
+            .position(|&b| b == 0)
+            .expect("unterminated string in .usdt.types");
+        let s = String::from_utf8(data[..end].to_vec()).expect("UTF-8 in .usdt.types");
+        *data = &data[end + 1..];
+        s
+    }
+    let mut records = Vec::new();
+    while !data.is_empty() {
+        let head = take(&mut data, 4);
+        assert_eq!(head[0], 0x55, "bad magic in .usdt.types");
+        assert_eq!(head[1], 1, "bad version in .usdt.types");
+        let count = head[2];
+        assert!(count <= 12, "too many arguments in .usdt.types");
+        let flags = head[3];
+        let pc = u64::from_le_bytes(take(&mut data, 8).try_into().unwrap());
+        let provider = cstr(&mut data);
+        let name = cstr(&mut data);
+        let args = (0..count)
+            .map(|_| {
+                let kind = take(&mut data, 1)[0];
+                (kind, cstr(&mut data))
+            })
+            .collect();
+        records.push(TypeRecord {
+            flags,
+            pc,
+            provider,
+            name,
+            args,
+        });
+    }
+    records
+}
+
+/// The address of the ELF symbol `name`, if the symbol table has it.
+pub fn symbol_address(elf: &Elf, name: &str) -> Option<u64> {
+    elf.syms
+        .iter()
+        .find(|s| elf.strtab.get_at(s.st_name) == Some(name))
+        .map(|s| s.st_value)
+}
+
+/// The bytes of the file mapped at virtual address `addr` (through the
+/// PT_LOAD segment that contains it).
+pub fn bytes_at<'a>(elf: &Elf, bytes: &'a [u8], addr: u64, len: usize) -> &'a [u8] {
+    let ph = elf
+        .program_headers
+        .iter()
+        .find(|ph| {
+            ph.p_type == goblin::elf::program_header::PT_LOAD
+                && ph.p_vaddr <= addr
+                && addr + len as u64 <= ph.p_vaddr + ph.p_filesz
+        })
+        .unwrap_or_else(|| panic!("no PT_LOAD segment holds {addr:#x}"));
+    let offset = (addr - ph.p_vaddr + ph.p_offset) as usize;
+    &bytes[offset..offset + len]
+}
+
+// ---------------------------------------------------------------------------
+// gdb
+
+/// The values gdb prints for each hit of each probe: for every hit of a
+/// breakpoint on `provider:name`, the list of `print` results, in order.
+/// `commands` maps a probe to the gdb expressions printed at each hit.
+pub fn gdb_hits(
+    binary: &Path,
+    args: &[&str],
+    commands: &[(String, Vec<String>)],
+) -> HashMap<String, Vec<Vec<String>>> {
+    let mut script = String::from(
+        "set pagination off\nset confirm off\nset language c\nset print elements 0\n\
+         set print repeats unlimited\nset width 0\n",
+    );
+    for (probe, exprs) in commands {
+        script.push_str(&format!("break -probe-stap {probe}\ncommands\nsilent\n"));
+        script.push_str(&format!("echo @@hit {probe}\\n\n"));
+        for expr in exprs {
+            script.push_str(&format!("{expr}\n"));
+        }
+        script.push_str("echo @@end\\n\ncontinue\nend\n");
+    }
+    script.push_str("run\n");
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let dir = usdt_interop_tests::scratch_dir(&format!(
+        "gdb-{}-{}-{}",
+        binary.file_name().unwrap().to_string_lossy(),
+        std::process::id(),
+        RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let script_path = dir.join("probes.gdb");
+    std::fs::write(&script_path, script).unwrap();
+    let out = run(Command::new("gdb")
+        .args(["-batch", "-nx", "-x"])
+        .arg(&script_path)
+        .arg("--args")
+        .arg(binary)
+        .args(args));
+    let mut hits: HashMap<String, Vec<Vec<String>>> = HashMap::new();
+    let mut current: Option<(String, Vec<String>)> = None;
+    for line in out.lines() {
+        if let Some(probe) = line.strip_prefix("@@hit ") {
+            current = Some((probe.to_string(), Vec::new()));
+        } else if line == "@@end" {
+            let (probe, values) = current.take().expect("@@end without @@hit");
+            hits.entry(probe).or_default().push(values);
+        } else if let Some((_, values)) = current.as_mut() {
+            if let Some((_, value)) = line.split_once(" = ") {
+                values.push(value.to_string());
+            } else {
+                values.push(line.to_string());
+            }
+        }
+    }
+    assert!(current.is_none(), "gdb output ended inside a hit:\n{out}");
+    hits
+}
+
+/// The gdb expressions that read each argument of `site`, with the value
+/// each must print.
+pub fn gdb_reads(site: &Site) -> Vec<(String, String)> {
+    let mut reads = Vec::new();
+    let mut slot = 0;
+    for arg in &site.args {
+        match &arg.value {
+            Value::Int(v) => {
+                reads.push((format!("print $_probe_arg{slot}"), v.to_string()));
+                slot += 1;
+            }
+            Value::Pair(low, high) => {
+                reads.push((format!("print $_probe_arg{slot}"), low.to_string()));
+                reads.push((format!("print $_probe_arg{}", slot + 1), high.to_string()));
+                slot += 2;
+            }
+            Value::Bytes(bytes) => {
+                reads.push((
+                    format!("print $_probe_arg{}", slot + 1),
+                    bytes.len().to_string(),
+                ));
+                if !bytes.is_empty() {
+                    reads.push((
+                        format!(
+                            "print/x *(unsigned char*)$_probe_arg{slot}@$_probe_arg{}",
+                            slot + 1
+                        ),
+                        gdb_hex_array(bytes),
+                    ));
+                }
+                slot += 2;
+            }
+            Value::CStr(bytes) => {
+                let mut with_nul = bytes.clone();
+                with_nul.push(0);
+                reads.push((
+                    format!(
+                        "print/x *(unsigned char*)$_probe_arg{slot}@{}",
+                        with_nul.len()
+                    ),
+                    gdb_hex_array(&with_nul),
+                ));
+                slot += 1;
+            }
+            Value::PtrTo(v) => {
+                reads.push((
+                    format!("print/x *(unsigned long*)$_probe_arg{slot}"),
+                    format!("{v:#x}"),
+                ));
+                slot += 1;
+            }
+        }
+    }
+    reads
+}
+
+/// How gdb prints a byte array with `print/x`.
+pub fn gdb_hex_array(bytes: &[u8]) -> String {
+    let items: Vec<String> = bytes.iter().map(|b| format!("{b:#x}")).collect();
+    format!("{{{}}}", items.join(", "))
+}
