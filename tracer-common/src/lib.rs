@@ -1,2 +1,182 @@
 //! `#[repr(C)]` types shared by the tracer's BPF program and user space.
+//!
+//! The contract between the two sides:
+//!
+//! - User space computes one [`SitePlan`] per attached probe site and stores
+//!   it in the [`SITES_MAP`] array at the site's index. The site index is the
+//!   BPF cookie of the site's uprobe link, so one generic BPF program serves
+//!   every site: it reads the cookie, looks up the plan and follows it.
+//! - For each argument the plan says where the value lives ([`ArgPlan`]): a
+//!   constant, a register (a byte offset into the kernel's `struct pt_regs`),
+//!   or memory at a register plus an optional scaled index register plus a
+//!   displacement. Operands relative to a link-time address (x86-64
+//!   `sym(%rip)`) are planned relative to the instruction pointer, which at a
+//!   probe hit is the probe's own runtime address, so the same plan is right
+//!   in every process whatever its load bias.
+//! - The program reads every argument, truncates it to its size and sign- or
+//!   zero-extends it, copies the strings the plan asks for (bounded by
+//!   [`STRING_CAP`] bytes each) and sends one record to the [`EVENTS_MAP`]
+//!   ring buffer: an [`EventHeader`] followed by the string bytes, packed in
+//!   argument order, in a string area of one of the [`STRING_CLASSES`]. A
+//!   record that does not fit is counted in the [`DROPS_MAP`] counter
+//!   instead.
+//!
+//! Every type is plain old data with explicit padding so both sides agree on
+//! the layout byte for byte; the `user` feature implements `aya::Pod` for
+//! them.
 #![no_std]
+
+/// Most arguments a probe site can carry (sys/sdt.h's limit).
+pub const MAX_ARGS: usize = 12;
+
+/// Most bytes copied for one string argument, including the terminating NUL
+/// of a C string. Longer strings are truncated and flagged.
+pub const STRING_CAP: usize = 256;
+
+/// String-area size classes, in strings of [`STRING_CAP`] bytes. A record
+/// for a site with `n` string arguments reserves the smallest class that
+/// holds `n` strings: ring buffer reservations must have a size the
+/// verifier knows, so the program has one code path per class.
+pub const STRING_CLASSES: [usize; 5] = [0, 1, 2, 4, MAX_ARGS];
+
+/// Name of the BPF array map of [`SitePlan`]s, indexed by cookie.
+pub const SITES_MAP: &str = "USDT_SITES";
+/// Name of the BPF ring buffer map carrying event records.
+pub const EVENTS_MAP: &str = "USDT_EVENTS";
+/// Name of the array map (one `u64` at index 0, updated atomically)
+/// counting records that did not fit in the ring buffer.
+pub const DROPS_MAP: &str = "USDT_DROPS";
+/// Name of the generic uprobe program serving every site. It is sleepable
+/// (`uprobe.s`) so it can fault in user pages a probe points at but the
+/// program never touched (string literals, untouched globals).
+pub const PROGRAM_NAME: &str = "usdt_site";
+
+/// The argument is absent (beyond the site's argument count).
+pub const ARG_NONE: u8 = 0;
+/// The argument is the constant [`ArgPlan::value`].
+pub const ARG_CONSTANT: u8 = 1;
+/// The argument is the register at `pt_regs` offset [`ArgPlan::reg`],
+/// shifted right by [`ArgPlan::shift`] bits.
+pub const ARG_REGISTER: u8 = 2;
+/// The argument is in user memory at `reg + index * scale + value`.
+pub const ARG_MEMORY: u8 = 3;
+
+/// No index register in a memory operand.
+pub const NO_REG: u16 = u16::MAX;
+
+/// The argument is not a string.
+pub const STRING_NONE: u8 = 0;
+/// The argument is a pointer to a NUL-terminated string: copy it.
+pub const STRING_CSTR: u8 = 1;
+/// The argument is a pointer to bytes whose length is the next argument
+/// (Rust `&str`, `&[u8]`, JSON): copy that many bytes.
+pub const STRING_PTR_LEN: u8 = 2;
+
+/// Stream every hit of the site to the ring buffer. The only action today;
+/// aggregations add their own values.
+pub const ACTION_STREAM: u8 = 0;
+
+/// Where one argument's value lives and how to extend it to 64 bits.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ArgPlan {
+    /// The constant (for [`ARG_CONSTANT`]) or the displacement (for
+    /// [`ARG_MEMORY`]).
+    pub value: i64,
+    /// One of `ARG_*`.
+    pub kind: u8,
+    /// Size of the value in bytes: 1, 2, 4 or 8.
+    pub size: u8,
+    /// 1 when the value is signed (sign-extended), 0 when zero-extended.
+    pub signed: u8,
+    /// Right shift applied to a register before truncation (8 for the x86
+    /// high-byte registers `%ah`..`%dh`).
+    pub shift: u8,
+    /// Byte offset in `struct pt_regs` of the register or base register.
+    pub reg: u16,
+    /// Byte offset in `struct pt_regs` of the index register, or [`NO_REG`].
+    pub index_reg: u16,
+    /// Scale of the index register (1, 2, 4 or 8).
+    pub scale: u8,
+    /// One of `STRING_*`: whether to copy a string through this argument.
+    pub string: u8,
+    /// Reserved, zero.
+    pub _pad: [u8; 6],
+}
+
+/// What the BPF program does at one probe site.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SitePlan {
+    /// The probe's id, chosen by user space and copied into every event.
+    pub probe_id: u32,
+    /// One of `ACTION_*`.
+    pub action: u8,
+    /// Number of arguments (at most [`MAX_ARGS`]).
+    pub arg_count: u8,
+    /// Number of arguments with a `STRING_*` mode other than
+    /// [`STRING_NONE`]; selects the record's string-area class.
+    pub string_count: u8,
+    /// Reserved, zero.
+    pub _pad: [u8; 9],
+    /// One plan per argument; entries past `arg_count` are [`ARG_NONE`].
+    pub args: [ArgPlan; MAX_ARGS],
+}
+
+/// The fixed part of every event record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EventHeader {
+    /// `bpf_ktime_get_ns()` at the hit (CLOCK_MONOTONIC).
+    pub timestamp_ns: u64,
+    /// The process (thread group) id.
+    pub pid: u32,
+    /// The thread id.
+    pub tid: u32,
+    /// The CPU that ran the probe.
+    pub cpu: u32,
+    /// [`SitePlan::probe_id`] of the site.
+    pub probe_id: u32,
+    /// The site index (the attach cookie).
+    pub site: u32,
+    /// Number of arguments read.
+    pub arg_count: u8,
+    /// Reserved, zero.
+    pub _reserved: u8,
+    /// Bit N set: argument N could not be read (its value is 0), or its
+    /// string could not be copied.
+    pub faults: u16,
+    /// Bytes of string data following this header.
+    pub string_bytes: u32,
+    /// Bit N set: the string of argument N was longer than [`STRING_CAP`]
+    /// (a C string: [`STRING_CAP`] - 1 bytes before its NUL) and was cut.
+    pub truncated: u16,
+    /// Reserved, zero.
+    pub _pad: u16,
+    /// Argument values, extended to 64 bits.
+    pub args: [u64; MAX_ARGS],
+    /// For arguments with a string, the number of bytes of it in the string
+    /// area (a C string's count excludes its NUL); otherwise 0.
+    pub string_len: [u16; MAX_ARGS],
+}
+
+/// Size in bytes of [`EventHeader`].
+pub const EVENT_HEADER_SIZE: usize = core::mem::size_of::<EventHeader>();
+
+const _: () = assert!(core::mem::size_of::<ArgPlan>() == 24);
+const _: () = assert!(core::mem::size_of::<SitePlan>() == 16 + 24 * MAX_ARGS);
+const _: () = assert!(EVENT_HEADER_SIZE == 40 + 8 * MAX_ARGS + 2 * MAX_ARGS);
+const _: () = assert!(EVENT_HEADER_SIZE.is_multiple_of(8));
+const _: () = assert!(STRING_CLASSES[STRING_CLASSES.len() - 1] == MAX_ARGS);
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: the types are `repr(C)`, `Copy`, made only of integers and
+    // arrays of integers with explicit padding fields, so every bit pattern
+    // is a valid value and there are no implicit padding bytes.
+    unsafe impl aya::Pod for super::ArgPlan {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::SitePlan {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::EventHeader {}
+}

@@ -1,1 +1,51 @@
 //! Trace USDT probes with BPF.
+//!
+//! [`Tracer::attach`] puts one generic BPF uprobe program on every probe
+//! site a [`TraceConfig`] selects: sites of a file in every process that
+//! runs it (including processes started later), or sites in every module of
+//! one process. Semaphore-guarded probes are switched on through the
+//! kernel's uprobe reference counter, so they fire in every traced process
+//! and fall back to off when the tracer detaches.
+//!
+//! For each site, user space plans where each argument lives (a constant, a
+//! register, memory at a register plus offset, or memory at a link-time
+//! address) and stores the plan in a BPF map selected by the attach cookie,
+//! as libbpf's USDT support does. The program reads the arguments, copies
+//! strings known from the binary's typed metadata (or asked for), and streams
+//! records through a ring buffer; records that do not fit are counted as
+//! drops, never silently lost.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use usdt_tracer::{TraceConfig, Tracer};
+//!
+//! # fn main() -> Result<(), usdt_tracer::TraceError> {
+//! let config = TraceConfig::new().pid(1234).probe("http:request_*")?;
+//! let mut tracer = Tracer::attach(&config)?;
+//! tracer.poll(Duration::from_secs(1), |event| {
+//!     println!("{}:{} {:?}", event.probe.provider, event.probe.name, event.args);
+//!     true
+//! })?;
+//! println!("{} dropped", tracer.drops()?);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Needs CAP_BPF and CAP_PERFMON (or root).
+
+mod error;
+mod format;
+pub mod launch;
+mod plan;
+mod privileges;
+mod regs;
+mod select;
+mod tracer;
+mod uprobe;
+mod value;
+
+pub use error::TraceError;
+pub use format::{json_line, text_line};
+pub use select::{ProbeSpec, StringRequest};
+pub use tracer::{DEFAULT_RING_BYTES, Event, ProbeInfo, TraceConfig, Tracer};
+pub use value::Value;

@@ -4,6 +4,7 @@
 //! components) before doing its work, so each one works on a fresh machine.
 
 mod deps;
+mod ebpf;
 mod test;
 
 use std::process::ExitCode;
@@ -13,6 +14,8 @@ usage: cargo xtask <command>
 
 commands:
   test        install test dependencies, then run the whole test suite
+  build-ebpf  build the tracer's BPF object into tracer/bpf/ (--check: fail if
+              the committed object differs from a fresh build)
   help        show this message
 ";
 
@@ -24,6 +27,7 @@ fn main() -> ExitCode {
     };
     let result = match command {
         "test" => test::run(rest),
+        "build-ebpf" => ebpf::run(rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())

@@ -1,12 +1,360 @@
 //! `usdt trace`.
 
 use super::CliError;
+use std::io::{self, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+use usdt_tracer::launch::{StoppedCommand, describe_status, split_command};
+use usdt_tracer::{
+    ProbeSpec, StringRequest, TraceConfig, TraceError, Tracer, json_line, text_line,
+};
+
+/// How often the loop looks at the ring buffer when nothing wakes it.
+const POLL_SLICE: Duration = Duration::from_millis(10);
 
 /// Arguments of `usdt trace`.
 #[derive(Debug, clap::Args)]
-pub struct TraceArgs {}
+pub struct TraceArgs {
+    /// Trace only this process; probes given as `provider:name` are searched
+    /// in every module it maps.
+    #[arg(short = 'p', long, value_name = "PID", conflicts_with = "command")]
+    pid: Option<u32>,
+    /// Run CMD and trace it from its first instruction; stop when it exits.
+    /// Probes given as `provider:name` are searched in its executable.
+    #[arg(short = 'c', long = "command", value_name = "CMD")]
+    command: Option<String>,
+    /// Print one JSON object per event per line.
+    #[arg(long)]
+    json: bool,
+    /// Stop after N events.
+    #[arg(long, value_name = "N")]
+    count: Option<u64>,
+    /// Stop after SECS seconds (fractions allowed).
+    #[arg(long, value_name = "SECS")]
+    duration: Option<f64>,
+    /// Read arguments as NUL-terminated strings: `N[,N...]` for every probe,
+    /// or `provider:name:N[,N...]` (globs allowed); N counts from 0. Probes
+    /// with typed metadata decode their strings without it.
+    #[arg(short = 's', long = "str", value_name = "[PROBE:]N,...")]
+    strings: Vec<String>,
+    /// Size of the event ring buffer in MiB (a power of two).
+    #[arg(long, value_name = "MIB", default_value_t = 8)]
+    buffer_mib: u32,
+    /// Probes: `PATH:provider:name` (every process running PATH, including
+    /// later ones), `usdt:PATH:provider:name`, or `provider:name` with
+    /// `--pid`/`-c`; `*` and `?` globs in provider and name.
+    #[arg(required = true, value_name = "PROBE")]
+    probes: Vec<String>,
+}
 
 /// Runs `usdt trace`.
-pub fn run(_args: TraceArgs) -> Result<(), CliError> {
-    Err(CliError::Failure("`usdt trace` is not built yet".into()))
+pub fn run(args: TraceArgs) -> Result<(), CliError> {
+    let mut config = TraceConfig::new();
+    for probe in &args.probes {
+        config
+            .probes
+            .push(probe.parse::<ProbeSpec>().map_err(trace_error)?);
+    }
+    for request in &args.strings {
+        config
+            .strings
+            .push(request.parse::<StringRequest>().map_err(trace_error)?);
+    }
+    if !args.buffer_mib.is_power_of_two() || args.buffer_mib > 1024 {
+        return Err(CliError::Input(format!(
+            "--buffer-mib {}: expected a power of two up to 1024",
+            args.buffer_mib
+        )));
+    }
+    config.ring_bytes = args.buffer_mib << 20;
+    let duration = match args.duration {
+        Some(secs) if !(secs.is_finite() && secs > 0.0) => {
+            return Err(CliError::Input(format!(
+                "--duration {secs}: expected a positive number of seconds"
+            )));
+        }
+        Some(secs) => Some(Duration::from_secs_f64(secs)),
+        None => None,
+    };
+    if args.count == Some(0) {
+        return Err(CliError::Input("--count 0: expected at least 1".into()));
+    }
+
+    let mut command = match &args.command {
+        Some(line) => {
+            let argv = split_command(line)
+                .map_err(|reason| CliError::Input(format!("-c {line:?}: {reason}")))?;
+            let command = StoppedCommand::spawn(&argv).map_err(trace_error)?;
+            config.pid = Some(command.pid());
+            config.executable = Some(command.program().to_path_buf());
+            Some(command)
+        }
+        None => {
+            config.pid = args.pid;
+            None
+        }
+    };
+
+    // A dropped, never-resumed command is killed, so an attach error leaves
+    // nothing behind.
+    let mut tracer = Tracer::attach(&config).map_err(trace_error)?;
+    let signals =
+        SignalFd::new().map_err(|e| CliError::Failure(format!("cannot watch signals: {e}")))?;
+    let start_ns = monotonic_ns();
+    let sites = tracer.attached_sites();
+    let probes = tracer.probes().len();
+    eprintln!(
+        "usdt: tracing {probes} probe{} at {sites} site{}; Ctrl-C to stop",
+        plural(probes),
+        plural(sites)
+    );
+    if let Some(command) = &mut command {
+        command.resume().map_err(trace_error)?;
+    }
+    let target = match config.pid {
+        Some(pid) => match PidFd::open(pid) {
+            Ok(fd) => Some((pid, fd)),
+            // Already gone: end at once.
+            Err(_) => {
+                eprintln!("usdt: process {pid} is not running");
+                None
+            }
+        },
+        None => None,
+    };
+    let target_gone_at_start = config.pid.is_some() && target.is_none();
+
+    let deadline = duration.map(|d| Instant::now() + d);
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut printed: u64 = 0;
+    let mut write_error: Option<io::Error> = None;
+    let mut end_reason: Option<String> = None;
+    let mut stop = target_gone_at_start;
+    while !stop {
+        let mut timeout = POLL_SLICE;
+        if let Some(deadline) = deadline {
+            timeout = timeout.min(deadline.saturating_duration_since(Instant::now()));
+        }
+        let mut fds = vec![
+            libc::pollfd {
+                fd: tracer.ring_fd().as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: signals.fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        if let Some((_, pidfd)) = &target {
+            fds.push(libc::pollfd {
+                fd: pidfd.0.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        poll(&mut fds, timeout);
+        let signalled = fds[1].revents != 0;
+        let target_ended = fds.get(2).is_some_and(|fd| fd.revents != 0);
+
+        emit(
+            &mut tracer,
+            &args,
+            start_ns,
+            &mut out,
+            &mut printed,
+            &mut write_error,
+        );
+        if write_error.is_some() || args.count.is_some_and(|n| printed >= n) {
+            stop = true;
+        }
+        if signalled {
+            end_reason = signals.read().map(|name| format!("{name} received"));
+            stop = true;
+        }
+        if target_ended {
+            if let Some((pid, _)) = &target {
+                end_reason = Some(format!("process {pid} exited"));
+            }
+            stop = true;
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            stop = true;
+        }
+    }
+
+    // Detach first, then deliver what the probes wrote before it.
+    tracer.detach();
+    if write_error.is_none() && args.count.is_none_or(|n| printed < n) {
+        emit(
+            &mut tracer,
+            &args,
+            start_ns,
+            &mut out,
+            &mut printed,
+            &mut write_error,
+        );
+    }
+    if write_error.is_none()
+        && let Err(e) = out.flush()
+    {
+        write_error = Some(e);
+    }
+    drop(out);
+    let drops = tracer.drops().map_err(trace_error)?;
+    drop(tracer);
+
+    let mut summary = format!(
+        "usdt: {printed} event{}, {drops} dropped",
+        plural(printed as usize)
+    );
+    if let Some(reason) = end_reason {
+        summary.push_str(&format!(" ({reason})"));
+    }
+    if let Some(command) = &mut command
+        && let Ok(status) = command.wait()
+    {
+        summary.push_str(&format!("; command {}", describe_status(status)));
+    }
+    eprintln!("{summary}");
+    match write_error {
+        Some(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        Some(e) => Err(CliError::Failure(format!("cannot write events: {e}"))),
+        None => Ok(()),
+    }
+}
+
+/// Writes every waiting event (up to `--count`).
+fn emit(
+    tracer: &mut Tracer,
+    args: &TraceArgs,
+    start_ns: u64,
+    out: &mut impl Write,
+    printed: &mut u64,
+    write_error: &mut Option<io::Error>,
+) {
+    tracer.drain(|event| {
+        let line = if args.json {
+            json_line(&event)
+        } else {
+            text_line(&event, start_ns)
+        };
+        if let Err(e) = writeln!(out, "{line}") {
+            *write_error = Some(e);
+            return false;
+        }
+        *printed += 1;
+        args.count.is_none_or(|n| *printed < n)
+    });
+    if write_error.is_none()
+        && let Err(e) = out.flush()
+    {
+        *write_error = Some(e);
+    }
+}
+
+fn trace_error(error: TraceError) -> CliError {
+    if error.is_input() {
+        CliError::Input(error.to_string())
+    } else {
+        CliError::Failure(error.to_string())
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+fn poll(fds: &mut [libc::pollfd], timeout: Duration) {
+    // SAFETY: `fds` is a valid array of pollfd for the call's duration.
+    unsafe {
+        libc::poll(
+            fds.as_mut_ptr(),
+            fds.len() as libc::nfds_t,
+            timeout.as_millis() as libc::c_int,
+        )
+    };
+}
+
+/// CLOCK_MONOTONIC now, the clock of event timestamps.
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the struct we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// SIGINT, SIGTERM and SIGHUP, blocked and delivered through a descriptor
+/// so the loop can stop cleanly.
+struct SignalFd {
+    fd: OwnedFd,
+}
+
+impl SignalFd {
+    fn new() -> io::Result<SignalFd> {
+        // SAFETY: sigset operations on a set we own; sigprocmask changes
+        // this thread's mask (the program is single-threaded here).
+        let fd = unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+                libc::sigaddset(&mut set, signal);
+            }
+            if libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK)
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: signalfd returned a new descriptor nothing else owns.
+        Ok(SignalFd {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
+    }
+
+    /// The name of the signal that arrived, if one did.
+    fn read(&self) -> Option<&'static str> {
+        // SAFETY: signalfd_siginfo is plain data; read fills at most its size.
+        let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+        let size = std::mem::size_of::<libc::signalfd_siginfo>();
+        // SAFETY: reads into the struct we own, at most its size.
+        let n = unsafe {
+            libc::read(
+                self.fd.as_raw_fd(),
+                (&mut info as *mut libc::signalfd_siginfo).cast(),
+                size,
+            )
+        };
+        if n as usize != size {
+            return None;
+        }
+        Some(match info.ssi_signo as i32 {
+            libc::SIGINT => "SIGINT",
+            libc::SIGTERM => "SIGTERM",
+            libc::SIGHUP => "SIGHUP",
+            _ => "signal",
+        })
+    }
+}
+
+/// A pidfd: readable when the process exits.
+struct PidFd(OwnedFd);
+
+impl PidFd {
+    fn open(pid: u32) -> io::Result<PidFd> {
+        // SAFETY: pidfd_open takes a pid and flags and returns a new fd.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: the system call returned a new descriptor nothing else owns.
+        Ok(PidFd(unsafe { OwnedFd::from_raw_fd(fd as i32) }))
+    }
 }

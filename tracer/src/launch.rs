@@ -1,0 +1,372 @@
+//! Starting a command stopped before its first instruction, so probes can
+//! be attached to it before it runs (`usdt trace -c CMD`).
+//!
+//! The child is forked and waits on a pipe; once the tracer has attached
+//! (with the child's pid as filter), [`StoppedCommand::resume`] lets it
+//! exec the program. Uprobes filtered by pid follow the process through
+//! exec, so every probe of the new program fires from its first
+//! instruction.
+
+use crate::error::TraceError;
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// A forked child waiting to exec a program.
+#[derive(Debug)]
+pub struct StoppedCommand {
+    pid: u32,
+    program: PathBuf,
+    /// Write end of the pipe the child waits on.
+    go: Option<OwnedFd>,
+    /// Read end of the pipe where the child reports a failed exec.
+    exec_status: Option<OwnedFd>,
+    reaped: bool,
+}
+
+impl StoppedCommand {
+    /// Forks a child that will run `argv` (the program is looked up on
+    /// `PATH` unless it contains a `/`) once resumed.
+    pub fn spawn(argv: &[String]) -> Result<StoppedCommand, TraceError> {
+        let bad = |reason: String| TraceError::BadSpec {
+            spec: argv.join(" "),
+            reason,
+        };
+        let first = argv.first().ok_or_else(|| bad("empty command".into()))?;
+        let program =
+            find_program(first).ok_or_else(|| bad(format!("`{first}`: command not found")))?;
+        let c_program = CString::new(program.as_os_str().as_bytes())
+            .map_err(|_| bad("NUL byte in the program path".into()))?;
+        let c_args = argv
+            .iter()
+            .map(|arg| CString::new(arg.as_bytes()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| bad("NUL byte in an argument".into()))?;
+        let mut arg_ptrs: Vec<*const libc::c_char> = c_args.iter().map(|a| a.as_ptr()).collect();
+        arg_ptrs.push(std::ptr::null());
+
+        let (go_read, go_write) = pipe()?;
+        let (status_read, status_write) = pipe()?;
+        // SAFETY: fork has no preconditions; the child below only calls
+        // async-signal-safe functions on memory prepared before the fork.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Err(TraceError::Io {
+                context: "fork".into(),
+                source: io::Error::last_os_error(),
+            });
+        }
+        if pid == 0 {
+            // SAFETY: in the child: only async-signal-safe calls, then exec
+            // or _exit; the pointers were built before the fork.
+            unsafe {
+                child_exec(
+                    go_read.as_raw_fd(),
+                    status_write.as_raw_fd(),
+                    c_program.as_ptr(),
+                    arg_ptrs.as_ptr(),
+                )
+            }
+        }
+        drop(go_read);
+        drop(status_write);
+        Ok(StoppedCommand {
+            pid: pid as u32,
+            program,
+            go: Some(go_write),
+            exec_status: Some(status_read),
+            reaped: false,
+        })
+    }
+
+    /// The child's pid.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The program the child will run.
+    pub fn program(&self) -> &Path {
+        &self.program
+    }
+
+    /// Lets the child exec its program; fails if the exec fails.
+    pub fn resume(&mut self) -> Result<(), TraceError> {
+        if let Some(go) = self.go.take() {
+            write_byte(&go)?;
+        }
+        let Some(status) = self.exec_status.take() else {
+            return Ok(());
+        };
+        let mut errno = [0u8; 4];
+        let n = read_full(&status, &mut errno)?;
+        if n == 0 {
+            return Ok(()); // The pipe closed on exec.
+        }
+        let _ = self.wait();
+        let error = io::Error::from_raw_os_error(i32::from_ne_bytes(errno));
+        Err(TraceError::BadSpec {
+            spec: self.program.display().to_string(),
+            reason: format!("cannot run it: {error}"),
+        })
+    }
+
+    /// Waits for the child to exit; returns its `waitpid` status.
+    pub fn wait(&mut self) -> Result<i32, TraceError> {
+        let mut status = 0;
+        loop {
+            // SAFETY: waits for our own child; `status` is ours to write.
+            let r = unsafe { libc::waitpid(self.pid as libc::pid_t, &mut status, 0) };
+            if r >= 0 {
+                self.reaped = true;
+                return Ok(status);
+            }
+            let error = io::Error::last_os_error();
+            if error.kind() != io::ErrorKind::Interrupted {
+                return Err(TraceError::Io {
+                    context: format!("waitpid {}", self.pid),
+                    source: error,
+                });
+            }
+        }
+    }
+}
+
+impl Drop for StoppedCommand {
+    /// A child never resumed is killed and reaped.
+    fn drop(&mut self) {
+        if self.go.is_some() && !self.reaped {
+            // SAFETY: signals and reaps our own child.
+            unsafe {
+                libc::kill(self.pid as libc::pid_t, libc::SIGKILL);
+                libc::waitpid(self.pid as libc::pid_t, std::ptr::null_mut(), 0);
+            }
+        }
+    }
+}
+
+/// Describes a `waitpid` status: "exited with status N" or "was killed by
+/// signal N".
+pub fn describe_status(status: i32) -> String {
+    if libc::WIFEXITED(status) {
+        format!("exited with status {}", libc::WEXITSTATUS(status))
+    } else if libc::WIFSIGNALED(status) {
+        format!("was killed by signal {}", libc::WTERMSIG(status))
+    } else {
+        format!("ended with wait status {status:#x}")
+    }
+}
+
+/// The child's side: wait for the go byte, exec, report a failed exec.
+///
+/// # Safety
+/// Must run in a freshly forked child; the pointers must be valid.
+unsafe fn child_exec(
+    go: i32,
+    status: i32,
+    program: *const libc::c_char,
+    argv: *const *const libc::c_char,
+) -> ! {
+    // SAFETY: async-signal-safe calls on valid descriptors and pointers.
+    unsafe {
+        // Undo what the tracer's runtime set up: ignored SIGPIPE and any
+        // blocked signals would be inherited by the program.
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        let mut byte = 0u8;
+        if libc::read(go, (&mut byte as *mut u8).cast(), 1) != 1 {
+            libc::_exit(127);
+        }
+        libc::execv(program, argv);
+        let errno = *libc::__errno_location();
+        let bytes = errno.to_ne_bytes();
+        libc::write(status, bytes.as_ptr().cast(), bytes.len());
+        libc::_exit(127)
+    }
+}
+
+/// Finds `name` on PATH (or takes it as a path if it contains `/`).
+fn find_program(name: &str) -> Option<PathBuf> {
+    let executable = |path: &Path| {
+        path.metadata()
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
+    };
+    if name.contains('/') {
+        let path = PathBuf::from(name);
+        return executable(&path).then_some(path);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| executable(candidate))
+}
+
+/// Splits a command line into words: blanks separate words, single quotes
+/// keep text literally, double quotes keep text with `\"`, `\\`, `\$` and
+/// `` \` `` escapes, a backslash outside quotes escapes the next character.
+pub fn split_command(line: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            ' ' | '\t' | '\n' => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(c) => word.push(c),
+                        None => return Err("unterminated single quote".into()),
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(c @ ('"' | '\\' | '$' | '`')) => word.push(c),
+                            Some(c) => {
+                                word.push('\\');
+                                word.push(c);
+                            }
+                            None => return Err("unterminated double quote".into()),
+                        },
+                        Some(c) => word.push(c),
+                        None => return Err("unterminated double quote".into()),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                match chars.next() {
+                    Some(c) => word.push(c),
+                    None => return Err("trailing backslash".into()),
+                }
+            }
+            c => {
+                in_word = true;
+                word.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    if words.is_empty() {
+        return Err("empty command".into());
+    }
+    Ok(words)
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), TraceError> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two descriptors into the array we own.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(TraceError::Io {
+            context: "pipe".into(),
+            source: io::Error::last_os_error(),
+        });
+    }
+    // SAFETY: pipe2 returned two new descriptors that nothing else owns.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+fn write_byte(fd: &OwnedFd) -> Result<(), TraceError> {
+    // SAFETY: writes one byte from a local to a descriptor we own.
+    let r = unsafe { libc::write(fd.as_raw_fd(), [1u8].as_ptr().cast(), 1) };
+    if r == 1 {
+        Ok(())
+    } else {
+        Err(TraceError::Io {
+            context: "cannot resume the command".into(),
+            source: io::Error::last_os_error(),
+        })
+    }
+}
+
+fn read_full(fd: &OwnedFd, buf: &mut [u8]) -> Result<usize, TraceError> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        // SAFETY: reads into the unfilled tail of a buffer we own.
+        let r = unsafe {
+            libc::read(
+                fd.as_raw_fd(),
+                buf[filled..].as_mut_ptr().cast(),
+                buf.len() - filled,
+            )
+        };
+        if r == 0 {
+            break;
+        }
+        if r < 0 {
+            let error = io::Error::last_os_error();
+            if error.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(TraceError::Io {
+                context: "cannot read the command's exec status".into(),
+                source: error,
+            });
+        }
+        filled += r as usize;
+    }
+    Ok(filled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_like_a_shell() {
+        assert_eq!(split_command("ls -l  /tmp").unwrap(), ["ls", "-l", "/tmp"]);
+        assert_eq!(
+            split_command(r#"echo 'a b' "c \"d\"" e\ f"#).unwrap(),
+            ["echo", "a b", "c \"d\"", "e f"]
+        );
+        assert_eq!(split_command("x ''").unwrap(), ["x", ""]);
+        assert!(split_command("'open").is_err());
+        assert!(split_command("   ").is_err());
+    }
+
+    #[test]
+    fn stopped_command_runs_only_when_resumed() {
+        let dir = std::env::temp_dir().join(format!("usdt-launch-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let marker = dir.join("ran");
+        let argv: Vec<String> = vec![
+            "sh".into(),
+            "-c".into(),
+            format!("echo hi > {}", marker.display()),
+        ];
+        let mut command = StoppedCommand::spawn(&argv).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(!marker.exists(), "the command ran before it was resumed");
+        command.resume().unwrap();
+        let status = command.wait().unwrap();
+        assert_eq!(describe_status(status), "exited with status 0");
+        assert_eq!(std::fs::read_to_string(&marker).unwrap(), "hi\n");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn missing_programs_are_input_errors() {
+        let error = StoppedCommand::spawn(&["no-such-program-xyz".into()]).unwrap_err();
+        assert!(error.is_input());
+        assert!(error.to_string().contains("command not found"), "{error}");
+    }
+}

@@ -1,0 +1,358 @@
+//! Per-site plans: how the BPF program reads each argument of a probe site,
+//! and how user space turns the values it sends into [`Value`]s.
+//!
+//! A site's note arguments ("slots") become [`ArgPlan`]s: a constant, a
+//! register, or memory at a register (+ index * scale) + displacement.
+//! Operands at a fixed link-time address (x86-64 `sym(%rip)`) are planned
+//! relative to the instruction pointer: at a probe hit it holds the probe's
+//! runtime address, so `ip + (address - probe address)` is the operand's
+//! runtime address in every process, whatever its load bias.
+//!
+//! Typed metadata (`.usdt.types`) groups slots into Rust arguments: strings,
+//! byte slices and JSON are (pointer, length) pairs whose bytes the BPF
+//! program copies; `&CStr` is a pointer to a NUL-terminated string; `u128`
+//! and `i128` are (low, high) pairs; floats are IEEE bits. Without metadata
+//! every slot is an integer, unless the user asked for a C string.
+
+use crate::regs;
+use crate::value::Value;
+use std::sync::Arc;
+use tracer_common::{
+    ACTION_STREAM, ARG_CONSTANT, ARG_MEMORY, ARG_REGISTER, ArgPlan, EventHeader, MAX_ARGS, NO_REG,
+    STRING_CSTR, STRING_NONE, STRING_PTR_LEN, SitePlan,
+};
+use usdt_reader::{Arch, ArgKind, ArgLocation, ArgSpec, Probe, Register};
+
+/// How to turn a site's raw slots into one [`Value`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Decoder {
+    /// An integer slot, already extended by the BPF program.
+    Int { slot: usize, signed: bool },
+    /// A 128-bit integer from (low, high) slots.
+    Wide { low: usize, signed: bool },
+    /// `bool`.
+    Bool(usize),
+    /// `char`.
+    Char(usize),
+    /// `f32` bits in the low half of the slot.
+    F32(usize),
+    /// `f64` bits.
+    F64(usize),
+    /// A raw pointer.
+    Pointer(usize),
+    /// A string copied through the slot's pointer: a (pointer, length)
+    /// pair when `pair` (`&str`), else NUL-terminated (`&CStr`, C strings).
+    Str { slot: usize, pair: bool },
+    /// Bytes copied through a (pointer, length) pair (`&[u8]`).
+    Bytes(usize),
+    /// JSON text copied through a (pointer, length) pair.
+    Json(usize),
+}
+
+impl Decoder {
+    /// The slots whose values this decoder reads.
+    fn slots(self) -> std::ops::RangeInclusive<usize> {
+        match self {
+            Decoder::Wide { low, .. } => low..=low + 1,
+            Decoder::Str { slot, pair: true } => slot..=slot + 1,
+            Decoder::Bytes(s) | Decoder::Json(s) => s..=s + 1,
+            Decoder::Str { slot, pair: false } => slot..=slot,
+            Decoder::Int { slot, .. } => slot..=slot,
+            Decoder::Bool(s)
+            | Decoder::Char(s)
+            | Decoder::F32(s)
+            | Decoder::F64(s)
+            | Decoder::Pointer(s) => s..=s,
+        }
+    }
+}
+
+/// How to decode the events of one site.
+#[derive(Debug, Clone)]
+pub(crate) struct SiteDecoding {
+    /// One decoder per argument shown to the user.
+    pub decoders: Vec<Decoder>,
+    /// Declared argument names (from typed metadata); empty when unknown.
+    pub names: Arc<[String]>,
+}
+
+/// Why a site cannot be planned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PlanError(pub String);
+
+/// Plans `probe` (a site of an `arch` module) for the BPF program. Note
+/// argument indices in `cstr_slots` are read as C strings when the site has
+/// no typed metadata; for typed sites, `cstr_slots` turns raw pointer
+/// arguments (by declared position) into C strings.
+pub(crate) fn plan_site(
+    arch: Arch,
+    probe: &Probe,
+    probe_id: u32,
+    cstr_slots: &[usize],
+) -> Result<(SitePlan, SiteDecoding), PlanError> {
+    let specs = probe
+        .arg_specs
+        .as_ref()
+        .map_err(|e| PlanError(format!("unsupported argument: {e}")))?;
+    if specs.len() > MAX_ARGS {
+        return Err(PlanError(format!(
+            "{} arguments (at most {MAX_ARGS})",
+            specs.len()
+        )));
+    }
+    let mut plan = SitePlan {
+        probe_id,
+        action: ACTION_STREAM,
+        arg_count: specs.len() as u8,
+        ..SitePlan::default()
+    };
+    for (slot, spec) in specs.iter().enumerate() {
+        plan.args[slot] = plan_arg(arch, spec, probe.address).map_err(|reason| {
+            PlanError(format!(
+                "unsupported argument {slot} `{}`: {reason}",
+                arg_text(&probe.args, slot)
+            ))
+        })?;
+    }
+
+    let typed = probe.signature.as_ref().and_then(|signature| {
+        let kinds: Vec<ArgKind> = signature.args.iter().map(|arg| arg.kind).collect();
+        typed_decoders(&kinds, specs, cstr_slots).map(|decoders| {
+            let names: Vec<String> = signature.args.iter().map(|arg| arg.name.clone()).collect();
+            (decoders, names)
+        })
+    });
+    let (decoders, names) = match typed {
+        Some(typed) => typed,
+        None => (untyped_decoders(specs, cstr_slots), Vec::new()),
+    };
+    for decoder in &decoders {
+        match *decoder {
+            Decoder::Str { slot, pair: true } | Decoder::Bytes(slot) | Decoder::Json(slot) => {
+                plan.args[slot].string = STRING_PTR_LEN;
+            }
+            Decoder::Str { slot, pair: false } => plan.args[slot].string = STRING_CSTR,
+            _ => {}
+        }
+    }
+    plan.string_count = plan
+        .args
+        .iter()
+        .filter(|arg| arg.string != STRING_NONE)
+        .count() as u8;
+    Ok((
+        plan,
+        SiteDecoding {
+            decoders,
+            names: names.into(),
+        },
+    ))
+}
+
+/// One integer per note argument, or a C string where asked.
+fn untyped_decoders(specs: &[ArgSpec], cstr_slots: &[usize]) -> Vec<Decoder> {
+    specs
+        .iter()
+        .enumerate()
+        .map(|(slot, spec)| {
+            if cstr_slots.contains(&slot) {
+                Decoder::Str { slot, pair: false }
+            } else {
+                Decoder::Int {
+                    slot,
+                    signed: spec.signed,
+                }
+            }
+        })
+        .collect()
+}
+
+/// Decoders from typed metadata, or `None` when the metadata does not fit
+/// the site's note arguments (then the site is decoded untyped).
+fn typed_decoders(
+    kinds: &[ArgKind],
+    specs: &[ArgSpec],
+    cstr_args: &[usize],
+) -> Option<Vec<Decoder>> {
+    let slots: usize = kinds.iter().map(|kind| kind.slots()).sum();
+    if slots != specs.len() {
+        return None;
+    }
+    let mut slot = 0;
+    let mut decoders = Vec::with_capacity(kinds.len());
+    for (position, kind) in kinds.iter().enumerate() {
+        let decoder = match kind {
+            ArgKind::U8 | ArgKind::U16 | ArgKind::U32 | ArgKind::U64 | ArgKind::Usize => {
+                Decoder::Int {
+                    slot,
+                    signed: false,
+                }
+            }
+            ArgKind::I8 | ArgKind::I16 | ArgKind::I32 | ArgKind::I64 | ArgKind::Isize => {
+                Decoder::Int { slot, signed: true }
+            }
+            ArgKind::U128 => Decoder::Wide {
+                low: slot,
+                signed: false,
+            },
+            ArgKind::I128 => Decoder::Wide {
+                low: slot,
+                signed: true,
+            },
+            ArgKind::Bool => Decoder::Bool(slot),
+            ArgKind::Char => Decoder::Char(slot),
+            ArgKind::F32 => Decoder::F32(slot),
+            ArgKind::F64 => Decoder::F64(slot),
+            ArgKind::Ptr if cstr_args.contains(&position) => Decoder::Str { slot, pair: false },
+            ArgKind::Ptr => Decoder::Pointer(slot),
+            ArgKind::CStr => Decoder::Str { slot, pair: false },
+            ArgKind::Str => Decoder::Str { slot, pair: true },
+            ArgKind::Bytes => Decoder::Bytes(slot),
+            ArgKind::Json => Decoder::Json(slot),
+        };
+        decoders.push(decoder);
+        slot += kind.slots();
+    }
+    Some(decoders)
+}
+
+/// The text of note argument `slot` in the raw argument string.
+fn arg_text(args: &str, slot: usize) -> &str {
+    args.split_whitespace().nth(slot).unwrap_or("")
+}
+
+/// Plans one note argument.
+fn plan_arg(arch: Arch, spec: &ArgSpec, probe_address: u64) -> Result<ArgPlan, String> {
+    if !matches!(spec.size, 1 | 2 | 4 | 8) {
+        return Err(format!("size {} (expected 1, 2, 4 or 8)", spec.size));
+    }
+    let mut plan = ArgPlan {
+        size: spec.size,
+        signed: spec.signed as u8,
+        index_reg: NO_REG,
+        scale: 1,
+        string: STRING_NONE,
+        ..ArgPlan::default()
+    };
+    match &spec.location {
+        ArgLocation::Constant(value) => {
+            plan.kind = ARG_CONSTANT;
+            plan.value = extend(*value as u64, spec.size, spec.signed) as i64;
+        }
+        ArgLocation::Register(register) => {
+            plan.kind = ARG_REGISTER;
+            plan.reg = register_offset(arch, register)?;
+            plan.shift = register.bit_shift;
+        }
+        ArgLocation::Memory {
+            base,
+            index,
+            offset,
+        } => {
+            plan.kind = ARG_MEMORY;
+            plan.reg = register_offset(arch, base)?;
+            plan.value = *offset;
+            if let Some((index, scale)) = index {
+                if !matches!(scale, 1 | 2 | 4 | 8) {
+                    return Err(format!("index scale {scale}"));
+                }
+                plan.index_reg = register_offset(arch, index)?;
+                plan.scale = *scale;
+            }
+        }
+        ArgLocation::Address { address, .. } => {
+            plan.kind = ARG_MEMORY;
+            plan.reg = regs::ip_offset(arch)
+                .ok_or_else(|| format!("no instruction pointer on {arch:?}"))?;
+            plan.value = address.wrapping_sub(probe_address) as i64;
+        }
+    }
+    Ok(plan)
+}
+
+fn register_offset(arch: Arch, register: &Register) -> Result<u16, String> {
+    if register.arch != arch {
+        return Err(format!(
+            "register {} is not a {arch:?} register",
+            register.name()
+        ));
+    }
+    regs::register_offset(arch, register.dwarf)
+        .ok_or_else(|| format!("register {} cannot be read", register.name()))
+}
+
+/// Truncates `raw` to `size` bytes and sign- or zero-extends it, as the BPF
+/// program does.
+fn extend(raw: u64, size: u8, signed: bool) -> u64 {
+    match (size, signed) {
+        (1, true) => raw as i8 as i64 as u64,
+        (1, false) => raw as u8 as u64,
+        (2, true) => raw as i16 as i64 as u64,
+        (2, false) => raw as u16 as u64,
+        (4, true) => raw as i32 as i64 as u64,
+        (4, false) => raw as u32 as u64,
+        _ => raw,
+    }
+}
+
+/// Decodes one event's values. `strings` is the record's string area.
+pub(crate) fn decode(header: &EventHeader, strings: &[u8], decoding: &SiteDecoding) -> Vec<Value> {
+    let count = (header.arg_count as usize).min(MAX_ARGS);
+    // Start of each slot's string in the packed area.
+    let mut starts = [0usize; MAX_ARGS];
+    let mut offset = 0;
+    for (slot, start) in starts.iter_mut().enumerate().take(count) {
+        *start = offset;
+        offset += header.string_len[slot] as usize;
+    }
+    let copied = |slot: usize| -> &[u8] {
+        let start = starts[slot].min(strings.len());
+        let end = (starts[slot] + header.string_len[slot] as usize).min(strings.len());
+        &strings[start..end]
+    };
+    let cut = |slot: usize| header.truncated & (1 << slot) != 0;
+    decoding
+        .decoders
+        .iter()
+        .map(|&decoder| {
+            if decoder
+                .slots()
+                .any(|slot| slot >= count || header.faults & (1 << slot) != 0)
+            {
+                return Value::Fault;
+            }
+            match decoder {
+                Decoder::Int { slot, signed: true } => Value::Signed(header.args[slot] as i64),
+                Decoder::Int {
+                    slot,
+                    signed: false,
+                } => Value::Unsigned(header.args[slot]),
+                Decoder::Wide { low, signed } => {
+                    let wide = (header.args[low] as u128) | ((header.args[low + 1] as u128) << 64);
+                    if signed {
+                        Value::I128(wide as i128)
+                    } else {
+                        Value::U128(wide)
+                    }
+                }
+                Decoder::Bool(slot) => Value::Bool(header.args[slot] != 0),
+                Decoder::Char(slot) => Value::Char(header.args[slot] as u32),
+                Decoder::F32(slot) => Value::F32(f32::from_bits(header.args[slot] as u32)),
+                Decoder::F64(slot) => Value::F64(f64::from_bits(header.args[slot])),
+                Decoder::Pointer(slot) => Value::Pointer(header.args[slot]),
+                Decoder::Str { slot, .. } => Value::Str {
+                    text: String::from_utf8_lossy(copied(slot)).into_owned(),
+                    truncated: cut(slot),
+                },
+                Decoder::Bytes(slot) => Value::Bytes {
+                    bytes: copied(slot).to_vec(),
+                    truncated: cut(slot),
+                },
+                Decoder::Json(slot) => Value::Json {
+                    text: String::from_utf8_lossy(copied(slot)).into_owned(),
+                    truncated: cut(slot),
+                },
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,334 @@
+//! Choosing probe sites: probe specifications (`PATH:provider:name`,
+//! `provider:name` with a pid), string requests, and their resolution to the
+//! sites to attach through usdt-reader.
+
+use crate::error::{NO_SUCH_PROCESS, TraceError};
+use crate::regs;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use usdt_reader::{Arch, ElfFile, Probe, ProbePattern, Process};
+
+/// What to trace: a probe pattern, optionally in one file.
+///
+/// Parsed from `PATH:provider:name`, `usdt:PATH:provider:name`,
+/// `provider:name` or `name` (globs `*` and `?` in the provider and the
+/// name). The path is everything up to the first `:` after its last `/`, so
+/// a path must contain a `/` (`./app:p:n`); `PATH` alone means every probe
+/// of the file.
+#[derive(Debug, Clone)]
+pub struct ProbeSpec {
+    /// The file holding the probes, if given.
+    pub path: Option<PathBuf>,
+    /// The pattern text (`provider:name`, `*:*` when only a path is given).
+    pub pattern_text: String,
+    /// The parsed pattern.
+    pub pattern: ProbePattern,
+    text: String,
+}
+
+impl ProbeSpec {
+    /// The specification as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl fmt::Display for ProbeSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl FromStr for ProbeSpec {
+    type Err = TraceError;
+
+    fn from_str(text: &str) -> Result<ProbeSpec, TraceError> {
+        let bad = |reason: String| TraceError::BadSpec {
+            spec: text.to_owned(),
+            reason,
+        };
+        let rest = text.strip_prefix("usdt:").unwrap_or(text);
+        if rest.is_empty() {
+            return Err(bad("empty".into()));
+        }
+        let (path, pattern_text) = match rest.rfind('/') {
+            Some(slash) => match rest[slash..].find(':') {
+                Some(colon) => (Some(&rest[..slash + colon]), &rest[slash + colon + 1..]),
+                None => (Some(rest), ""),
+            },
+            None => (None, rest),
+        };
+        let pattern_text = if pattern_text.is_empty() {
+            "*:*"
+        } else {
+            pattern_text
+        };
+        let pattern = ProbePattern::parse(pattern_text).map_err(|e| bad(e.to_string()))?;
+        Ok(ProbeSpec {
+            path: path.map(PathBuf::from),
+            pattern_text: pattern_text.to_owned(),
+            pattern,
+            text: text.to_owned(),
+        })
+    }
+}
+
+/// Arguments to read as NUL-terminated strings, for the probes matching a
+/// pattern (all probes without one).
+///
+/// Parsed from `N[,N...]` or `PATTERN:N[,N...]`, where N counts arguments
+/// from 0 (`arg0`): note arguments for sites without typed metadata, declared
+/// raw-pointer arguments for typed sites.
+#[derive(Debug, Clone)]
+pub struct StringRequest {
+    /// The probes the request applies to; `None` for all.
+    pub pattern: Option<ProbePattern>,
+    /// Argument indices.
+    pub args: Vec<usize>,
+}
+
+impl FromStr for StringRequest {
+    type Err = TraceError;
+
+    fn from_str(text: &str) -> Result<StringRequest, TraceError> {
+        let bad = |reason: &str| TraceError::BadSpec {
+            spec: text.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let (pattern, list) = match text.rfind(':') {
+            Some(colon) => (Some(&text[..colon]), &text[colon + 1..]),
+            None => (None, text),
+        };
+        let args = list
+            .split(',')
+            .map(|n| n.trim().trim_start_matches("arg").parse::<usize>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| bad("expected argument numbers such as `0` or `1,2` (optionally after `provider:name:`)"))?;
+        if let Some(&n) = args.iter().find(|&&n| n >= tracer_common::MAX_ARGS) {
+            return Err(TraceError::BadSpec {
+                spec: text.to_owned(),
+                reason: format!(
+                    "argument {n} does not exist (at most {} arguments)",
+                    tracer_common::MAX_ARGS
+                ),
+            });
+        }
+        let pattern = pattern
+            .map(|p| {
+                ProbePattern::parse(p).map_err(|e| TraceError::BadSpec {
+                    spec: text.to_owned(),
+                    reason: e.to_string(),
+                })
+            })
+            .transpose()?;
+        Ok(StringRequest { pattern, args })
+    }
+}
+
+impl StringRequest {
+    /// The argument indices requested for probe `provider:name` by any of
+    /// `requests`.
+    pub(crate) fn args_for(requests: &[StringRequest], provider: &str, name: &str) -> Vec<usize> {
+        let mut args: Vec<usize> = requests
+            .iter()
+            .filter(|r| r.pattern.as_ref().is_none_or(|p| p.matches(provider, name)))
+            .flat_map(|r| r.args.iter().copied())
+            .collect();
+        args.sort_unstable();
+        args.dedup();
+        args
+    }
+}
+
+/// One probe site chosen for attaching.
+#[derive(Debug, Clone)]
+pub(crate) struct SelectedSite {
+    /// The file to open the uprobe on (reachable from this process).
+    pub attach_path: PathBuf,
+    /// The file as the user or the traced process names it.
+    pub display_path: PathBuf,
+    /// The module's architecture.
+    pub arch: Arch,
+    /// The site.
+    pub probe: Probe,
+}
+
+/// Finds the sites `specs` select. Specs with a path read that file; specs
+/// without one search the modules of process `pid`, or `executable` (the
+/// program `-c` starts, before it runs).
+pub(crate) fn select_sites(
+    specs: &[ProbeSpec],
+    pid: Option<u32>,
+    executable: Option<&Path>,
+) -> Result<Vec<SelectedSite>, TraceError> {
+    let mut sites: Vec<SelectedSite> = Vec::new();
+    let mut process_modules: Option<Vec<(PathBuf, PathBuf, Vec<Probe>)>> = None;
+    for spec in specs {
+        let before = sites.len();
+        let scope;
+        if let Some(path) = &spec.path {
+            scope = path.display().to_string();
+            add_file_sites(&mut sites, path, path, spec)?;
+        } else if let Some(executable) = executable {
+            scope = executable.display().to_string();
+            add_file_sites(&mut sites, executable, executable, spec)?;
+        } else if let Some(pid) = pid {
+            scope = format!("process {pid}");
+            if process_modules.is_none() {
+                process_modules = Some(read_process(pid)?);
+            }
+            let host = regs::host_arch().ok_or_else(unsupported_host)?;
+            for (path, host_path, probes) in process_modules.iter().flatten() {
+                for probe in probes
+                    .iter()
+                    .filter(|p| spec.pattern.matches(&p.provider, &p.name))
+                {
+                    push_unique(
+                        &mut sites,
+                        SelectedSite {
+                            attach_path: host_path.clone(),
+                            display_path: path.clone(),
+                            arch: host,
+                            probe: probe.clone(),
+                        },
+                    );
+                }
+            }
+        } else {
+            return Err(TraceError::BadSpec {
+                spec: spec.to_string(),
+                reason: "no file given: write PATH:provider:name, or use --pid to search a process"
+                    .into(),
+            });
+        }
+        if sites.len() == before && !spec_matched_duplicates(&sites, spec) {
+            return Err(TraceError::NoMatch {
+                pattern: spec.pattern_text.clone(),
+                scope,
+            });
+        }
+    }
+    Ok(sites)
+}
+
+/// Whether `spec` matches a site another spec already selected (so it is
+/// not a pattern matching nothing).
+fn spec_matched_duplicates(sites: &[SelectedSite], spec: &ProbeSpec) -> bool {
+    sites.iter().any(|site| {
+        spec.pattern.matches(&site.probe.provider, &site.probe.name)
+            && spec
+                .path
+                .as_ref()
+                .is_none_or(|path| *path == site.display_path)
+    })
+}
+
+fn add_file_sites(
+    sites: &mut Vec<SelectedSite>,
+    path: &Path,
+    display: &Path,
+    spec: &ProbeSpec,
+) -> Result<(), TraceError> {
+    let file = ElfFile::open(path)?;
+    let arch = file.arch();
+    for probe in file.probes()? {
+        if spec.pattern.matches(&probe.provider, &probe.name) {
+            push_unique(
+                sites,
+                SelectedSite {
+                    attach_path: path.to_path_buf(),
+                    display_path: display.to_path_buf(),
+                    arch,
+                    probe,
+                },
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Adds `site` unless the same file offset of the same file is selected.
+fn push_unique(sites: &mut Vec<SelectedSite>, site: SelectedSite) {
+    let duplicate = sites.iter().any(|s| {
+        s.attach_path == site.attach_path && s.probe.file_offset == site.probe.file_offset
+    });
+    if !duplicate {
+        sites.push(site);
+    }
+}
+
+type ModuleProbes = (PathBuf, PathBuf, Vec<Probe>);
+
+fn read_process(pid: u32) -> Result<Vec<ModuleProbes>, TraceError> {
+    if !Path::new(&format!("/proc/{pid}")).exists() {
+        return Err(TraceError::Process {
+            pid,
+            reason: NO_SUCH_PROCESS.into(),
+        });
+    }
+    let process = Process::open(pid)?;
+    let modules = process.modules()?;
+    Ok(modules
+        .into_iter()
+        .map(|m| (m.path, m.host_path, m.probes))
+        .collect())
+}
+
+fn unsupported_host() -> TraceError {
+    TraceError::Bpf("the tracer supports x86-64 and aarch64 hosts only".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(text: &str) -> ProbeSpec {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn probe_specs_split_path_and_pattern() {
+        let s = spec("/usr/bin/python3.11:python:function__entry");
+        assert_eq!(s.path.as_deref(), Some(Path::new("/usr/bin/python3.11")));
+        assert_eq!(s.pattern_text, "python:function__entry");
+        assert!(s.pattern.matches("python", "function__entry"));
+
+        let s = spec("usdt:./a.out:p*:n?");
+        assert_eq!(s.path.as_deref(), Some(Path::new("./a.out")));
+        assert!(s.pattern.matches("prov", "n1"));
+        assert!(!s.pattern.matches("prov", "n12"));
+
+        let s = spec("http:request_*");
+        assert_eq!(s.path, None);
+        assert!(s.pattern.matches("http", "request_start"));
+
+        let s = spec("/lib/libfoo.so");
+        assert_eq!(s.path.as_deref(), Some(Path::new("/lib/libfoo.so")));
+        assert!(s.pattern.matches("any", "thing"));
+
+        // A colon in a directory name stays in the path.
+        let s = spec("/tmp/a:b/prog:p:n");
+        assert_eq!(s.path.as_deref(), Some(Path::new("/tmp/a:b/prog")));
+        assert_eq!(s.pattern_text, "p:n");
+
+        assert!("".parse::<ProbeSpec>().is_err());
+        assert!("usdt:".parse::<ProbeSpec>().is_err());
+    }
+
+    #[test]
+    fn string_requests() {
+        let r: StringRequest = "1".parse().unwrap();
+        assert!(r.pattern.is_none());
+        assert_eq!(r.args, vec![1]);
+        let r: StringRequest = "python:function__*:0,arg1".parse().unwrap();
+        assert_eq!(r.args, vec![0, 1]);
+        assert!(r.pattern.unwrap().matches("python", "function__entry"));
+        assert!("x".parse::<StringRequest>().is_err());
+        assert!("12".parse::<StringRequest>().is_err());
+
+        let requests: Vec<StringRequest> = vec!["2".parse().unwrap(), "p:n:0,2".parse().unwrap()];
+        assert_eq!(StringRequest::args_for(&requests, "p", "n"), vec![0, 2]);
+        assert_eq!(StringRequest::args_for(&requests, "q", "n"), vec![2]);
+    }
+}

@@ -1,0 +1,501 @@
+//! The tracer: loads the embedded BPF program, attaches it to the selected
+//! sites with their plans, and delivers decoded events.
+
+use crate::error::TraceError;
+use crate::plan::{self, SiteDecoding};
+use crate::privileges;
+use crate::select::{self, ProbeSpec, SelectedSite, StringRequest};
+use crate::uprobe::{self, UprobePmu};
+use crate::value::Value;
+use aya::maps::{Array, MapData, RingBuf};
+use aya::programs::UProbe;
+use aya::{Ebpf, EbpfLoader};
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tracer_common::{
+    DROPS_MAP, EVENT_HEADER_SIZE, EVENTS_MAP, EventHeader, PROGRAM_NAME, SITES_MAP, SitePlan,
+};
+use usdt_reader::Signature;
+
+/// The BPF object built from `tracer-ebpf` (`cargo xtask build-ebpf`).
+static BPF_OBJECT: &[u8] = aya::include_bytes_aligned!("../bpf/usdt-tracer.bpf.o");
+
+/// Default size of the event ring buffer.
+pub const DEFAULT_RING_BYTES: u32 = 8 << 20;
+
+/// The longest the reader sleeps before looking at the ring buffer again
+/// (the BPF program wakes it only when much data is waiting).
+const POLL_SLICE: Duration = Duration::from_millis(10);
+
+/// What to trace and how.
+#[derive(Debug, Clone)]
+pub struct TraceConfig {
+    /// The probes to attach to.
+    pub probes: Vec<ProbeSpec>,
+    /// Trace only this process (and search its modules for probes given
+    /// without a path). `None`: every process running the files.
+    pub pid: Option<u32>,
+    /// Where probes without a path are searched when the process has not
+    /// started yet (the program `-c` runs).
+    pub executable: Option<PathBuf>,
+    /// Arguments to copy as C strings.
+    pub strings: Vec<StringRequest>,
+    /// Size of the event ring buffer in bytes (a power of two, at least one
+    /// page).
+    pub ring_bytes: u32,
+}
+
+impl Default for TraceConfig {
+    fn default() -> Self {
+        TraceConfig::new()
+    }
+}
+
+impl TraceConfig {
+    /// An empty configuration: no probes, every process, default buffer.
+    pub fn new() -> TraceConfig {
+        TraceConfig {
+            probes: Vec::new(),
+            pid: None,
+            executable: None,
+            strings: Vec::new(),
+            ring_bytes: DEFAULT_RING_BYTES,
+        }
+    }
+
+    /// Adds a probe specification (see [`ProbeSpec`]).
+    pub fn probe(mut self, spec: &str) -> Result<TraceConfig, TraceError> {
+        self.probes.push(spec.parse()?);
+        Ok(self)
+    }
+
+    /// Traces only process `pid`.
+    pub fn pid(mut self, pid: u32) -> TraceConfig {
+        self.pid = Some(pid);
+        self
+    }
+
+    /// Adds a string request (see [`StringRequest`]).
+    pub fn strings(mut self, request: &str) -> Result<TraceConfig, TraceError> {
+        self.strings.push(request.parse()?);
+        Ok(self)
+    }
+}
+
+/// A traced probe: one provider:name in one module (all its sites).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeInfo {
+    /// The provider.
+    pub provider: String,
+    /// The probe name.
+    pub name: String,
+    /// The module holding the probe, as the user or the process names it.
+    pub path: PathBuf,
+    /// Typed metadata of the first site, when the module carries it.
+    pub signature: Option<Signature>,
+    /// Number of attached sites.
+    pub sites: usize,
+    /// Whether the probe has a semaphore the tracer raised.
+    pub semaphore: bool,
+}
+
+/// One probe hit.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// The probe that fired.
+    pub probe: Arc<ProbeInfo>,
+    /// Link-time address of the site that fired.
+    pub address: u64,
+    /// Process id.
+    pub pid: u32,
+    /// Thread id.
+    pub tid: u32,
+    /// CPU that ran the probe.
+    pub cpu: u32,
+    /// CLOCK_MONOTONIC time of the hit, in nanoseconds.
+    pub timestamp_ns: u64,
+    /// Decoded arguments: one per declared argument for sites with typed
+    /// metadata, else one per note argument.
+    pub args: Vec<Value>,
+    /// Declared argument names (typed sites), else empty.
+    pub arg_names: Arc<[String]>,
+}
+
+impl Event {
+    /// The name of argument `index`: the declared name, or `argN`.
+    pub fn arg_name(&self, index: usize) -> String {
+        self.arg_names
+            .get(index)
+            .cloned()
+            .unwrap_or_else(|| format!("arg{index}"))
+    }
+}
+
+/// What user space keeps per attached site.
+struct SiteState {
+    probe: usize,
+    address: u64,
+    decoding: SiteDecoding,
+}
+
+/// Attached probes and the stream of their events. Dropping the tracer
+/// detaches everything (and the kernel lowers the semaphores it raised).
+pub struct Tracer {
+    /// One link per site; closing a link removes its uprobe.
+    links: Vec<OwnedFd>,
+    ring: RingBuf<MapData>,
+    drops: Array<MapData, u64>,
+    probes: Vec<Arc<ProbeInfo>>,
+    sites: Vec<SiteState>,
+    delivered: u64,
+    _ebpf: Ebpf,
+}
+
+impl Tracer {
+    /// Selects the sites `config` names, loads the BPF program and attaches
+    /// it to every site. On error nothing stays attached.
+    pub fn attach(config: &TraceConfig) -> Result<Tracer, TraceError> {
+        if config.probes.is_empty() {
+            return Err(TraceError::BadSpec {
+                spec: String::new(),
+                reason: "no probe given".into(),
+            });
+        }
+        let selected =
+            select::select_sites(&config.probes, config.pid, config.executable.as_deref())?;
+        let (plans, probes, sites) = plan_all(&selected, &config.strings)?;
+        privileges::check()?;
+        let pmu = UprobePmu::detect().map_err(|source| TraceError::Io {
+            context: "this kernel has no uprobe PMU (/sys/bus/event_source/devices/uprobe)".into(),
+            source,
+        })?;
+        if !pmu.supports_semaphores() && selected.iter().any(|s| s.probe.semaphore_offset.is_some())
+        {
+            return Err(TraceError::Bpf(
+                "this kernel cannot raise USDT semaphores (no uprobe ref_ctr_offset)".into(),
+            ));
+        }
+        uprobe::raise_fd_limit();
+
+        let mut ebpf = EbpfLoader::new()
+            .map_max_entries(SITES_MAP, plans.len().max(1) as u32)
+            .map_max_entries(EVENTS_MAP, config.ring_bytes)
+            .load(BPF_OBJECT)
+            .map_err(|e| bpf_error("cannot load the BPF object", &e))?;
+        {
+            let program: &mut UProbe = ebpf
+                .program_mut(PROGRAM_NAME)
+                .ok_or_else(|| {
+                    TraceError::Bpf(format!("the BPF object has no program {PROGRAM_NAME}"))
+                })?
+                .try_into()
+                .map_err(|e| bpf_error("unexpected program type", &e))?;
+            program
+                .load()
+                .map_err(|e| bpf_error("the kernel rejected the BPF program", &e))?;
+        }
+        {
+            let mut map: Array<&mut MapData, SitePlan> = ebpf
+                .map_mut(SITES_MAP)
+                .ok_or_else(|| TraceError::Bpf(format!("the BPF object has no map {SITES_MAP}")))?
+                .try_into()
+                .map_err(|e| bpf_error(SITES_MAP, &e))?;
+            for (index, plan) in plans.iter().enumerate() {
+                map.set(index as u32, *plan, 0)
+                    .map_err(|e| bpf_error("cannot store a site plan", &e))?;
+            }
+        }
+        let ring: RingBuf<MapData> = take_map(&mut ebpf, EVENTS_MAP)?;
+        let drops: Array<MapData, u64> = take_map(&mut ebpf, DROPS_MAP)?;
+
+        let mut links = Vec::with_capacity(selected.len());
+        {
+            let program: &UProbe = ebpf
+                .program(PROGRAM_NAME)
+                .ok_or_else(|| {
+                    TraceError::Bpf(format!("the BPF object has no program {PROGRAM_NAME}"))
+                })?
+                .try_into()
+                .map_err(|e| bpf_error("unexpected program type", &e))?;
+            let program_fd = program
+                .fd()
+                .map_err(|e| bpf_error("program not loaded", &e))?;
+            for (index, site) in selected.iter().enumerate() {
+                let link = attach_site(&pmu, program_fd.as_fd(), site, index as u64, config.pid)?;
+                links.push(link);
+            }
+        }
+        Ok(Tracer {
+            links,
+            ring,
+            drops,
+            probes,
+            sites,
+            delivered: 0,
+            _ebpf: ebpf,
+        })
+    }
+
+    /// The traced probes.
+    pub fn probes(&self) -> &[Arc<ProbeInfo>] {
+        &self.probes
+    }
+
+    /// Number of attached sites (0 after [`Tracer::detach`]).
+    pub fn attached_sites(&self) -> usize {
+        self.links.len()
+    }
+
+    /// Events delivered so far.
+    pub fn delivered(&self) -> u64 {
+        self.delivered
+    }
+
+    /// Events lost because the ring buffer was full.
+    pub fn drops(&self) -> Result<u64, TraceError> {
+        self.drops
+            .get(&0, 0)
+            .map_err(|e| bpf_error("cannot read the drop counter", &e))
+    }
+
+    /// The ring buffer's descriptor, readable when the BPF program asks for
+    /// a wake-up (it does only when much data waits: poll it with a short
+    /// timeout and call [`Tracer::drain`] either way).
+    pub fn ring_fd(&self) -> BorrowedFd<'_> {
+        self.ring.as_fd()
+    }
+
+    /// Delivers every event waiting in the ring buffer to `f`; returns how
+    /// many. Stops early (leaving the rest waiting) when `f` returns `false`.
+    pub fn drain(&mut self, mut f: impl FnMut(Event) -> bool) -> usize {
+        let mut count = 0;
+        while let Some(item) = self.ring.next() {
+            let event = decode_record(&item, &self.sites, &self.probes);
+            drop(item);
+            let Some(event) = event else { continue };
+            count += 1;
+            self.delivered += 1;
+            if !f(event) {
+                break;
+            }
+        }
+        count
+    }
+
+    /// Waits up to `timeout` for events and delivers those that arrived
+    /// (see [`Tracer::drain`]); returns how many.
+    pub fn poll(
+        &mut self,
+        timeout: Duration,
+        mut f: impl FnMut(Event) -> bool,
+    ) -> Result<usize, TraceError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let mut stop = false;
+            let count = self.drain(|event| {
+                let more = f(event);
+                stop = !more;
+                more
+            });
+            if count > 0 || stop {
+                return Ok(count);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(0);
+            }
+            wait_readable(self.ring.as_raw_fd(), (deadline - now).min(POLL_SLICE))?;
+        }
+    }
+
+    /// Removes every uprobe (lowering the semaphores) but keeps the events
+    /// already in the ring buffer for [`Tracer::drain`].
+    pub fn detach(&mut self) {
+        self.links.clear();
+    }
+}
+
+impl Drop for Tracer {
+    fn drop(&mut self) {
+        // Links first, so no event arrives in half-released maps.
+        self.links.clear();
+    }
+}
+
+/// The plans of the selected sites (in cookie order), the probes they
+/// belong to, and what user space keeps per site.
+type Plans = (Vec<SitePlan>, Vec<Arc<ProbeInfo>>, Vec<SiteState>);
+
+/// Plans every site; groups sites into probes by (module, provider, name).
+fn plan_all(selected: &[SelectedSite], strings: &[StringRequest]) -> Result<Plans, TraceError> {
+    let mut probe_index: HashMap<(PathBuf, String, String), usize> = HashMap::new();
+    let mut infos: Vec<ProbeInfo> = Vec::new();
+    let mut plans = Vec::with_capacity(selected.len());
+    let mut sites = Vec::with_capacity(selected.len());
+    for site in selected {
+        let probe = &site.probe;
+        let key = (
+            site.display_path.clone(),
+            probe.provider.clone(),
+            probe.name.clone(),
+        );
+        let id = *probe_index.entry(key).or_insert_with(|| {
+            infos.push(ProbeInfo {
+                provider: probe.provider.clone(),
+                name: probe.name.clone(),
+                path: site.display_path.clone(),
+                signature: probe.signature.clone(),
+                sites: 0,
+                semaphore: probe.semaphore_offset.is_some(),
+            });
+            infos.len() - 1
+        });
+        infos[id].sites += 1;
+        let cstr = StringRequest::args_for(strings, &probe.provider, &probe.name);
+        let (plan, decoding) =
+            plan::plan_site(site.arch, probe, id as u32, &cstr).map_err(|e| {
+                TraceError::Unsupported {
+                    path: site.display_path.clone(),
+                    provider: probe.provider.clone(),
+                    name: probe.name.clone(),
+                    address: probe.address,
+                    reason: e.0,
+                }
+            })?;
+        plans.push(plan);
+        sites.push(SiteState {
+            probe: id,
+            address: probe.address,
+            decoding,
+        });
+    }
+    Ok((plans, infos.into_iter().map(Arc::new).collect(), sites))
+}
+
+/// Opens the site's uprobe (raising its semaphore) and links the program
+/// to it with the site index as cookie.
+fn attach_site(
+    pmu: &UprobePmu,
+    program: BorrowedFd<'_>,
+    site: &SelectedSite,
+    cookie: u64,
+    pid: Option<u32>,
+) -> Result<OwnedFd, TraceError> {
+    let probe = &site.probe;
+    let fail = |source: io::Error| {
+        classify_attach_error(source, pid, &site.attach_path, &site.display_path, probe)
+    };
+    let event = pmu
+        .open(
+            &site.attach_path,
+            probe.file_offset,
+            probe.semaphore_offset,
+            pid,
+        )
+        .map_err(fail)?;
+    uprobe::link_perf_event(program, &event, cookie).map_err(fail)
+    // `event` closes here; the link keeps the perf event alive.
+}
+
+fn classify_attach_error(
+    source: io::Error,
+    pid: Option<u32>,
+    attach_path: &Path,
+    display_path: &Path,
+    probe: &usdt_reader::Probe,
+) -> TraceError {
+    match (source.raw_os_error(), pid) {
+        (Some(libc::ESRCH), Some(pid)) => TraceError::Process {
+            pid,
+            reason: "exited while the tracer was attaching".into(),
+        },
+        (Some(libc::EACCES | libc::EPERM), _) => TraceError::Privileges(format!(
+            "the kernel refused a uprobe on {} ({source}): tracing needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN",
+            attach_path.display()
+        )),
+        _ => TraceError::Attach {
+            path: display_path.to_path_buf(),
+            provider: probe.provider.clone(),
+            name: probe.name.clone(),
+            offset: probe.file_offset,
+            source,
+        },
+    }
+}
+
+/// Decodes one ring buffer record; `None` for a record too short or of an
+/// unknown site (which the BPF program never writes).
+fn decode_record(bytes: &[u8], sites: &[SiteState], probes: &[Arc<ProbeInfo>]) -> Option<Event> {
+    if bytes.len() < EVENT_HEADER_SIZE {
+        return None;
+    }
+    // SAFETY: the slice holds at least EVENT_HEADER_SIZE bytes and
+    // EventHeader is plain old data, valid for any bit pattern; the read is
+    // unaligned-safe.
+    let header: EventHeader = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
+    let site = sites.get(header.site as usize)?;
+    let strings = &bytes[EVENT_HEADER_SIZE..];
+    let strings = &strings[..(header.string_bytes as usize).min(strings.len())];
+    Some(Event {
+        probe: probes[site.probe].clone(),
+        address: site.address,
+        pid: header.pid,
+        tid: header.tid,
+        cpu: header.cpu,
+        timestamp_ns: header.timestamp_ns,
+        args: plan::decode(&header, strings, &site.decoding),
+        arg_names: site.decoding.names.clone(),
+    })
+}
+
+fn take_map<T>(ebpf: &mut Ebpf, name: &str) -> Result<T, TraceError>
+where
+    T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
+{
+    let map = ebpf
+        .take_map(name)
+        .ok_or_else(|| TraceError::Bpf(format!("the BPF object has no map {name}")))?;
+    T::try_from(map).map_err(|e| bpf_error(name, &e))
+}
+
+/// A one-line BPF error with the error's whole source chain.
+fn bpf_error(context: &str, error: &dyn std::error::Error) -> TraceError {
+    let mut message = format!("{context}: {error}");
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    TraceError::Bpf(message.replace('\n', " "))
+}
+
+/// Waits until `fd` is readable or `timeout` passes.
+pub(crate) fn wait_readable(fd: i32, timeout: Duration) -> Result<(), TraceError> {
+    let mut pollfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd for the duration of the call.
+    let r = unsafe {
+        libc::poll(
+            &mut pollfd,
+            1,
+            timeout.as_millis().min(i32::MAX as u128) as i32,
+        )
+    };
+    if r < 0 {
+        let error = io::Error::last_os_error();
+        if error.kind() != io::ErrorKind::Interrupted {
+            return Err(TraceError::Io {
+                context: "poll".into(),
+                source: error,
+            });
+        }
+    }
+    Ok(())
+}

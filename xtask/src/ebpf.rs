@@ -1,0 +1,249 @@
+//! `cargo xtask build-ebpf [--check]`: builds the tracer's BPF program and
+//! commits-ready copies it to `tracer/bpf/usdt-tracer.bpf.o`, the object the
+//! `usdt` binary embeds.
+//!
+//! The recipe: the `nightly` toolchain with `rust-src` (to build `core` for
+//! `bpfel-unknown-none`) and bpf-linker 0.13.0 built against the nightly's
+//! own libLLVM. Missing pieces are installed first: `rust-src` through
+//! rustup, bpf-linker from crates.io into `~/.cache/usdt-sdk`.
+//!
+//! With `--check` the object is rebuilt in a temporary directory and
+//! compared with the committed copy; a difference is an error. The build is
+//! reproducible: the object carries no debug information and no paths.
+
+use crate::deps;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The toolchain that builds the BPF program (as installed, not a dated
+/// channel, so rustup does not download a second one).
+const TOOLCHAIN: &str = "nightly";
+/// The bpf-linker release the recipe uses.
+const BPF_LINKER_VERSION: &str = "0.13.0";
+/// The BPF target.
+const TARGET: &str = "bpfel-unknown-none";
+/// The committed object, relative to the workspace root.
+pub const OBJECT: &str = "tracer/bpf/usdt-tracer.bpf.o";
+/// The binary target of the `tracer-ebpf` crate.
+const BIN_NAME: &str = "usdt-tracer";
+
+/// Runs `cargo xtask build-ebpf [--check]`.
+pub fn run(args: &[String]) -> Result<(), String> {
+    let mut check = false;
+    for arg in args {
+        match arg.as_str() {
+            "--check" => check = true,
+            other => return Err(format!("build-ebpf: unknown option `{other}`")),
+        }
+    }
+    let root = workspace_root();
+    let linker_dir = ensure_toolchain()?;
+    let committed = root.join(OBJECT);
+    if check {
+        let temp = TempDir::new("usdt-ebpf-check")?;
+        let built = build(&root, &linker_dir, &temp.path)?;
+        let fresh =
+            std::fs::read(&built).map_err(|e| format!("cannot read {}: {e}", built.display()))?;
+        let old = std::fs::read(&committed)
+            .map_err(|e| format!("cannot read {OBJECT}: {e}; run `cargo xtask build-ebpf`"))?;
+        if fresh != old {
+            return Err(format!(
+                "{OBJECT} is stale: it differs from a fresh build of tracer-ebpf; run `cargo xtask build-ebpf` and commit it"
+            ));
+        }
+        eprintln!("xtask: {OBJECT} is up to date");
+        Ok(())
+    } else {
+        let built = build(&root, &linker_dir, &root.join("tracer-ebpf").join("target"))?;
+        if let Some(parent) = committed.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        }
+        std::fs::copy(&built, &committed).map_err(|e| format!("cannot write {OBJECT}: {e}"))?;
+        eprintln!("xtask: wrote {OBJECT}");
+        Ok(())
+    }
+}
+
+/// The workspace root (the parent of the xtask crate).
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives inside the workspace")
+        .to_path_buf()
+}
+
+/// Makes sure the nightly toolchain has `rust-src` and that bpf-linker is
+/// installed; returns the directory holding the `bpf-linker` binary.
+fn ensure_toolchain() -> Result<PathBuf, String> {
+    let toolchains = deps::output(Command::new("rustup").args(["toolchain", "list"]))?;
+    if !toolchains
+        .lines()
+        .any(|line| line.starts_with(&format!("{TOOLCHAIN}-")))
+    {
+        deps::run(Command::new("rustup").args([
+            "toolchain",
+            "install",
+            TOOLCHAIN,
+            "--profile",
+            "minimal",
+        ]))?;
+    }
+    let components = deps::output(Command::new("rustup").args([
+        "component",
+        "list",
+        "--installed",
+        "--toolchain",
+        TOOLCHAIN,
+    ]))?;
+    if !components.lines().any(|line| line.trim() == "rust-src") {
+        deps::run(Command::new("rustup").args([
+            "component",
+            "add",
+            "rust-src",
+            "--toolchain",
+            TOOLCHAIN,
+        ]))?;
+    }
+
+    let home = std::env::var_os("HOME").ok_or("HOME is not set")?;
+    let root = PathBuf::from(home)
+        .join(".cache/usdt-sdk")
+        .join(format!("bpf-linker-{BPF_LINKER_VERSION}"));
+    let bin = root.join("bin");
+    if bin.join("bpf-linker").is_file() {
+        return Ok(bin);
+    }
+    install_bpf_linker(&root)?;
+    Ok(bin)
+}
+
+/// Builds bpf-linker against the nightly's libLLVM and installs it under
+/// `root`.
+fn install_bpf_linker(root: &Path) -> Result<(), String> {
+    let sysroot = deps::output(
+        Command::new("rustc")
+            .arg(format!("+{TOOLCHAIN}"))
+            .args(["--print", "sysroot"]),
+    )?;
+    let lib_dir = PathBuf::from(sysroot.trim()).join("lib");
+    let entries = std::fs::read_dir(&lib_dir)
+        .map_err(|e| format!("cannot read {}: {e}", lib_dir.display()))?;
+    let libllvm = entries
+        .filter_map(|entry| entry.ok())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .find(|name| {
+            name.starts_with("libLLVM.so.")
+                || (name.starts_with("libLLVM-") && name.ends_with(".so"))
+        })
+        .ok_or_else(|| format!("no libLLVM shared library in {}", lib_dir.display()))?;
+    // libLLVM.so.22.1-rust-1.97.0-nightly -> 22
+    let major: String = libllvm
+        .trim_start_matches("libLLVM.so.")
+        .trim_start_matches("libLLVM-")
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    if major.is_empty() {
+        return Err(format!("cannot tell the LLVM version of {libllvm}"));
+    }
+
+    // LLVM_PREFIX/lib must hold the library under both names bpf-linker's
+    // build looks for.
+    let prefix = TempDir::new("usdt-llvm-prefix")?;
+    let prefix_lib = prefix.path.join("lib");
+    std::fs::create_dir_all(&prefix_lib)
+        .map_err(|e| format!("cannot create {}: {e}", prefix_lib.display()))?;
+    for name in ["libLLVM.so", libllvm.as_str()] {
+        std::os::unix::fs::symlink(lib_dir.join(&libllvm), prefix_lib.join(name))
+            .map_err(|e| format!("cannot link {name}: {e}"))?;
+    }
+    eprintln!(
+        "xtask: installing bpf-linker {BPF_LINKER_VERSION} (LLVM {major}) into {}",
+        root.display()
+    );
+    deps::run(
+        Command::new("cargo")
+            .arg(format!("+{TOOLCHAIN}"))
+            .args([
+                "install",
+                "bpf-linker",
+                "--locked",
+                "--version",
+                BPF_LINKER_VERSION,
+            ])
+            .args([
+                "--no-default-features",
+                "--features",
+                &format!("llvm-{major}"),
+            ])
+            .arg("--root")
+            .arg(root)
+            .env("LLVM_PREFIX", &prefix.path)
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS"),
+    )
+}
+
+/// Builds `tracer-ebpf` into `target_dir`; returns the object's path.
+fn build(root: &Path, linker_dir: &Path, target_dir: &Path) -> Result<PathBuf, String> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut dirs = vec![linker_dir.to_path_buf()];
+    dirs.extend(std::env::split_paths(&path));
+    let path = std::env::join_paths(dirs).map_err(|e| format!("bad PATH: {e}"))?;
+    let crate_dir = root.join("tracer-ebpf");
+    deps::run(
+        Command::new("cargo")
+            .arg(format!("+{TOOLCHAIN}"))
+            .args([
+                "build",
+                "--release",
+                "--locked",
+                "--target",
+                TARGET,
+                "-Z",
+                "build-std=core",
+            ])
+            .arg("--target-dir")
+            .arg(target_dir)
+            .current_dir(&crate_dir)
+            .env("PATH", path)
+            // Nothing from the calling environment may change the object.
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .env_remove("RUSTC_WRAPPER")
+            .env_remove("RUSTC_WORKSPACE_WRAPPER")
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("CARGO_BUILD_TARGET")
+            .env_remove("RUSTUP_TOOLCHAIN")
+            .env_remove("RUSTC")
+            .env_remove("RUSTDOC"),
+    )?;
+    let object = target_dir.join(TARGET).join("release").join(BIN_NAME);
+    if !object.is_file() {
+        return Err(format!("the build did not produce {}", object.display()));
+    }
+    Ok(object)
+}
+
+/// A directory under the system's temporary directory, removed on drop.
+struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    fn new(prefix: &str) -> Result<TempDir, String> {
+        let path = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path)
+            .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+        Ok(TempDir { path })
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
