@@ -1,2 +1,55 @@
-//! An HTTP/1.1 server instrumented with USDT probes.
-fn main() {}
+//! `http_server [--listen ADDR] [--workers N]`: serve HTTP/1.1 with USDT probes.
+
+use std::net::TcpListener;
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: http_server [--listen ADDR] [--workers N]
+
+Serves HTTP/1.1 on ADDR (default 127.0.0.1:8080) with N worker threads
+(default 4). Routes: /, /hello/NAME, /bytes/N, /sleep/MS, /status/CODE,
+POST /echo.";
+
+fn main() -> ExitCode {
+    let mut listen = String::from("127.0.0.1:8080");
+    let mut config = http_server::Config::default();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
+        let parsed = match arg.as_str() {
+            "--listen" => value("--listen").map(|v| listen = v),
+            "--workers" => value("--workers").and_then(|v| {
+                v.parse()
+                    .map(|n| config.workers = n)
+                    .map_err(|_| format!("--workers takes a number, not `{v}`"))
+            }),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            other => Err(format!("unknown argument `{other}`")),
+        };
+        if let Err(message) = parsed {
+            eprintln!("http_server: {message}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    }
+    let listener = match TcpListener::bind(&listen) {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("http_server: cannot listen on {listen}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let address = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or(listen);
+    println!("listening on http://{address} (pid {})", std::process::id());
+    match http_server::serve(listener, &config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("http_server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
