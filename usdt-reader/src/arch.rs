@@ -12,7 +12,7 @@ pub enum Arch {
     X86_64,
     /// 32-bit x86, i386 (AT&T syntax with 32-bit registers).
     X86,
-    /// 64-bit Arm (`x0`, `w1`, `[sp, 16]`, `5`).
+    /// 64-bit Arm (`x0`, `w1`, `[sp, 16]`, `5`), LP64 or ILP32.
     AArch64,
     /// 32-bit Arm (`r0`, `[fp, #-8]`, `#5`).
     Arm,
@@ -46,7 +46,8 @@ impl Arch {
         match (e_machine, is_64) {
             (EM_X86_64, true) => Arch::X86_64,
             (EM_386, false) => Arch::X86,
-            (EM_AARCH64, true) => Arch::AArch64,
+            // ILP32 (ELF32) code writes operands the same way.
+            (EM_AARCH64, _) => Arch::AArch64,
             (EM_ARM, false) => Arch::Arm,
             (EM_RISCV, true) => Arch::Riscv64,
             (EM_S390, true) => Arch::S390x,
@@ -62,15 +63,11 @@ impl Arch {
             _ => 8,
         }
     }
-
-    /// A short lower-case name: `x86_64`, `x86`, `aarch64`, `arm`,
-    /// `riscv64`, `s390x`, `powerpc64`, or `machine N`.
-    pub fn name(self) -> String {
-        self.to_string()
-    }
 }
 
 impl fmt::Display for Arch {
+    /// A short lower-case name: `x86_64`, `x86`, `aarch64`, `arm`,
+    /// `riscv64`, `s390x`, `powerpc64`, or `machine N`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Arch::X86_64 => f.write_str("x86_64"),
@@ -94,6 +91,7 @@ mod tests {
         assert_eq!(Arch::from_elf(62, true), Arch::X86_64);
         assert_eq!(Arch::from_elf(3, false), Arch::X86);
         assert_eq!(Arch::from_elf(183, true), Arch::AArch64);
+        assert_eq!(Arch::from_elf(183, false), Arch::AArch64);
         assert_eq!(Arch::from_elf(40, false), Arch::Arm);
         assert_eq!(Arch::from_elf(243, true), Arch::Riscv64);
         assert_eq!(Arch::from_elf(22, true), Arch::S390x);

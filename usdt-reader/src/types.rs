@@ -36,8 +36,7 @@ pub const VERSION: u8 = 1;
 pub const MAX_ARGS: u8 = 12;
 
 /// The Rust type of one probe argument, as recorded by the macros.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ArgKind {
     /// `u8`.
     U8,
@@ -154,6 +153,13 @@ impl ArgKind {
             ArgKind::Bytes => "&[u8]",
             ArgKind::Json => "json",
         }
+    }
+}
+
+impl Serialize for ArgKind {
+    /// The kind's display name (`u64`, `&str`, ...).
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
     }
 }
 

@@ -1,12 +1,261 @@
-//! `usdt list`.
+//! `usdt list`: the probes of ELF files or of a running process.
 
 use super::CliError;
+use serde::Serialize;
+use std::io::{self, Write};
+use std::path::Path;
+use usdt_reader::{ArgSpec, ElfFile, Probe, ProbePattern, Process, Signature};
 
 /// Arguments of `usdt list`.
 #[derive(Debug, clap::Args)]
-pub struct ListArgs {}
+#[command(after_help = "\
+Each OPERAND that names an existing file, or contains a `/`, is a PATH; \
+at most one other OPERAND is the PATTERN: `provider:name` with `*` and `?` \
+globs in either part, or a bare `name` meaning `*:name`. Without a PATTERN \
+every probe is listed; a PATTERN that matches nothing is an error.
+
+Examples:
+  usdt list /usr/bin/python3
+  usdt list /usr/bin/python3 'python:function__*'
+  usdt list --pid 1234 --json")]
+pub struct ListArgs {
+    /// List the probes of every ELF module (executable and shared
+    /// libraries) that process PID maps, with their runtime addresses.
+    #[arg(short = 'p', long, value_name = "PID")]
+    pid: Option<u32>,
+    /// Print one JSON object per probe site per line.
+    #[arg(long)]
+    json: bool,
+    /// ELF files (PATH...) and an optional probe PATTERN; see below.
+    #[arg(value_name = "OPERAND")]
+    operands: Vec<String>,
+}
+
+/// One probe site to print: the probe and where it was found.
+struct Row<'a> {
+    path: &'a Path,
+    probe: &'a Probe,
+    /// With `--pid`: the pid and the module's load bias.
+    process: Option<(u32, u64)>,
+}
 
 /// Runs `usdt list`.
-pub fn run(_args: ListArgs) -> Result<(), CliError> {
-    Err(CliError::Failure("`usdt list` is not built yet".into()))
+pub fn run(args: ListArgs) -> Result<(), CliError> {
+    let (paths, pattern) = split_operands(&args.operands)?;
+    let pattern_text = pattern.as_ref().map(ToString::to_string);
+    let pattern = match &pattern {
+        Some(text) => ProbePattern::parse(text).map_err(|e| CliError::Input(e.to_string()))?,
+        None => ProbePattern::all(),
+    };
+
+    // Read everything before printing anything, so an error leaves no
+    // half-written output.
+    let mut files = Vec::new();
+    let mut modules = Vec::new();
+    let scope;
+    match args.pid {
+        Some(_) if !paths.is_empty() => {
+            return Err(CliError::Input(
+                "give either PATHs or --pid, not both".into(),
+            ));
+        }
+        Some(pid) => {
+            modules = Process::open(pid)?.modules()?;
+            scope = format!("process {pid}");
+        }
+        None if paths.is_empty() => {
+            return Err(CliError::Input(match &pattern_text {
+                Some(text) => format!(
+                    "nothing to list: `{text}` is not a file; give one or more PATHs or --pid PID"
+                ),
+                None => "nothing to list: give one or more PATHs or --pid PID".into(),
+            }));
+        }
+        None => {
+            for path in &paths {
+                let file = ElfFile::open(path)?;
+                files.push((path.as_str(), file.probes()?));
+            }
+            scope = paths.join(", ");
+        }
+    }
+
+    let mut rows = Vec::new();
+    for (path, probes) in &files {
+        for probe in probes {
+            rows.push(Row {
+                path: Path::new(path),
+                probe,
+                process: None,
+            });
+        }
+    }
+    for module in &modules {
+        for probe in &module.probes {
+            rows.push(Row {
+                path: &module.path,
+                probe,
+                process: args.pid.map(|pid| (pid, module.bias)),
+            });
+        }
+    }
+    rows.retain(|row| pattern.matches(&row.probe.provider, &row.probe.name));
+    if let (Some(text), true) = (&pattern_text, rows.is_empty()) {
+        return Err(CliError::Input(format!(
+            "no probe matches `{text}` in {scope}"
+        )));
+    }
+
+    let output = if args.json {
+        json_lines(&rows)?
+    } else {
+        table(&rows, args.pid.is_some())
+    };
+    let mut stdout = io::stdout().lock();
+    match stdout
+        .write_all(output.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => Ok(()),
+        // A reader that stopped early (`usdt list | head`) is not a failure.
+        Err(error) if error.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        Err(error) => Err(CliError::Failure(format!(
+            "cannot write the listing: {error}"
+        ))),
+    }
+}
+
+/// Splits operands into PATHs and at most one PATTERN.
+fn split_operands(operands: &[String]) -> Result<(Vec<String>, Option<String>), CliError> {
+    let mut paths = Vec::new();
+    let mut pattern: Option<String> = None;
+    for operand in operands {
+        if operand.contains('/') || Path::new(operand).exists() {
+            paths.push(operand.clone());
+        } else if let Some(first) = &pattern {
+            return Err(CliError::Input(format!(
+                "`{first}` and `{operand}` are not files, and only one PATTERN may be given"
+            )));
+        } else {
+            pattern = Some(operand.clone());
+        }
+    }
+    Ok((paths, pattern))
+}
+
+/// One JSON object per line.
+fn json_lines(rows: &[Row<'_>]) -> Result<String, CliError> {
+    /// The fields of one line; `pid`, `runtime_address`, `runtime_semaphore`
+    /// and `bias` only with `--pid`.
+    #[derive(Serialize)]
+    struct Line<'a> {
+        path: &'a Path,
+        provider: &'a str,
+        name: &'a str,
+        address: u64,
+        file_offset: u64,
+        semaphore: Option<u64>,
+        semaphore_offset: Option<u64>,
+        args: &'a str,
+        arg_specs: Option<&'a [ArgSpec]>,
+        arg_error: Option<String>,
+        signature: Option<&'a Signature>,
+        signature_text: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pid: Option<u32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        runtime_address: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        runtime_semaphore: Option<Option<u64>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        bias: Option<u64>,
+    }
+    let mut out = String::new();
+    for row in rows {
+        let probe = row.probe;
+        let line = Line {
+            path: row.path,
+            provider: &probe.provider,
+            name: &probe.name,
+            address: probe.address,
+            file_offset: probe.file_offset,
+            semaphore: probe.semaphore,
+            semaphore_offset: probe.semaphore_offset,
+            args: &probe.args,
+            arg_specs: probe.arg_specs.as_deref().ok(),
+            arg_error: probe.arg_specs.as_ref().err().map(ToString::to_string),
+            signature: probe.signature.as_ref(),
+            signature_text: probe.signature.as_ref().map(ToString::to_string),
+            pid: row.process.map(|(pid, _)| pid),
+            runtime_address: row
+                .process
+                .map(|(_, bias)| probe.address.wrapping_add(bias)),
+            runtime_semaphore: row
+                .process
+                .map(|(_, bias)| probe.semaphore.map(|s| s.wrapping_add(bias))),
+            bias: row.process.map(|(_, bias)| bias),
+        };
+        let text = serde_json::to_string(&line)
+            .map_err(|e| CliError::Failure(format!("cannot encode JSON: {e}")))?;
+        out.push_str(&text);
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// An aligned table with a header line.
+fn table(rows: &[Row<'_>], with_runtime: bool) -> String {
+    let mut header = vec!["PATH", "PROVIDER", "NAME", "ADDRESS"];
+    if with_runtime {
+        header.push("RUNTIME");
+    }
+    header.extend(["SEMAPHORE", "ARGS"]);
+    let mut cells: Vec<Vec<String>> = vec![header.iter().map(ToString::to_string).collect()];
+    for row in rows {
+        let probe = row.probe;
+        let mut line = vec![
+            row.path.display().to_string(),
+            probe.provider.clone(),
+            probe.name.clone(),
+            format!("{:#x}", probe.address),
+        ];
+        if let Some((_, bias)) = row.process {
+            line.push(format!("{:#x}", probe.address.wrapping_add(bias)));
+        }
+        line.push(match probe.semaphore {
+            Some(address) => format!("{address:#x}"),
+            None => "-".into(),
+        });
+        line.push(match &probe.signature {
+            Some(signature) => signature.to_string(),
+            None => probe.args.clone(),
+        });
+        cells.push(line);
+    }
+    let columns = cells[0].len();
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            cells
+                .iter()
+                .map(|line| line[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for line in &cells {
+        let mut text = String::new();
+        for (c, cell) in line.iter().enumerate() {
+            if c + 1 == columns {
+                text.push_str(cell);
+            } else {
+                text.push_str(cell);
+                let pad = widths[c] - cell.chars().count() + 2;
+                text.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    }
+    out
 }

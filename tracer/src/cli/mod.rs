@@ -53,6 +53,18 @@ impl CliError {
     }
 }
 
+impl From<usdt_reader::Error> for CliError {
+    /// A missing, unreadable or malformed file and a pid that does not exist
+    /// are bad input (2); anything else is a failure (1).
+    fn from(error: usdt_reader::Error) -> CliError {
+        if error.is_bad_input() {
+            CliError::Input(error.to_string())
+        } else {
+            CliError::Failure(error.to_string())
+        }
+    }
+}
+
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (CliError::Input(message) | CliError::Failure(message)) = self;

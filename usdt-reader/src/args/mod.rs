@@ -222,6 +222,11 @@ pub enum ArgErrorKind {
     /// A symbol that no symbol table defines.
     #[error("symbol `{0}` is not in the file's symbol tables")]
     UnresolvedSymbol(String),
+    /// An assembler-local label (`.LANCHOR0`, gcc's section anchors on
+    /// aarch64): the assembler keeps no symbol for it, so no reader can
+    /// find its address.
+    #[error("`{0}` is an assembler-local label, which no symbol table keeps")]
+    LocalLabel(String),
     /// A symbol defined at several different addresses.
     #[error("symbol `{0}` is defined at {1} different addresses")]
     AmbiguousSymbol(String, usize),
@@ -414,6 +419,9 @@ const GOT_SYMBOL: &str = "_GLOBAL_OFFSET_TABLE_";
 
 fn resolve(symbols: &dyn SymbolResolver, name: &str) -> Result<u64, ArgErrorKind> {
     symbols.resolve(name).map_err(|error| match error {
+        SymbolError::NotFound if name.starts_with(".L") => {
+            ArgErrorKind::LocalLabel(name.to_string())
+        }
         SymbolError::NotFound => ArgErrorKind::UnresolvedSymbol(name.to_string()),
         SymbolError::Ambiguous(n) => ArgErrorKind::AmbiguousSymbol(name.to_string(), n),
     })

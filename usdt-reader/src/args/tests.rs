@@ -383,7 +383,7 @@ fn aarch64_forms() {
     );
     assert_eq!(
         error(a, "8f@[x0, #:lo12:.LANCHOR0]"),
-        ArgErrorKind::UnresolvedSymbol(".LANCHOR0".into())
+        ArgErrorKind::LocalLabel(".LANCHOR0".into())
     );
     assert_eq!(
         one(a, "-1@[x0, x1]").location,
