@@ -184,9 +184,19 @@ impl Site {
     }
 }
 
+/// A plain `catalog` probe site with arguments `arg0`, `arg1`, ...
 fn plain(name: &'static str, args: &[(&'static str, Value)]) -> Site {
+    plain_site("catalog", name, args)
+}
+
+/// A plain probe site with arguments `arg0`, `arg1`, ...
+pub fn plain_site(
+    provider: &'static str,
+    name: &'static str,
+    args: &[(&'static str, Value)],
+) -> Site {
     Site {
-        provider: "catalog",
+        provider,
         name,
         guarded: false,
         args: args
@@ -201,9 +211,19 @@ fn plain(name: &'static str, args: &[(&'static str, Value)]) -> Site {
     }
 }
 
+/// A typed `store` probe site.
 fn typed(name: &'static str, args: &[(&'static str, &'static str, Value)]) -> Site {
+    typed_site("store", name, args)
+}
+
+/// A typed probe site: named arguments, semaphore-guarded.
+pub fn typed_site(
+    provider: &'static str,
+    name: &'static str,
+    args: &[(&'static str, &'static str, Value)],
+) -> Site {
     Site {
-        provider: "store",
+        provider,
         name,
         guarded: true,
         args: args
@@ -217,7 +237,8 @@ fn typed(name: &'static str, args: &[(&'static str, &'static str, Value)]) -> Si
     }
 }
 
-fn i(v: impl Into<i128>) -> Value {
+/// A one-slot integer value.
+pub fn i(v: impl Into<i128>) -> Value {
     Value::Int(v.into())
 }
 
@@ -736,8 +757,8 @@ pub fn gdb_hits(
     commands: &[(String, Vec<String>)],
 ) -> HashMap<String, Vec<Vec<String>>> {
     let mut script = String::from(
-        "set pagination off\nset confirm off\nset language c\nset print elements 0\n\
-         set print repeats unlimited\nset width 0\n",
+        "set pagination off\nset confirm off\nset breakpoint pending on\nset language c\n\
+         set print elements 0\nset print repeats unlimited\nset width 0\n",
     );
     for (probe, exprs) in commands {
         script.push_str(&format!("break -probe-stap {probe}\ncommands\nsilent\n"));
@@ -837,6 +858,48 @@ pub fn gdb_reads(site: &Site) -> Vec<(String, String)> {
         }
     }
     reads
+}
+
+/// Runs `binary` under gdb with a breakpoint on every probe of `sites` and
+/// checks that each probe is hit once per expected site, in order, and that
+/// gdb reads each expected value. Sites of one probe must read the same
+/// argument slots.
+pub fn assert_gdb_reads_sites(binary: &Path, args: &[&str], sites: &[Site]) {
+    let mut per_probe: std::collections::BTreeMap<String, Vec<&Site>> = Default::default();
+    for site in sites {
+        per_probe.entry(site.probe()).or_default().push(site);
+    }
+    let commands: Vec<(String, Vec<String>)> = per_probe
+        .iter()
+        .map(|(probe, sites)| {
+            let mut exprs = vec!["print $_probe_argc".to_string()];
+            exprs.extend(gdb_reads(sites[0]).into_iter().map(|(expr, _)| expr));
+            (probe.clone(), exprs)
+        })
+        .collect();
+    let hits = gdb_hits(binary, args, &commands);
+    for (probe, sites) in &per_probe {
+        let probe_hits = hits
+            .get(probe)
+            .unwrap_or_else(|| panic!("{}: gdb never stopped at {probe}", binary.display()));
+        assert_eq!(
+            probe_hits.len(),
+            sites.len(),
+            "{}: hits of {probe}",
+            binary.display()
+        );
+        for (site, hit) in sites.iter().zip(probe_hits) {
+            let slots: usize = site.args.iter().map(|a| kind(a.kind).sizes.len()).sum();
+            let mut expected = vec![slots.to_string()];
+            expected.extend(gdb_reads(site).into_iter().map(|(_, value)| value));
+            assert_eq!(
+                hit,
+                &expected,
+                "{}: values gdb read at {probe}",
+                binary.display()
+            );
+        }
+    }
 }
 
 /// How gdb prints a byte array with `print/x`.

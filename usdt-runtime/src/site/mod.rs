@@ -144,13 +144,15 @@ macro_rules! __usdt_semaphore {
 }
 
 /// The start of a stapsdt note, up to and including its base field: what
-/// sys/sdt.h emits. The note's pc is label `990`.
+/// sys/sdt.h emits, plus the `R` (retain) flag, which makes the note a root
+/// of the linker's garbage collection so the function holding the site (label
+/// `990`) is never discarded while its note stays.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __usdt_note_head {
     () => {
         ::core::concat!(
-            ".pushsection .note.stapsdt,\"?\",\"note\"\n",
+            ".pushsection .note.stapsdt,\"?R\",\"note\"\n",
             ".balign 4\n",
             ".4byte 992f-991f, 994f-993f, 3\n",
             "991: .asciz \"stapsdt\"\n",

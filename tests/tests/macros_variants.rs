@@ -1,0 +1,318 @@
+//! Probes keep working however the code is built: the `macros_variants`
+//! fixture (a library declaring a typed provider and probes in a generic and
+//! an inlined function, a binary using it, a cdylib using it) is built at
+//! opt-level 0 to 3, with fat LTO, and stripped. For each build, readelf
+//! lists every site, the one semaphore is shared across crates, every site
+//! is the 5-byte nop, and gdb reads the right values from the binary and
+//! from the cdylib loaded by a C program.
+
+mod macros_support;
+
+use goblin::elf::Elf;
+use macros_support::*;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use usdt_interop_tests::{fixtures_dir, require_tool, run, target_dir};
+
+/// The variants share one build directory: one build at a time.
+static BUILD: Mutex<()> = Mutex::new(());
+
+/// Copies the fixture workspace (once per test run) to a directory under the
+/// target directory, writing each `Cargo.toml.in` as `Cargo.toml` pointing at
+/// this checkout's usdt-runtime, with this workspace's lock file so the same
+/// dependency versions are used offline.
+fn prepare_workspace() -> PathBuf {
+    let root = target_dir().join("macros-variants");
+    let src = root.join("src");
+    let runtime = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .join("usdt-runtime");
+    copy_template(&fixtures_dir().join("macros_variants"), &src, &runtime);
+    let lock = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .join("Cargo.lock");
+    std::fs::copy(lock, src.join("Cargo.lock")).unwrap();
+    src
+}
+
+fn copy_template(from: &Path, to: &Path, runtime: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if entry.file_type().unwrap().is_dir() {
+            copy_template(&path, &to.join(&name), runtime);
+        } else if let Some(stem) = name.strip_suffix(".in") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let text = text.replace("@USDT_RUNTIME@", &runtime.display().to_string());
+            write_if_changed(&to.join(stem), &text);
+        } else {
+            write_if_changed(&to.join(&name), &std::fs::read_to_string(&path).unwrap());
+        }
+    }
+}
+
+/// Writes `text` unless the file already holds it (keeps cargo's
+/// fingerprints fresh between runs).
+fn write_if_changed(path: &Path, text: &str) {
+    if std::fs::read_to_string(path).ok().as_deref() != Some(text) {
+        std::fs::write(path, text).unwrap();
+    }
+}
+
+/// Builds the fixture with the `--config` settings of a variant and returns
+/// the directory holding its `app` and `libprobes_cdylib.so`.
+fn build(variant: &str, config: &[&str]) -> PathBuf {
+    let src = prepare_workspace();
+    let build_dir = target_dir().join("macros-variants").join("target");
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(&src)
+        .args(["build", "--offline", "--release", "--workspace", "--quiet"])
+        .env("CARGO_TARGET_DIR", &build_dir)
+        .env_remove("RUSTFLAGS");
+    for setting in config {
+        cmd.args(["--config", &format!("profile.release.{setting}")]);
+    }
+    run(&mut cmd);
+    let out = target_dir().join("macros-variants").join(variant);
+    std::fs::create_dir_all(&out).unwrap();
+    for artifact in ["app", "libprobes_cdylib.so"] {
+        std::fs::copy(build_dir.join("release").join(artifact), out.join(artifact)).unwrap();
+    }
+    out
+}
+
+/// The sites `app` fires, in order.
+fn app_sites() -> Vec<Site> {
+    let hit = |site: u32, label: &str| {
+        typed_site(
+            "variant",
+            "hit",
+            &[
+                ("site", "u32", i(site)),
+                ("label", "&str", Value::Bytes(label.as_bytes().to_vec())),
+            ],
+        )
+    };
+    vec![
+        plain_site(
+            "variant",
+            "app_plain",
+            &[
+                ("u16", i(9)),
+                ("i64", i(-10)),
+                ("&str", Value::Bytes(b"x".to_vec())),
+            ],
+        ),
+        hit(2, "app"),
+        plain_site("variant", "generic", &[("u8", i(5))]),
+        plain_site("variant", "generic", &[("i32", i(-6))]),
+        plain_site("variant", "inlined", &[("u64", i(7))]),
+        plain_site("variant", "inlined", &[("u64", i(8))]),
+        hit(1, "lib"),
+        hit(3, "app2"),
+    ]
+}
+
+/// The sites the cdylib fires when the C program calls it.
+fn cdylib_sites() -> Vec<Site> {
+    vec![
+        plain_site("variant", "cdylib", &[("i32", i(-42))]),
+        typed_site(
+            "variant",
+            "hit",
+            &[
+                ("site", "u32", i(-42i32 as u32)),
+                ("label", "&str", Value::Bytes(b"cdylib".to_vec())),
+            ],
+        ),
+    ]
+}
+
+/// Normalized argument strings of each probe's notes in `path`.
+fn listed(path: &Path) -> BTreeMap<String, Vec<String>> {
+    let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for note in readelf_notes("readelf", path) {
+        map.entry(note.probe())
+            .or_default()
+            .push(normalize_x86_args(&note.args));
+    }
+    for args in map.values_mut() {
+        args.sort();
+    }
+    map
+}
+
+/// Checks the notes of `path` against `sites`: every probe listed with the
+/// right argument formats, at least one site per expected site (inlining
+/// may copy a site, never drop one; generic instantiations are one site
+/// each), nothing else; the sites are 5-byte nops; one semaphore per typed
+/// probe, in `.probes`, named as sys/sdt.h names it unless `stripped`.
+fn check_notes(path: &Path, sites: &[Site], stripped: bool) {
+    let actual = listed(path);
+    let mut expected: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for site in sites {
+        expected
+            .entry(site.probe())
+            .or_default()
+            .push(expected_x86_args(site));
+    }
+    assert_eq!(
+        actual.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>(),
+        "{}: probes",
+        path.display()
+    );
+    for (probe, mut formats) in expected {
+        let listed = &actual[&probe];
+        formats.sort();
+        let mut distinct_listed = listed.clone();
+        distinct_listed.dedup();
+        let mut distinct_expected = formats.clone();
+        distinct_expected.dedup();
+        assert_eq!(
+            distinct_listed,
+            distinct_expected,
+            "{}: {probe}",
+            path.display()
+        );
+        if probe == "variant:generic" {
+            assert_eq!(
+                listed.len(),
+                2,
+                "{}: one site per instantiation",
+                path.display()
+            );
+        } else {
+            assert!(
+                listed.len() >= formats.len() || probe == "variant:inlined" && !listed.is_empty(),
+                "{}: {probe} has {} sites, expected {}",
+                path.display(),
+                listed.len(),
+                formats.len()
+            );
+        }
+    }
+
+    let bytes = read(path);
+    let elf = Elf::parse(&bytes).unwrap();
+    let base = section(&elf, &bytes, ".stapsdt.base").expect(".stapsdt.base");
+    let probes = section(&elf, &bytes, ".probes").expect(".probes");
+    let notes = readelf_notes("readelf", path);
+    let mut semaphores: BTreeMap<String, u64> = BTreeMap::new();
+    for note in &notes {
+        assert_eq!(note.base, base.addr, "{}: {}", path.display(), note.probe());
+        assert_eq!(
+            bytes_at(&elf, &bytes, note.location, 5),
+            [0x0f, 0x1f, 0x44, 0x00, 0x00],
+            "{}: {} site",
+            path.display(),
+            note.probe()
+        );
+        let guarded = sites
+            .iter()
+            .find(|s| s.probe() == note.probe())
+            .unwrap()
+            .guarded;
+        if guarded {
+            assert!(
+                probes.addr <= note.semaphore && note.semaphore < probes.addr + probes.size,
+                "{}: {} semaphore outside .probes",
+                path.display(),
+                note.probe()
+            );
+            let previous = *semaphores.entry(note.probe()).or_insert(note.semaphore);
+            assert_eq!(
+                previous,
+                note.semaphore,
+                "{}: {} has two semaphores",
+                path.display(),
+                note.probe()
+            );
+        } else {
+            assert_eq!(note.semaphore, 0);
+        }
+    }
+    if stripped {
+        assert!(elf.syms.is_empty(), "{}: not stripped", path.display());
+    } else {
+        for (probe, address) in &semaphores {
+            let symbol = format!("{}_semaphore", probe.replace(':', "_"));
+            let matching: Vec<_> = elf
+                .syms
+                .iter()
+                .filter(|s| elf.strtab.get_at(s.st_name) == Some(symbol.as_str()))
+                .collect();
+            assert_eq!(matching.len(), 1, "{}: {symbol}", path.display());
+            assert_eq!(
+                matching[0].st_value,
+                *address,
+                "{}: {symbol}",
+                path.display()
+            );
+        }
+    }
+}
+
+/// Builds one variant and checks the binary and the cdylib.
+fn check_variant(variant: &str, config: &[&str]) {
+    let test = format!("probes_work_{variant}");
+    if !require_tool(&test, "readelf") || !require_tool(&test, "gdb") || !require_tool(&test, "cc")
+    {
+        return;
+    }
+    let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = build(variant, config);
+    let stripped = config.iter().any(|c| c.starts_with("strip"));
+
+    let app = dir.join("app");
+    check_notes(&app, &app_sites(), stripped);
+    assert_gdb_reads_sites(&app, &[], &app_sites());
+
+    let cdylib = dir.join("libprobes_cdylib.so");
+    check_notes(&cdylib, &cdylib_sites(), stripped);
+    let driver = dir.join("cdylib_main");
+    run(Command::new("cc")
+        .arg(fixtures_dir().join("macros_cdylib_main.c"))
+        .arg("-o")
+        .arg(&driver)
+        .arg(format!("-L{}", dir.display()))
+        .arg("-lprobes_cdylib")
+        .arg(format!("-Wl,-rpath,{}", dir.display())));
+    assert_gdb_reads_sites(&driver, &[], &cdylib_sites());
+}
+
+#[test]
+fn probes_work_at_opt_level_0() {
+    check_variant("o0", &["opt-level=0"]);
+}
+
+#[test]
+fn probes_work_at_opt_level_1() {
+    check_variant("o1", &["opt-level=1"]);
+}
+
+#[test]
+fn probes_work_at_opt_level_2() {
+    check_variant("o2", &["opt-level=2"]);
+}
+
+#[test]
+fn probes_work_at_opt_level_3() {
+    check_variant("o3", &["opt-level=3"]);
+}
+
+#[test]
+fn probes_work_with_fat_lto() {
+    check_variant("lto", &["opt-level=3", "lto=\"fat\"", "codegen-units=1"]);
+}
+
+#[test]
+fn probes_work_stripped() {
+    check_variant("strip", &["opt-level=3", "strip=\"symbols\""]);
+}
