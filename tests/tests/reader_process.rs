@@ -1,0 +1,185 @@
+//! usdt-reader on running processes: the modules of a process (its
+//! executable and the shared library it links), their load biases, and the
+//! runtime addresses of their probes, checked by reading the process's
+//! memory: each runtime address holds the probe's nop, and each runtime
+//! semaphore address holds a zero counter.
+
+mod reader_support;
+
+use reader_support::{fixture, fixtures};
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use usdt_interop_tests::require_tool;
+use usdt_reader::{Error, Module, Process};
+
+const TEST: &str = "reader_process";
+
+/// A child process killed when dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `program` looping for a long while and waits until it has mapped
+/// `library` (its dynamic loader has run).
+fn start(program: &Path, library: &str) -> Running {
+    let child = Command::new(program)
+        .args(["100000", "10"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let running = Running(child);
+    let maps = format!("/proc/{}/maps", running.0.id());
+    let start = Instant::now();
+    while !std::fs::read_to_string(&maps)
+        .unwrap_or_default()
+        .contains(library)
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{library} never mapped"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    running
+}
+
+fn read_memory(pid: u32, address: u64, len: usize) -> Vec<u8> {
+    let mut mem = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
+    mem.seek(SeekFrom::Start(address)).unwrap();
+    let mut buf = vec![0; len];
+    mem.read_exact(&mut buf).unwrap();
+    buf
+}
+
+fn module<'a>(modules: &'a [Module], name: &str) -> &'a Module {
+    modules
+        .iter()
+        .find(|m| m.path.file_name().is_some_and(|f| f == name))
+        .unwrap_or_else(|| {
+            panic!(
+                "no module {name} among {:?}",
+                modules.iter().map(|m| &m.path).collect::<Vec<_>>()
+            )
+        })
+}
+
+fn check_runtime_addresses(pid: u32, module: &Module) {
+    assert!(!module.probes.is_empty(), "{}", module.path.display());
+    for probe in &module.probes {
+        let runtime = module.runtime_address(probe);
+        assert_eq!(
+            read_memory(pid, runtime, 1),
+            [0x90],
+            "{}: {} at {runtime:#x}",
+            module.path.display(),
+            probe.qualified_name()
+        );
+        if let Some(semaphore) = module.runtime_semaphore(probe) {
+            assert_eq!(read_memory(pid, semaphore, 2), [0, 0]);
+        }
+    }
+}
+
+#[test]
+fn modules_biases_and_runtime_addresses() {
+    if !require_tool(TEST, "gcc") || !require_tool(TEST, "aarch64-linux-gnu-gcc") {
+        return;
+    }
+    let fixtures = fixtures(TEST);
+    let main = &fixture(fixtures, "x86_64_lib_main_O2").path;
+    let running = start(main, "libsdt_lib.so");
+    let pid = running.0.id();
+    let process = Process::open(pid).unwrap();
+    assert_eq!(process.pid(), pid);
+    let modules = process.modules().unwrap();
+
+    // Each file once: the executable, the library, libc, the loader.
+    let mut paths: Vec<&PathBuf> = modules.iter().map(|m| &m.path).collect();
+    paths.sort();
+    paths.dedup();
+    assert_eq!(paths.len(), modules.len());
+    let exe = module(&modules, "sdt_lib_main");
+    let lib = module(&modules, "libsdt_lib.so");
+    assert_eq!(exe.path, *main);
+    assert_eq!(
+        exe.host_path,
+        Path::new(&format!("/proc/{pid}/root")).join(main.strip_prefix("/").unwrap())
+    );
+    assert_eq!(exe.probes.len(), 1);
+    assert_eq!(lib.probes.len(), 3);
+    // Position-independent: both are loaded away from their link-time
+    // addresses, at page-aligned biases.
+    assert!(exe.bias != 0 && exe.bias.is_multiple_of(4096));
+    assert!(lib.bias != 0 && lib.bias.is_multiple_of(4096));
+    check_runtime_addresses(pid, exe);
+    check_runtime_addresses(pid, lib);
+    assert!(
+        lib.probes.iter().any(|p| p.semaphore.is_some()),
+        "the library's guarded probe has a semaphore"
+    );
+
+    // The bias agrees with /proc/PID/maps: the library's first mapping
+    // starts at bias + the first segment's page.
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    let first = maps
+        .lines()
+        .find(|line| line.ends_with("libsdt_lib.so"))
+        .unwrap();
+    let start = u64::from_str_radix(first.split('-').next().unwrap(), 16).unwrap();
+    assert_eq!(
+        start, lib.bias,
+        "the library's first segment is linked at 0"
+    );
+}
+
+#[test]
+fn a_deleted_library_is_read_through_map_files() {
+    if !require_tool(TEST, "gcc") || !require_tool(TEST, "aarch64-linux-gnu-gcc") {
+        return;
+    }
+    let fixtures = fixtures(TEST);
+    // A private copy of the program and its library, then the library is
+    // removed while the process runs.
+    let dir = usdt_interop_tests::scratch_dir("reader_process_deleted");
+    let main = dir.join("sdt_lib_main");
+    let lib = dir.join("libsdt_lib.so");
+    std::fs::copy(&fixture(fixtures, "x86_64_lib_main_O2").path, &main).unwrap();
+    std::fs::copy(&fixture(fixtures, "x86_64_lib_O2").path, &lib).unwrap();
+    let running = start(&main, "libsdt_lib.so");
+    std::fs::remove_file(&lib).unwrap();
+    let pid = running.0.id();
+    let modules = Process::open(pid).unwrap().modules().unwrap();
+    let deleted = module(&modules, "libsdt_lib.so");
+    assert_eq!(deleted.path, lib, "the path as the process saw it");
+    assert!(
+        deleted
+            .host_path
+            .starts_with(format!("/proc/{pid}/map_files")),
+        "{}",
+        deleted.host_path.display()
+    );
+    assert_eq!(deleted.probes.len(), 3);
+    check_runtime_addresses(pid, deleted);
+}
+
+#[test]
+fn missing_and_exited_processes_are_errors() {
+    let error = Process::open(u32::MAX).unwrap_err();
+    assert!(matches!(error, Error::NoSuchProcess { pid: u32::MAX }));
+    assert!(error.is_bad_input());
+    // A process that has exited between open and modules.
+    let mut child = Command::new("true").spawn().unwrap();
+    let process = Process::open(child.id()).unwrap();
+    child.wait().unwrap();
+    match process.modules() {
+        Err(Error::NoSuchProcess { .. }) => {}
+        other => panic!("{other:?}"),
+    }
+}
