@@ -1,10 +1,11 @@
 //! Probes keep working however the code is built: the `macros_variants`
 //! fixture (a library declaring a typed provider and probes in a generic and
 //! an inlined function, a binary using it, a cdylib using it) is built at
-//! opt-level 0 to 3, with fat LTO, and stripped. For each build, readelf
-//! lists every site, the one semaphore is shared across crates, every site
-//! is the 5-byte nop, and gdb reads the right values from the binary and
-//! from the cdylib loaded by a C program.
+//! opt-level 0 to 3, with fat LTO, stripped, and linked by GNU ld instead
+//! of lld. For each build, readelf lists every site, the one semaphore is
+//! shared across crates, every site is the 5-byte nop with its `.usdt.types`
+//! record, and gdb reads the right values from the binary and from the
+//! cdylib loaded by a C program.
 
 mod macros_support;
 
@@ -19,64 +20,19 @@ use usdt_interop_tests::{fixtures_dir, require_tool, run, target_dir};
 /// The variants share one build directory: one build at a time.
 static BUILD: Mutex<()> = Mutex::new(());
 
-/// Copies the fixture workspace (once per test run) to a directory under the
-/// target directory, writing each `Cargo.toml.in` as `Cargo.toml` pointing at
-/// this checkout's usdt-runtime, with this workspace's lock file so the same
-/// dependency versions are used offline.
-fn prepare_workspace() -> PathBuf {
-    let root = target_dir().join("macros-variants");
-    let src = root.join("src");
-    let runtime = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .join("usdt-runtime");
-    copy_template(&fixtures_dir().join("macros_variants"), &src, &runtime);
-    let lock = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .join("Cargo.lock");
-    std::fs::copy(lock, src.join("Cargo.lock")).unwrap();
-    src
-}
-
-fn copy_template(from: &Path, to: &Path, runtime: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let path = entry.path();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if entry.file_type().unwrap().is_dir() {
-            copy_template(&path, &to.join(&name), runtime);
-        } else if let Some(stem) = name.strip_suffix(".in") {
-            let text = std::fs::read_to_string(&path).unwrap();
-            let text = text.replace("@USDT_RUNTIME@", &runtime.display().to_string());
-            write_if_changed(&to.join(stem), &text);
-        } else {
-            write_if_changed(&to.join(&name), &std::fs::read_to_string(&path).unwrap());
-        }
-    }
-}
-
-/// Writes `text` unless the file already holds it (keeps cargo's
-/// fingerprints fresh between runs).
-fn write_if_changed(path: &Path, text: &str) {
-    if std::fs::read_to_string(path).ok().as_deref() != Some(text) {
-        std::fs::write(path, text).unwrap();
-    }
-}
-
 /// Builds the fixture with the `--config` settings of a variant and returns
 /// the directory holding its `app` and `libprobes_cdylib.so`.
 fn build(variant: &str, config: &[&str]) -> PathBuf {
-    let src = prepare_workspace();
+    let src = fixture_workspace();
     let build_dir = target_dir().join("macros-variants").join("target");
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(&src)
-        .args(["build", "--offline", "--release", "--workspace", "--quiet"])
+        .args(["build", "--offline", "--release", "--quiet"])
+        .args(["-p", "app", "-p", "probes_cdylib"])
         .env("CARGO_TARGET_DIR", &build_dir)
         .env_remove("RUSTFLAGS");
     for setting in config {
-        cmd.args(["--config", &format!("profile.release.{setting}")]);
+        cmd.args(["--config", setting]);
     }
     run(&mut cmd);
     let out = target_dir().join("macros-variants").join(variant);
@@ -238,6 +194,19 @@ fn check_notes(path: &Path, sites: &[Site], stripped: bool) {
             assert_eq!(note.semaphore, 0);
         }
     }
+    let types = section(&elf, &bytes, ".usdt.types").expect(".usdt.types");
+    let records = parse_type_records(types.data);
+    for note in &notes {
+        assert!(
+            records.iter().any(|r| r.pc == note.location
+                && r.provider == note.provider
+                && r.name == note.name),
+            "{}: no .usdt.types record for {} at {:#x}",
+            path.display(),
+            note.probe(),
+            note.location
+        );
+    }
     if stripped {
         assert!(elf.syms.is_empty(), "{}: not stripped", path.display());
     } else {
@@ -268,9 +237,16 @@ fn check_variant(variant: &str, config: &[&str]) {
     }
     let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
     let dir = build(variant, config);
-    let stripped = config.iter().any(|c| c.starts_with("strip"));
+    let stripped = config.iter().any(|c| c.contains(".strip="));
 
     let app = dir.join("app");
+    if config.iter().any(|c| c.contains("linker-features=-lld")) {
+        let bytes = read(&app);
+        let elf = Elf::parse(&bytes).unwrap();
+        let comment = section(&elf, &bytes, ".comment").expect(".comment");
+        let comment = String::from_utf8_lossy(comment.data);
+        assert!(!comment.contains("LLD"), "linked by lld: {comment}");
+    }
     check_notes(&app, &app_sites(), stripped);
     assert_gdb_reads_sites(&app, &[], &app_sites());
 
@@ -289,30 +265,57 @@ fn check_variant(variant: &str, config: &[&str]) {
 
 #[test]
 fn probes_work_at_opt_level_0() {
-    check_variant("o0", &["opt-level=0"]);
+    check_variant("o0", &["profile.release.opt-level=0"]);
 }
 
 #[test]
 fn probes_work_at_opt_level_1() {
-    check_variant("o1", &["opt-level=1"]);
+    check_variant("o1", &["profile.release.opt-level=1"]);
 }
 
 #[test]
 fn probes_work_at_opt_level_2() {
-    check_variant("o2", &["opt-level=2"]);
+    check_variant("o2", &["profile.release.opt-level=2"]);
 }
 
 #[test]
 fn probes_work_at_opt_level_3() {
-    check_variant("o3", &["opt-level=3"]);
+    check_variant("o3", &["profile.release.opt-level=3"]);
 }
 
 #[test]
 fn probes_work_with_fat_lto() {
-    check_variant("lto", &["opt-level=3", "lto=\"fat\"", "codegen-units=1"]);
+    check_variant(
+        "lto",
+        &[
+            "profile.release.opt-level=3",
+            "profile.release.lto=\"fat\"",
+            "profile.release.codegen-units=1",
+        ],
+    );
 }
 
 #[test]
 fn probes_work_stripped() {
-    check_variant("strip", &["opt-level=3", "strip=\"symbols\""]);
+    check_variant(
+        "strip",
+        &[
+            "profile.release.opt-level=3",
+            "profile.release.strip=\"symbols\"",
+        ],
+    );
+}
+
+#[test]
+fn probes_work_linked_by_gnu_ld() {
+    // rustc links with lld by default here; GNU ld garbage-collects
+    // differently (it drops unreferenced non-note sections such as
+    // `.usdt.types` unless they are retained).
+    check_variant(
+        "gnu-ld",
+        &[
+            "profile.release.opt-level=2",
+            "build.rustflags=[\"-C\", \"linker-features=-lld\"]",
+        ],
+    );
 }

@@ -178,7 +178,8 @@
 //! ## `.usdt.types`
 //!
 //! Next to every note this crate writes a record in the section
-//! `.usdt.types` (`SHT_PROGBITS`, no flags: not loaded at run time) so a
+//! `.usdt.types` (`SHT_PROGBITS`, not allocated: not loaded at run time;
+//! its only flag is `SHF_GNU_RETAIN`, without which GNU ld drops it) so a
 //! reader can show the Rust signature, `http:request_start(id: u64, method:
 //! &str, path: &str)`, and a tracer can decode strings and floats. Records
 //! follow each other with no padding or alignment:

@@ -907,3 +907,60 @@ pub fn gdb_hex_array(bytes: &[u8]) -> String {
     let items: Vec<String> = bytes.iter().map(|b| format!("{b:#x}")).collect();
     format!("{{{}}}", items.join(", "))
 }
+
+// ---------------------------------------------------------------------------
+// The fixture workspace
+
+/// The `macros_variants` fixture workspace, copied to a directory under the
+/// target directory, each `Cargo.toml.in` written as `Cargo.toml` pointing at
+/// this checkout's usdt-runtime and tests, with this workspace's lock file so
+/// the same dependency versions are used offline. Returns its directory.
+pub fn fixture_workspace() -> PathBuf {
+    let root = usdt_interop_tests::target_dir().join("macros-variants");
+    let src = root.join("src");
+    let runtime = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .join("usdt-runtime");
+    let tests = Path::new(env!("CARGO_MANIFEST_DIR"));
+    copy_template(
+        &usdt_interop_tests::fixtures_dir().join("macros_variants"),
+        &src,
+        &runtime,
+        tests,
+    );
+    let lock = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .join("Cargo.lock");
+    std::fs::copy(lock, src.join("Cargo.lock")).unwrap();
+    src
+}
+
+fn copy_template(from: &Path, to: &Path, runtime: &Path, tests: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if entry.file_type().unwrap().is_dir() {
+            copy_template(&path, &to.join(&name), runtime, tests);
+        } else if let Some(stem) = name.strip_suffix(".in") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let text = text
+                .replace("@USDT_RUNTIME@", &runtime.display().to_string())
+                .replace("@TESTS@", &tests.display().to_string());
+            write_if_changed(&to.join(stem), &text);
+        } else {
+            write_if_changed(&to.join(&name), &std::fs::read_to_string(&path).unwrap());
+        }
+    }
+}
+
+/// Writes `text` unless the file already holds it (keeps cargo's
+/// fingerprints fresh between runs).
+fn write_if_changed(path: &Path, text: &str) {
+    if std::fs::read_to_string(path).ok().as_deref() != Some(text) {
+        std::fs::write(path, text).unwrap();
+    }
+}
