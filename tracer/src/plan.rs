@@ -149,7 +149,8 @@ pub(crate) fn plan_site(
     ))
 }
 
-/// One integer per note argument, or a C string where asked.
+/// One integer (or float, for `4f@`/`8f@` operands) per note argument, or
+/// a C string where asked.
 fn untyped_decoders(specs: &[ArgSpec], cstr_slots: &[usize]) -> Vec<Decoder> {
     specs
         .iter()
@@ -157,6 +158,11 @@ fn untyped_decoders(specs: &[ArgSpec], cstr_slots: &[usize]) -> Vec<Decoder> {
         .map(|(slot, spec)| {
             if cstr_slots.contains(&slot) {
                 Decoder::Str { slot, pair: false }
+            } else if spec.float && spec.size == 4 {
+                // `4f@`: a float (newer sys/sdt.h marks floating operands).
+                Decoder::F32(slot)
+            } else if spec.float && spec.size == 8 {
+                Decoder::F64(slot)
             } else {
                 Decoder::Int {
                     slot,
@@ -355,4 +361,373 @@ pub(crate) fn decode(header: &EventHeader, strings: &[u8], decoding: &SiteDecodi
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracer_common::{NO_REG, STRING_PTR_LEN};
+    use usdt_reader::{NoSymbols, Signature, SymbolError, SymbolResolver, TypedArg, parse_args};
+
+    /// Knows one symbol, as a file's symbol table would.
+    struct OneSymbol(&'static str, u64);
+
+    impl SymbolResolver for OneSymbol {
+        fn resolve(&self, name: &str) -> Result<u64, SymbolError> {
+            if name == self.0 {
+                Ok(self.1)
+            } else {
+                Err(SymbolError::NotFound)
+            }
+        }
+    }
+
+    fn probe(args: &str, address: u64, symbols: &dyn SymbolResolver) -> Probe {
+        Probe {
+            provider: "p".into(),
+            name: "n".into(),
+            address,
+            file_offset: address,
+            semaphore: None,
+            semaphore_offset: None,
+            args: args.into(),
+            arg_specs: parse_args(Arch::X86_64, args, symbols),
+            signature: None,
+        }
+    }
+
+    fn plan(args: &str) -> (SitePlan, SiteDecoding) {
+        plan_site(Arch::X86_64, &probe(args, 0x1000, &NoSymbols), 3, &[]).unwrap()
+    }
+
+    #[test]
+    fn registers_of_every_width() {
+        let (site, decoding) = plan("-1@%ah 2@%cx -4@%edi 8@%r15");
+        assert_eq!(site.probe_id, 3);
+        assert_eq!(site.arg_count, 4);
+        assert_eq!(site.string_count, 0);
+        let ah = site.args[0];
+        assert_eq!(
+            (ah.kind, ah.reg, ah.shift, ah.size, ah.signed),
+            (ARG_REGISTER, 80, 8, 1, 1)
+        );
+        let cx = site.args[1];
+        assert_eq!(
+            (cx.kind, cx.reg, cx.shift, cx.size, cx.signed),
+            (ARG_REGISTER, 88, 0, 2, 0)
+        );
+        assert_eq!((site.args[2].reg, site.args[2].size), (112, 4));
+        assert_eq!(site.args[3].reg, 0);
+        assert_eq!(
+            decoding.decoders[0],
+            Decoder::Int {
+                slot: 0,
+                signed: true
+            }
+        );
+        assert_eq!(
+            decoding.decoders[1],
+            Decoder::Int {
+                slot: 1,
+                signed: false
+            }
+        );
+        assert!(decoding.names.is_empty());
+    }
+
+    #[test]
+    fn memory_operands() {
+        let (site, _) = plan("-4@-12(%rsp) -8@(%rcx,%rax,8) 2@16(%rbp,%rdx)");
+        let stack = site.args[0];
+        assert_eq!(
+            (stack.kind, stack.reg, stack.value, stack.index_reg),
+            (ARG_MEMORY, 152, -12, NO_REG)
+        );
+        let indexed = site.args[1];
+        assert_eq!(
+            (indexed.reg, indexed.index_reg, indexed.scale, indexed.value),
+            (88, 80, 8, 0)
+        );
+        let scale_one = site.args[2];
+        assert_eq!(
+            (
+                scale_one.reg,
+                scale_one.index_reg,
+                scale_one.scale,
+                scale_one.value
+            ),
+            (32, 96, 1, 16)
+        );
+    }
+
+    #[test]
+    fn link_time_addresses_are_relative_to_the_probe() {
+        let symbols = OneSymbol("g_i32", 0x40b0);
+        let (site, _) = plan_site(
+            Arch::X86_64,
+            &probe("-4@g_i32(%rip) 8@g_i32+8(%rip)", 0x1310, &symbols),
+            0,
+            &[],
+        )
+        .unwrap();
+        assert_eq!((site.args[0].kind, site.args[0].reg), (ARG_MEMORY, 128));
+        assert_eq!(site.args[0].value, 0x40b0 - 0x1310);
+        assert_eq!(site.args[1].value, 0x40b8 - 0x1310);
+        // An address below the probe gives a negative displacement.
+        let (site, _) = plan_site(
+            Arch::X86_64,
+            &probe("8@g_i32(%rip)", 0x9000, &symbols),
+            0,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(site.args[0].value, 0x40b0 - 0x9000);
+    }
+
+    #[test]
+    fn constants_are_truncated_and_extended_like_registers() {
+        let (site, _) = plan("-4@$-1 4@$-1 -1@$255 8@$-9223372036854775808 2@$65536");
+        let values: Vec<i64> = site.args[..5].iter().map(|a| a.value).collect();
+        assert_eq!(values, [-1, 0xffff_ffff, -1, i64::MIN, 0]);
+        assert!(site.args[..5].iter().all(|a| a.kind == ARG_CONSTANT));
+    }
+
+    #[test]
+    fn typed_metadata_turns_pairs_into_strings() {
+        let mut site_probe = probe(
+            "8@%rax 8@0(%rdx) 8@8(%rdx) 8@%rcx 4@%esi",
+            0x1000,
+            &NoSymbols,
+        );
+        site_probe.signature = Some(Signature {
+            guarded: true,
+            args: vec![
+                TypedArg {
+                    name: "id".into(),
+                    kind: ArgKind::U64,
+                },
+                TypedArg {
+                    name: "path".into(),
+                    kind: ArgKind::Str,
+                },
+                TypedArg {
+                    name: "label".into(),
+                    kind: ArgKind::CStr,
+                },
+                TypedArg {
+                    name: "ratio".into(),
+                    kind: ArgKind::F32,
+                },
+            ],
+        });
+        let (site, decoding) = plan_site(Arch::X86_64, &site_probe, 0, &[]).unwrap();
+        assert_eq!(
+            decoding.decoders,
+            [
+                Decoder::Int {
+                    slot: 0,
+                    signed: false
+                },
+                Decoder::Str {
+                    slot: 1,
+                    pair: true
+                },
+                Decoder::Str {
+                    slot: 3,
+                    pair: false
+                },
+                Decoder::F32(4),
+            ]
+        );
+        assert_eq!(&*decoding.names, ["id", "path", "label", "ratio"]);
+        assert_eq!(site.args[1].string, STRING_PTR_LEN);
+        assert_eq!(site.args[2].string, STRING_NONE);
+        assert_eq!(site.args[3].string, STRING_CSTR);
+        assert_eq!(site.string_count, 2);
+    }
+
+    #[test]
+    fn metadata_that_does_not_fit_is_ignored() {
+        let mut site_probe = probe("8@%rax 8@%rdx", 0x1000, &NoSymbols);
+        site_probe.signature = Some(Signature {
+            guarded: false,
+            args: vec![
+                TypedArg {
+                    name: "path".into(),
+                    kind: ArgKind::Str,
+                },
+                TypedArg {
+                    name: "x".into(),
+                    kind: ArgKind::U8,
+                },
+            ],
+        });
+        let (_, decoding) = plan_site(Arch::X86_64, &site_probe, 0, &[1]).unwrap();
+        assert_eq!(
+            decoding.decoders,
+            [
+                Decoder::Int {
+                    slot: 0,
+                    signed: false
+                },
+                Decoder::Str {
+                    slot: 1,
+                    pair: false
+                }
+            ]
+        );
+        assert!(decoding.names.is_empty());
+    }
+
+    #[test]
+    fn float_operands_decode_as_floats() {
+        let (_, decoding) = plan("8f@%rax 4f@%edx 8@%rcx");
+        assert_eq!(decoding.decoders[..2], [Decoder::F64(0), Decoder::F32(1)]);
+    }
+
+    #[test]
+    fn unreadable_operands_are_errors_naming_the_argument() {
+        let error = plan_site(
+            Arch::X86_64,
+            &probe("-4@$1 8@%xmm0", 0x1000, &NoSymbols),
+            0,
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(
+            error.0,
+            "unsupported argument 1 `8@%xmm0`: register xmm0 cannot be read"
+        );
+        let error =
+            plan_site(Arch::AArch64, &probe("8@%rax", 0x1000, &NoSymbols), 0, &[]).unwrap_err();
+        assert!(error.0.contains("is not a AArch64 register"), "{}", error.0);
+        let error = plan_site(
+            Arch::X86_64,
+            &probe("8@unknown_symbol(%rip)", 0x1000, &NoSymbols),
+            0,
+            &[],
+        )
+        .unwrap_err();
+        assert!(error.0.starts_with("unsupported argument: "), "{}", error.0);
+    }
+
+    fn header(args: &[u64]) -> EventHeader {
+        let mut header = EventHeader {
+            arg_count: args.len() as u8,
+            ..EventHeader::default()
+        };
+        header.args[..args.len()].copy_from_slice(args);
+        header
+    }
+
+    #[test]
+    fn decodes_integers_wide_values_and_faults() {
+        let decoding = SiteDecoding {
+            decoders: vec![
+                Decoder::Int {
+                    slot: 0,
+                    signed: true,
+                },
+                Decoder::Wide {
+                    low: 1,
+                    signed: true,
+                },
+                Decoder::Bool(3),
+                Decoder::Char(4),
+                Decoder::F64(5),
+                Decoder::Int {
+                    slot: 6,
+                    signed: false,
+                },
+            ],
+            names: Vec::new().into(),
+        };
+        let mut h = header(&[
+            -5i64 as u64,
+            1,
+            u64::MAX,
+            2,
+            'é' as u64,
+            (-0.5f64).to_bits(),
+            9,
+        ]);
+        h.faults = 1 << 6;
+        let values = decode(&h, &[], &decoding);
+        assert_eq!(
+            values,
+            [
+                Value::Signed(-5),
+                Value::I128(-(1i128 << 64) + 1),
+                Value::Bool(true),
+                Value::Char('é' as u32),
+                Value::F64(-0.5),
+                Value::Fault,
+            ]
+        );
+    }
+
+    #[test]
+    fn decodes_packed_strings() {
+        let decoding = SiteDecoding {
+            decoders: vec![
+                Decoder::Str {
+                    slot: 0,
+                    pair: true,
+                },
+                Decoder::Bytes(2),
+                Decoder::Str {
+                    slot: 4,
+                    pair: false,
+                },
+                Decoder::Json(5),
+            ],
+            names: Vec::new().into(),
+        };
+        let mut h = header(&[0x1000, 5, 0x2000, 300, 0x3000, 0x4000, 2]);
+        h.string_len[0] = 5;
+        h.string_len[2] = 3;
+        h.string_len[4] = 2;
+        h.string_len[5] = 2;
+        h.truncated = 1 << 2;
+        h.faults = 0;
+        let strings = b"hello\x00\x01\x02okno";
+        let values = decode(&h, strings, &decoding);
+        assert_eq!(
+            values[0],
+            Value::Str {
+                text: "hello".into(),
+                truncated: false
+            }
+        );
+        assert_eq!(
+            values[1],
+            Value::Bytes {
+                bytes: vec![0, 1, 2],
+                truncated: true
+            }
+        );
+        assert_eq!(
+            values[2],
+            Value::Str {
+                text: "ok".into(),
+                truncated: false
+            }
+        );
+        assert_eq!(
+            values[3],
+            Value::Json {
+                text: "no".into(),
+                truncated: false
+            }
+        );
+        // A record shorter than its lengths claim never panics.
+        let values = decode(&h, b"he", &decoding);
+        assert_eq!(
+            values[0],
+            Value::Str {
+                text: "he".into(),
+                truncated: false
+            }
+        );
+    }
 }

@@ -165,10 +165,11 @@ impl Tracer {
                 reason: "no probe given".into(),
             });
         }
+        // Privileges first: without them nothing else matters.
+        privileges::check()?;
         let selected =
             select::select_sites(&config.probes, config.pid, config.executable.as_deref())?;
         let (plans, probes, sites) = plan_all(&selected, &config.strings)?;
-        privileges::check()?;
         let pmu = UprobePmu::detect().map_err(|source| TraceError::Io {
             context: "this kernel has no uprobe PMU (/sys/bus/event_source/devices/uprobe)".into(),
             source,

@@ -70,7 +70,8 @@ impl Value {
     }
 
     /// Appends the value as JSON: integers exactly (any width), floats as
-    /// numbers (non-finite ones as strings), strings as strings, bytes as an
+    /// the shortest number that reads back to the same value (non-finite
+    /// ones as the strings `NaN`, `inf`, `-inf`), strings as strings, bytes as an
     /// array of numbers, JSON arguments verbatim when they are complete and
     /// valid, `null` for a fault.
     pub fn write_json(&self, out: &mut String) {
@@ -84,10 +85,10 @@ impl Value {
                 Some(c) => write_json_string(out, c.encode_utf8(&mut [0; 4])),
                 None => write!(out, "{v}").unwrap(),
             },
-            Value::F32(v) if v.is_finite() => write!(out, "{v}").unwrap(),
-            Value::F64(v) if v.is_finite() => write!(out, "{v}").unwrap(),
-            Value::F32(v) => write_json_string(out, &v.to_string()),
-            Value::F64(v) => write_json_string(out, &v.to_string()),
+            Value::F32(v) if v.is_finite() => write!(out, "{v:?}").unwrap(),
+            Value::F64(v) if v.is_finite() => write!(out, "{v:?}").unwrap(),
+            Value::F32(v) => write_json_string(out, &format!("{v:?}")),
+            Value::F64(v) => write_json_string(out, &format!("{v:?}")),
             Value::Str { text, .. } => write_json_string(out, text),
             Value::Bytes { bytes, .. } => {
                 out.push('[');
@@ -129,8 +130,10 @@ impl fmt::Display for Value {
                 Some(c) => write!(f, "{c:?}"),
                 None => write!(f, "<invalid char {v:#x}>"),
             },
-            Value::F32(v) => write!(f, "{v}"),
-            Value::F64(v) => write!(f, "{v}"),
+            // Shortest text that reads back to the same value, with an
+            // exponent for very large or small magnitudes.
+            Value::F32(v) => write!(f, "{v:?}"),
+            Value::F64(v) => write!(f, "{v:?}"),
             Value::Pointer(v) => write!(f, "{v:#x}"),
             Value::Str { text, truncated } => {
                 write!(f, "{text:?}")?;
@@ -194,6 +197,9 @@ mod tests {
     #[test]
     fn floats_strings_and_faults() {
         assert_eq!(json(&Value::F64(-2.5)), "-2.5");
+        assert_eq!(json(&Value::F32(f32::MAX)), "3.4028235e38");
+        assert_eq!(json(&Value::F64(1.0)), "1.0");
+        assert_eq!(json(&Value::F64(f64::NEG_INFINITY)), "\"-inf\"");
         assert_eq!(json(&Value::F32(f32::NAN)), "\"NaN\"");
         assert_eq!(
             json(&Value::Str {

@@ -1,0 +1,430 @@
+//! `usdt trace` on C programs built with `<sys/sdt.h>`: every argument
+//! width and sign, stack slots, globals (RIP-relative at -O2), indexed
+//! memory, constants, strings and twelve arguments, at -O0 and -O2. Values
+//! are known by construction (tests/fixtures/sdt_args.c) and cross-checked
+//! with gdb; probes in a shared library are traced through a pid, and a
+//! path traces processes started after the tracer attached.
+
+mod trace_support;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::Duration;
+use trace_support::*;
+use usdt_interop_tests::{require_bpf, require_tool, run};
+
+/// The values sdt_args passes in iteration `i`, per probe, as the JSON text
+/// of each argument.
+fn expected_sdt_args(i: u64) -> BTreeMap<&'static str, Vec<String>> {
+    let texts = |values: &[&str]| values.iter().map(|v| v.to_string()).collect::<Vec<_>>();
+    BTreeMap::from([
+        ("iteration", vec![i.to_string()]),
+        (
+            "min_values",
+            texts(&[
+                "-128",
+                "-32768",
+                "-2147483648",
+                "-9223372036854775808",
+                "0",
+                "0",
+                "0",
+                "0",
+            ]),
+        ),
+        (
+            "max_values",
+            texts(&[
+                "127",
+                "32767",
+                "2147483647",
+                "9223372036854775807",
+                "255",
+                "65535",
+                "4294967295",
+                "18446744073709551615",
+            ]),
+        ),
+        (
+            "small_values",
+            texts(&["-1", "-2", "-3", "-4", "5", "6", "7", "8"]),
+        ),
+        ("stack", texts(&["-100", "-200", "300", "-4"])),
+        (
+            "globals",
+            texts(&["-12345", "1234605616436508552", "-32000", "200"]),
+        ),
+        ("indexed", texts(&["-3003", "-4004"])),
+        (
+            "constants",
+            texts(&[
+                "0",
+                "-1",
+                "42",
+                "-9223372036854775808",
+                "18446744073709551615",
+                "120",
+            ]),
+        ),
+        ("string", texts(&["hello, usdt", "11"])),
+        (
+            "twelve",
+            texts(&[
+                "-1", "2", "-3", "4", "-5", "6", "-7", "8", "-9", "10", "-11", "12",
+            ]),
+        ),
+        ("no_args", vec![]),
+        ("guarded", vec![i.to_string(), "-424242".into()]),
+    ])
+}
+
+/// The order in which sdt_args fires its probes in one iteration.
+const FIRING_ORDER: [&str; 12] = [
+    "iteration",
+    "min_values",
+    "max_values",
+    "small_values",
+    "stack",
+    "globals",
+    "indexed",
+    "constants",
+    "string",
+    "twelve",
+    "no_args",
+    "guarded",
+];
+
+/// Traces three iterations of sdt_args from its first instruction.
+fn trace_sdt_args(binary: &std::path::Path) -> Vec<serde_json::Value> {
+    let command = format!("{} 3", binary.display());
+    let output = run_usdt(&[
+        "trace",
+        "--json",
+        "--str",
+        "sdt_args:string:0",
+        "-c",
+        &command,
+        "sdt_args:*",
+    ]);
+    let stderr = assert_success(&output);
+    assert!(
+        stderr.contains("usdt: 36 events, 0 dropped"),
+        "summary: {stderr}"
+    );
+    assert!(stderr.contains("command exited with status 0"), "{stderr}");
+    json_events(&output)
+}
+
+#[test]
+fn every_width_sign_and_operand_form_at_o0_and_o2() {
+    if !require_bpf("every_width_sign_and_operand_form_at_o0_and_o2") {
+        return;
+    }
+    for opt in ["-O0", "-O2"] {
+        let binary = build_c("trace_c_programs_values", "sdt_args.c", &[opt]);
+        let events = trace_sdt_args(&binary);
+        assert_eq!(events.len(), 36, "{opt}: {events:?}");
+        let pid = &events[0]["pid"];
+        for (index, event) in events.iter().enumerate() {
+            let iteration = (index / FIRING_ORDER.len()) as u64;
+            let probe = FIRING_ORDER[index % FIRING_ORDER.len()];
+            assert_eq!(event["provider"], "sdt_args", "{opt}: {event}");
+            assert_eq!(event["name"], probe, "{opt}: events out of order: {event}");
+            assert_eq!(&event["pid"], pid);
+            assert_eq!(event["tid"], event["pid"]);
+            assert!(event["timestamp_ns"].as_u64().unwrap() > 0);
+            assert_eq!(
+                arg_texts(event),
+                expected_sdt_args(iteration)[probe],
+                "{opt} {probe} iteration {iteration}"
+            );
+        }
+    }
+}
+
+/// gdb commands defining `show(name, count, fallbacks)`: prints `PROBE
+/// name` and the probe's arguments, tab-separated.
+const GDB_HELPER: &str = r#"set pagination off
+set confirm off
+python
+def show(name, count, fallbacks):
+    values = []
+    for n in range(count):
+        try:
+            value = gdb.parse_and_eval('$_probe_arg%d' % n)
+            if name == 'string' and n == 0:
+                values.append(value.cast(gdb.lookup_type('char').pointer()).string())
+            else:
+                values.append(str(int(value)))
+        except gdb.error:
+            if fallbacks[n]:
+                values.append(str(int(gdb.parse_and_eval(fallbacks[n]))))
+            else:
+                values.append('UNREADABLE')
+    print('PROBE ' + name + ' ' + '\t'.join(values))
+end
+"#;
+
+/// Reads every probe's arguments at its first hit with gdb
+/// (`$_probe_argN`), with the guarded probe's semaphore raised by hand.
+///
+/// gdb 13's operand parser fails on some RIP-relative operands
+/// (`sym(%rip)`, `56+sym(%rip)`) that gcc emits at -O2; for those, gdb
+/// evaluates the C expression the fixture passes (the program is built
+/// with -g), which reads the same memory.
+fn gdb_values(binary: &std::path::Path) -> BTreeMap<String, Vec<String>> {
+    let args = |list: &[&str]| {
+        list.iter()
+            .map(|e| format!("\"{e}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let probes: [(&str, usize, String); 11] = [
+        ("iteration", 1, args(&[""])),
+        (
+            "min_values",
+            8,
+            args(&[
+                "v_i8_min",
+                "v_i16_min",
+                "v_i32_min",
+                "v_i64_min",
+                "v_u8_zero",
+                "v_u16_zero",
+                "v_u32_zero",
+                "v_u64_zero",
+            ]),
+        ),
+        (
+            "max_values",
+            8,
+            args(&[
+                "v_i8_max",
+                "v_i16_max",
+                "v_i32_max",
+                "v_i64_max",
+                "v_u8_max",
+                "v_u16_max",
+                "v_u32_max",
+                "v_u64_max",
+            ]),
+        ),
+        (
+            "small_values",
+            8,
+            args(&[
+                "(signed char)v_small[0]",
+                "(short)(v_small[1] - 4)",
+                "(int)v_small[2]",
+                "v_small[3] - 8",
+                "(unsigned char)(v_small[4] + 10)",
+                "(unsigned short)v_small[5]",
+                "(unsigned int)(v_small[6] + 14)",
+                "(unsigned long)v_small[7]",
+            ]),
+        ),
+        ("stack", 4, args(&["", "", "", ""])),
+        ("globals", 4, args(&["g_i32", "g_u64", "g_i16", "g_u8"])),
+        (
+            "indexed",
+            2,
+            args(&["g_array32[v_index]", "g_array64[v_index]"]),
+        ),
+        ("constants", 6, args(&["", "", "", "", "", ""])),
+        ("string", 2, args(&["", ""])),
+        (
+            "twelve",
+            12,
+            args(&[
+                "(signed char)v_small[0]",
+                "(unsigned char)v_small[1]",
+                "(short)v_small[2]",
+                "(unsigned short)v_small[3]",
+                "(int)v_small[4]",
+                "(unsigned int)v_small[5]",
+                "v_small[6]",
+                "(unsigned long)v_small[7]",
+                "(int)v_small[8]",
+                "(unsigned int)v_small[9]",
+                "v_small[10]",
+                "(unsigned long)v_small[11]",
+            ]),
+        ),
+        ("guarded", 2, args(&["", ""])),
+    ];
+    let mut script = String::from(GDB_HELPER);
+    for (probe, count, fallbacks) in &probes {
+        script.push_str(&format!(
+            "break -probe-stap sdt_args:{probe}\ncommands\nsilent\npython show('{probe}', {count}, [{fallbacks}])\ncontinue\nend\n"
+        ));
+    }
+    script.push_str(
+        "starti 1\nset var *(unsigned short *)&sdt_args_guarded_semaphore = 1\ncontinue\n",
+    );
+    let script_path = binary.parent().unwrap().join("probes.gdb");
+    std::fs::write(&script_path, script).unwrap();
+    let out = run(Command::new("gdb")
+        .args(["-nx", "-batch", "-x"])
+        .arg(&script_path)
+        .arg(binary));
+    out.lines()
+        .filter_map(|line| line.strip_prefix("PROBE "))
+        .map(|rest| {
+            let (name, values) = rest.split_once(' ').unwrap_or((rest, ""));
+            let values = if values.is_empty() {
+                Vec::new()
+            } else {
+                values.split('\t').map(str::to_owned).collect()
+            };
+            (name.to_owned(), values)
+        })
+        .collect()
+}
+
+#[test]
+fn traced_values_agree_with_gdb() {
+    if !require_bpf("traced_values_agree_with_gdb")
+        || !require_tool("traced_values_agree_with_gdb", "gdb")
+    {
+        return;
+    }
+    for opt in ["-O0", "-O2"] {
+        let binary = build_c("trace_c_programs_gdb", "sdt_args.c", &[opt, "-g"]);
+        let from_gdb = gdb_values(&binary);
+        let traced = trace_sdt_args(&binary);
+        for (probe, values) in &from_gdb {
+            let event = traced
+                .iter()
+                .find(|e| e["name"] == probe.as_str())
+                .unwrap_or_else(|| panic!("{opt}: no traced {probe}"));
+            assert_eq!(&arg_texts(event), values, "{opt} {probe}: tracer vs gdb");
+        }
+        assert_eq!(from_gdb.len(), 11, "{opt}: gdb saw {from_gdb:?}");
+    }
+}
+
+#[test]
+fn shared_library_probes_through_the_pid_of_a_process() {
+    if !require_bpf("shared_library_probes_through_the_pid_of_a_process") {
+        return;
+    }
+    let (main, _library) = build_shared_fixture("trace_c_programs_shared", "-O2");
+    usdt(); // Built before the target starts.
+    // Iterations 2 ms apart for up to a minute (killed when done).
+    let target = Guard::spawn(Command::new(&main).args(["30000", "2"]));
+    let pid = target.pid();
+    std::thread::sleep(Duration::from_millis(200));
+    let semaphore = semaphore_address(pid, "libsdt_lib.so", "sdt_lib", "guarded");
+    let evaluations = symbol_address(pid, "libsdt_lib.so", "sdt_lib_guarded_evaluations");
+    assert_eq!(read_u16(pid, semaphore), 0);
+    assert_eq!(
+        read_u64(pid, evaluations),
+        0,
+        "guarded arguments evaluated untraced"
+    );
+
+    let pid_text = pid.to_string();
+    let output = run_usdt(&[
+        "trace",
+        "--json",
+        "--pid",
+        &pid_text,
+        "--str",
+        "sdt_lib:call:2",
+        "--count",
+        "30",
+        "sdt_lib:*",
+    ]);
+    let stderr = assert_success(&output);
+    assert!(stderr.contains("usdt: 30 events, 0 dropped"), "{stderr}");
+    let events = json_events(&output);
+    assert_eq!(events.len(), 30);
+    for event in &events {
+        assert_eq!(event["pid"].as_u64(), Some(pid as u64));
+        assert!(
+            event["path"].as_str().unwrap().ends_with("libsdt_lib.so"),
+            "{event}"
+        );
+    }
+    // Each iteration fires call, counter, guarded; check every complete one.
+    let calls = named(&events, "sdt_lib:call");
+    assert!(calls.len() >= 9, "{events:?}");
+    for call in &calls {
+        let args = arg_texts(call);
+        let i: i64 = args[0].parse().unwrap();
+        assert_eq!(args[1..], ["-7777", "from the library"], "{call}");
+        let position = events.iter().position(|e| e == *call).unwrap();
+        if let Some(counter) = events.get(position + 1) {
+            assert_eq!(counter["name"], "counter");
+            // A static of the library, read RIP-relative in a PIC library.
+            assert_eq!(arg_texts(counter), [(-5150 + i).to_string()]);
+        }
+        if let Some(guarded) = events.get(position + 2) {
+            assert_eq!(guarded["name"], "guarded");
+            assert_eq!(
+                arg_texts(guarded),
+                [i.to_string(), 0xfeedface_u64.to_string()]
+            );
+        }
+    }
+    // The tracer is gone: the kernel lowered the library's semaphore, and the
+    // guarded arguments are no longer evaluated.
+    assert_eq!(read_u16(pid, semaphore), 0, "semaphore left raised");
+    let after = read_u64(pid, evaluations);
+    assert!(after > 0);
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        read_u64(pid, evaluations),
+        after,
+        "still evaluated after detach"
+    );
+    drop(target);
+}
+
+#[test]
+fn a_path_traces_processes_started_before_and_after_attaching() {
+    if !require_bpf("a_path_traces_processes_started_before_and_after_attaching") {
+        return;
+    }
+    let binary = build_c("trace_c_programs_later", "sdt_args.c", &["-O2"]);
+    usdt(); // Built before the clock starts.
+    // Started before the tracer: iterations 10 ms apart for up to a minute.
+    let early = Guard::spawn(Command::new(&binary).args(["6000", "10"]));
+    let spec = format!("{}:sdt_args:iteration", binary.display());
+    let (trace, stderr) = start_trace(&["--json", "--duration", "2", &spec]);
+    // Started after the tracer attached.
+    let late = run(Command::new(&binary).arg("3"));
+    assert_eq!(late, "");
+    let output = trace.finish();
+    drop(stderr);
+    assert!(output.status.success(), "{output:?}");
+    let events = json_events(&output);
+    let early_pid = early.pid() as u64;
+    let early_events: Vec<_> = events
+        .iter()
+        .filter(|e| e["pid"].as_u64() == Some(early_pid))
+        .collect();
+    assert!(
+        early_events.len() >= 20,
+        "the process started first: {early_events:?}"
+    );
+    let late_iterations: Vec<String> = events
+        .iter()
+        .filter(|e| e["pid"].as_u64() != Some(early_pid))
+        .map(|e| arg_texts(e)[0].clone())
+        .collect();
+    assert_eq!(
+        late_iterations,
+        ["0", "1", "2"],
+        "the process started after attaching"
+    );
+    // Consecutive iterations of the early process, none missing.
+    let iterations: Vec<u64> = early_events
+        .iter()
+        .map(|e| arg_texts(e)[0].parse().unwrap())
+        .collect();
+    assert!(
+        iterations.windows(2).all(|w| w[1] == w[0] + 1),
+        "{iterations:?}"
+    );
+}
