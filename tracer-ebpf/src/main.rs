@@ -28,6 +28,7 @@ use aya_ebpf::macros::{map, uprobe};
 use aya_ebpf::maps::{Array, RingBuf};
 use aya_ebpf::programs::ProbeContext;
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
+use core::mem::MaybeUninit;
 use tracer_common::{
     ACTION_STREAM, ARG_CONSTANT, ARG_MEMORY, ARG_REGISTER, ArgPlan, EVENT_HEADER_SIZE, EventHeader,
     MAX_ARGS, NO_REG, STRING_CAP, STRING_CLASSES, STRING_CSTR, STRING_PTR_LEN, SitePlan,
@@ -67,26 +68,33 @@ pub fn usdt_site(ctx: ProbeContext) -> u32 {
     if plan.action != ACTION_STREAM {
         return 0;
     }
-    // One copy of the record code per string-area class: each reserves a
-    // size the verifier knows.
+    // The fixed part is built once, on the stack; then one copy of the
+    // record code per string-area class reserves a size the verifier knows.
+    let mut header = MaybeUninit::<EventHeader>::uninit();
+    // SAFETY: fill_header writes every field of the header (no zeroing
+    // first: that would cost a memset call).
+    let header = unsafe {
+        fill_header(&ctx, plan, cookie, header.as_mut_ptr());
+        header.assume_init()
+    };
     let strings = plan.string_count as usize;
     if strings == STRING_CLASSES[0] {
-        stream::<{ STRING_CLASSES[0] * STRING_CAP }>(&ctx, plan, cookie);
+        stream::<{ STRING_CLASSES[0] * STRING_CAP }>(plan, &header);
     } else if strings <= STRING_CLASSES[1] {
-        stream::<{ STRING_CLASSES[1] * STRING_CAP }>(&ctx, plan, cookie);
+        stream::<{ STRING_CLASSES[1] * STRING_CAP }>(plan, &header);
     } else if strings <= STRING_CLASSES[2] {
-        stream::<{ STRING_CLASSES[2] * STRING_CAP }>(&ctx, plan, cookie);
+        stream::<{ STRING_CLASSES[2] * STRING_CAP }>(plan, &header);
     } else if strings <= STRING_CLASSES[3] {
-        stream::<{ STRING_CLASSES[3] * STRING_CAP }>(&ctx, plan, cookie);
+        stream::<{ STRING_CLASSES[3] * STRING_CAP }>(plan, &header);
     } else {
-        stream::<{ STRING_CLASSES[4] * STRING_CAP }>(&ctx, plan, cookie);
+        stream::<{ STRING_CLASSES[4] * STRING_CAP }>(plan, &header);
     }
     0
 }
 
 /// Builds and submits one record with a string area of `AREA` bytes.
 #[inline(always)]
-fn stream<const AREA: usize>(ctx: &ProbeContext, plan: &SitePlan, cookie: u32) {
+fn stream<const AREA: usize>(plan: &SitePlan, fixed: &EventHeader) {
     let Some(mut entry) = USDT_EVENTS.reserve_bytes(EVENT_HEADER_SIZE + AREA, 0) else {
         count_drop();
         return;
@@ -95,7 +103,7 @@ fn stream<const AREA: usize>(ctx: &ProbeContext, plan: &SitePlan, cookie: u32) {
     // SAFETY: the entry holds EVENT_HEADER_SIZE + AREA bytes and ring buffer
     // records are 8-byte aligned, as EventHeader needs.
     let header = unsafe { &mut *record.cast::<EventHeader>() };
-    fill_header(ctx, plan, cookie, header);
+    *header = *fixed;
     if AREA > 0 {
         // SAFETY: the string area follows the header inside the entry.
         let area = unsafe { record.add(EVENT_HEADER_SIZE) };
@@ -113,40 +121,48 @@ fn stream<const AREA: usize>(ctx: &ProbeContext, plan: &SitePlan, cookie: u32) {
 }
 
 /// Fills the fixed part of a record: who, when, and every argument.
+///
+/// # Safety
+/// `header` must be valid for writes; every field is written.
 #[inline(always)]
-fn fill_header(ctx: &ProbeContext, plan: &SitePlan, cookie: u32, header: &mut EventHeader) {
+unsafe fn fill_header(ctx: &ProbeContext, plan: &SitePlan, cookie: u32, header: *mut EventHeader) {
     let pid_tgid = bpf_get_current_pid_tgid();
-    // SAFETY: the helpers have no preconditions.
-    header.timestamp_ns = unsafe { bpf_ktime_get_ns() };
-    header.pid = (pid_tgid >> 32) as u32;
-    header.tid = pid_tgid as u32;
-    // SAFETY: as above.
-    header.cpu = unsafe { bpf_get_smp_processor_id() };
-    header.probe_id = plan.probe_id;
-    header.site = cookie;
-    header._reserved = 0;
-    header.faults = 0;
-    header.truncated = 0;
-    header._pad = 0;
     let count = if (plan.arg_count as usize) < MAX_ARGS {
         plan.arg_count as usize
     } else {
         MAX_ARGS
     };
-    header.arg_count = count as u8;
-    for i in 0..MAX_ARGS {
-        header.string_len[i] = 0;
-        if i >= count {
-            header.args[i] = 0;
-            continue;
+    // SAFETY: plain writes through a valid pointer; the helpers have no
+    // preconditions.
+    unsafe {
+        (*header).timestamp_ns = bpf_ktime_get_ns();
+        (*header).pid = (pid_tgid >> 32) as u32;
+        (*header).tid = pid_tgid as u32;
+        (*header).cpu = bpf_get_smp_processor_id();
+        (*header).probe_id = plan.probe_id;
+        (*header).site = cookie;
+        (*header).arg_count = count as u8;
+        (*header)._reserved = 0;
+        (*header).string_bytes = 0;
+        (*header).truncated = 0;
+        (*header)._pad = 0;
+        let mut faults: u16 = 0;
+        for i in 0..MAX_ARGS {
+            (*header).string_len[i] = 0;
+            let value = if i < count {
+                read_arg(ctx, &plan.args[i])
+            } else {
+                Some(0)
+            };
+            (*header).args[i] = match value {
+                Some(value) => value,
+                None => {
+                    faults |= 1 << i;
+                    0
+                }
+            };
         }
-        match read_arg(ctx, &plan.args[i]) {
-            Some(value) => header.args[i] = value,
-            None => {
-                header.args[i] = 0;
-                header.faults |= 1 << i;
-            }
-        }
+        (*header).faults = faults;
     }
 }
 
