@@ -1,10 +1,13 @@
 //! Code generation for `#[provider]`: one guarded function and one module
-//! (semaphore, `enabled()`) per probe, plus compile-time argument checks.
+//! (semaphore, `enabled()`) per probe. Argument types are checked where they
+//! are declared: each becomes a `where TYPE: ProbeArg` (or `JsonArg`) bound
+//! spanned at the declared type, so an unsupported type is reported there,
+//! once.
 
 use crate::attr::ProviderArgs;
 use crate::decl::{Errors, ProbeDecl};
 use crate::name::name_problem;
-use crate::param_type::{InferLifetimes, LifetimeParams, ParamType};
+use crate::param_type::{LifetimeParams, ParamType, is_builtin_arg};
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use std::collections::HashMap;
@@ -106,7 +109,7 @@ fn expand_probe(krate: &Path, provider: &str, probe: &ProbeDecl) -> TokenStream 
     let mut type_params = Vec::new();
     let mut returns = Vec::new();
     let mut conversions = Vec::new();
-    let mut checks = Vec::new();
+    let mut bounds = Vec::new();
     let mut values = Vec::new();
     for (i, param) in params.iter().enumerate() {
         let value = format_ident!("__usdt_v{}", i);
@@ -137,37 +140,35 @@ fn expand_probe(krate: &Path, provider: &str, probe: &ProbeDecl) -> TokenStream 
             }
             ParamType::Borrowed(ty) => {
                 let general = lifetimes.generalize(ty);
-                let inferred = InferLifetimes::apply(ty);
                 type_params.push(quote!(#generic: ::core::borrow::Borrow<#general>));
                 returns.push(quote!(#generic));
                 conversions.push(quote! {
                     let #value: &#general = ::core::borrow::Borrow::<#general>::borrow(&#value);
                 });
-                checks.push(quote_spanned! {span=>
-                    #krate::__private::assert_probe_arg::<#inferred>();
-                });
+                if !is_builtin_arg(ty) {
+                    let krate = respanned(&krate, span);
+                    bounds.push(quote_spanned! {span=> #general: #krate::ProbeArg });
+                }
             }
             ParamType::Json(ty) => {
                 let general = lifetimes.generalize(ty);
-                let inferred = InferLifetimes::apply(ty);
                 type_params.push(quote!(#generic: ::core::borrow::Borrow<#general>));
                 returns.push(quote!(#generic));
+                let krate = respanned(&krate, span);
+                bounds.push(quote_spanned! {span=> #general: #krate::JsonArg });
                 conversions.push(quote! {
                     let #value = #krate::__private::Json::encode::<#general>(
                         ::core::borrow::Borrow::<#general>::borrow(&#value),
                     );
                 });
-                checks.push(quote_spanned! {span=>
-                    #krate::__private::assert_json_arg::<#inferred>();
-                });
             }
             ParamType::Exact(ty) => {
                 let general = lifetimes.generalize(ty);
-                let inferred = InferLifetimes::apply(ty);
                 returns.push(quote!(#general));
-                checks.push(quote_spanned! {span=>
-                    #krate::__private::assert_probe_arg::<#inferred>();
-                });
+                if !is_builtin_arg(ty) {
+                    let krate = respanned(&krate, span);
+                    bounds.push(quote_spanned! {span=> #general: #krate::ProbeArg });
+                }
             }
         }
         values.push(value);
@@ -231,6 +232,7 @@ fn expand_probe(krate: &Path, provider: &str, probe: &ProbeDecl) -> TokenStream 
             #[allow(clippy::type_complexity)]
             #vis fn #ident<#(#lifetime_params,)* #(#type_params,)* __UsdtArgs>(args: __UsdtArgs)
             where
+                #(#bounds,)*
                 __UsdtArgs: ::core::ops::FnOnce() -> #ret,
             {
                 if self::#ident::SEMAPHORE.is_enabled() {
@@ -270,9 +272,25 @@ fn expand_probe(krate: &Path, provider: &str, probe: &ProbeDecl) -> TokenStream 
             }
         }
 
-        #(#cfgs)*
-        const _: () = {
-            #(#checks)*
-        };
     }
+}
+
+/// `tokens` with every span set to `span`, so that an error about a bound
+/// built from them points at the user's type rather than at the attribute.
+fn respanned(tokens: &impl quote::ToTokens, span: Span) -> TokenStream {
+    tokens
+        .to_token_stream()
+        .into_iter()
+        .map(|mut tree| {
+            if let proc_macro2::TokenTree::Group(group) = &tree {
+                let mut inner =
+                    proc_macro2::Group::new(group.delimiter(), respanned(&group.stream(), span));
+                inner.set_span(span);
+                tree = proc_macro2::TokenTree::Group(inner);
+            } else {
+                tree.set_span(span);
+            }
+            tree
+        })
+        .collect()
 }

@@ -95,6 +95,19 @@ impl ParamType {
     }
 }
 
+/// Whether `ty` is a type every build knows to be a probe argument (a
+/// primitive number, `bool`, `char`, a raw pointer), which needs no bound.
+pub fn is_builtin_arg(ty: &Type) -> bool {
+    const PRIMITIVES: &[&str] = &[
+        "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize",
+        "bool", "char", "f32", "f64",
+    ];
+    match strip_groups(ty) {
+        Type::Ptr(_) => true,
+        other => PRIMITIVES.iter().any(|p| is_path(other, &[&[p]])),
+    }
+}
+
 const STRING_PATHS: &[&[&str]] = &[
     &["String"],
     &["std", "string", "String"],
@@ -219,30 +232,6 @@ impl VisitMut for LifetimeParams {
     }
 
     // Lifetimes inside `fn(&T)` and `Fn(&T)` are bound there: leave them.
-    fn visit_type_bare_fn_mut(&mut self, _: &mut TypeBareFn) {}
-    fn visit_parenthesized_generic_arguments_mut(&mut self, _: &mut ParenthesizedGenericArguments) {
-    }
-}
-
-/// Rewrites named lifetimes (other than `'static`) to `'_`, so a declared
-/// type can be named inside a function body, where lifetimes are inferred.
-pub struct InferLifetimes;
-
-impl InferLifetimes {
-    /// `ty` with its named lifetimes inferred.
-    pub fn apply(ty: &Type) -> Type {
-        let mut ty = ty.clone();
-        InferLifetimes.visit_type_mut(&mut ty);
-        ty
-    }
-}
-
-impl VisitMut for InferLifetimes {
-    fn visit_lifetime_mut(&mut self, lifetime: &mut Lifetime) {
-        if lifetime.ident != "static" {
-            *lifetime = Lifetime::new("'_", lifetime.span());
-        }
-    }
     fn visit_type_bare_fn_mut(&mut self, _: &mut TypeBareFn) {}
     fn visit_parenthesized_generic_arguments_mut(&mut self, _: &mut ParenthesizedGenericArguments) {
     }

@@ -303,11 +303,4 @@ pub mod __private {
     pub fn words_address(words: &[u64; 2]) -> u64 {
         (words as *const [u64; 2]).expose_provenance() as u64
     }
-
-    /// Requires `T` to be a probe argument (checked where a typed provider
-    /// declares it).
-    pub const fn assert_probe_arg<T: crate::ProbeArg + ?Sized>() {}
-
-    /// Requires `T` to be a `#[json]` argument.
-    pub const fn assert_json_arg<T: crate::JsonArg + ?Sized>() {}
 }
