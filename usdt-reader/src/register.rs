@@ -3,7 +3,9 @@
 
 use crate::arch::Arch;
 use serde::ser::{Serialize, SerializeStruct, Serializer};
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::OnceLock;
 
 /// A machine register named in an operand: which full register (by DWARF
 /// number) and which part of it (width and shift) the operand spells.
@@ -389,19 +391,41 @@ fn table(arch: Arch) -> &'static [Spelling] {
     }
 }
 
+/// One architecture's spellings by name: DWARF number, width, shift.
+type Index = HashMap<&'static str, (u16, u8, u8)>;
+
+/// Each architecture's spellings by name, built on first use.
+fn index(arch: Arch) -> Option<&'static Index> {
+    static INDEXES: [OnceLock<Index>; 7] = [const { OnceLock::new() }; 7];
+    let slot = match arch {
+        Arch::X86_64 => 0,
+        Arch::X86 => 1,
+        Arch::AArch64 => 2,
+        Arch::Arm => 3,
+        Arch::Riscv64 => 4,
+        Arch::S390x => 5,
+        Arch::PowerPc64 => 6,
+        Arch::Other(_) => return None,
+    };
+    Some(INDEXES[slot].get_or_init(|| {
+        table(arch)
+            .iter()
+            .map(|&(name, dwarf, width, shift)| (name, (dwarf, width, shift)))
+            .collect()
+    }))
+}
+
 impl Register {
     /// The register `name` of `arch`, spelled as in that architecture's
     /// operands without any prefix (`eax`, not `%eax`; `x0`, `w0`; `r3`).
     pub fn from_name(arch: Arch, name: &str) -> Option<Register> {
-        table(arch)
-            .iter()
-            .find(|(spelling, ..)| *spelling == name)
-            .map(|&(_, dwarf, width, bit_shift)| Register {
-                arch,
-                dwarf,
-                width,
-                bit_shift,
-            })
+        let &(dwarf, width, bit_shift) = index(arch)?.get(name)?;
+        Some(Register {
+            arch,
+            dwarf,
+            width,
+            bit_shift,
+        })
     }
 
     /// The register's spelling without prefix (`eax`, `ah`, `x0`, `w3`,

@@ -3,8 +3,10 @@
 //! Every command installs what it needs (Debian packages, toolchain
 //! components) before doing its work, so each one works on a fresh machine.
 
+mod bench_reader;
 mod deps;
 mod ebpf;
+mod fuzz;
 mod test;
 
 use std::process::ExitCode;
@@ -16,6 +18,11 @@ commands:
   test        install test dependencies, then run the whole test suite
   build-ebpf  build the tracer's BPF object into tracer/bpf/ (--check: fail if
               the committed object differs from a fresh build)
+  fuzz [SECONDS]
+              run each cargo-fuzz target of usdt-reader for SECONDS (60)
+  bench-reader [RUNS]
+              time `usdt list` against `readelf -n` on the largest library
+              with probes
   help        show this message
 ";
 
@@ -28,6 +35,8 @@ fn main() -> ExitCode {
     let result = match command {
         "test" => test::run(rest),
         "build-ebpf" => ebpf::run(rest),
+        "fuzz" => fuzz::run(rest),
+        "bench-reader" => bench_reader::run(rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())
