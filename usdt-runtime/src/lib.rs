@@ -152,12 +152,14 @@
 //! defines, used to adjust for prelinking. Typed providers' semaphores are
 //! `u16`s in the writable section `.probes`.
 //!
-//! Unlike sys/sdt.h, the notes are marked `SHF_GNU_RETAIN` (readelf shows
-//! flag `R` or `o`), and so is `.stapsdt.base`: the linker's section garbage
-//! collection (always on for Rust) then keeps every function that holds a
-//! probe site. Without it, lld drops unused functions and `.stapsdt.base`
-//! but keeps their notes, whose addresses then point at whatever lies at the
-//! start of the file.
+//! The linker's section garbage collection (always on for Rust) keeps every
+//! function that holds a probe site, and `.stapsdt.base`: both are
+//! referenced from `.usdt.types` (below), which is flagged `SHF_GNU_RETAIN`.
+//! Without that, lld drops an unused function and `.stapsdt.base` but keeps
+//! the notes, whose addresses then point at whatever lies at the start of
+//! the file (C programs built with sys/sdt.h and `--gc-sections` suffer
+//! this). The notes themselves keep sys/sdt.h's section flags, so our probes
+//! and other crates' can share an object file.
 //!
 //! Every Rust argument is passed in one general-purpose register, widened to
 //! 64 bits (sign-extended for signed types, zero-extended otherwise), so a

@@ -38,7 +38,7 @@ macro_rules! __usdt_asm {
                         ".endif\n",
                     )*
                     $crate::__usdt_note_tail!(),
-                    ".pushsection .usdt.types,\"?R\",\"progbits\"\n",
+                    $crate::__usdt_types_head!(),
                     ".byte 0x55, 1, {nargs}, ", $crate::__usdt_flags!($($sem)?), "\n",
                     ".8byte 990b\n",
                     ".asciz \"", $($provider)+, "\"\n",

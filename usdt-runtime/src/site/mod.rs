@@ -144,15 +144,13 @@ macro_rules! __usdt_semaphore {
 }
 
 /// The start of a stapsdt note, up to and including its base field: what
-/// sys/sdt.h emits, plus the `R` (retain) flag, which makes the note a root
-/// of the linker's garbage collection so the function holding the site (label
-/// `990`) is never discarded while its note stays.
+/// sys/sdt.h emits. The note's pc is label `990`.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __usdt_note_head {
     () => {
         ::core::concat!(
-            ".pushsection .note.stapsdt,\"?R\",\"note\"\n",
+            ".pushsection .note.stapsdt,\"?\",\"note\"\n",
             ".balign 4\n",
             ".4byte 992f-991f, 994f-993f, 3\n",
             "991: .asciz \"stapsdt\"\n",
@@ -182,6 +180,25 @@ macro_rules! __usdt_note_tail {
             ".size _.stapsdt.base, 1\n",
             ".popsection\n",
             ".endif\n",
+        )
+    };
+}
+
+/// Opens this site's `.usdt.types` record. The section is not allocated but
+/// flagged `R` (retain), which makes it a root of the linker's garbage
+/// collection: its reference to the site (label `990`) keeps the function
+/// holding the site, so the site's note never outlives its code (lld would
+/// otherwise drop an unused function and keep its note), and a `NONE`
+/// relocation keeps `.stapsdt.base` (whichever object's copy the linker
+/// picks). The notes themselves keep sys/sdt.h's flags, so they can share
+/// `.note.stapsdt` with other emitters' notes in one object file.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __usdt_types_head {
+    () => {
+        ::core::concat!(
+            ".pushsection .usdt.types,\"?R\",\"progbits\"\n",
+            ".reloc ., BFD_RELOC_NONE, _.stapsdt.base\n",
         )
     };
 }
