@@ -428,3 +428,119 @@ fn a_path_traces_processes_started_before_and_after_attaching() {
         "{iterations:?}"
     );
 }
+
+/// The directory holding the Rust toolchain's `ld.lld` wrapper, for `cc
+/// -fuse-ld=lld -B DIR`.
+fn rust_lld_dir() -> Option<std::path::PathBuf> {
+    let sysroot = run(Command::new("rustc").args(["--print", "sysroot"]));
+    let version = run(Command::new("rustc").arg("-vV"));
+    let host = version.lines().find_map(|l| l.strip_prefix("host: "))?;
+    let dir = std::path::Path::new(sysroot.trim())
+        .join("lib/rustlib")
+        .join(host)
+        .join("bin/gcc-ld");
+    dir.join("ld.lld").exists().then_some(dir)
+}
+
+/// Whether the semaphore at `vaddr` (file offset `offset`) shares its file
+/// page with an earlier writable PT_LOAD segment.
+fn semaphore_page_is_shared(binary: &std::path::Path, vaddr: u64, offset: u64) -> bool {
+    let bytes = std::fs::read(binary).unwrap();
+    let elf = goblin::elf::Elf::parse(&bytes).unwrap();
+    let loads: Vec<_> = elf
+        .program_headers
+        .iter()
+        .filter(|p| p.p_type == goblin::elf::program_header::PT_LOAD)
+        .collect();
+    let own = loads
+        .iter()
+        .find(|p| p.p_vaddr <= vaddr && vaddr < p.p_vaddr + p.p_memsz)
+        .unwrap();
+    let page = offset & !0xfff;
+    loads.iter().any(|p| {
+        p.p_vaddr < own.p_vaddr
+            && p.p_flags & goblin::elf::program_header::PF_W != 0
+            && p.p_offset & !0xfff <= page
+            && page < (p.p_offset + p.p_filesz).div_ceil(0x1000) * 0x1000
+    })
+}
+
+#[test]
+fn semaphores_sharing_a_page_with_relro_are_raised_in_every_mode() {
+    let test = "semaphores_sharing_a_page_with_relro_are_raised_in_every_mode";
+    if !require_bpf(test) {
+        return;
+    }
+    // lld lays the RELRO segment and the data segment back to back in the
+    // file, so the kernel's uprobe reference counter raises the RELRO copy
+    // of a semaphore in the shared page at exec time: the tracer raises
+    // such semaphores itself.
+    let Some(lld) = rust_lld_dir() else {
+        usdt_interop_tests::skip(test, "the Rust toolchain has no gcc-ld/ld.lld");
+        return;
+    };
+    let lld_flag = format!("-B{}", lld.display());
+    let binary = build_c(
+        "trace_c_programs_relro",
+        "sdt_args.c",
+        &["-O2", "-fuse-ld=lld", &lld_flag],
+    );
+    let file = usdt_reader::ElfFile::open(&binary).unwrap();
+    let guarded = file
+        .probes()
+        .unwrap()
+        .into_iter()
+        .find(|p| p.name == "guarded")
+        .unwrap();
+    let (vaddr, offset) = (
+        guarded.semaphore.unwrap(),
+        guarded.semaphore_offset.unwrap(),
+    );
+    assert!(
+        semaphore_page_is_shared(&binary, vaddr, offset),
+        "the fixture no longer has the layout this test is about"
+    );
+
+    // From the first instruction (-c).
+    let command = format!("{} 3", binary.display());
+    let output = run_usdt(&["trace", "--json", "-c", &command, "sdt_args:guarded"]);
+    assert_success(&output);
+    let iterations: Vec<String> = json_events(&output)
+        .iter()
+        .map(|e| arg_texts(e).join(" "))
+        .collect();
+    assert_eq!(iterations, ["0 -424242", "1 -424242", "2 -424242"]);
+
+    // A running process (--pid), and the semaphore lowered afterwards.
+    usdt();
+    let target = Guard::spawn(Command::new(&binary).args(["6000", "10"]));
+    let pid = target.pid();
+    std::thread::sleep(Duration::from_millis(100));
+    let exe = binary.file_name().unwrap().to_string_lossy().into_owned();
+    let semaphore = semaphore_address(pid, &exe, "sdt_args", "guarded");
+    let pid_text = pid.to_string();
+    let output = run_usdt(&[
+        "trace",
+        "--json",
+        "--pid",
+        &pid_text,
+        "--count",
+        "3",
+        "sdt_args:guarded",
+    ]);
+    assert_success(&output);
+    assert_eq!(json_events(&output).len(), 3);
+    assert_eq!(read_u16(pid, semaphore), 0, "semaphore left raised");
+
+    // Every process running the file: the running one is traced, and the
+    // tracer warns that processes started later will not be.
+    let spec = format!("{}:sdt_args:guarded", binary.display());
+    let output = run_usdt(&["trace", "--json", "--count", "2", &spec]);
+    let stderr = assert_success(&output);
+    assert!(
+        stderr.contains("usdt: warning: the semaphore of sdt_args:guarded in "),
+        "{stderr}"
+    );
+    assert_eq!(json_events(&output).len(), 2);
+    drop(target);
+}

@@ -46,6 +46,10 @@ pub const EVENTS_MAP: &str = "USDT_EVENTS";
 /// Name of the array map (one `u64` at index 0, updated atomically)
 /// counting records that did not fit in the ring buffer.
 pub const DROPS_MAP: &str = "USDT_DROPS";
+/// Name of the array map (one `u32` at index 0) that arms the program:
+/// sites fire only once it is non-zero, which user space sets after every
+/// site is attached, so a trace starts at one instant for all sites.
+pub const CONTROL_MAP: &str = "USDT_CONTROL";
 /// Name of the generic uprobe program serving every site. It is sleepable
 /// (`uprobe.s`) so it can fault in user pages a probe points at but the
 /// program never touched (string literals, untouched globals).

@@ -57,9 +57,16 @@ static USDT_EVENTS: RingBuf = RingBuf::with_byte_size(DEFAULT_RING_BYTES, 0);
 #[map(name = "USDT_DROPS")]
 static USDT_DROPS: Array<u64> = Array::with_max_entries(1, 0);
 
+/// Non-zero at index 0 once user space has attached every site.
+#[map(name = "USDT_CONTROL")]
+static USDT_CONTROL: Array<u32> = Array::with_max_entries(1, 0);
+
 /// The uprobe program attached to every probe site.
 #[uprobe(sleepable)]
 pub fn usdt_site(ctx: ProbeContext) -> u32 {
+    if USDT_CONTROL.get(0).is_none_or(|armed| *armed == 0) {
+        return 0;
+    }
     // SAFETY: the helper only reads the cookie of the running program's link.
     let cookie = unsafe { generated::bpf_get_attach_cookie(ctx.as_ptr()) } as u32;
     let Some(plan) = USDT_SITES.get(cookie) else {

@@ -5,7 +5,9 @@
 //! (with the child's pid as filter), [`StoppedCommand::resume`] lets it
 //! exec the program. Uprobes filtered by pid follow the process through
 //! exec, so every probe of the new program fires from its first
-//! instruction.
+//! instruction. The child also stops (as a ptrace tracee) right after the
+//! exec, so [`StoppedCommand::resume_with`] can finish setting up, such as
+//! raising semaphores the kernel cannot raise at exec time, before it runs.
 
 use crate::error::TraceError;
 use std::ffi::CString;
@@ -92,35 +94,67 @@ impl StoppedCommand {
         &self.program
     }
 
-    /// Lets the child exec its program; fails if the exec fails.
+    /// Lets the child exec its program and run; fails if the exec fails.
     pub fn resume(&mut self) -> Result<(), TraceError> {
-        if let Some(go) = self.go.take() {
-            write_byte(&go)?;
-        }
-        let Some(status) = self.exec_status.take() else {
-            return Ok(());
-        };
-        let mut errno = [0u8; 4];
-        let n = read_full(&status, &mut errno)?;
-        if n == 0 {
-            return Ok(()); // The pipe closed on exec.
-        }
-        let _ = self.wait();
-        let error = io::Error::from_raw_os_error(i32::from_ne_bytes(errno));
-        Err(TraceError::BadSpec {
-            spec: self.program.display().to_string(),
-            reason: format!("cannot run it: {error}"),
-        })
+        self.resume_with(|_| Ok(()))
     }
 
-    /// Waits for the child to exit; returns its `waitpid` status.
+    /// Lets the child exec its program, calls `after_exec` with its pid
+    /// while it is stopped right after the exec (its program and dynamic
+    /// loader mapped, not one instruction run), then lets it run.
+    pub fn resume_with(
+        &mut self,
+        after_exec: impl FnOnce(u32) -> Result<(), TraceError>,
+    ) -> Result<(), TraceError> {
+        let (Some(go), Some(exec_status)) = (self.go.take(), self.exec_status.take()) else {
+            return Ok(());
+        };
+        write_byte(&go)?;
+        // The child stops with SIGTRAP after a successful exec (it asked to
+        // be traced); it exits if the exec failed.
+        loop {
+            let status = self.wait()?;
+            if libc::WIFSTOPPED(status) && libc::WSTOPSIG(status) == libc::SIGTRAP {
+                break;
+            }
+            if libc::WIFSTOPPED(status) {
+                // Another signal arrived first: deliver it and go on.
+                ptrace(libc::PTRACE_CONT, self.pid, libc::WSTOPSIG(status))?;
+                continue;
+            }
+            let mut errno = [0u8; 4];
+            let n = read_full(&exec_status, &mut errno)?;
+            let reason = if n == 4 {
+                let error = io::Error::from_raw_os_error(i32::from_ne_bytes(errno));
+                format!("cannot run it: {error}")
+            } else {
+                format!("it {} before running", describe_status(status))
+            };
+            return Err(TraceError::BadSpec {
+                spec: self.program.display().to_string(),
+                reason,
+            });
+        }
+        if let Err(error) = after_exec(self.pid) {
+            // Never let it run half set up.
+            // SAFETY: kills our own stopped child.
+            unsafe { libc::kill(self.pid as libc::pid_t, libc::SIGKILL) };
+            let _ = ptrace(libc::PTRACE_DETACH, self.pid, 0);
+            let _ = self.wait();
+            return Err(error);
+        }
+        ptrace(libc::PTRACE_DETACH, self.pid, 0)
+    }
+
+    /// Waits for the child to exit (or, while it is traced, to stop);
+    /// returns its `waitpid` status.
     pub fn wait(&mut self) -> Result<i32, TraceError> {
         let mut status = 0;
         loop {
             // SAFETY: waits for our own child; `status` is ours to write.
             let r = unsafe { libc::waitpid(self.pid as libc::pid_t, &mut status, 0) };
             if r >= 0 {
-                self.reaped = true;
+                self.reaped = libc::WIFEXITED(status) || libc::WIFSIGNALED(status);
                 return Ok(status);
             }
             let error = io::Error::last_os_error();
@@ -179,6 +213,14 @@ unsafe fn child_exec(
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
         let mut byte = 0u8;
         if libc::read(go, (&mut byte as *mut u8).cast(), 1) != 1 {
+            libc::_exit(127);
+        }
+        // Stop right after the exec, so the tracer can finish attaching
+        // before the first instruction runs.
+        if libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0) != 0 {
+            let errno = *libc::__errno_location();
+            let bytes = errno.to_ne_bytes();
+            libc::write(status, bytes.as_ptr().cast(), bytes.len());
             libc::_exit(127);
         }
         libc::execv(program, argv);
@@ -270,6 +312,21 @@ pub fn split_command(line: &str) -> Result<Vec<String>, String> {
         return Err("empty command".into());
     }
     Ok(words)
+}
+
+/// A ptrace request on our stopped child.
+fn ptrace(request: libc::c_uint, pid: u32, signal: i32) -> Result<(), TraceError> {
+    // SAFETY: the requests used (CONT, DETACH) take no pointers; `pid` is
+    // our own traced child.
+    let r = unsafe { libc::ptrace(request, pid as libc::pid_t, 0, signal as libc::c_long) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(TraceError::Io {
+            context: format!("ptrace of process {pid}"),
+            source: io::Error::last_os_error(),
+        })
+    }
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), TraceError> {

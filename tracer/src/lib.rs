@@ -40,6 +40,7 @@ mod plan;
 mod privileges;
 mod regs;
 mod select;
+mod semaphore;
 mod tracer;
 mod uprobe;
 mod value;

@@ -4,10 +4,12 @@
 
 use crate::error::{NO_SUCH_PROCESS, TraceError};
 use crate::regs;
+use crate::semaphore;
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use usdt_reader::{Arch, ElfFile, Probe, ProbePattern, Process};
+use usdt_reader::{Arch, ElfFile, Probe, ProbePattern, Process, Segment};
 
 /// What to trace: a probe pattern, optionally in one file.
 ///
@@ -152,6 +154,20 @@ pub(crate) struct SelectedSite {
     pub arch: Arch,
     /// The site.
     pub probe: Probe,
+    /// How its semaphore (if any) is raised; set by [`plan_semaphores`].
+    pub semaphore: SemaphoreMode,
+}
+
+/// How a site's semaphore is raised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SemaphoreMode {
+    /// No semaphore, or the kernel raises it (`ref_ctr_offset`).
+    Kernel,
+    /// The tracer writes the running process's memory at this address.
+    Manual { address: u64 },
+    /// The tracer writes it once the command started with `-c` has been
+    /// exec'd: at this link-time address plus the executable's load bias.
+    AfterExec { vaddr: u64 },
 }
 
 /// Finds the sites `specs` select. Specs with a path read that file; specs
@@ -191,6 +207,7 @@ pub(crate) fn select_sites(
                             display_path: path.clone(),
                             arch: host,
                             probe: probe.clone(),
+                            semaphore: SemaphoreMode::Kernel,
                         },
                     );
                 }
@@ -210,6 +227,77 @@ pub(crate) fn select_sites(
         }
     }
     Ok(sites)
+}
+
+/// Decides how each selected site's semaphore is raised (see
+/// [`crate::semaphore`]) and returns warnings for semaphores that processes
+/// mapping the file later will not see raised. `pid` with no `executable`
+/// is a running process; with `executable`, a command about to exec it.
+pub(crate) fn plan_semaphores(
+    sites: &mut [SelectedSite],
+    pid: Option<u32>,
+    executable: Option<&Path>,
+) -> Result<Vec<String>, TraceError> {
+    let mut warnings = Vec::new();
+    let mut segments: HashMap<PathBuf, Vec<Segment>> = HashMap::new();
+    let running = match (pid, executable) {
+        (Some(pid), None) if sites.iter().any(|s| s.probe.semaphore.is_some()) => {
+            let process = Process::open(pid)?;
+            let modules = process.modules()?;
+            let mappings = process.mappings()?;
+            Some((modules, mappings))
+        }
+        _ => None,
+    };
+    for site in sites.iter_mut() {
+        let (Some(vaddr), Some(offset)) = (site.probe.semaphore, site.probe.semaphore_offset)
+        else {
+            continue;
+        };
+        if !segments.contains_key(&site.attach_path) {
+            let file = ElfFile::open(&site.attach_path)?;
+            segments.insert(site.attach_path.clone(), file.load_segments().to_vec());
+        }
+        let hazard = semaphore::shares_page_with_earlier_writable_segment(
+            &segments[&site.attach_path],
+            vaddr,
+            offset,
+        );
+        let mut warn = hazard;
+        if let Some(executable) = executable {
+            if hazard && site.attach_path == executable {
+                site.semaphore = SemaphoreMode::AfterExec { vaddr };
+                warn = false;
+            }
+        } else if let Some((modules, mappings)) = &running {
+            let inode = inode_of(&site.attach_path);
+            let module = modules
+                .iter()
+                .find(|m| inode.is_some() && inode_of(&m.host_path) == inode);
+            if let (Some(module), Some(inode)) = (module, inode) {
+                let address = vaddr.wrapping_add(module.bias);
+                if semaphore::kernel_target(mappings, inode, offset) != Some(address) {
+                    site.semaphore = SemaphoreMode::Manual { address };
+                }
+                warn = false;
+            }
+        }
+        let warning = format!(
+            "the semaphore of {}:{} in {} shares a file page with a RELRO segment: the kernel cannot raise it in processes that map the file after attaching (trace those with --pid)",
+            site.probe.provider,
+            site.probe.name,
+            site.display_path.display()
+        );
+        if warn && !warnings.contains(&warning) {
+            warnings.push(warning);
+        }
+    }
+    Ok(warnings)
+}
+
+fn inode_of(path: &Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| m.ino())
 }
 
 /// Whether `spec` matches a site another spec already selected (so it is
@@ -241,6 +329,7 @@ fn add_file_sites(
                     display_path: display.to_path_buf(),
                     arch,
                     probe,
+                    semaphore: SemaphoreMode::Kernel,
                 },
             );
         }

@@ -4,7 +4,8 @@
 use crate::error::TraceError;
 use crate::plan::{self, SiteDecoding};
 use crate::privileges;
-use crate::select::{self, ProbeSpec, SelectedSite, StringRequest};
+use crate::select::{self, ProbeSpec, SelectedSite, SemaphoreMode, StringRequest};
+use crate::semaphore::ManualSemaphore;
 use crate::uprobe::{self, UprobePmu};
 use crate::value::Value;
 use aya::maps::{Array, MapData, RingBuf};
@@ -17,7 +18,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracer_common::{
-    DROPS_MAP, EVENT_HEADER_SIZE, EVENTS_MAP, EventHeader, PROGRAM_NAME, SITES_MAP, SitePlan,
+    CONTROL_MAP, DROPS_MAP, EVENT_HEADER_SIZE, EVENTS_MAP, EventHeader, PROGRAM_NAME, SITES_MAP,
+    SitePlan,
 };
 use usdt_reader::Signature;
 
@@ -152,6 +154,13 @@ pub struct Tracer {
     probes: Vec<Arc<ProbeInfo>>,
     sites: Vec<SiteState>,
     delivered: u64,
+    /// Semaphores raised by writing process memory, lowered on detach.
+    manual: Vec<ManualSemaphore>,
+    /// Link-time addresses of the executable's semaphores to raise once the
+    /// command (`-c`) has been exec'd, and the executable.
+    after_exec: Vec<u64>,
+    executable: Option<PathBuf>,
+    warnings: Vec<String>,
     _ebpf: Ebpf,
 }
 
@@ -167,15 +176,19 @@ impl Tracer {
         }
         // Privileges first: without them nothing else matters.
         privileges::check()?;
-        let selected =
+        let mut selected =
             select::select_sites(&config.probes, config.pid, config.executable.as_deref())?;
+        let warnings =
+            select::plan_semaphores(&mut selected, config.pid, config.executable.as_deref())?;
         let (plans, probes, sites) = plan_all(&selected, &config.strings)?;
         let pmu = UprobePmu::detect().map_err(|source| TraceError::Io {
             context: "this kernel has no uprobe PMU (/sys/bus/event_source/devices/uprobe)".into(),
             source,
         })?;
-        if !pmu.supports_semaphores() && selected.iter().any(|s| s.probe.semaphore_offset.is_some())
-        {
+        let kernel_semaphores = selected
+            .iter()
+            .any(|s| s.probe.semaphore_offset.is_some() && s.semaphore == SemaphoreMode::Kernel);
+        if !pmu.supports_semaphores() && kernel_semaphores {
             return Err(TraceError::Bpf(
                 "this kernel cannot raise USDT semaphores (no uprobe ref_ctr_offset)".into(),
             ));
@@ -230,15 +243,50 @@ impl Tracer {
                 links.push(link);
             }
         }
-        Ok(Tracer {
+        // Arm the program: every site starts reporting at this instant.
+        {
+            let mut control: Array<&mut MapData, u32> = ebpf
+                .map_mut(CONTROL_MAP)
+                .ok_or_else(|| TraceError::Bpf(format!("the BPF object has no map {CONTROL_MAP}")))?
+                .try_into()
+                .map_err(|e| bpf_error(CONTROL_MAP, &e))?;
+            control
+                .set(0, 1, 0)
+                .map_err(|e| bpf_error("cannot arm the BPF program", &e))?;
+        }
+        let mut tracer = Tracer {
             links,
             ring,
             drops,
             probes,
             sites,
             delivered: 0,
+            manual: Vec::new(),
+            after_exec: Vec::new(),
+            executable: config.executable.clone(),
+            warnings,
             _ebpf: ebpf,
-        })
+        };
+        // Semaphores the kernel cannot raise: after the uprobes are in place,
+        // so the first guarded hit is seen.
+        for site in &selected {
+            match site.semaphore {
+                SemaphoreMode::Kernel => {}
+                SemaphoreMode::Manual { address } => {
+                    if let Some(pid) = config.pid
+                        && !tracer.manual.iter().any(|m| m.address() == address)
+                    {
+                        tracer.manual.push(ManualSemaphore::raise(pid, address)?);
+                    }
+                }
+                SemaphoreMode::AfterExec { vaddr } => {
+                    if !tracer.after_exec.contains(&vaddr) {
+                        tracer.after_exec.push(vaddr);
+                    }
+                }
+            }
+        }
+        Ok(tracer)
     }
 
     /// The traced probes.
@@ -313,9 +361,42 @@ impl Tracer {
         }
     }
 
-    /// Removes every uprobe (lowering the semaphores) but keeps the events
+    /// Things the user should know about the attachment, such as
+    /// semaphores that processes started later will not see raised.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// Raises the semaphores the kernel cannot raise at exec time, in
+    /// process `pid` that has just exec'd the configured executable (a
+    /// command started with [`crate::launch::StoppedCommand`]); call it
+    /// before the process runs. Nothing to do for most binaries.
+    pub fn raise_after_exec(&mut self, pid: u32) -> Result<(), TraceError> {
+        if self.after_exec.is_empty() {
+            return Ok(());
+        }
+        let executable = self.executable.clone().unwrap_or_default();
+        let module = usdt_reader::Process::open(pid)?
+            .modules()?
+            .into_iter()
+            .find(|m| same_file(&m.host_path, &executable))
+            .ok_or_else(|| TraceError::Process {
+                pid,
+                reason: format!("does not map {}", executable.display()),
+            })?;
+        for vaddr in std::mem::take(&mut self.after_exec) {
+            let semaphore = ManualSemaphore::raise(pid, vaddr.wrapping_add(module.bias))?;
+            self.manual.push(semaphore);
+        }
+        Ok(())
+    }
+
+    /// Removes every uprobe and lowers the semaphores, but keeps the events
     /// already in the ring buffer for [`Tracer::drain`].
     pub fn detach(&mut self) {
+        for semaphore in self.manual.drain(..) {
+            semaphore.lower();
+        }
         self.links.clear();
     }
 }
@@ -323,7 +404,16 @@ impl Tracer {
 impl Drop for Tracer {
     fn drop(&mut self) {
         // Links first, so no event arrives in half-released maps.
-        self.links.clear();
+        self.detach();
+    }
+}
+
+/// Whether two paths name the same file.
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
     }
 }
 
@@ -390,13 +480,13 @@ fn attach_site(
     let fail = |source: io::Error| {
         classify_attach_error(source, pid, &site.attach_path, &site.display_path, probe)
     };
+    // Semaphores the tracer raises itself are not handed to the kernel.
+    let ref_ctr = match site.semaphore {
+        SemaphoreMode::Kernel => probe.semaphore_offset,
+        SemaphoreMode::Manual { .. } | SemaphoreMode::AfterExec { .. } => None,
+    };
     let event = pmu
-        .open(
-            &site.attach_path,
-            probe.file_offset,
-            probe.semaphore_offset,
-            pid,
-        )
+        .open(&site.attach_path, probe.file_offset, ref_ctr, pid)
         .map_err(fail)?;
     uprobe::link_perf_event(program, &event, cookie).map_err(fail)
     // `event` closes here; the link keeps the perf event alive.

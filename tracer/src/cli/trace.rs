@@ -103,13 +103,18 @@ pub fn run(args: TraceArgs) -> Result<(), CliError> {
     let start_ns = monotonic_ns();
     let sites = tracer.attached_sites();
     let probes = tracer.probes().len();
+    for warning in tracer.warnings() {
+        eprintln!("usdt: warning: {warning}");
+    }
     eprintln!(
         "usdt: tracing {probes} probe{} at {sites} site{}; Ctrl-C to stop",
         plural(probes),
         plural(sites)
     );
     if let Some(command) = &mut command {
-        command.resume().map_err(trace_error)?;
+        command
+            .resume_with(|pid| tracer.raise_after_exec(pid))
+            .map_err(trace_error)?;
     }
     let target = match config.pid {
         Some(pid) => match PidFd::open(pid) {
