@@ -429,19 +429,6 @@ fn a_path_traces_processes_started_before_and_after_attaching() {
     );
 }
 
-/// The directory holding the Rust toolchain's `ld.lld` wrapper, for `cc
-/// -fuse-ld=lld -B DIR`.
-fn rust_lld_dir() -> Option<std::path::PathBuf> {
-    let sysroot = run(Command::new("rustc").args(["--print", "sysroot"]));
-    let version = run(Command::new("rustc").arg("-vV"));
-    let host = version.lines().find_map(|l| l.strip_prefix("host: "))?;
-    let dir = std::path::Path::new(sysroot.trim())
-        .join("lib/rustlib")
-        .join(host)
-        .join("bin/gcc-ld");
-    dir.join("ld.lld").exists().then_some(dir)
-}
-
 /// Whether the semaphore at `vaddr` (file offset `offset`) shares its file
 /// page with an earlier writable PT_LOAD segment.
 fn semaphore_page_is_shared(binary: &std::path::Path, vaddr: u64, offset: u64) -> bool {

@@ -15,6 +15,8 @@ pub const TEST_PACKAGES: &[(&str, &str)] = &[
     ("bpfcc-tools", "/usr/sbin/tplist-bpfcc"),
     ("gcc-aarch64-linux-gnu", "/usr/bin/aarch64-linux-gnu-gcc"),
     ("binutils-aarch64-linux-gnu", "/usr/bin/aarch64-linux-gnu-readelf"),
+    // Real software with USDT probes (python:function__entry), traced by pid.
+    ("python3.11-minimal", "/usr/bin/python3.11"),
 ];
 
 /// Installs the missing packages among `packages` with apt-get.

@@ -280,3 +280,16 @@ pub fn wait_for_file(path: &Path, timeout: Duration) {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// The directory holding the Rust toolchain's `ld.lld` wrapper, for `cc
+/// -fuse-ld=lld -B DIR` (lld lays out segments differently from GNU ld).
+pub fn rust_lld_dir() -> Option<PathBuf> {
+    let sysroot = usdt_interop_tests::run(Command::new("rustc").args(["--print", "sysroot"]));
+    let version = usdt_interop_tests::run(Command::new("rustc").arg("-vV"));
+    let host = version.lines().find_map(|l| l.strip_prefix("host: "))?;
+    let dir = Path::new(sysroot.trim())
+        .join("lib/rustlib")
+        .join(host)
+        .join("bin/gcc-ld");
+    dir.join("ld.lld").exists().then_some(dir)
+}

@@ -1,0 +1,215 @@
+//! `usdt trace` failures: one line on stderr, the documented exit status
+//! (2 for bad usage or input, 1 for other failures) and nothing left
+//! attached; and the ends of a trace (target exit, duration).
+
+mod trace_support;
+
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+use trace_support::*;
+use usdt_interop_tests::require_bpf;
+use usdt_tracer::launch::StoppedCommand;
+use usdt_tracer::{TraceConfig, TraceError, Tracer};
+
+const CATALOG: &str = env!("CARGO_BIN_EXE_probe_catalog");
+
+/// Asserts exit status `code` and one line on stderr starting with
+/// `usdt: ` and containing `text`; returns that line.
+fn assert_failure(output: &Output, code: i32, text: &str) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(code), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "not one line: {stderr}");
+    assert!(stderr.starts_with("usdt: "), "{stderr}");
+    assert!(stderr.contains(text), "expected `{text}` in: {stderr}");
+    assert!(output.stdout.is_empty(), "output despite the error");
+    stderr
+}
+
+#[test]
+fn bad_input_exits_with_status_2() {
+    let catalog_probe = format!("{CATALOG}:store:order_placed");
+    let missing = run_usdt(&["trace", "/no/such/file:p:n"]);
+    assert_failure(&missing, 2, "/no/such/file");
+    let no_path = run_usdt(&["trace", "store:order_placed"]);
+    assert_failure(&no_path, 2, "no file given");
+    let bad_str = run_usdt(&["trace", "--str", "x", &catalog_probe]);
+    assert_failure(&bad_str, 2, "bad probe `x`");
+    let bad_count = run_usdt(&["trace", "--count", "0", &catalog_probe]);
+    assert_failure(&bad_count, 2, "--count 0");
+    let bad_duration = run_usdt(&["trace", "--duration=-1", &catalog_probe]);
+    assert_failure(&bad_duration, 2, "--duration");
+    let bad_command = run_usdt(&["trace", "-c", "no-such-command-xyz", "p:n"]);
+    assert_failure(&bad_command, 2, "command not found");
+}
+
+#[test]
+fn input_errors_that_need_privileges_to_reach() {
+    if !require_bpf("input_errors_that_need_privileges_to_reach") {
+        return;
+    }
+    let nothing = format!("{CATALOG}:nope:*");
+    let output = run_usdt(&["trace", &nothing]);
+    assert_failure(&output, 2, "no probe matches `nope:*` in ");
+
+    // A pid that does not exist.
+    let mut pid = 4_000_000;
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        pid += 1;
+    }
+    let output = run_usdt(&["trace", "--pid", &pid.to_string(), "p:n"]);
+    assert_failure(&output, 2, &format!("process {pid} does not exist"));
+
+    // An operand no uprobe can read, named with its probe; the command was
+    // never let run.
+    let binary = build_c(
+        "trace_errors_operand",
+        "trace_bad_operand.c",
+        &["-std=gnu99"],
+    );
+    let command = binary.display().to_string();
+    let output = run_usdt(&["trace", "-c", &command, "trace_bad:*"]);
+    assert_failure(&output, 2, "trace_bad:vector_register at 0x");
+    let line = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(line.contains("unsupported argument 0 `8@%xmm0`"), "{line}");
+    // The other probe of the same program is fine.
+    let output = run_usdt(&["trace", "--json", "-c", &command, "trace_bad:good"]);
+    assert_success(&output);
+    assert_eq!(arg_texts(&json_events(&output)[0]), ["5"]);
+}
+
+#[test]
+fn a_pattern_matching_nothing_leaves_the_process_untouched() {
+    if !require_bpf("a_pattern_matching_nothing_leaves_the_process_untouched") {
+        return;
+    }
+    usdt();
+    let mut catalog = Guard::spawn(Command::new(CATALOG).args(["--loop", "3"]));
+    let mut out = std::io::BufReader::new(catalog.0.stdout.take().unwrap());
+    read_until(&mut out, Duration::from_secs(10), |l| {
+        l.starts_with("ready ")
+    });
+    let pid = catalog.pid();
+    let pid_text = pid.to_string();
+    let output = run_usdt(&[
+        "trace",
+        "--pid",
+        &pid_text,
+        "store:order_placed",
+        "nope:nothing",
+    ]);
+    assert_failure(
+        &output,
+        2,
+        &format!("no probe matches `nope:nothing` in process {pid}"),
+    );
+    let rest = read_until(&mut out, Duration::from_secs(10), |l| {
+        l.starts_with("lazy evaluations: ")
+    });
+    assert_eq!(rest, ["lazy evaluations: 0"], "the probe was enabled");
+}
+
+#[test]
+fn missing_privileges_name_the_capability() {
+    if !require_bpf("missing_privileges_name_the_capability") {
+        return;
+    }
+    let probe = format!("{CATALOG}:store:order_placed");
+    let mut command = usdt();
+    command.args(["trace", &probe]).stdin(Stdio::null());
+    // SAFETY: setgid/setuid are async-signal-safe; dropping to `nobody`
+    // clears every capability.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::setgid(65534) != 0 || libc::setuid(65534) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let output = command.output().expect("run usdt as nobody");
+    assert_failure(&output, 1, "missing capability CAP_BPF and CAP_PERFMON");
+}
+
+#[test]
+fn the_trace_ends_with_the_process_or_the_duration() {
+    if !require_bpf("the_trace_ends_with_the_process_or_the_duration") {
+        return;
+    }
+    let binary = build_c("trace_errors_end", "sdt_args.c", &["-O2"]);
+    usdt();
+    // 40 iterations 25 ms apart: about a second.
+    let target = Guard::spawn(Command::new(&binary).args(["40", "25"]));
+    let pid = target.pid().to_string();
+    let output = run_usdt(&["trace", "--json", "--pid", &pid, "sdt_args:iteration"]);
+    let stderr = assert_success(&output);
+    assert!(
+        stderr.contains(&format!("(process {pid} exited)")),
+        "{stderr}"
+    );
+    let iterations: Vec<u64> = json_events(&output)
+        .iter()
+        .map(|e| arg_texts(e)[0].parse().unwrap())
+        .collect();
+    assert_eq!(iterations.last(), Some(&39), "{iterations:?}");
+    drop(target);
+
+    // Nothing fires: the duration ends the trace.
+    let spec = format!("{}:sdt_args:iteration", binary.display());
+    let start = std::time::Instant::now();
+    let output = run_usdt(&["trace", "--duration", "0.5", &spec]);
+    let stderr = assert_success(&output);
+    assert!(stderr.contains("usdt: 0 events, 0 dropped"), "{stderr}");
+    assert!(start.elapsed() >= Duration::from_millis(500));
+    assert!(output.stdout.is_empty());
+}
+
+/// BPF links of this process (aya lists every link of the system).
+fn links_of(pid: u32) -> usize {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap();
+    fds.filter_map(|fd| std::fs::read_link(fd.unwrap().path()).ok())
+        .filter(|target| target.to_string_lossy() == "anon_inode:bpf_link")
+        .count()
+}
+
+#[test]
+fn a_failure_while_attaching_leaves_nothing_attached() {
+    let test = "a_failure_while_attaching_leaves_nothing_attached";
+    if !require_bpf(test) {
+        return;
+    }
+    // Two tracers at one site must agree on its semaphore offset. A system
+    // wide tracer hands the kernel the semaphore of `guarded`; a tracer of a
+    // command started with -c raises that semaphore itself when the kernel
+    // cannot (lld's layout), so the kernel refuses its uprobe at `guarded`
+    // after `iteration` was attached.
+    let Some(lld) = rust_lld_dir() else {
+        usdt_interop_tests::skip(test, "the Rust toolchain has no gcc-ld/ld.lld");
+        return;
+    };
+    let lld_flag = format!("-B{}", lld.display());
+    let binary = build_c(
+        "trace_errors_attach",
+        "sdt_args.c",
+        &["-O2", "-fuse-ld=lld", &lld_flag],
+    );
+    let spec = format!("{}:sdt_args:guarded", binary.display());
+    let (system_wide, _stderr) = start_trace(&[&spec]);
+
+    let me = std::process::id();
+    assert_eq!(links_of(me), 0);
+    let command = StoppedCommand::spawn(&[binary.display().to_string()]).unwrap();
+    let mut config = TraceConfig::new()
+        .probe("sdt_args:iteration")
+        .unwrap()
+        .probe("sdt_args:guarded")
+        .unwrap();
+    config.pid = Some(command.pid());
+    config.executable = Some(binary.clone());
+    let error = Tracer::attach(&config).err().expect("the attach must fail");
+    assert!(matches!(error, TraceError::Attach { .. }), "{error}");
+    assert!(error.to_string().contains("sdt_args:guarded"), "{error}");
+    assert_eq!(links_of(me), 0, "links left after a failed attach");
+    drop(command);
+    drop(system_wide);
+}
