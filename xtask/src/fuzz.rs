@@ -180,6 +180,18 @@ fn seed(corpus: &Path) -> Result<(), String> {
     let scratch = std::env::temp_dir().join(format!("usdt-fuzz-seeds-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).map_err(|e| format!("fuzz: {e}"))?;
     let source = workspace_root().join("tests/fixtures/sdt_bare.c");
+    // sys/sdt.h sits in the host's multiarch include directory, which cross
+    // compilers do not search: give them a copy.
+    let include = scratch.join("include");
+    let _ = std::fs::create_dir_all(include.join("sys"));
+    for dir in ["/usr/include/sys", "/usr/include/x86_64-linux-gnu/sys"] {
+        for header in ["sdt.h", "sdt-config.h"] {
+            let _ = std::fs::copy(
+                Path::new(dir).join(header),
+                include.join("sys").join(header),
+            );
+        }
+    }
     for (name, compiler, objcopy, flags, selector) in [
         ("x86_64", "gcc", "objcopy", &[][..], 2u8),
         ("i386", "gcc", "objcopy", &["-m32"][..], 0),
@@ -194,6 +206,7 @@ fn seed(corpus: &Path) -> Result<(), String> {
         let out = scratch.join(name);
         let built = Command::new(compiler)
             .args(["-O2", "-ffreestanding", "-nostdlib", "-static"])
+            .arg(format!("-I{}", include.display()))
             .args(flags)
             .arg(&source)
             .arg("-o")
@@ -201,7 +214,7 @@ fn seed(corpus: &Path) -> Result<(), String> {
             .output()
             .is_ok_and(|o| o.status.success());
         if !built {
-            eprintln!("xtask: {compiler} unavailable, no {name} seed");
+            eprintln!("xtask: could not build the {name} seed with {compiler}");
             continue;
         }
         if let Ok(bytes) = std::fs::read(&out) {
