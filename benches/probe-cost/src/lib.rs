@@ -1,0 +1,168 @@
+//! The loops measured by `cargo bench -p usdt-bench --bench untraced`: the
+//! same loop with nothing in it, with one of our probes, and with the
+//! peers' probes (the `probe` crate's `probe!` and `probe_lazy!`, the `usdt`
+//! crate's provider probes). Every loop passes its counter through
+//! [`black_box`] so all of them do the same work besides the probe; the
+//! lazy probes' arguments include [`expensive`], which must never run while
+//! no tracer listens.
+//!
+//! The `usdt` crate emits stapsdt notes on Linux too: each of its probes is
+//! a 1-byte `nop` guarded by a semaphore of its own naming
+//! (`__usdt_sema_<provider>_<name>`), with arguments evaluated only while
+//! the semaphore is raised, so it has no always-firing form.
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+
+/// How many times [`expensive`] ran.
+pub static EXPENSIVE_CALLS: AtomicU64 = AtomicU64::new(0);
+
+/// Arguments a tracer might want but that cost real work: 256 rounds of
+/// mixing. Counted in [`EXPENSIVE_CALLS`].
+#[inline(never)]
+pub fn expensive(seed: u64) -> u64 {
+    EXPENSIVE_CALLS.fetch_add(1, Ordering::Relaxed);
+    let mut x = seed;
+    for round in 0..256u64 {
+        x = black_box(x.rotate_left(7) ^ round.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    }
+    x
+}
+
+/// Our typed provider.
+#[usdt_runtime::provider(name = "bench")]
+pub mod ours {
+    /// A guarded probe whose arguments are expensive.
+    pub fn lazy(i: u64, value: u64);
+}
+
+/// The `usdt` crate's provider (its probes are macros: `peer::lazy!`).
+#[usdt::provider(provider = "bench_usdt")]
+pub mod peer {
+    fn lazy(i: u64, value: u64) {}
+}
+
+/// One measured case: a name and a loop of `n` iterations.
+pub struct Case {
+    /// What the row shows.
+    pub name: &'static str,
+    /// Runs the loop `n` times.
+    pub run: fn(u64),
+}
+
+/// Every case, the empty loop first.
+pub const CASES: &[Case] = &[
+    Case {
+        name: "empty loop",
+        run: empty_loop,
+    },
+    Case {
+        name: "usdt-runtime `probe!` (plain)",
+        run: our_plain,
+    },
+    Case {
+        name: "usdt-runtime typed provider (guarded, expensive lazy args)",
+        run: our_guarded,
+    },
+    Case {
+        name: "floor of any guarded probe: hand-written `if SEMAPHORE != 0`",
+        run: manual_guard,
+    },
+    Case {
+        name: "`probe` crate `probe!`",
+        run: probe_crate_plain,
+    },
+    Case {
+        name: "`probe` crate `probe_lazy!` (expensive lazy args)",
+        run: probe_crate_lazy,
+    },
+    Case {
+        name: "`usdt` crate probe (guarded, expensive lazy args)",
+        run: usdt_crate_lazy,
+    },
+];
+
+/// The loop with no probe.
+#[inline(never)]
+pub fn empty_loop(n: u64) {
+    for i in 0..n {
+        black_box(i);
+    }
+}
+
+/// Our plain probe: always fires, the counter in a register.
+#[inline(never)]
+pub fn our_plain(n: u64) {
+    for i in 0..n {
+        let i = black_box(i);
+        usdt_runtime::probe!(bench, plain, i);
+    }
+}
+
+/// Our typed provider's probe: one load and branch, arguments never built.
+#[inline(never)]
+pub fn our_guarded(n: u64) {
+    for i in 0..n {
+        let i = black_box(i);
+        ours::lazy(|| (i, expensive(i)));
+    }
+}
+
+/// A semaphore that nothing raises, for [`manual_guard`].
+static MANUAL_SEMAPHORE: AtomicU16 = AtomicU16::new(0);
+
+/// The least a semaphore-guarded probe can cost: one 16-bit load compared
+/// with zero and a branch not taken, written by hand, no probe at all.
+#[inline(never)]
+pub fn manual_guard(n: u64) {
+    for i in 0..n {
+        let i = black_box(i);
+        // SAFETY: a live, aligned static; a volatile read, as tracers write
+        // semaphores from outside the program.
+        if unsafe { MANUAL_SEMAPHORE.as_ptr().read_volatile() } != 0 {
+            black_box(expensive(i));
+        }
+    }
+}
+
+/// The `probe` crate's plain probe.
+#[inline(never)]
+pub fn probe_crate_plain(n: u64) {
+    for i in 0..n {
+        let i = black_box(i);
+        probe::probe!(bench_probe, plain, i);
+    }
+}
+
+/// The `probe` crate's lazy probe.
+#[inline(never)]
+pub fn probe_crate_lazy(n: u64) {
+    for i in 0..n {
+        let i = black_box(i);
+        probe::probe_lazy!(bench_probe, lazy, i, expensive(i));
+    }
+}
+
+/// The `usdt` crate's probe.
+#[inline(never)]
+pub fn usdt_crate_lazy(n: u64) {
+    for i in 0..n {
+        let i = black_box(i);
+        peer::lazy!(|| (i, expensive(i)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn untraced_lazy_arguments_are_never_built() {
+        for case in CASES {
+            (case.run)(1000);
+        }
+        assert_eq!(EXPENSIVE_CALLS.load(Ordering::Relaxed), 0);
+        expensive(1);
+        assert_eq!(EXPENSIVE_CALLS.load(Ordering::Relaxed), 1);
+    }
+}
