@@ -289,10 +289,14 @@ fn bad_input_exits_2_with_one_line() {
         fails(&["/nonexistent/file"], 2),
         "usdt: /nonexistent/file: No such file or directory (os error 2)"
     );
+    let text = std::env::temp_dir().join(format!("usdt-list-text-{}", std::process::id()));
+    std::fs::write(&text, "not an ELF file\n").unwrap();
+    let text_arg = text.to_str().unwrap();
     assert_eq!(
-        fails(&["/etc/hostname"], 2),
-        "usdt: /etc/hostname: not an ELF file"
+        fails(&[text_arg], 2),
+        format!("usdt: {text_arg}: not an ELF file")
     );
+    let _ = std::fs::remove_file(&text);
     assert_eq!(fails(&["/"], 2), "usdt: /: not a regular file");
     assert_eq!(
         fails(&[&args, "nothing:here*"], 2),
