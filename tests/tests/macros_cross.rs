@@ -4,7 +4,8 @@
 //! (x86_64-unknown-none, built with the nightly toolchain's `build-std`):
 //! the probes compile to nothing and a program run there shows their
 //! arguments are not evaluated; the same program built for Linux, as a
-//! control, evaluates them and has notes.
+//! control, evaluates them and has notes. The same library also builds for
+//! x86_64-apple-darwin, whose Mach-O objects have no ELF sections.
 
 mod macros_support;
 
@@ -149,9 +150,10 @@ fn aarch64_notes_follow_the_contract() {
 }
 
 /// Builds the `unsupported_target` fixture for `target` with extra rustflags
-/// for that target: with the nightly toolchain and `build-std` for a
-/// `-none` target, with the stable one otherwise.
-fn build_freestanding(target: &str, rustflags: &str) -> PathBuf {
+/// for that target: with the nightly toolchain and `build-std` for a target
+/// whose standard library is not installed, with the stable one otherwise.
+/// `lib_only` builds just its library (an rlib, through code generation).
+fn build_freestanding(target: &str, rustflags: &str, lib_only: bool) -> PathBuf {
     let src = fixture_workspace();
     let build_dir = target_dir()
         .join("macros-variants")
@@ -160,7 +162,7 @@ fn build_freestanding(target: &str, rustflags: &str) -> PathBuf {
         "CARGO_TARGET_{}_RUSTFLAGS",
         target.to_uppercase().replace('-', "_")
     );
-    let nightly = target.ends_with("-none");
+    let nightly = !has_std(target);
     let mut cmd = if nightly {
         let mut cmd = Command::new("rustup");
         cmd.args(["run", "nightly", "cargo"])
@@ -175,6 +177,7 @@ fn build_freestanding(target: &str, rustflags: &str) -> PathBuf {
     cmd.current_dir(&src)
         .args(["build", "--release", "--quiet"])
         .args(["-p", "unsupported_target", "--target", target])
+        .args(if lib_only { &["--lib"][..] } else { &[] })
         .args(["--config", "profile.release.panic=\"abort\""])
         .env("CARGO_TARGET_DIR", &build_dir)
         .env(flags_var, rustflags)
@@ -220,7 +223,8 @@ fn unsupported_target_compiles_probes_to_nothing() {
     }
     // x86_64-unknown-none: no USDT support. The program runs on Linux with
     // raw system calls and exits 0 when nothing was evaluated or enabled.
-    let freestanding = build_freestanding("x86_64-unknown-none", "-C relocation-model=static");
+    let freestanding =
+        build_freestanding("x86_64-unknown-none", "-C relocation-model=static", false);
     for name in [".note.stapsdt", ".usdt.types", ".stapsdt.base", ".probes"] {
         assert!(
             !has_section(&freestanding, name),
@@ -236,11 +240,30 @@ fn unsupported_target_compiles_probes_to_nothing() {
 
     // Control: the same program for x86_64 Linux has the probe and evaluates
     // the plain probe's argument (exit code 1).
-    let linux = build_freestanding("x86_64-unknown-linux-gnu", "-C link-arg=-nostartfiles");
+    let linux = build_freestanding(
+        "x86_64-unknown-linux-gnu",
+        "-C link-arg=-nostartfiles",
+        false,
+    );
     assert!(has_section(&linux, ".note.stapsdt"));
     let notes = readelf_notes("readelf", &linux);
     let probes: Vec<String> = notes.iter().map(Note::probe).collect();
     assert_eq!(probes, ["other:plain", "lazy:fired", "lazy:empty"]);
     let status = Command::new(&linux).status().unwrap();
     assert_eq!(status.code(), Some(1));
+
+    // A Mach-O target: code generation must not ask for ELF sections.
+    let dir = build_freestanding("x86_64-apple-darwin", "", true)
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let rlib = std::fs::read_dir(&dir)
+        .unwrap()
+        .chain(std::fs::read_dir(dir.join("deps")).unwrap())
+        .filter_map(Result::ok)
+        .any(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with("libunsupported_target") && name.ends_with(".rlib")
+        });
+    assert!(rlib, "no rlib for x86_64-apple-darwin in {}", dir.display());
 }

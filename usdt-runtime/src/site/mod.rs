@@ -130,18 +130,6 @@ macro_rules! __usdt_flags {
     };
 }
 
-/// Declares a probe's semaphore static: `.probes` section, exported under
-/// the sys/sdt.h symbol name `<provider>_<name>_semaphore`.
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __usdt_semaphore {
-    ($(#[$meta:meta])* $vis:vis static $ident:ident = $symbol:literal;) => {
-        $(#[$meta])*
-        #[unsafe(export_name = $symbol)]
-        #[unsafe(link_section = ".probes")]
-        $vis static $ident: $crate::Semaphore = $crate::Semaphore::new();
-    };
-}
 
 /// The start of a stapsdt note, up to and including its base field: what
 /// sys/sdt.h emits. The note's pc is label `990`.
@@ -200,5 +188,39 @@ macro_rules! __usdt_types_head {
             ".pushsection .usdt.types,\"?R\",\"progbits\"\n",
             ".reloc ., BFD_RELOC_NONE, _.stapsdt.base\n",
         )
+    };
+}
+
+/// Declares a probe's semaphore static: in section `.probes`, exported under
+/// the sys/sdt.h symbol name `<provider>_<name>_semaphore`.
+#[cfg(all(
+    target_os = "linux",
+    target_pointer_width = "64",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __usdt_semaphore {
+    ($(#[$meta:meta])* $vis:vis static $ident:ident = $symbol:literal;) => {
+        $(#[$meta])*
+        #[unsafe(export_name = $symbol)]
+        #[unsafe(link_section = ".probes")]
+        $vis static $ident: $crate::Semaphore = $crate::Semaphore::new();
+    };
+}
+
+/// Declares a probe's semaphore static on a target without probes: an
+/// ordinary static (object formats such as Mach-O have no `.probes`).
+#[cfg(not(all(
+    target_os = "linux",
+    target_pointer_width = "64",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+)))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __usdt_semaphore {
+    ($(#[$meta:meta])* $vis:vis static $ident:ident = $symbol:literal;) => {
+        $(#[$meta])*
+        $vis static $ident: $crate::Semaphore = $crate::Semaphore::new();
     };
 }
