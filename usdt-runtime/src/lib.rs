@@ -76,8 +76,9 @@
 //! are kept as they are.
 //!
 //! With the `serde` feature, a parameter marked `#[json]` takes any
-//! `serde::Serialize` value; its JSON text is built only while the probe is
-//! enabled:
+//! `serde::Serialize` value (owned or borrowed); its JSON text is built with
+//! `serde_json` only while the probe is enabled, and a value whose
+//! serialization fails is passed as `null`:
 //!
 //! ```
 //! # #[cfg(feature = "serde")]
@@ -149,8 +150,9 @@
 //! (the site's pc, the address of `_.stapsdt.base`, the semaphore's address
 //! or 0) and three NUL-terminated strings: provider, name and the argument
 //! string. `.stapsdt.base` is the one-byte allocated section sys/sdt.h
-//! defines, used to adjust for prelinking. Typed providers' semaphores are
-//! `u16`s in the writable section `.probes`.
+//! defines, used to adjust for prelinking (here also flagged
+//! `SHF_GNU_RETAIN`). Typed providers' semaphores are `u16`s in the writable
+//! section `.probes`.
 //!
 //! The linker's section garbage collection (always on for Rust) keeps every
 //! function that holds a probe site, and `.stapsdt.base`: both are
