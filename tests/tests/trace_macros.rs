@@ -31,8 +31,9 @@ fn bytes(bytes: &[u8]) -> Value {
 }
 
 /// Runs probe_catalog once under the library API, from its first
-/// instruction, and returns every event.
-fn trace_catalog_once() -> Vec<Event> {
+/// instruction, and returns every event; `perf_event_links` attaches one
+/// perf-event uprobe per site instead of uprobe_multi links.
+fn trace_catalog_once(perf_event_links: bool) -> Vec<Event> {
     let mut command = StoppedCommand::spawn(&[CATALOG.to_owned()]).expect("spawn probe_catalog");
     let mut config = TraceConfig::new()
         .probe("catalog:*")
@@ -41,6 +42,7 @@ fn trace_catalog_once() -> Vec<Event> {
         .unwrap();
     config.pid = Some(command.pid());
     config.executable = Some(command.program().to_path_buf());
+    config.perf_event_links = perf_event_links;
     let mut tracer = Tracer::attach(&config).expect("attach");
     assert!(tracer.attached_sites() >= 20);
     command.resume().expect("resume");
@@ -61,7 +63,18 @@ fn every_supported_type_round_trips() {
     if !require_bpf("every_supported_type_round_trips") {
         return;
     }
-    let events = trace_catalog_once();
+    check_round_trip(&trace_catalog_once(false));
+}
+
+#[test]
+fn every_supported_type_round_trips_through_perf_event_links() {
+    if !require_bpf("every_supported_type_round_trips_through_perf_event_links") {
+        return;
+    }
+    check_round_trip(&trace_catalog_once(true));
+}
+
+fn check_round_trip(events: &[Event]) {
     let find = |provider: &str, name: &str| -> Vec<&Event> {
         events
             .iter()

@@ -54,6 +54,8 @@ pub const CONTROL_MAP: &str = "USDT_CONTROL";
 /// (`uprobe.s`) so it can fault in user pages a probe points at but the
 /// program never touched (string literals, untouched globals).
 pub const PROGRAM_NAME: &str = "usdt_site";
+/// ELF section of [`PROGRAM_NAME`] in the BPF object.
+pub const PROGRAM_SECTION: &str = "uprobe.s";
 
 /// The argument is absent (beyond the site's argument count).
 pub const ARG_NONE: u8 = 0;

@@ -36,6 +36,7 @@
 mod error;
 mod format;
 pub mod launch;
+mod multi;
 mod plan;
 mod privileges;
 mod regs;

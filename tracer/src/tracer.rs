@@ -2,13 +2,14 @@
 //! sites with their plans, and delivers decoded events.
 
 use crate::error::TraceError;
+use crate::multi::{self, LoadError, MultiProgram};
 use crate::plan::{self, SiteDecoding};
 use crate::privileges;
 use crate::select::{self, ProbeSpec, SelectedSite, SemaphoreMode, StringRequest};
 use crate::semaphore::ManualSemaphore;
 use crate::uprobe::{self, UprobePmu};
 use crate::value::Value;
-use aya::maps::{Array, MapData, RingBuf};
+use aya::maps::{Array, Map, MapData, MapFd, RingBuf};
 use aya::programs::UProbe;
 use aya::{Ebpf, EbpfLoader};
 use std::collections::HashMap;
@@ -18,8 +19,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracer_common::{
-    CONTROL_MAP, DROPS_MAP, EVENT_HEADER_SIZE, EVENTS_MAP, EventHeader, PROGRAM_NAME, SITES_MAP,
-    SitePlan,
+    CONTROL_MAP, DROPS_MAP, EVENT_HEADER_SIZE, EVENTS_MAP, EventHeader, PROGRAM_NAME,
+    PROGRAM_SECTION, SITES_MAP, SitePlan,
 };
 use usdt_reader::Signature;
 
@@ -49,6 +50,10 @@ pub struct TraceConfig {
     /// Size of the event ring buffer in bytes (a power of two, at least one
     /// page).
     pub ring_bytes: u32,
+    /// Attach through one perf-event uprobe per site even where the kernel
+    /// has uprobe_multi links (6.6+), which attach a whole file at once and
+    /// detach much faster. Older kernels always use perf events.
+    pub perf_event_links: bool,
 }
 
 impl Default for TraceConfig {
@@ -66,6 +71,7 @@ impl TraceConfig {
             executable: None,
             strings: Vec::new(),
             ring_bytes: DEFAULT_RING_BYTES,
+            perf_event_links: false,
         }
     }
 
@@ -147,7 +153,8 @@ struct SiteState {
 /// Attached probes and the stream of their events. Dropping the tracer
 /// detaches everything (and the kernel lowers the semaphores it raised).
 pub struct Tracer {
-    /// One link per site; closing a link removes its uprobe.
+    /// The links (one per file, or one per site on kernels without
+    /// uprobe_multi); closing a link removes its uprobes.
     links: Vec<OwnedFd>,
     ring: RingBuf<MapData>,
     drops: Array<MapData, u64>,
@@ -181,18 +188,6 @@ impl Tracer {
         let warnings =
             select::plan_semaphores(&mut selected, config.pid, config.executable.as_deref())?;
         let (plans, probes, sites) = plan_all(&selected, &config.strings)?;
-        let pmu = UprobePmu::detect().map_err(|source| TraceError::Io {
-            context: "this kernel has no uprobe PMU (/sys/bus/event_source/devices/uprobe)".into(),
-            source,
-        })?;
-        let kernel_semaphores = selected
-            .iter()
-            .any(|s| s.probe.semaphore_offset.is_some() && s.semaphore == SemaphoreMode::Kernel);
-        if !pmu.supports_semaphores() && kernel_semaphores {
-            return Err(TraceError::Bpf(
-                "this kernel cannot raise USDT semaphores (no uprobe ref_ctr_offset)".into(),
-            ));
-        }
         uprobe::raise_fd_limit();
 
         let mut ebpf = EbpfLoader::new()
@@ -200,18 +195,6 @@ impl Tracer {
             .map_max_entries(EVENTS_MAP, config.ring_bytes)
             .load(BPF_OBJECT)
             .map_err(|e| bpf_error("cannot load the BPF object", &e))?;
-        {
-            let program: &mut UProbe = ebpf
-                .program_mut(PROGRAM_NAME)
-                .ok_or_else(|| {
-                    TraceError::Bpf(format!("the BPF object has no program {PROGRAM_NAME}"))
-                })?
-                .try_into()
-                .map_err(|e| bpf_error("unexpected program type", &e))?;
-            program
-                .load()
-                .map_err(|e| bpf_error("the kernel rejected the BPF program", &e))?;
-        }
         {
             let mut map: Array<&mut MapData, SitePlan> = ebpf
                 .map_mut(SITES_MAP)
@@ -223,26 +206,20 @@ impl Tracer {
                     .map_err(|e| bpf_error("cannot store a site plan", &e))?;
             }
         }
+        // uprobe_multi links where the kernel has them (one per file, fast
+        // to attach and to detach); perf-event uprobes, one per site,
+        // otherwise.
+        let multi_program = if config.perf_event_links {
+            None
+        } else {
+            load_multi_program(&ebpf)?
+        };
+        let links = match multi_program {
+            Some(program) => attach_multi(&program, &selected, config.pid)?,
+            None => attach_perf_events(&mut ebpf, &selected, config.pid)?,
+        };
         let ring: RingBuf<MapData> = take_map(&mut ebpf, EVENTS_MAP)?;
         let drops: Array<MapData, u64> = take_map(&mut ebpf, DROPS_MAP)?;
-
-        let mut links = Vec::with_capacity(selected.len());
-        {
-            let program: &UProbe = ebpf
-                .program(PROGRAM_NAME)
-                .ok_or_else(|| {
-                    TraceError::Bpf(format!("the BPF object has no program {PROGRAM_NAME}"))
-                })?
-                .try_into()
-                .map_err(|e| bpf_error("unexpected program type", &e))?;
-            let program_fd = program
-                .fd()
-                .map_err(|e| bpf_error("program not loaded", &e))?;
-            for (index, site) in selected.iter().enumerate() {
-                let link = attach_site(&pmu, program_fd.as_fd(), site, index as u64, config.pid)?;
-                links.push(link);
-            }
-        }
         // Arm the program: every site starts reporting at this instant.
         {
             let mut control: Array<&mut MapData, u32> = ebpf
@@ -296,7 +273,11 @@ impl Tracer {
 
     /// Number of attached sites (0 after [`Tracer::detach`]).
     pub fn attached_sites(&self) -> usize {
-        self.links.len()
+        if self.links.is_empty() {
+            0
+        } else {
+            self.sites.len()
+        }
     }
 
     /// Events delivered so far.
@@ -467,38 +448,142 @@ fn plan_all(selected: &[SelectedSite], strings: &[StringRequest]) -> Result<Plan
     Ok((plans, infos.into_iter().map(Arc::new).collect(), sites))
 }
 
-/// Opens the site's uprobe (raising its semaphore) and links the program
-/// to it with the site index as cookie.
-fn attach_site(
-    pmu: &UprobePmu,
-    program: BorrowedFd<'_>,
-    site: &SelectedSite,
-    cookie: u64,
-    pid: Option<u32>,
-) -> Result<OwnedFd, TraceError> {
-    let probe = &site.probe;
-    let fail = |source: io::Error| {
-        classify_attach_error(source, pid, &site.attach_path, &site.display_path, probe)
+/// Loads the program for uprobe_multi links, or `None` when the kernel has
+/// no such links (then perf-event uprobes serve).
+fn load_multi_program(ebpf: &Ebpf) -> Result<Option<MultiProgram>, TraceError> {
+    let mut fds: Vec<(String, MapFd)> = Vec::new();
+    for (name, map) in ebpf.maps() {
+        let data = match map {
+            Map::Array(data) | Map::RingBuf(data) => data,
+            _ => return Err(TraceError::Bpf(format!("unexpected map {name}"))),
+        };
+        let fd = data
+            .info()
+            .and_then(|info| info.fd())
+            .map_err(|e| bpf_error(name, &e))?;
+        fds.push((name.to_owned(), fd));
+    }
+    let map_fd = |symbol: &str| {
+        fds.iter()
+            .find(|(name, _)| name == symbol)
+            .map(|(_, fd)| fd.as_fd().as_raw_fd())
     };
-    // Semaphores the tracer raises itself are not handed to the kernel.
-    let ref_ctr = match site.semaphore {
-        SemaphoreMode::Kernel => probe.semaphore_offset,
-        SemaphoreMode::Manual { .. } | SemaphoreMode::AfterExec { .. } => None,
-    };
-    let event = pmu
-        .open(&site.attach_path, probe.file_offset, ref_ctr, pid)
-        .map_err(fail)?;
-    uprobe::link_perf_event(program, &event, cookie).map_err(fail)
-    // `event` closes here; the link keeps the perf event alive.
+    match MultiProgram::load(BPF_OBJECT, PROGRAM_SECTION, PROGRAM_NAME, map_fd) {
+        Ok(program) => Ok(Some(program)),
+        Err(LoadError::Object(what)) => Err(TraceError::Bpf(format!("bad BPF object: {what}"))),
+        // Kernels before 6.6 have no uprobe_multi.
+        Err(LoadError::Kernel(error, _))
+            if matches!(error.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP)) =>
+        {
+            Ok(None)
+        }
+        Err(LoadError::Kernel(error, log)) => Err(TraceError::Bpf(format!(
+            "the kernel rejected the BPF program: {error}: {log}"
+        ))),
+    }
 }
 
-fn classify_attach_error(
-    source: io::Error,
+/// One uprobe_multi link per file, with every selected site of it; the
+/// cookie of a site is its index.
+fn attach_multi(
+    program: &MultiProgram,
+    selected: &[SelectedSite],
     pid: Option<u32>,
-    attach_path: &Path,
-    display_path: &Path,
-    probe: &usdt_reader::Probe,
-) -> TraceError {
+) -> Result<Vec<OwnedFd>, TraceError> {
+    let mut files: Vec<&Path> = Vec::new();
+    for site in selected {
+        if !files.contains(&site.attach_path.as_path()) {
+            files.push(&site.attach_path);
+        }
+    }
+    let mut links = Vec::with_capacity(files.len());
+    for file in files {
+        let group: Vec<(usize, &SelectedSite)> = selected
+            .iter()
+            .enumerate()
+            .filter(|(_, site)| site.attach_path == file)
+            .collect();
+        let offsets: Vec<u64> = group.iter().map(|(_, s)| s.probe.file_offset).collect();
+        let ref_ctrs: Vec<u64> = group.iter().map(|(_, s)| ref_ctr(s).unwrap_or(0)).collect();
+        let cookies: Vec<u64> = group.iter().map(|(index, _)| *index as u64).collect();
+        match multi::link(program.fd(), file, &offsets, &ref_ctrs, &cookies, pid) {
+            Ok(link) => links.push(link),
+            Err(error) => {
+                // Find the site the kernel refuses, to name it.
+                for (index, site) in &group {
+                    let one = multi::link(
+                        program.fd(),
+                        file,
+                        &[site.probe.file_offset],
+                        &[ref_ctr(site).unwrap_or(0)],
+                        &[*index as u64],
+                        pid,
+                    );
+                    if let Err(error) = one {
+                        return Err(classify_attach_error(error, pid, site));
+                    }
+                }
+                return Err(classify_attach_error(error, pid, group[0].1));
+            }
+        }
+    }
+    Ok(links)
+}
+
+/// One perf-event uprobe per site, linked to the program aya loads.
+fn attach_perf_events(
+    ebpf: &mut Ebpf,
+    selected: &[SelectedSite],
+    pid: Option<u32>,
+) -> Result<Vec<OwnedFd>, TraceError> {
+    let pmu = UprobePmu::detect().map_err(|source| TraceError::Io {
+        context: "this kernel has no uprobe PMU (/sys/bus/event_source/devices/uprobe)".into(),
+        source,
+    })?;
+    if !pmu.supports_semaphores() && selected.iter().any(|s| ref_ctr(s).is_some()) {
+        return Err(TraceError::Bpf(
+            "this kernel cannot raise USDT semaphores (no uprobe ref_ctr_offset)".into(),
+        ));
+    }
+    let program: &mut UProbe = ebpf
+        .program_mut(PROGRAM_NAME)
+        .ok_or_else(|| TraceError::Bpf(format!("the BPF object has no program {PROGRAM_NAME}")))?
+        .try_into()
+        .map_err(|e| bpf_error("unexpected program type", &e))?;
+    program
+        .load()
+        .map_err(|e| bpf_error("the kernel rejected the BPF program", &e))?;
+    let program_fd = program
+        .fd()
+        .map_err(|e| bpf_error("program not loaded", &e))?;
+    let mut links = Vec::with_capacity(selected.len());
+    for (index, site) in selected.iter().enumerate() {
+        let fail = |error| classify_attach_error(error, pid, site);
+        let event = pmu
+            .open(
+                &site.attach_path,
+                site.probe.file_offset,
+                ref_ctr(site),
+                pid,
+            )
+            .map_err(fail)?;
+        links
+            .push(uprobe::link_perf_event(program_fd.as_fd(), &event, index as u64).map_err(fail)?);
+        // `event` closes here; the link keeps the perf event alive.
+    }
+    Ok(links)
+}
+
+/// The semaphore file offset to hand the kernel for `site`: none when the
+/// tracer raises the semaphore itself.
+fn ref_ctr(site: &SelectedSite) -> Option<u64> {
+    match site.semaphore {
+        SemaphoreMode::Kernel => site.probe.semaphore_offset,
+        SemaphoreMode::Manual { .. } | SemaphoreMode::AfterExec { .. } => None,
+    }
+}
+
+fn classify_attach_error(source: io::Error, pid: Option<u32>, site: &SelectedSite) -> TraceError {
     match (source.raw_os_error(), pid) {
         (Some(libc::ESRCH), Some(pid)) => TraceError::Process {
             pid,
@@ -506,13 +591,13 @@ fn classify_attach_error(
         },
         (Some(libc::EACCES | libc::EPERM), _) => TraceError::Privileges(format!(
             "the kernel refused a uprobe on {} ({source}): tracing needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN",
-            attach_path.display()
+            site.attach_path.display()
         )),
         _ => TraceError::Attach {
-            path: display_path.to_path_buf(),
-            provider: probe.provider.clone(),
-            name: probe.name.clone(),
-            offset: probe.file_offset,
+            path: site.display_path.clone(),
+            provider: site.probe.provider.clone(),
+            name: site.probe.name.clone(),
+            offset: site.probe.file_offset,
             source,
         },
     }

@@ -1,0 +1,243 @@
+//! uprobe_multi: the program loaded for `BPF_TRACE_UPROBE_MULTI` links, and
+//! the links themselves (one per file: every site, semaphore offset and
+//! cookie of the file in one system call).
+//!
+//! Detaching perf-event uprobes costs the kernel an RCU grace period per
+//! site under a global lock (about 0.1 s each: a minute for a library with
+//! 600 sites); a uprobe_multi link removes all its uprobes with one grace
+//! period. aya 0.14 cannot load a program for these links, so the program
+//! section is loaded here: its map references are pointed at the maps aya
+//! created and it is loaded with the uprobe_multi attach type.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// `bpf()` commands.
+const BPF_PROG_LOAD: libc::c_long = 5;
+const BPF_LINK_CREATE: libc::c_long = 28;
+/// `BPF_PROG_TYPE_KPROBE`: uprobes are kprobe-type programs.
+const BPF_PROG_TYPE_KPROBE: u32 = 2;
+/// `BPF_TRACE_UPROBE_MULTI` attach type.
+const BPF_TRACE_UPROBE_MULTI: u32 = 48;
+/// `BPF_F_SLEEPABLE` program flag.
+const BPF_F_SLEEPABLE: u32 = 1 << 4;
+/// `ld_imm64` source register meaning "the immediate is a map fd".
+const BPF_PSEUDO_MAP_FD: u8 = 1;
+/// The BPF relocation type for a 64-bit immediate (`ld_imm64` of a map).
+const R_BPF_64_64: u32 = 1;
+/// Size of one BPF instruction.
+const INSN: usize = 8;
+
+/// A program loaded for uprobe_multi links.
+#[derive(Debug)]
+pub(crate) struct MultiProgram {
+    fd: OwnedFd,
+}
+
+/// Why the program could not be loaded.
+#[derive(Debug)]
+pub(crate) enum LoadError {
+    /// The object is not what `tracer-ebpf` builds.
+    Object(String),
+    /// The kernel refused the program (no uprobe_multi, or the verifier).
+    Kernel(io::Error, String),
+}
+
+impl MultiProgram {
+    /// Loads section `section` of the BPF object `object`, named `name`,
+    /// pointing each map reference at `map_fd(symbol)`.
+    pub(crate) fn load(
+        object: &[u8],
+        section: &str,
+        name: &str,
+        map_fd: impl Fn(&str) -> Option<RawFd>,
+    ) -> Result<MultiProgram, LoadError> {
+        let bad = |what: String| LoadError::Object(what);
+        let elf = goblin::elf::Elf::parse(object).map_err(|e| bad(e.to_string()))?;
+        let (index, header) = elf
+            .section_headers
+            .iter()
+            .enumerate()
+            .find(|(_, s)| elf.shdr_strtab.get_at(s.sh_name) == Some(section))
+            .ok_or_else(|| bad(format!("no section {section}")))?;
+        let range = header
+            .file_range()
+            .ok_or_else(|| bad(format!("section {section} has no data")))?;
+        let mut insns = object
+            .get(range)
+            .ok_or_else(|| bad(format!("section {section} is truncated")))?
+            .to_vec();
+        if insns.len() % INSN != 0 {
+            return Err(bad(format!("section {section} is not whole instructions")));
+        }
+        for (target, relocs) in &elf.shdr_relocs {
+            if elf.section_headers.get(*target).map(|s| s.sh_info as usize) != Some(index) {
+                continue;
+            }
+            for reloc in relocs.iter() {
+                let symbol = elf
+                    .syms
+                    .get(reloc.r_sym)
+                    .and_then(|sym| elf.strtab.get_at(sym.st_name))
+                    .ok_or_else(|| bad(format!("bad relocation at {:#x}", reloc.r_offset)))?;
+                if reloc.r_type != R_BPF_64_64 {
+                    return Err(bad(format!("unsupported relocation to {symbol}")));
+                }
+                let fd = map_fd(symbol).ok_or_else(|| bad(format!("no map {symbol}")))?;
+                let at = reloc.r_offset as usize;
+                let insn = insns
+                    .get_mut(at..at + INSN)
+                    .ok_or_else(|| bad(format!("relocation outside {section}")))?;
+                // ld_imm64: dst in the low nibble, src in the high nibble of
+                // byte 1; the immediate in bytes 4..8.
+                insn[1] = (insn[1] & 0x0f) | (BPF_PSEUDO_MAP_FD << 4);
+                insn[4..8].copy_from_slice(&fd.to_le_bytes());
+            }
+        }
+        let license = CString::new("GPL").expect("no NUL");
+        let mut attr = ProgLoadAttr {
+            prog_type: BPF_PROG_TYPE_KPROBE,
+            insn_cnt: (insns.len() / INSN) as u32,
+            insns: insns.as_ptr() as u64,
+            license: license.as_ptr() as u64,
+            prog_flags: BPF_F_SLEEPABLE,
+            expected_attach_type: BPF_TRACE_UPROBE_MULTI,
+            ..ProgLoadAttr::default()
+        };
+        for (slot, byte) in attr.prog_name.iter_mut().zip(name.bytes().take(15)) {
+            *slot = byte;
+        }
+        match bpf_prog_load(&attr) {
+            Ok(fd) => Ok(MultiProgram { fd }),
+            Err(error) => {
+                // Load again with the verifier's log, to say why.
+                let mut log = vec![0u8; 1 << 20];
+                attr.log_level = 1;
+                attr.log_size = log.len() as u32;
+                attr.log_buf = log.as_mut_ptr() as u64;
+                let _ = bpf_prog_load(&attr);
+                let text = String::from_utf8_lossy(&log);
+                let text = text.trim_end_matches('\0');
+                let last = text
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("");
+                Err(LoadError::Kernel(error, last.to_owned()))
+            }
+        }
+    }
+
+    /// The program's descriptor.
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.fd.as_fd()
+    }
+}
+
+/// Attaches `program` at `offsets` of `path` (with `ref_ctr_offsets`, 0 for
+/// none, and `cookies`, one per site) for process `pid` or every process.
+pub(crate) fn link(
+    program: BorrowedFd<'_>,
+    path: &Path,
+    offsets: &[u64],
+    ref_ctr_offsets: &[u64],
+    cookies: &[u64],
+    pid: Option<u32>,
+) -> io::Result<OwnedFd> {
+    assert!(offsets.len() == ref_ctr_offsets.len() && offsets.len() == cookies.len());
+    let path = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
+    let attr = UprobeMultiLinkAttr {
+        prog_fd: program.as_raw_fd() as u32,
+        attach_type: BPF_TRACE_UPROBE_MULTI,
+        path: path.as_ptr() as u64,
+        offsets: offsets.as_ptr() as u64,
+        ref_ctr_offsets: ref_ctr_offsets.as_ptr() as u64,
+        cookies: cookies.as_ptr() as u64,
+        cnt: offsets.len() as u32,
+        pid: pid.unwrap_or(0),
+        ..UprobeMultiLinkAttr::default()
+    };
+    // SAFETY: `attr` is a zero-padded bpf_attr prefix of the size passed;
+    // its pointers reference buffers that outlive the call.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_LINK_CREATE,
+            &attr as *const UprobeMultiLinkAttr,
+            std::mem::size_of::<UprobeMultiLinkAttr>() as libc::c_uint,
+        )
+    };
+    into_fd(fd)
+}
+
+/// The `prog_load` member of the kernel's `union bpf_attr`, up to
+/// `expected_attach_type`, padded with zeros.
+#[repr(C)]
+#[derive(Default)]
+struct ProgLoadAttr {
+    prog_type: u32,
+    insn_cnt: u32,
+    insns: u64,
+    license: u64,
+    log_level: u32,
+    log_size: u32,
+    log_buf: u64,
+    kern_version: u32,
+    prog_flags: u32,
+    prog_name: [u8; 16],
+    prog_ifindex: u32,
+    expected_attach_type: u32,
+    reserved: [u64; 8],
+}
+
+const _: () = assert!(std::mem::offset_of!(ProgLoadAttr, prog_name) == 48);
+const _: () = assert!(std::mem::offset_of!(ProgLoadAttr, expected_attach_type) == 68);
+
+/// The `link_create` member of `union bpf_attr` for uprobe_multi.
+#[repr(C)]
+#[derive(Default)]
+struct UprobeMultiLinkAttr {
+    prog_fd: u32,
+    target_fd: u32,
+    attach_type: u32,
+    flags: u32,
+    path: u64,
+    offsets: u64,
+    ref_ctr_offsets: u64,
+    cookies: u64,
+    cnt: u32,
+    multi_flags: u32,
+    pid: u32,
+    reserved: [u32; 3],
+}
+
+const _: () = assert!(std::mem::offset_of!(UprobeMultiLinkAttr, path) == 16);
+const _: () = assert!(std::mem::offset_of!(UprobeMultiLinkAttr, pid) == 56);
+
+fn bpf_prog_load(attr: &ProgLoadAttr) -> io::Result<OwnedFd> {
+    // SAFETY: `attr` is a zero-padded bpf_attr prefix of the size passed;
+    // its pointers reference buffers that outlive the call.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_LOAD,
+            attr as *const ProgLoadAttr,
+            std::mem::size_of::<ProgLoadAttr>() as libc::c_uint,
+        )
+    };
+    into_fd(fd)
+}
+
+fn into_fd(ret: libc::c_long) -> io::Result<OwnedFd> {
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the system call returned a new descriptor that nothing else
+    // owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(ret as RawFd) })
+}
