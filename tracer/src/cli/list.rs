@@ -2,6 +2,7 @@
 
 use super::CliError;
 use serde::Serialize;
+use std::borrow::Cow;
 use std::io::{self, Write};
 use std::path::Path;
 use usdt_reader::{ArgSpec, ElfFile, Probe, ProbePattern, Process, Signature};
@@ -170,7 +171,7 @@ fn json_lines(rows: &[Row<'_>]) -> Result<String, CliError> {
         #[serde(skip_serializing_if = "Option::is_none")]
         bias: Option<u64>,
     }
-    let mut out = String::new();
+    let mut out = Vec::with_capacity(rows.len() * 512);
     for row in rows {
         let probe = row.probe;
         let line = Line {
@@ -195,12 +196,12 @@ fn json_lines(rows: &[Row<'_>]) -> Result<String, CliError> {
                 .map(|(_, bias)| probe.semaphore.map(|s| s.wrapping_add(bias))),
             bias: row.process.map(|(_, bias)| bias),
         };
-        let text = serde_json::to_string(&line)
+        serde_json::to_writer(&mut out, &line)
             .map_err(|e| CliError::Failure(format!("cannot encode JSON: {e}")))?;
-        out.push_str(&text);
-        out.push('\n');
+        out.push(b'\n');
     }
-    Ok(out)
+    // serde_json writes UTF-8 only.
+    String::from_utf8(out).map_err(|e| CliError::Failure(format!("cannot encode JSON: {e}")))
 }
 
 /// An aligned table with a header line.
@@ -210,51 +211,55 @@ fn table(rows: &[Row<'_>], with_runtime: bool) -> String {
         header.push("RUNTIME");
     }
     header.extend(["SEMAPHORE", "ARGS"]);
-    let mut cells: Vec<Vec<String>> = vec![header.iter().map(ToString::to_string).collect()];
+    let columns = header.len();
+    // Cells row by row, flattened, borrowing what they can.
+    let mut cells: Vec<Cow<'_, str>> = header.iter().map(|h| Cow::Borrowed(*h)).collect();
     for row in rows {
         let probe = row.probe;
-        let mut line = vec![
-            row.path.display().to_string(),
-            probe.provider.clone(),
-            probe.name.clone(),
-            format!("{:#x}", probe.address),
-        ];
+        cells.push(row.path.to_string_lossy());
+        cells.push(Cow::Borrowed(&probe.provider));
+        cells.push(Cow::Borrowed(&probe.name));
+        cells.push(Cow::Owned(format!("{:#x}", probe.address)));
         if let Some((_, bias)) = row.process {
-            line.push(format!("{:#x}", probe.address.wrapping_add(bias)));
+            cells.push(Cow::Owned(format!(
+                "{:#x}",
+                probe.address.wrapping_add(bias)
+            )));
         }
-        line.push(match probe.semaphore {
-            Some(address) => format!("{address:#x}"),
-            None => "-".into(),
+        cells.push(match probe.semaphore {
+            Some(address) => Cow::Owned(format!("{address:#x}")),
+            None => Cow::Borrowed("-"),
         });
-        line.push(match &probe.signature {
-            Some(signature) => signature.to_string(),
-            None => probe.args.clone(),
+        cells.push(match &probe.signature {
+            Some(signature) => Cow::Owned(signature.to_string()),
+            None => Cow::Borrowed(&probe.args),
         });
-        cells.push(line);
     }
-    let columns = cells[0].len();
-    let widths: Vec<usize> = (0..columns)
-        .map(|c| {
-            cells
-                .iter()
-                .map(|line| line[c].chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for line in &cells {
-        let mut text = String::new();
+    let width = |cell: &str| {
+        if cell.is_ascii() {
+            cell.len()
+        } else {
+            cell.chars().count()
+        }
+    };
+    let mut widths = vec![0; columns];
+    for (i, cell) in cells.iter().enumerate() {
+        widths[i % columns] = widths[i % columns].max(width(cell));
+    }
+    let line_width: usize = widths.iter().map(|w| w + 2).sum();
+    let mut out = String::with_capacity(line_width * (rows.len() + 1));
+    for line in cells.chunks(columns) {
+        let start = out.len();
         for (c, cell) in line.iter().enumerate() {
-            if c + 1 == columns {
-                text.push_str(cell);
-            } else {
-                text.push_str(cell);
-                let pad = widths[c] - cell.chars().count() + 2;
-                text.extend(std::iter::repeat_n(' ', pad));
+            out.push_str(cell);
+            if c + 1 < columns {
+                let pad = widths[c] - width(cell) + 2;
+                out.extend(std::iter::repeat_n(' ', pad));
             }
         }
-        out.push_str(text.trim_end());
+        // No trailing spaces when the last cells are empty.
+        let trimmed = out[start..].trim_end().len();
+        out.truncate(start + trimmed);
         out.push('\n');
     }
     out
