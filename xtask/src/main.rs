@@ -3,6 +3,7 @@
 //! Every command installs what it needs (Debian packages, toolchain
 //! components) before doing its work, so each one works on a fresh machine.
 
+mod bench_probes;
 mod bench_reader;
 mod deps;
 mod ebpf;
@@ -23,6 +24,9 @@ commands:
   bench-reader [RUNS]
               time `usdt list` against `readelf -n` on the largest library
               with probes
+  bench-probes [ROUNDS]
+              untraced cost per probe hit: usdt-runtime against the probe
+              and usdt crates, loops aligned to cache lines
   help        show this message
 ";
 
@@ -37,6 +41,7 @@ fn main() -> ExitCode {
         "build-ebpf" => ebpf::run(rest),
         "fuzz" => fuzz::run(rest),
         "bench-reader" => bench_reader::run(rest),
+        "bench-probes" => bench_probes::run(rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())

@@ -1,4 +1,7 @@
-//! Untraced cost per probe hit: `cargo bench -p usdt-bench --bench untraced`.
+//! Untraced cost per probe hit. Run it with `cargo xtask bench-probes`,
+//! which builds every loop aligned to a cache line so that code placement
+//! does not decide the result (`cargo bench -p usdt-bench --bench untraced`
+//! runs it without that).
 //!
 //! Every case of `usdt_bench::CASES` (our probes and the peers') is timed in
 //! pairs with the empty loop: empty then case, or case then empty, in

@@ -1,4 +1,5 @@
-//! The loops measured by `cargo bench -p usdt-bench --bench untraced`: the
+//! The loops measured by `cargo xtask bench-probes` (which runs
+//! `cargo bench -p usdt-bench --bench untraced` with aligned loops): the
 //! same loop with nothing in it, with one of our probes, and with the
 //! peers' probes (the `probe` crate's `probe!` and `probe_lazy!`, the `usdt`
 //! crate's provider probes). Every loop passes its counter through
