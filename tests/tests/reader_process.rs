@@ -2,7 +2,9 @@
 //! executable and the shared library it links), their load biases, and the
 //! runtime addresses of their probes, checked by reading the process's
 //! memory: each runtime address holds the probe's nop, and each runtime
-//! semaphore address holds a zero counter.
+//! semaphore address holds a zero counter. Also a deleted library, a
+//! chrooted process, and a process in a mount namespace of its own (as in a
+//! container), whose files only `/proc/PID/root` reaches.
 
 mod reader_support;
 
@@ -167,6 +169,154 @@ fn a_deleted_library_is_read_through_map_files() {
     );
     assert_eq!(deleted.probes.len(), 3);
     check_runtime_addresses(pid, deleted);
+}
+
+#[test]
+fn a_chrooted_process_is_read_from_its_root() {
+    if !require_tool(TEST, "gcc")
+        || !require_tool(TEST, "aarch64-linux-gnu-gcc")
+        || !require_tool(TEST, "chroot")
+    {
+        return;
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        usdt_interop_tests::skip(TEST, "chroot needs root");
+        return;
+    }
+    let root = make_root("reader_process_root");
+
+    let child = Command::new("chroot")
+        .arg(&root)
+        .args(["/app/sdt_lib_main", "100000", "10"])
+        // $ORIGIN needs /proc inside the root to resolve; say it plainly.
+        .env("LD_LIBRARY_PATH", "/app")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let running = Running(child);
+    // chroot execs the program in the same process.
+    let pid = running.0.id();
+    wait_for_library(pid);
+    let modules = Process::open(pid).unwrap().modules().unwrap();
+    let exe = module(&modules, "sdt_lib_main");
+    let lib = module(&modules, "libsdt_lib.so");
+    assert_eq!(exe.path, Path::new("/app/sdt_lib_main"));
+    // The kernel prints a chrooted process's paths from our root, so the
+    // file is reachable as printed; the process's own view drops the root.
+    let root = std::fs::canonicalize(&root).unwrap();
+    assert_eq!(exe.host_path, root.join("app/sdt_lib_main"));
+    assert_eq!(lib.path, Path::new("/app/libsdt_lib.so"));
+    assert_eq!((exe.probes.len(), lib.probes.len()), (1, 3));
+    check_runtime_addresses(pid, exe);
+    check_runtime_addresses(pid, lib);
+}
+
+/// A root directory holding the program and its library under /app, which
+/// does not exist outside it, plus the dynamic loader and libc.
+fn make_root(name: &str) -> PathBuf {
+    let fixtures = fixtures(TEST);
+    let root = usdt_interop_tests::scratch_dir(name);
+    let app = root.join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::copy(
+        &fixture(fixtures, "x86_64_lib_main_O2").path,
+        app.join("sdt_lib_main"),
+    )
+    .unwrap();
+    std::fs::copy(
+        &fixture(fixtures, "x86_64_lib_O2").path,
+        app.join("libsdt_lib.so"),
+    )
+    .unwrap();
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let mapped = |needle: &str| {
+        maps.lines()
+            .find_map(|l| {
+                l.split_whitespace()
+                    .nth(5)
+                    .filter(|p| p.contains(needle))
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| panic!("this test binary maps no {needle}"))
+    };
+    for (file, inside) in [
+        (mapped("/libc.so"), mapped("/libc.so")),
+        // The loader under the name the program asks for.
+        (
+            mapped("/ld-linux"),
+            "/lib64/ld-linux-x86-64.so.2".to_string(),
+        ),
+    ] {
+        let inside = root.join(inside.trim_start_matches('/'));
+        std::fs::create_dir_all(inside.parent().unwrap()).unwrap();
+        std::fs::copy(&file, &inside).unwrap();
+    }
+    assert!(!Path::new("/app/sdt_lib_main").exists());
+    root
+}
+
+/// Waits until process `pid` maps the library under /app.
+fn wait_for_library(pid: u32) {
+    let start = Instant::now();
+    while !std::fs::read_to_string(format!("/proc/{pid}/maps"))
+        .unwrap_or_default()
+        .contains("/app/libsdt_lib.so")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the program never started"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn files_are_read_through_another_mount_namespace() {
+    if !require_tool(TEST, "gcc")
+        || !require_tool(TEST, "aarch64-linux-gnu-gcc")
+        || !require_tool(TEST, "unshare")
+    {
+        return;
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        usdt_interop_tests::skip(TEST, "mount namespaces need root");
+        return;
+    }
+    // A container: a private mount namespace whose root is the directory,
+    // so the kernel prints its files as the container sees them and only
+    // /proc/PID/root reaches them.
+    let root = make_root("reader_process_namespace");
+    let script = format!(
+        "mount --bind {root} {root} && cd {root} && mkdir -p .old && pivot_root . .old \
+         && exec /app/sdt_lib_main 100000 10",
+        root = root.display()
+    );
+    let child = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .env("LD_LIBRARY_PATH", "/app")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let running = Running(child);
+    let pid = running.0.id();
+    wait_for_library(pid);
+    let modules = Process::open(pid).unwrap().modules().unwrap();
+    let exe = module(&modules, "sdt_lib_main");
+    let lib = module(&modules, "libsdt_lib.so");
+    assert_eq!(exe.path, Path::new("/app/sdt_lib_main"));
+    assert_eq!(
+        exe.host_path,
+        Path::new(&format!("/proc/{pid}/root/app/sdt_lib_main"))
+    );
+    assert_eq!(
+        lib.host_path,
+        Path::new(&format!("/proc/{pid}/root/app/libsdt_lib.so"))
+    );
+    assert_eq!((exe.probes.len(), lib.probes.len()), (1, 3));
+    check_runtime_addresses(pid, exe);
+    check_runtime_addresses(pid, lib);
 }
 
 #[test]

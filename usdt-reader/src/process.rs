@@ -6,7 +6,8 @@ use crate::error::Error;
 use crate::probe::Probe;
 use std::collections::HashMap;
 use std::io;
-use std::path::PathBuf;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 
 /// A running process, read through `/proc/PID`.
 #[derive(Debug, Clone)]
@@ -39,11 +40,14 @@ pub struct Mapping {
 /// An ELF file mapped by a process, with its probes.
 #[derive(Debug, Clone)]
 pub struct Module {
-    /// The path as the process sees it (from `/proc/PID/maps`).
+    /// The path as the process sees it (from `/proc/PID/maps`, without the
+    /// prefix of a chroot).
     pub path: PathBuf,
     /// The same file reachable from here: under `/proc/PID/root` (so files
-    /// inside containers are found), or `/proc/PID/map_files/...` for a
-    /// deleted file.
+    /// inside containers are found), the path itself for a chrooted
+    /// process, or the kernel's link to the mapping
+    /// (`/proc/PID/map_files/START-END`) when no path names the mapped file
+    /// (deleted, replaced, or seen through another mount namespace).
     pub host_path: PathBuf,
     /// The load bias: runtime address = link-time address + bias.
     pub bias: u64,
@@ -151,6 +155,9 @@ impl Process {
                 })
                 .push(mapping);
         }
+        // A chrooted process's maps show paths from our root (its files are
+        // reachable from here); its own view strips its root's prefix.
+        let root_link = std::fs::read_link(self.root()).ok();
         let mut modules = Vec::new();
         for key in order {
             let group = &groups[&key];
@@ -160,19 +167,35 @@ impl Process {
             let Some(path) = first.path.as_deref() else {
                 continue;
             };
-            let (seen_path, host_path) = match path.strip_suffix(DELETED) {
-                Some(original) => (
-                    original,
-                    self.proc_dir
-                        .join("map_files")
-                        .join(format!("{:x}-{:x}", first.start, first.end)),
-                ),
-                None => (path, self.root().join(path.trim_start_matches('/'))),
+            let map_file = self
+                .proc_dir
+                .join("map_files")
+                .join(format!("{:x}-{:x}", first.start, first.end));
+            let (seen_path, candidate) = match path.strip_suffix(DELETED) {
+                Some(original) => (PathBuf::from(original), None),
+                None => match root_link
+                    .as_deref()
+                    .filter(|root| *root != Path::new("/"))
+                    .and_then(|root| Path::new(path).strip_prefix(root).ok())
+                {
+                    Some(inside) => (Path::new("/").join(inside), Some(PathBuf::from(path))),
+                    None => (
+                        PathBuf::from(path),
+                        Some(self.root().join(path.trim_start_matches('/'))),
+                    ),
+                },
             };
+            // The path through the process's root when it names the mapped
+            // file itself (same device and inode); otherwise (another mount
+            // namespace's view, an overlay, a replaced file) the kernel's
+            // link to the mapping.
+            let host_path = candidate
+                .filter(|candidate| same_file(candidate, first))
+                .unwrap_or(map_file);
             let file = match ElfFile::open(&host_path) {
                 Ok(file) => file,
                 Err(Error::NotElf { .. } | Error::NotRegularFile { .. }) => continue,
-                // The file went away between reading the maps and opening it.
+                // The mapping went away between reading the maps and now.
                 Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
                     continue;
                 }
@@ -182,7 +205,7 @@ impl Process {
                 continue;
             };
             modules.push(Module {
-                path: PathBuf::from(seen_path),
+                path: seen_path,
                 probes: file.probes()?,
                 host_path,
                 bias,
@@ -190,6 +213,29 @@ impl Process {
         }
         Ok(modules)
     }
+}
+
+/// Whether `path` is the file `mapping` maps: the same device (maps print
+/// `major:minor` in hexadecimal) and inode.
+fn same_file(path: &Path, mapping: &Mapping) -> bool {
+    let Ok(metadata) = std::fs::metadata(path) else {
+        return false;
+    };
+    let Some((major, minor)) = mapping.dev.split_once(':') else {
+        return false;
+    };
+    let (Ok(major), Ok(minor)) = (
+        u64::from_str_radix(major, 16),
+        u64::from_str_radix(minor, 16),
+    ) else {
+        return false;
+    };
+    // glibc's makedev.
+    let dev = ((major & 0xffff_f000) << 32)
+        | ((major & 0xfff) << 8)
+        | ((minor & 0xffff_ff00) << 12)
+        | (minor & 0xff);
+    metadata.dev() == dev && metadata.ino() == mapping.inode
 }
 
 /// ESRCH: what reading `/proc/PID/maps` of a process that just exited gives.
