@@ -321,7 +321,15 @@ pub fn usdt_binary() -> &'static Path {
         let target = target_dir().join("usdt-cli-build");
         let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
         run(Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--locked", "-p", "usdt-tracer", "--bin", "usdt"])
+            .args([
+                "build",
+                "--quiet",
+                "--locked",
+                "-p",
+                "usdt-tracer",
+                "--bin",
+                "usdt",
+            ])
             .arg("--manifest-path")
             .arg(&manifest)
             .arg("--target-dir")
