@@ -30,3 +30,24 @@ pub fn name_problem(name: &str) -> Option<String> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::name_problem;
+
+    #[test]
+    fn names_follow_the_runtime_rule() {
+        assert_eq!(name_problem("request_start"), None);
+        assert_eq!(name_problem("_x9"), None);
+        assert!(name_problem("").is_some());
+        assert!(
+            name_problem("9lives")
+                .unwrap()
+                .contains("starts with a digit")
+        );
+        assert!(name_problem("a-b").unwrap().contains("'-'"));
+        assert!(name_problem("café").unwrap().contains("'é'"));
+        assert_eq!(name_problem(&"x".repeat(64)), None);
+        assert!(name_problem(&"x".repeat(65)).unwrap().contains("65 bytes"));
+    }
+}

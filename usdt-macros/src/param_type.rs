@@ -205,10 +205,11 @@ impl LifetimeParams {
 
 impl VisitMut for LifetimeParams {
     fn visit_type_reference_mut(&mut self, r: &mut TypeReference) {
+        // Inside first, so the fresh lifetime given here is not renamed.
+        visit_mut::visit_type_reference_mut(self, r);
         if r.lifetime.is_none() {
             r.lifetime = Some(self.fresh());
         }
-        visit_mut::visit_type_reference_mut(self, r);
     }
 
     fn visit_lifetime_mut(&mut self, lifetime: &mut Lifetime) {
@@ -234,5 +235,78 @@ impl VisitMut for LifetimeParams {
     // Lifetimes inside `fn(&T)` and `Fn(&T)` are bound there: leave them.
     fn visit_type_bare_fn_mut(&mut self, _: &mut TypeBareFn) {}
     fn visit_parenthesized_generic_arguments_mut(&mut self, _: &mut ParenthesizedGenericArguments) {
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quote::ToTokens;
+
+    fn class(ty: &str, json: bool) -> syn::Result<ParamType> {
+        ParamType::classify(&syn::parse_str(ty).unwrap(), json)
+    }
+
+    fn text(ty: &Type) -> String {
+        ty.to_token_stream().to_string()
+    }
+
+    #[test]
+    fn classifies_declared_types() {
+        for ty in ["&str", "&'static str", "String", "std::string::String"] {
+            assert!(matches!(class(ty, false), Ok(ParamType::Str)), "{ty}");
+        }
+        for ty in ["&[u8]", "Vec<u8>", "alloc::vec::Vec<u8>"] {
+            assert!(matches!(class(ty, false), Ok(ParamType::Bytes)), "{ty}");
+        }
+        for ty in ["&CStr", "&core::ffi::CStr", "CString"] {
+            assert!(matches!(class(ty, false), Ok(ParamType::CStr)), "{ty}");
+        }
+        match class("&Order", false) {
+            Ok(ParamType::Borrowed(t)) => assert_eq!(text(&t), "Order"),
+            _ => panic!("&Order"),
+        }
+        match class("&Order", true) {
+            Ok(ParamType::Json(t)) => assert_eq!(text(&t), "Order"),
+            _ => panic!("#[json] &Order"),
+        }
+        match class("Vec<u32>", false) {
+            Ok(ParamType::Exact(t)) => assert_eq!(text(&t), "Vec < u32 >"),
+            _ => panic!("Vec<u32>"),
+        }
+        assert!(class("&mut u8", false).is_err());
+        assert!(class("impl Debug", false).is_err());
+    }
+
+    #[test]
+    fn counts_note_slots() {
+        let slots = |ty| class(ty, false).unwrap().slots();
+        assert_eq!(slots("u64"), 1);
+        assert_eq!(slots("u128"), 2);
+        assert_eq!(slots("&str"), 2);
+        assert_eq!(slots("&CStr"), 1);
+        assert_eq!(class("Order", true).unwrap().slots(), 2);
+    }
+
+    #[test]
+    fn lifetimes_become_parameters() {
+        let mut lifetimes = LifetimeParams::new();
+        let a = lifetimes.generalize(&syn::parse_str("&'a Foo<'_, 'a>").unwrap());
+        let b = lifetimes.generalize(&syn::parse_str("&Bar<'static>").unwrap());
+        let f = lifetimes.generalize(&syn::parse_str("fn(&u8)").unwrap());
+        assert_eq!(text(&a), "& '__usdt_l0 Foo < '__usdt_l1 , '__usdt_l0 >");
+        assert_eq!(text(&b), "& '__usdt_l2 Bar < 'static >");
+        assert_eq!(text(&f), "fn (& u8)");
+        assert_eq!(lifetimes.params.len(), 3);
+    }
+
+    #[test]
+    fn builtin_arguments_need_no_bound() {
+        for ty in ["u8", "i128", "bool", "char", "f64", "*const u8", "*mut Foo"] {
+            assert!(is_builtin_arg(&syn::parse_str(ty).unwrap()), "{ty}");
+        }
+        for ty in ["Foo", "Vec<u8>", "&u8"] {
+            assert!(!is_builtin_arg(&syn::parse_str(ty).unwrap()), "{ty}");
+        }
     }
 }
