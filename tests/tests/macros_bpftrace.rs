@@ -138,8 +138,11 @@ fn bpftrace_attached_to_a_running_process_reads_a_guarded_probe() {
     let mut running = Catalog::start(60);
     let path = catalog();
     let pid = running.pid.to_string();
+    // Fifty hits: after the first, the kernel turns the 5-byte nop into a
+    // call to its uprobe trampoline, which writes below the stack pointer;
+    // every hit must still read the right values and the process live on.
     let script = format!(
-        "usdt:{}:store:order_placed {{ printf(\"placed %lu %s %ld\\n\", arg0, str(arg1, arg2), arg3); exit(); }}",
+        "usdt:{}:store:order_placed {{ printf(\"placed %lu %s %ld\\n\", arg0, str(arg1, arg2), arg3); @hits = @hits + 1; if (@hits >= 50) {{ exit(); }} }}",
         path.display()
     );
     let out = bpftrace(
@@ -152,12 +155,18 @@ fn bpftrace_attached_to_a_running_process_reads_a_guarded_probe() {
             running.go();
         },
     );
+    let hits: Vec<&str> = out.lines().filter(|l| l.starts_with("placed ")).collect();
+    assert_eq!(hits.len(), 50, "bpftrace printed:\n{out}");
     assert!(
-        out.lines().any(|l| l == "placed 42 Ada Lovelace -1999"),
+        hits.iter().all(|l| *l == "placed 42 Ada Lovelace -1999"),
         "bpftrace printed:\n{out}"
     );
-    // The process saw the semaphore raised.
+    // The process saw the semaphore raised, and is still running.
     running.expect_line("enabled: store:order_placed", Duration::from_secs(10));
+    assert!(
+        running.child.try_wait().unwrap().is_none(),
+        "probe_catalog died"
+    );
 }
 
 #[test]
