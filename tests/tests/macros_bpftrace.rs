@@ -167,6 +167,12 @@ fn bpftrace_attached_to_a_running_process_reads_a_guarded_probe() {
         running.child.try_wait().unwrap().is_none(),
         "probe_catalog died"
     );
+    // The kernel optimized the site: the process maps its trampoline.
+    let maps = std::fs::read_to_string(format!("/proc/{}/maps", running.pid)).unwrap();
+    assert!(
+        maps.contains("[uprobes-trampoline]"),
+        "the 5-byte nop was not optimized:\n{maps}"
+    );
 }
 
 #[test]
