@@ -210,3 +210,16 @@ fn note_section_is_a_non_allocated_note() {
     assert_eq!(notes.flags & SHF_ALLOC as u64, 0);
     assert_eq!(notes.addr, 0);
 }
+
+#[test]
+fn functions_with_probe_sites_leave_the_red_zone_alone() {
+    let test = "functions_with_probe_sites_leave_the_red_zone_alone";
+    if !require_tool(test, "objdump") || !require_tool(test, "readelf") {
+        return;
+    }
+    let pcs: Vec<u64> = readelf_notes("readelf", &catalog())
+        .iter()
+        .map(|n| n.location)
+        .collect();
+    assert_no_red_zone_use(&catalog(), &pcs);
+}

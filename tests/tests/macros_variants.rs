@@ -247,6 +247,15 @@ fn check_variant(variant: &str, config: &[&str]) {
     let stripped = config.iter().any(|c| c.contains(".strip="));
 
     let app = dir.join("app");
+    let pcs: Vec<u64> = readelf_notes("readelf", &app)
+        .iter()
+        .filter(|n| n.provider == "variant")
+        .map(|n| n.location)
+        .collect();
+    if !stripped {
+        // objdump finds function boundaries through the symbols.
+        assert_no_red_zone_use(&app, &pcs);
+    }
     if config.iter().any(|c| c.contains("linker-features=-lld")) {
         let bytes = read(&app);
         let elf = Elf::parse(&bytes).unwrap();

@@ -964,3 +964,50 @@ fn write_if_changed(path: &Path, text: &str) {
         std::fs::write(path, text).unwrap();
     }
 }
+
+// ---------------------------------------------------------------------------
+// Red zone
+
+/// Checks with `objdump -d` that no function holding one of `pcs` addresses
+/// memory below the stack pointer (x86-64's red zone): the kernel's
+/// optimized uprobe trampoline writes there when a probe fires.
+pub fn assert_no_red_zone_use(path: &Path, pcs: &[u64]) {
+    let out = run(Command::new("objdump")
+        .args(["-d", "--no-show-raw-insn"])
+        .arg(path));
+    let mut function = String::new();
+    let mut lines: Vec<&str> = Vec::new();
+    let mut holds_site = false;
+    let check = |function: &str, lines: &[&str], holds_site: bool| {
+        if !holds_site {
+            return;
+        }
+        for line in lines {
+            let below = line.contains("(%rsp)")
+                && line
+                    .split(|c: char| c == ' ' || c == ',' || c == '\t')
+                    .any(|operand| operand.starts_with("-0x") && operand.ends_with("(%rsp)"));
+            assert!(
+                !below,
+                "{}: {function} uses the red zone: {line}",
+                path.display()
+            );
+        }
+    };
+    for line in out.lines() {
+        if line.ends_with(">:") {
+            check(&function, &lines, holds_site);
+            function = line.to_string();
+            lines.clear();
+            holds_site = false;
+            continue;
+        }
+        if let Some((address, _)) = line.trim_start().split_once(':') {
+            if let Ok(address) = u64::from_str_radix(address, 16) {
+                holds_site |= pcs.contains(&address);
+                lines.push(line);
+            }
+        }
+    }
+    check(&function, &lines, holds_site);
+}
