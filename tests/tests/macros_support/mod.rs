@@ -985,7 +985,7 @@ pub fn assert_no_red_zone_use(path: &Path, pcs: &[u64]) {
         for line in lines {
             let below = line.contains("(%rsp)")
                 && line
-                    .split(|c: char| c == ' ' || c == ',' || c == '\t')
+                    .split([' ', ',', '\t'])
                     .any(|operand| operand.starts_with("-0x") && operand.ends_with("(%rsp)"));
             assert!(
                 !below,
@@ -1002,11 +1002,11 @@ pub fn assert_no_red_zone_use(path: &Path, pcs: &[u64]) {
             holds_site = false;
             continue;
         }
-        if let Some((address, _)) = line.trim_start().split_once(':') {
-            if let Ok(address) = u64::from_str_radix(address, 16) {
-                holds_site |= pcs.contains(&address);
-                lines.push(line);
-            }
+        if let Some((address, _)) = line.trim_start().split_once(':')
+            && let Ok(address) = u64::from_str_radix(address, 16)
+        {
+            holds_site |= pcs.contains(&address);
+            lines.push(line);
         }
     }
     check(&function, &lines, holds_site);
