@@ -130,7 +130,6 @@ macro_rules! __usdt_flags {
     };
 }
 
-
 /// The start of a stapsdt note, up to and including its base field: what
 /// sys/sdt.h emits. The note's pc is label `990`.
 #[doc(hidden)]
