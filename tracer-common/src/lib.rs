@@ -46,6 +46,9 @@ pub const EVENTS_MAP: &str = "USDT_EVENTS";
 /// Name of the array map (one `u64` at index 0, updated atomically)
 /// counting records that did not fit in the ring buffer.
 pub const DROPS_MAP: &str = "USDT_DROPS";
+/// Name of the per-CPU array map (one `u64` at index 0) counting records,
+/// to wake the reader up every so many.
+pub const RECORDS_MAP: &str = "USDT_RECORDS";
 /// Name of the array map (one `u32` at index 0) that arms the program:
 /// sites fire only once it is non-zero, which user space sets after every
 /// site is attached, so a trace starts at one instant for all sites.

@@ -19,13 +19,13 @@
 #![feature(core_intrinsics)]
 
 use aya_ebpf::EbpfContext;
-use aya_ebpf::bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP};
+use aya_ebpf::bindings::{BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP};
 use aya_ebpf::helpers::{
     bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_ns, bpf_probe_read_kernel,
     generated,
 };
 use aya_ebpf::macros::{map, uprobe};
-use aya_ebpf::maps::{Array, RingBuf};
+use aya_ebpf::maps::{Array, PerCpuArray, RingBuf};
 use aya_ebpf::programs::ProbeContext;
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
 use core::mem::MaybeUninit;
@@ -37,10 +37,8 @@ use tracer_common::{
 /// Default ring buffer size; user space sets the real one at load time.
 const DEFAULT_RING_BYTES: u32 = 1 << 22;
 
-/// Wake the reader up once this many bytes are waiting; below it the reader
-/// finds the records on its next periodic poll. This keeps wake-ups (which
-/// run on the traced thread's CPU) off the per-hit cost.
-const WAKEUP_BYTES: u64 = 1 << 20;
+/// Records per CPU between two reader wake-ups (see [`wakeup_flags`]).
+const WAKEUP_EVERY: u64 = 1024;
 
 /// Page size assumed when faulting in the second page of a string.
 const PAGE: u64 = 4096;
@@ -56,6 +54,10 @@ static USDT_EVENTS: RingBuf = RingBuf::with_byte_size(DEFAULT_RING_BYTES, 0);
 /// Records that did not fit in `USDT_EVENTS`, at index 0.
 #[map(name = "USDT_DROPS")]
 static USDT_DROPS: Array<u64> = Array::with_max_entries(1, 0);
+
+/// Records written on each CPU, for [`wakeup_flags`].
+#[map(name = "USDT_RECORDS")]
+static USDT_RECORDS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 /// Non-zero at index 0 once user space has attached every site.
 #[map(name = "USDT_CONTROL")]
@@ -86,7 +88,13 @@ pub fn usdt_site(ctx: ProbeContext) -> u32 {
     };
     let strings = plan.string_count as usize;
     if strings == STRING_CLASSES[0] {
-        stream::<{ STRING_CLASSES[0] * STRING_CAP }>(plan, &header);
+        // No strings: the header is the whole record, copied by the helper.
+        if USDT_EVENTS
+            .output::<EventHeader>(&header, wakeup_flags())
+            .is_err()
+        {
+            count_drop();
+        }
     } else if strings <= STRING_CLASSES[1] {
         stream::<{ STRING_CLASSES[1] * STRING_CAP }>(plan, &header);
     } else if strings <= STRING_CLASSES[2] {
@@ -118,13 +126,31 @@ fn stream<const AREA: usize>(plan: &SitePlan, fixed: &EventHeader) {
     } else {
         header.string_bytes = 0;
     }
-    let waiting = USDT_EVENTS.query(BPF_RB_AVAIL_DATA as u64);
-    let wakeup = if waiting >= WAKEUP_BYTES {
+    entry.submit(wakeup_flags());
+}
+
+/// Wake-up flags for a record: the reader is woken for one record in
+/// [`WAKEUP_EVERY`] on each CPU and otherwise finds the records on its next
+/// periodic poll, which keeps wake-ups (run on the traced thread's CPU) off
+/// the per-hit cost.
+#[inline(always)]
+fn wakeup_flags() -> u64 {
+    let wake = match USDT_RECORDS.get_ptr_mut(0) {
+        Some(count) => {
+            // SAFETY: this CPU's counter; a lost increment only shifts the
+            // next wake-up.
+            unsafe {
+                *count = (*count).wrapping_add(1);
+                *count % WAKEUP_EVERY == 0
+            }
+        }
+        None => true,
+    };
+    (if wake {
         BPF_RB_FORCE_WAKEUP
     } else {
         BPF_RB_NO_WAKEUP
-    };
-    entry.submit(wakeup as u64);
+    }) as u64
 }
 
 /// Fills the fixed part of a record: who, when, and every argument.
@@ -263,12 +289,51 @@ fn read_arg(ctx: &ProbeContext, arg: &ArgPlan) -> Option<u64> {
 }
 
 /// Reads the saved user register at byte offset `offset` of `struct pt_regs`.
+///
+/// The first 21 words (every x86-64 register; aarch64 x0 to x20) are loaded
+/// straight from the context at constant offsets, which the verifier allows
+/// on every architecture and which costs no helper call; the rest (aarch64
+/// x21 to x30, sp, pc) go through `bpf_probe_read_kernel`.
 #[inline(always)]
 fn read_reg(ctx: &ProbeContext, offset: u16) -> Option<u64> {
-    let regs = ctx.as_ptr().cast::<u8>();
-    // SAFETY: bpf_probe_read_kernel checks the address itself; user space
-    // only plans offsets inside `struct pt_regs`.
-    unsafe { bpf_probe_read_kernel(regs.wrapping_add(offset as usize).cast::<u64>()) }.ok()
+    let regs = ctx.as_ptr().cast::<u64>().cast_const();
+    // SAFETY: each arm loads one aligned word of the context at a constant
+    // offset inside every architecture's `struct pt_regs` (volatile, so the
+    // compiler keeps the offsets constant instead of merging the arms).
+    match offset / 8 {
+        0 => Some(unsafe { core::ptr::read_volatile(regs.add(0)) }),
+        1 => Some(unsafe { core::ptr::read_volatile(regs.add(1)) }),
+        2 => Some(unsafe { core::ptr::read_volatile(regs.add(2)) }),
+        3 => Some(unsafe { core::ptr::read_volatile(regs.add(3)) }),
+        4 => Some(unsafe { core::ptr::read_volatile(regs.add(4)) }),
+        5 => Some(unsafe { core::ptr::read_volatile(regs.add(5)) }),
+        6 => Some(unsafe { core::ptr::read_volatile(regs.add(6)) }),
+        7 => Some(unsafe { core::ptr::read_volatile(regs.add(7)) }),
+        8 => Some(unsafe { core::ptr::read_volatile(regs.add(8)) }),
+        9 => Some(unsafe { core::ptr::read_volatile(regs.add(9)) }),
+        10 => Some(unsafe { core::ptr::read_volatile(regs.add(10)) }),
+        11 => Some(unsafe { core::ptr::read_volatile(regs.add(11)) }),
+        12 => Some(unsafe { core::ptr::read_volatile(regs.add(12)) }),
+        13 => Some(unsafe { core::ptr::read_volatile(regs.add(13)) }),
+        14 => Some(unsafe { core::ptr::read_volatile(regs.add(14)) }),
+        15 => Some(unsafe { core::ptr::read_volatile(regs.add(15)) }),
+        16 => Some(unsafe { core::ptr::read_volatile(regs.add(16)) }),
+        17 => Some(unsafe { core::ptr::read_volatile(regs.add(17)) }),
+        18 => Some(unsafe { core::ptr::read_volatile(regs.add(18)) }),
+        19 => Some(unsafe { core::ptr::read_volatile(regs.add(19)) }),
+        20 => Some(unsafe { core::ptr::read_volatile(regs.add(20)) }),
+        // SAFETY: bpf_probe_read_kernel checks the address itself; user
+        // space only plans offsets inside `struct pt_regs`.
+        _ => unsafe {
+            bpf_probe_read_kernel(
+                ctx.as_ptr()
+                    .cast::<u8>()
+                    .wrapping_add(offset as usize)
+                    .cast::<u64>(),
+            )
+        }
+        .ok(),
+    }
 }
 
 /// Reads `size` bytes (1, 2, 4 or 8) of user memory at `address`.

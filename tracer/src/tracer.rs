@@ -454,7 +454,7 @@ fn load_multi_program(ebpf: &Ebpf) -> Result<Option<MultiProgram>, TraceError> {
     let mut fds: Vec<(String, MapFd)> = Vec::new();
     for (name, map) in ebpf.maps() {
         let data = match map {
-            Map::Array(data) | Map::RingBuf(data) => data,
+            Map::Array(data) | Map::PerCpuArray(data) | Map::RingBuf(data) => data,
             _ => return Err(TraceError::Bpf(format!("unexpected map {name}"))),
         };
         let fd = data

@@ -1,0 +1,481 @@
+//! Tracing cost, in one run: `cargo bench -p usdt-tracer --bench trace_cost`
+//! (as root).
+//!
+//! Sections can be chosen: `cargo bench -p usdt-tracer --bench trace_cost --
+//! cost rate attach` (all three by default).
+//!
+//! 1. Cost per traced hit of one probe with one argument: a child process
+//!    fires the probe N times in a tight loop and times itself (CPU time of
+//!    the firing thread, which includes the kernel's uprobe and BPF work
+//!    done on its behalf but not time lost to other processes), untraced,
+//!    traced by this tracer (every event delivered to user space and
+//!    decoded) and traced by bpftrace counting the same probe in the kernel
+//!    (`@ = count()`). Runs alternate; medians are reported, with the
+//!    extra cost per hit over the untraced loop and the ratio to bpftrace.
+//!    Two probes: this SDK's `probe!` (5-byte nop, which the kernel turns
+//!    into a call) and a `<sys/sdt.h>` probe in C (1-byte nop, a trap).
+//! 2. Sustained event rate: the traced single-thread rate above with the
+//!    drop count, and the same with one firing thread per CPU.
+//! 3. Attach time for every probe site of a large library: the largest
+//!    probe-carrying library found on the machine, and a generated library
+//!    with 10,000 sites; attach and detach, uprobe_multi links and one
+//!    perf-event uprobe per site.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use usdt_tracer::launch::StoppedCommand;
+use usdt_tracer::{TraceConfig, Tracer};
+
+/// Hits per timed run.
+const HITS: u64 = 2_000_000;
+/// Timed runs per configuration.
+const RUNS: usize = 7;
+/// Sites of the generated library.
+const GENERATED_SITES: usize = 10_000;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--fire") {
+        let threads: usize = args[i + 1].parse().expect("threads");
+        let hits: u64 = args[i + 2].parse().expect("hits");
+        fire(threads, hits);
+        return;
+    }
+    let sections: Vec<&str> = args[1..]
+        .iter()
+        .map(String::as_str)
+        .filter(|a| ["cost", "rate", "attach"].contains(a))
+        .collect();
+    let wants = |section: &str| sections.is_empty() || sections.contains(&section);
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("trace_cost: needs root (CAP_BPF, CAP_PERFMON); skipped");
+        return;
+    }
+    let scratch = std::env::temp_dir().join(format!("usdt-trace-cost-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let c_target = build_c_target(&scratch);
+    let bpftrace = which("bpftrace");
+    if bpftrace.is_none() {
+        eprintln!("trace_cost: bpftrace is not installed: its column is left out");
+    }
+
+    if wants("cost") {
+        println!(
+            "## Cost per traced hit ({HITS} hits per run, median of {RUNS} runs, CPU time of the firing thread)\n"
+        );
+        println!(
+            "| probe | untraced ns/hit | usdt ns/hit | bpftrace ns/hit | usdt extra ns/hit | bpftrace extra ns/hit | usdt/bpftrace (extra) | usdt events delivered | usdt drops |"
+        );
+        println!("|---|---|---|---|---|---|---|---|---|");
+        let rust = Target {
+            label: "SDK probe! (5-byte nop)",
+            program: exe.clone(),
+            args: vec!["--fire".into(), "1".into(), HITS.to_string()],
+            probe: "bench:hit",
+        };
+        let c = Target {
+            label: "sys/sdt.h STAP_PROBE1 (1-byte nop)",
+            program: c_target.clone(),
+            args: vec![HITS.to_string()],
+            probe: "bench:hit",
+        };
+        let mut single_rate = Vec::new();
+        for target in [&rust, &c] {
+            let mut untraced = Vec::new();
+            let mut ours = Vec::new();
+            let mut ours_wall = Vec::new();
+            let mut theirs = Vec::new();
+            let mut delivered = 0;
+            let mut drops = 0;
+            for _ in 0..RUNS {
+                untraced.push(target.run_untraced());
+                let (ns, wall, events, dropped) = target.run_ours();
+                ours.push(ns);
+                ours_wall.push(wall);
+                delivered += events;
+                drops += dropped;
+                if let Some(bpftrace) = &bpftrace {
+                    theirs.push(target.run_bpftrace(bpftrace));
+                }
+            }
+            let base = median(&untraced);
+            let ours_ns = median(&ours);
+            let (theirs_text, extra_theirs, ratio) = if theirs.is_empty() {
+                ("-".into(), "-".into(), "-".into())
+            } else {
+                let theirs_ns = median(&theirs);
+                (
+                    format!("{theirs_ns:.1}"),
+                    format!("{:.1}", theirs_ns - base),
+                    format!("{:.2}", (ours_ns - base) / (theirs_ns - base)),
+                )
+            };
+            println!(
+                "| {} | {base:.1} | {ours_ns:.1} | {theirs_text} | {:.1} | {extra_theirs} | {ratio} | {delivered} of {} | {drops} |",
+                target.label,
+                ours_ns - base,
+                HITS * RUNS as u64,
+            );
+            single_rate.push((
+                target.label,
+                delivered as f64 / ours_wall.iter().sum::<f64>() * 1e9,
+                drops,
+            ));
+        }
+    }
+
+    if wants("rate") {
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        println!(
+            "\n## Sustained event rate (SDK probe!, every event delivered to user space and decoded)\n"
+        );
+        println!("| firing threads | events/s | events | drops |");
+        println!("|---|---|---|---|");
+        let one = Target {
+            label: "",
+            program: exe.clone(),
+            args: vec!["--fire".into(), "1".into(), HITS.to_string()],
+            probe: "bench:hit",
+        };
+        let (_, wall, events, drops) = one.run_ours();
+        println!(
+            "| 1 (tight loop) | {:.0} | {events} | {drops} |",
+            (events + drops) as f64 / wall * 1e9
+        );
+        let threads = Target {
+            label: "",
+            program: exe.clone(),
+            args: vec!["--fire".into(), cpus.to_string(), HITS.to_string()],
+            probe: "bench:hit",
+        };
+        let (_, wall, events, drops) = threads.run_ours();
+        println!(
+            "| {cpus} (one per CPU) | {:.0} | {events} | {drops} |",
+            (events + drops) as f64 / wall * 1e9
+        );
+    }
+
+    if wants("attach") {
+        println!("\n## Attach and detach, every probe site of a library\n");
+        println!("| library | sites | links | attach ms | detach ms |");
+        println!("|---|---|---|---|---|");
+        if let Some(library) = largest_probe_library() {
+            attach_row(&library, false);
+            attach_row(&library, true);
+        }
+        let generated = build_generated_library(&scratch);
+        attach_row(&generated, false);
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+}
+
+/// A program that fires `probe` and prints the nanoseconds its loop took.
+struct Target {
+    label: &'static str,
+    program: PathBuf,
+    args: Vec<String>,
+    probe: &'static str,
+}
+
+impl Target {
+    fn command(&self) -> Command {
+        let mut command = Command::new(&self.program);
+        command.args(&self.args).stdin(Stdio::null());
+        command
+    }
+
+    /// Nanoseconds per hit, untraced.
+    fn run_untraced(&self) -> f64 {
+        let out = self.command().output().unwrap();
+        assert!(out.status.success());
+        per_hit(&String::from_utf8_lossy(&out.stdout))
+    }
+
+    /// CPU nanoseconds per hit traced by this tracer from the first
+    /// instruction, the loop's wall-clock nanoseconds, and the events
+    /// delivered and dropped.
+    fn run_ours(&self) -> (f64, f64, u64, u64) {
+        let mut argv = vec![self.program.display().to_string()];
+        argv.extend(self.args.iter().cloned());
+        let output = self.program.with_extension("out");
+        let mut command = StoppedCommand::spawn(&argv_with_output(&argv, &output)).unwrap();
+        let mut config = TraceConfig::new().probe(self.probe).unwrap();
+        config.pid = Some(command.pid());
+        config.executable = Some(self.program.clone());
+        config.ring_bytes = 64 << 20;
+        let mut tracer = Tracer::attach(&config).unwrap();
+        command
+            .resume_with(|pid| tracer.raise_after_exec(pid))
+            .unwrap();
+        let mut events = 0u64;
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let status = command.wait().unwrap();
+                assert_eq!(status, 0);
+                done.store(true, std::sync::atomic::Ordering::Release);
+            });
+            while !done.load(std::sync::atomic::Ordering::Acquire) {
+                let n = tracer
+                    .poll(Duration::from_millis(10), |event| {
+                        std::hint::black_box(&event.args);
+                        true
+                    })
+                    .unwrap();
+                events += n as u64;
+            }
+        });
+        tracer.detach();
+        events += tracer.drain(|_| true) as u64;
+        let drops = tracer.drops().unwrap();
+        let text = std::fs::read_to_string(&output).unwrap();
+        (per_hit(&text), wall_ns(&text), events, drops)
+    }
+
+    /// Nanoseconds per hit under bpftrace counting the probe in the kernel.
+    fn run_bpftrace(&self, bpftrace: &Path) -> f64 {
+        let output = self.program.with_extension("bpftrace.out");
+        let mut argv = vec![self.program.display().to_string()];
+        argv.extend(self.args.iter().cloned());
+        let shell = argv_with_output(&argv, &output).join(" ");
+        let script = format!(
+            "usdt:{}:{} {{ @hits = count(); }}",
+            self.program.display(),
+            self.probe
+        );
+        let out = Command::new(bpftrace)
+            .args(["-e", &script, "-c", &shell])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let hits: u64 = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("@hits: "))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| {
+                panic!(
+                    "bpftrace printed no count: {stdout} {}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            });
+        let text = std::fs::read_to_string(&output).unwrap();
+        let expected: u64 = text.split_whitespace().nth(2).unwrap().parse().unwrap();
+        assert_eq!(hits, expected, "bpftrace counted every hit");
+        per_hit(&text)
+    }
+}
+
+/// The command line running `argv` with its report written to `output`
+/// (a shell for the redirection would add a process to trace around).
+fn argv_with_output(argv: &[String], output: &Path) -> Vec<String> {
+    let mut argv = argv.to_vec();
+    argv.push("--report".into());
+    argv.push(output.display().to_string());
+    argv
+}
+
+/// `wall_ns cpu_ns hits` -> CPU nanoseconds per hit.
+fn per_hit(report: &str) -> f64 {
+    let words: Vec<f64> = report
+        .split_whitespace()
+        .map(|w| w.parse().unwrap())
+        .collect();
+    words[1] / words[2]
+}
+
+/// `wall_ns cpu_ns hits` -> wall-clock nanoseconds of the loop.
+fn wall_ns(report: &str) -> f64 {
+    report.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted[sorted.len() / 2]
+}
+
+/// The firing mode of this binary: `--fire THREADS HITS [--report FILE]`.
+fn fire(threads: usize, hits: u64) {
+    let args: Vec<String> = std::env::args().collect();
+    let report = args
+        .iter()
+        .position(|a| a == "--report")
+        .map(|i| args[i + 1].clone());
+    let start = Instant::now();
+    let cpu_ns: u64 = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(move || {
+                    let before = thread_cpu_ns();
+                    for i in 0..hits {
+                        usdt_runtime::probe!(bench, hit, std::hint::black_box(i));
+                    }
+                    thread_cpu_ns() - before
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).sum()
+    });
+    let text = format!(
+        "{} {cpu_ns} {}\n",
+        start.elapsed().as_nanos(),
+        hits * threads as u64
+    );
+    match report {
+        Some(path) => std::fs::write(path, text).unwrap(),
+        None => print!("{text}"),
+    }
+}
+
+/// CPU time of the calling thread, in nanoseconds.
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the struct we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// The same loop in C with `<sys/sdt.h>`.
+const C_TARGET: &str = r#"
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/sdt.h>
+
+int main(int argc, char **argv)
+{
+	uint64_t hits = strtoull(argv[1], NULL, 10);
+	struct timespec a, b, ca, cb;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ca);
+	for (uint64_t i = 0; i < hits; i++) {
+		__asm__ __volatile__("" : : "r"(i));
+		STAP_PROBE1(bench, hit, i);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cb);
+	FILE *out = stdout;
+	if (argc > 3 && strcmp(argv[2], "--report") == 0)
+		out = fopen(argv[3], "w");
+	fprintf(out, "%lld %lld %llu\n", (long long)(b.tv_sec - a.tv_sec) * 1000000000LL + (b.tv_nsec - a.tv_nsec),
+		(long long)(cb.tv_sec - ca.tv_sec) * 1000000000LL + (cb.tv_nsec - ca.tv_nsec),
+		(unsigned long long)hits);
+	return 0;
+}
+"#;
+
+fn build_c_target(dir: &Path) -> PathBuf {
+    let source = dir.join("c_target.c");
+    std::fs::write(&source, C_TARGET).unwrap();
+    let program = dir.join("c_target");
+    let status = Command::new("cc")
+        .arg("-O2")
+        .arg(&source)
+        .arg("-o")
+        .arg(&program)
+        .status()
+        .unwrap();
+    assert!(status.success(), "cc failed");
+    program
+}
+
+/// A shared library with `GENERATED_SITES` probe sites (100 functions of
+/// 100 sites, two arguments each, one probe per function).
+fn build_generated_library(dir: &Path) -> PathBuf {
+    let mut source = String::from("#include <sys/sdt.h>\n");
+    for f in 0..GENERATED_SITES / 100 {
+        source.push_str(&format!("void generated_{f}(long x) {{\n"));
+        for s in 0..100 {
+            source.push_str(&format!("\tSTAP_PROBE2(generated, probe_{f}, x, {s});\n"));
+        }
+        source.push_str("}\n");
+    }
+    let path = dir.join("generated.c");
+    std::fs::write(&path, source).unwrap();
+    let library = dir.join("libgenerated.so");
+    let status = Command::new("cc")
+        .args(["-O1", "-shared", "-fPIC"])
+        .arg(&path)
+        .arg("-o")
+        .arg(&library)
+        .status()
+        .unwrap();
+    assert!(status.success(), "cc failed");
+    library
+}
+
+/// The library with the most probe sites among well-known places.
+fn largest_probe_library() -> Option<PathBuf> {
+    let mut best: Option<(usize, PathBuf)> = None;
+    let roots = [
+        "/usr/lib/jvm",
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/usr/lib64",
+    ];
+    let mut stack: Vec<PathBuf> = roots.iter().map(PathBuf::from).collect();
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                stack.push(path);
+            } else if kind.is_file() && path.to_string_lossy().contains(".so") {
+                let sites = usdt_reader::ElfFile::open(&path)
+                    .and_then(|f| f.probes())
+                    .map_or(0, |p| p.len());
+                if sites > best.as_ref().map_or(0, |b| b.0) {
+                    best = Some((sites, path));
+                }
+            }
+        }
+    }
+    best.map(|(_, path)| path)
+}
+
+/// Attaches to every site of `library` (system-wide) and detaches,
+/// printing the times.
+fn attach_row(library: &Path, perf_event_links: bool) {
+    let spec = format!("{}:*:*", library.display());
+    let mut config = TraceConfig::new().probe(&spec).unwrap();
+    config.perf_event_links = perf_event_links;
+    let start = Instant::now();
+    let mut tracer = Tracer::attach(&config).unwrap();
+    let attach = start.elapsed();
+    let sites = tracer.attached_sites();
+    let start = Instant::now();
+    tracer.detach();
+    let detach = start.elapsed();
+    let links = if perf_event_links {
+        "perf event per site"
+    } else {
+        "uprobe_multi"
+    };
+    println!(
+        "| {} | {sites} | {links} | {:.0} | {:.0} |",
+        library.display(),
+        attach.as_secs_f64() * 1e3,
+        detach.as_secs_f64() * 1e3
+    );
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+}
