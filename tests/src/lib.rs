@@ -34,7 +34,10 @@ pub fn require_bpf(test: &str) -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let euid = unsafe { libc::geteuid() };
     if euid != 0 {
-        return skip(test, "needs root (CAP_BPF and CAP_PERFMON) to attach BPF programs");
+        return skip(
+            test,
+            "needs root (CAP_BPF and CAP_PERFMON) to attach BPF programs",
+        );
     }
     if !Path::new("/sys/bus/event_source/devices/uprobe/type").exists() {
         return skip(test, "the kernel has no uprobe PMU");
@@ -48,7 +51,10 @@ pub fn require_tool(test: &str, tool: &str) -> bool {
     if find_in_path(tool).is_some() {
         return true;
     }
-    skip(test, &format!("`{tool}` is not installed (cargo xtask test installs it)"))
+    skip(
+        test,
+        &format!("`{tool}` is not installed (cargo xtask test installs it)"),
+    )
 }
 
 /// The full path of `program` if it is on `PATH`.

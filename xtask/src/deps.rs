@@ -10,11 +10,17 @@ pub const TEST_PACKAGES: &[(&str, &str)] = &[
     ("binutils", "/usr/bin/readelf"),
     ("gcc", "/usr/bin/gcc"),
     ("gdb", "/usr/bin/gdb"),
-    ("systemtap-sdt-dev", "/usr/include/x86_64-linux-gnu/sys/sdt.h"),
+    (
+        "systemtap-sdt-dev",
+        "/usr/include/x86_64-linux-gnu/sys/sdt.h",
+    ),
     ("bpftrace", "/usr/bin/bpftrace"),
     ("bpfcc-tools", "/usr/sbin/tplist-bpfcc"),
     ("gcc-aarch64-linux-gnu", "/usr/bin/aarch64-linux-gnu-gcc"),
-    ("binutils-aarch64-linux-gnu", "/usr/bin/aarch64-linux-gnu-readelf"),
+    (
+        "binutils-aarch64-linux-gnu",
+        "/usr/bin/aarch64-linux-gnu-readelf",
+    ),
     // Real software with USDT probes (python:function__entry), traced by pid.
     ("python3.11-minimal", "/usr/bin/python3.11"),
 ];
