@@ -172,10 +172,19 @@ pub struct EventHeader {
 /// Size in bytes of [`EventHeader`].
 pub const EVENT_HEADER_SIZE: usize = core::mem::size_of::<EventHeader>();
 
+/// Size of the part of [`EventHeader`] before `args`. A site without
+/// strings sends only this part and its `arg_count` arguments (a "short
+/// record": at most `EVENT_FIXED_SIZE + 8 * MAX_ARGS`, less than
+/// [`EVENT_HEADER_SIZE`]); a site with strings sends the whole header, then
+/// the strings.
+pub const EVENT_FIXED_SIZE: usize = core::mem::offset_of!(EventHeader, args);
+
 const _: () = assert!(core::mem::size_of::<ArgPlan>() == 24);
 const _: () = assert!(core::mem::size_of::<SitePlan>() == 16 + 24 * MAX_ARGS);
 const _: () = assert!(EVENT_HEADER_SIZE == 40 + 8 * MAX_ARGS + 2 * MAX_ARGS);
 const _: () = assert!(EVENT_HEADER_SIZE.is_multiple_of(8));
+const _: () = assert!(EVENT_FIXED_SIZE == 40);
+const _: () = assert!(EVENT_FIXED_SIZE + 8 * 15 <= EVENT_HEADER_SIZE);
 const _: () = assert!(STRING_CLASSES[STRING_CLASSES.len() - 1] == MAX_ARGS);
 
 #[cfg(feature = "user")]

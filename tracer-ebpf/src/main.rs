@@ -30,8 +30,9 @@ use aya_ebpf::programs::ProbeContext;
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
 use core::mem::MaybeUninit;
 use tracer_common::{
-    ACTION_STREAM, ARG_CONSTANT, ARG_MEMORY, ARG_REGISTER, ArgPlan, EVENT_HEADER_SIZE, EventHeader,
-    MAX_ARGS, NO_REG, STRING_CAP, STRING_CLASSES, STRING_CSTR, STRING_PTR_LEN, SitePlan,
+    ACTION_STREAM, ARG_CONSTANT, ARG_MEMORY, ARG_REGISTER, ArgPlan, EVENT_FIXED_SIZE,
+    EVENT_HEADER_SIZE, EventHeader, MAX_ARGS, NO_REG, STRING_CAP, STRING_CLASSES, STRING_CSTR,
+    STRING_PTR_LEN, SitePlan,
 };
 
 /// Default ring buffer size; user space sets the real one at load time.
@@ -88,11 +89,20 @@ pub fn usdt_site(ctx: ProbeContext) -> u32 {
     };
     let strings = plan.string_count as usize;
     if strings == STRING_CLASSES[0] {
-        // No strings: the header is the whole record, copied by the helper.
-        if USDT_EVENTS
-            .output::<EventHeader>(&header, wakeup_flags())
-            .is_err()
-        {
+        // No strings: a short record, the fixed part and the site's
+        // arguments, copied from the stack by the helper.
+        // arg_count <= MAX_ARGS < 16; the mask shows the verifier that the
+        // length stays inside the header.
+        let count = header.arg_count as usize & 15;
+        // SAFETY: the header is initialized and EVENT_FIXED_SIZE + 8 * 15
+        // bytes fit in it.
+        let record = unsafe {
+            core::slice::from_raw_parts(
+                (&header as *const EventHeader).cast::<u8>(),
+                EVENT_FIXED_SIZE + 8 * count,
+            )
+        };
+        if USDT_EVENTS.output::<[u8]>(record, wakeup_flags()).is_err() {
             count_drop();
         }
     } else if strings <= STRING_CLASSES[1] {

@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracer_common::{
-    CONTROL_MAP, DROPS_MAP, EVENT_HEADER_SIZE, EVENTS_MAP, EventHeader, PROGRAM_NAME,
-    PROGRAM_SECTION, SITES_MAP, SitePlan,
+    CONTROL_MAP, DROPS_MAP, EVENT_FIXED_SIZE, EVENT_HEADER_SIZE, EVENTS_MAP, EventHeader,
+    PROGRAM_NAME, PROGRAM_SECTION, SITES_MAP, SitePlan,
 };
 use usdt_reader::Signature;
 
@@ -606,15 +606,24 @@ fn classify_attach_error(source: io::Error, pid: Option<u32>, site: &SelectedSit
 /// Decodes one ring buffer record; `None` for a record too short or of an
 /// unknown site (which the BPF program never writes).
 fn decode_record(bytes: &[u8], sites: &[SiteState], probes: &[Arc<ProbeInfo>]) -> Option<Event> {
-    if bytes.len() < EVENT_HEADER_SIZE {
+    if bytes.len() < EVENT_FIXED_SIZE {
         return None;
     }
-    // SAFETY: the slice holds at least EVENT_HEADER_SIZE bytes and
-    // EventHeader is plain old data, valid for any bit pattern; the read is
-    // unaligned-safe.
-    let header: EventHeader = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
+    // A short record (a site without strings) carries the fixed part and
+    // its arguments; the rest of the header stays zero.
+    let mut header = EventHeader::default();
+    let size = bytes.len().min(EVENT_HEADER_SIZE);
+    // SAFETY: copies `size` bytes, no more than either side holds, into a
+    // plain-old-data struct valid for any bit pattern.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            bytes.as_ptr(),
+            (&mut header as *mut EventHeader).cast::<u8>(),
+            size,
+        )
+    };
     let site = sites.get(header.site as usize)?;
-    let strings = &bytes[EVENT_HEADER_SIZE..];
+    let strings = bytes.get(EVENT_HEADER_SIZE..).unwrap_or(&[]);
     let strings = &strings[..(header.string_bytes as usize).min(strings.len())];
     Some(Event {
         probe: probes[site.probe].clone(),
