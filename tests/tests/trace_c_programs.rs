@@ -531,3 +531,43 @@ fn semaphores_sharing_a_page_with_relro_are_raised_in_every_mode() {
     assert_eq!(json_events(&output).len(), 2);
     drop(target);
 }
+
+#[test]
+fn a_full_ring_buffer_counts_every_lost_event() {
+    if !require_bpf("a_full_ring_buffer_counts_every_lost_event") {
+        return;
+    }
+    let binary = build_c("trace_c_programs_drops", "sdt_args.c", &["-O2"]);
+    // 2000 iterations and a one-page ring buffer nobody reads until the
+    // program has exited: most events cannot fit.
+    let argv = [binary.display().to_string(), "2000".to_owned()];
+    let mut command = usdt_tracer::launch::StoppedCommand::spawn(&argv).unwrap();
+    let mut config = usdt_tracer::TraceConfig::new()
+        .probe("sdt_args:iteration")
+        .unwrap();
+    config.pid = Some(command.pid());
+    config.executable = Some(binary.clone());
+    config.ring_bytes = 4096;
+    let mut tracer = usdt_tracer::Tracer::attach(&config).unwrap();
+    command.resume().unwrap();
+    assert_eq!(command.wait().unwrap(), 0);
+    tracer.detach();
+    let mut iterations = Vec::new();
+    tracer.drain(|event| {
+        iterations.push(event.args[0].clone());
+        true
+    });
+    let drops = tracer.drops().unwrap();
+    assert!(drops > 0, "nothing dropped");
+    assert!(!iterations.is_empty(), "nothing delivered");
+    assert_eq!(
+        iterations.len() as u64 + drops,
+        2000,
+        "delivered + dropped = fired"
+    );
+    // What arrived is the start of the run, in order.
+    let expected: Vec<usdt_tracer::Value> = (0..iterations.len() as u64)
+        .map(usdt_tracer::Value::Unsigned)
+        .collect();
+    assert_eq!(iterations, expected);
+}
