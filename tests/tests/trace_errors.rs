@@ -138,8 +138,8 @@ fn the_trace_ends_with_the_process_or_the_duration() {
     }
     let binary = build_c("trace_errors_end", "sdt_args.c", &["-O2"]);
     usdt();
-    // 40 iterations 25 ms apart: about a second.
-    let target = Guard::spawn(Command::new(&binary).args(["40", "25"]));
+    // 200 iterations 25 ms apart: about five seconds.
+    let target = Guard::spawn(Command::new(&binary).args(["200", "25"]));
     let pid = target.pid().to_string();
     let output = run_usdt(&["trace", "--json", "--pid", &pid, "sdt_args:iteration"]);
     let stderr = assert_success(&output);
@@ -151,7 +151,7 @@ fn the_trace_ends_with_the_process_or_the_duration() {
         .iter()
         .map(|e| arg_texts(e)[0].parse().unwrap())
         .collect();
-    assert_eq!(iterations.last(), Some(&39), "{iterations:?}");
+    assert_eq!(iterations.last(), Some(&199), "{iterations:?}");
     drop(target);
 
     // Nothing fires: the duration ends the trace.

@@ -327,7 +327,7 @@ fn guarded_probes_are_lazy_and_semaphores_return_to_zero() {
     assert_eq!(run(&mut Command::new(CATALOG)), "lazy evaluations: 0\n");
 
     usdt(); // Built before the catalog's clock starts.
-    let mut catalog = Guard::spawn(Command::new(CATALOG).args(["--loop", "6"]));
+    let mut catalog = Guard::spawn(Command::new(CATALOG).args(["--loop", "10"]));
     let mut catalog_out = BufReader::new(catalog.0.stdout.take().unwrap());
     let ready = read_until(&mut catalog_out, Duration::from_secs(10), |l| {
         l.starts_with("ready ")
@@ -399,7 +399,7 @@ fn guarded_probes_are_lazy_and_semaphores_return_to_zero() {
 
     // The catalog saw the probe enabled only while traced, and evaluated its
     // arguments only then.
-    let rest = read_until(&mut catalog_out, Duration::from_secs(15), |l| {
+    let rest = read_until(&mut catalog_out, Duration::from_secs(30), |l| {
         l.starts_with("lazy evaluations: ")
     });
     assert!(
