@@ -9,6 +9,7 @@ use crate::note::{Notes, STAPSDT_BASE_SECTION, STAPSDT_SECTION, StapsdtNote};
 use crate::probe::Probe;
 use crate::types::{Signature, TYPES_SECTION, TypeRecord, TypeRecords};
 use goblin::container::{Container, Ctx};
+use goblin::elf::program_header::PF_X;
 use goblin::elf::{Elf, ProgramHeader, SectionHeader, Sym, Symtab};
 use memmap2::Mmap;
 use std::cell::RefCell;
@@ -253,6 +254,16 @@ impl ElfFile {
             .map(|s| vaddr - s.vaddr + s.offset)
     }
 
+    /// The file offset of `vaddr` when it lies in an executable segment: the
+    /// only place a probe site can be.
+    fn code_offset(&self, vaddr: u64) -> Option<u64> {
+        self.segments
+            .iter()
+            .filter(|s| s.flags & PF_X != 0)
+            .find(|s| vaddr >= s.vaddr && vaddr - s.vaddr < s.filesz)
+            .map(|s| vaddr - s.vaddr + s.offset)
+    }
+
     /// Like [`file_offset`](ElfFile::file_offset) but accepting addresses in
     /// a segment's zero-filled tail (`.bss`), whose offset the kernel still
     /// maps consistently.
@@ -352,6 +363,11 @@ impl ElfFile {
     /// none. Addresses are adjusted for a moved `.stapsdt.base` section (as
     /// prelink did); each probe's operands are parsed on their own, so one
     /// bad operand does not hide the others.
+    ///
+    /// Notes whose site is not in an executable segment are left out: they
+    /// belong to functions the linker discarded (lld's `--gc-sections` keeps
+    /// such notes with a pc of 0), so there is no code to probe. `readelf -n`
+    /// still lists them; [`notes`](ElfFile::notes) returns every note.
     pub fn probes(&self) -> Result<Vec<Probe>, Error> {
         let notes = self.notes()?;
         if notes.is_empty() {
@@ -379,14 +395,11 @@ impl ElfFile {
             };
             let qualified = || format!("{}:{}", note.provider, note.name);
             let address = note.pc.wrapping_add(adjust);
-            let file_offset = self
-                .file_offset(address)
-                .ok_or_else(|| Error::OutsideSegments {
-                    path: self.path.clone(),
-                    probe: qualified(),
-                    what: "site",
-                    address,
-                })?;
+            // A note whose function the linker garbage-collected keeps a
+            // relocated pc of 0 (plus the label's offset): no code is there.
+            let Some(file_offset) = self.code_offset(address) else {
+                continue;
+            };
             let semaphore = (note.semaphore != 0).then(|| note.semaphore.wrapping_add(adjust));
             let semaphore_offset = match semaphore {
                 Some(address) => {
