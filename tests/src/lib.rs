@@ -76,8 +76,12 @@ pub fn scratch_dir(test: &str) -> PathBuf {
 
 /// Cargo's target directory for this build.
 pub fn target_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
-        return PathBuf::from(dir);
+    // A relative CARGO_TARGET_DIR is relative to where cargo ran, not to
+    // the test's working directory (its package), so only trust absolute.
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from)
+        && dir.is_absolute()
+    {
+        return dir;
     }
     // Test binaries live in <target>/<profile>/deps/.
     let exe = std::env::current_exe().expect("current_exe");
