@@ -152,7 +152,11 @@
 //! string. `.stapsdt.base` is the one-byte allocated section sys/sdt.h
 //! defines, used to adjust for prelinking (here also flagged
 //! `SHF_GNU_RETAIN`). Typed providers' semaphores are `u16`s in the writable
-//! section `.probes`.
+//! section `.probes`, which starts on a page boundary (4 KiB on x86-64,
+//! 64 KiB on aarch64): the kernel raises a semaphore in the first writable
+//! mapping of its file page, and with lld's layout the page after the RELRO
+//! segment is mapped twice, so a semaphore there would be raised in the
+//! wrong copy in processes started while a tracer is attached.
 //!
 //! The linker's section garbage collection (always on for Rust) keeps every
 //! function that holds a probe site, and `.stapsdt.base`: both are

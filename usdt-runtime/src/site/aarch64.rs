@@ -38,6 +38,7 @@ macro_rules! __usdt_asm {
                         ".endif\n",
                     )*
                     $crate::__usdt_note_tail!(),
+                    $crate::__usdt_semaphore_page!("65536" $($sem)?),
                     $crate::__usdt_types_head!(),
                     ".byte 0x55, 1, {nargs}, ", $crate::__usdt_flags!($($sem)?), "\n",
                     ".8byte 990b\n",

@@ -117,6 +117,37 @@ macro_rules! __usdt_semaphore_field {
     };
 }
 
+/// For a site with a semaphore: starts this object's `.probes` on a page
+/// boundary (once per object file; the linker keeps one copy of the comdat
+/// group, and `R` keeps it through garbage collection). The output section
+/// then starts on a page of its own, which no earlier segment maps: lld
+/// places the RELRO segment and the writable data segment back to back in
+/// the file, and the kernel raises a semaphore (`ref_ctr_offset`) in the
+/// first writable mapping of its file page, which would otherwise be the
+/// RELRO segment's copy in every process started while a tracer is
+/// attached. The alignment is the largest page size of the architecture.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __usdt_semaphore_page {
+    ($page:literal) => {
+        ""
+    };
+    ($page:literal $sem:path) => {
+        ::core::concat!(
+            ".ifndef _.usdt.probes.page\n",
+            ".pushsection .probes,\"awGR\",\"progbits\",_.usdt.probes.page,comdat\n",
+            ".balign ",
+            $page,
+            "\n",
+            ".weak _.usdt.probes.page\n",
+            ".hidden _.usdt.probes.page\n",
+            "_.usdt.probes.page:\n",
+            ".popsection\n",
+            ".endif\n",
+        )
+    };
+}
+
 /// The `.usdt.types` flags byte: bit 0 set when the site is guarded by a
 /// semaphore.
 #[doc(hidden)]
