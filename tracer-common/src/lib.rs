@@ -20,6 +20,12 @@
 //!   argument order, in a string area of one of the [`STRING_CLASSES`]. A
 //!   record that does not fit is counted in the [`DROPS_MAP`] counter
 //!   instead.
+//! - Sites whose plan has an aggregating action send nothing to user space:
+//!   they add to counters in the [`AGGREGATES_MAP`] hash map (hit counts per
+//!   key, log2 histogram buckets), and latency pairs keep the start time of
+//!   each key in the [`STARTS_MAP`] hash map until the matching end. Both
+//!   maps have fixed limits; an update that finds a map full is counted in
+//!   the [`AGG_ERRORS_MAP`] array, never silently lost.
 //!
 //! Every type is plain old data with explicit padding so both sides agree on
 //! the layout byte for byte; the `user` feature implements `aya::Pod` for
@@ -53,6 +59,15 @@ pub const RECORDS_MAP: &str = "USDT_RECORDS";
 /// sites fire only once it is non-zero, which user space sets after every
 /// site is attached, so a trace starts at one instant for all sites.
 pub const CONTROL_MAP: &str = "USDT_CONTROL";
+/// Name of the BPF hash map of aggregation counters: [`AggKey`] to a `u64`
+/// count, added to atomically.
+pub const AGGREGATES_MAP: &str = "USDT_AGGREGATES";
+/// Name of the BPF hash map of pending latency starts: [`StartKey`] to the
+/// start's `bpf_ktime_get_ns()`.
+pub const STARTS_MAP: &str = "USDT_STARTS";
+/// Name of the array map of aggregation error counters (`u64`, updated
+/// atomically), indexed by the `AGG_ERR_*` constants.
+pub const AGG_ERRORS_MAP: &str = "USDT_AGG_ERRORS";
 /// Name of the generic uprobe program serving every site. It is sleepable
 /// (`uprobe.s`) so it can fault in user pages a probe points at but the
 /// program never touched (string literals, untouched globals).
@@ -81,9 +96,95 @@ pub const STRING_CSTR: u8 = 1;
 /// (Rust `&str`, `&[u8]`, JSON): copy that many bytes.
 pub const STRING_PTR_LEN: u8 = 2;
 
-/// Stream every hit of the site to the ring buffer. The only action today;
-/// aggregations add their own values.
+/// Stream every hit of the site to the ring buffer.
 pub const ACTION_STREAM: u8 = 0;
+/// Count the hit: add one to the [`AggKey`] of the site's aggregation, its
+/// probe and its key ([`SitePlan::key`]).
+pub const ACTION_COUNT: u8 = 1;
+/// Add the hit to a log2 histogram of argument [`SitePlan::value_arg`]: one
+/// to the [`AggKey`] whose value is the bucket ([`log2_bucket`]).
+pub const ACTION_HISTOGRAM: u8 = 2;
+/// Remember when this key started: store `bpf_ktime_get_ns()` under the
+/// [`StartKey`] of the site's aggregation, the process and the key.
+pub const ACTION_LATENCY_START: u8 = 3;
+/// End the latency of this key: take the start stored under the same
+/// [`StartKey`] (removing it) and add one to the bucket of the elapsed
+/// microseconds, under probe id 0 of the site's aggregation. An end without
+/// a start is counted in [`AGG_ERR_UNMATCHED`].
+pub const ACTION_LATENCY_END: u8 = 4;
+
+/// The aggregation key is empty (one counter per probe).
+pub const KEY_NONE: u8 = 0;
+/// The key is the process id.
+pub const KEY_PID: u8 = 1;
+/// The key is the thread id.
+pub const KEY_TID: u8 = 2;
+/// The key is the integer argument [`SitePlan::key_arg`].
+pub const KEY_ARG: u8 = 3;
+/// The key is the string the argument [`SitePlan::key_arg`] points to (its
+/// [`ArgPlan::string`] mode says how), copied into [`AggKey::text`].
+pub const KEY_STRING: u8 = 4;
+
+/// Bytes of a string key kept in [`AggKey::text`]; longer strings are cut
+/// (and [`AggKey::value`] is 1).
+pub const KEY_TEXT_CAP: usize = 64;
+
+/// [`AGG_ERRORS_MAP`] index: updates lost because [`AGGREGATES_MAP`] was
+/// full (a new key found no room).
+pub const AGG_ERR_FULL: u32 = 0;
+/// [`AGG_ERRORS_MAP`] index: latency starts lost because [`STARTS_MAP`]
+/// was full.
+pub const AGG_ERR_STARTS_FULL: u32 = 1;
+/// [`AGG_ERRORS_MAP`] index: latency ends whose start was never seen (it
+/// happened before the trace began, or was lost).
+pub const AGG_ERR_UNMATCHED: u32 = 2;
+/// [`AGG_ERRORS_MAP`] index: hits skipped because the key or value
+/// argument could not be read.
+pub const AGG_ERR_FAULT: u32 = 3;
+/// Number of entries of [`AGG_ERRORS_MAP`].
+pub const AGG_ERR_COUNT: u32 = 4;
+
+/// Number of log2 histogram buckets: bucket 0 holds negative values, bucket
+/// `b` in `1..=64` holds the values from `2^(b-1)` to `2^b - 1` (bucket 1
+/// also holds 0), as bcc's `bpf_log2l()` places them.
+pub const HISTOGRAM_BUCKETS: usize = 65;
+
+/// The log2 histogram bucket of the unsigned value `value`: 1 for 0 and 1,
+/// otherwise the number of significant bits (2 for 2 and 3, 3 for 4 to 7,
+/// ..., 64 from 2^63). Written without loops or a count-leading-zeros
+/// instruction, which BPF lacks.
+#[inline(always)]
+pub fn log2_bucket(value: u64) -> u64 {
+    if value <= 1 {
+        return 1;
+    }
+    let mut v = value;
+    let mut bits = 1u64;
+    if v >= 1 << 32 {
+        v >>= 32;
+        bits += 32;
+    }
+    if v >= 1 << 16 {
+        v >>= 16;
+        bits += 16;
+    }
+    if v >= 1 << 8 {
+        v >>= 8;
+        bits += 8;
+    }
+    if v >= 1 << 4 {
+        v >>= 4;
+        bits += 4;
+    }
+    if v >= 1 << 2 {
+        v >>= 2;
+        bits += 2;
+    }
+    if v >= 1 << 1 {
+        bits += 1;
+    }
+    bits
+}
 
 /// Where one argument's value lives and how to extend it to 64 bits.
 #[repr(C)]
@@ -126,8 +227,18 @@ pub struct SitePlan {
     /// Number of arguments with a `STRING_*` mode other than
     /// [`STRING_NONE`]; selects the record's string-area class.
     pub string_count: u8,
+    /// For [`ACTION_COUNT`] and the latency actions: one of `KEY_*`.
+    pub key: u8,
+    /// The argument holding the key, for [`KEY_ARG`] and [`KEY_STRING`].
+    pub key_arg: u8,
+    /// For [`ACTION_HISTOGRAM`]: the argument whose value is bucketed.
+    pub value_arg: u8,
     /// Reserved, zero.
-    pub _pad: [u8; 9],
+    pub _pad: [u8; 2],
+    /// For the aggregating actions: the aggregation (chosen by user space)
+    /// the site adds to, copied into [`AggKey::aggregation`] or
+    /// [`StartKey::aggregation`].
+    pub aggregation: u32,
     /// One plan per argument; entries past `arg_count` are [`ARG_NONE`].
     pub args: [ArgPlan; MAX_ARGS],
 }
@@ -169,6 +280,45 @@ pub struct EventHeader {
     pub string_len: [u16; MAX_ARGS],
 }
 
+/// The key of one counter in [`AGGREGATES_MAP`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct AggKey {
+    /// [`SitePlan::aggregation`] of the site.
+    pub aggregation: u32,
+    /// [`SitePlan::probe_id`] of the site (0 for latency histograms).
+    pub probe_id: u32,
+    /// The key value: a pid, tid or argument ([`ACTION_COUNT`]), a bucket
+    /// (histograms), or for a string key 1 when the string was cut at
+    /// [`KEY_TEXT_CAP`] bytes and 0 otherwise.
+    pub value: u64,
+    /// A string key's bytes, zero-padded; all zero for other keys.
+    pub text: [u8; KEY_TEXT_CAP],
+}
+
+impl Default for AggKey {
+    fn default() -> Self {
+        AggKey {
+            aggregation: 0,
+            probe_id: 0,
+            value: 0,
+            text: [0; KEY_TEXT_CAP],
+        }
+    }
+}
+
+/// The key of one pending latency start in [`STARTS_MAP`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct StartKey {
+    /// [`SitePlan::aggregation`] of the latency pair.
+    pub aggregation: u32,
+    /// The process whose start this is: keys pair within one process.
+    pub pid: u32,
+    /// The key value (an integer argument, or the thread id).
+    pub key: u64,
+}
+
 /// Size in bytes of [`EventHeader`].
 pub const EVENT_HEADER_SIZE: usize = core::mem::size_of::<EventHeader>();
 
@@ -186,6 +336,9 @@ const _: () = assert!(EVENT_HEADER_SIZE.is_multiple_of(8));
 const _: () = assert!(EVENT_FIXED_SIZE == 40);
 const _: () = assert!(EVENT_FIXED_SIZE + 8 * 15 <= EVENT_HEADER_SIZE);
 const _: () = assert!(STRING_CLASSES[STRING_CLASSES.len() - 1] == MAX_ARGS);
+const _: () = assert!(core::mem::size_of::<AggKey>() == 16 + KEY_TEXT_CAP);
+const _: () = assert!(core::mem::size_of::<StartKey>() == 16);
+const _: () = assert!(KEY_TEXT_CAP.is_power_of_two() && KEY_TEXT_CAP <= STRING_CAP);
 
 #[cfg(feature = "user")]
 mod pod {
@@ -197,4 +350,32 @@ mod pod {
     unsafe impl aya::Pod for super::SitePlan {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::EventHeader {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::AggKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::StartKey {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log2_buckets_follow_powers_of_two() {
+        assert_eq!(log2_bucket(0), 1);
+        assert_eq!(log2_bucket(1), 1);
+        assert_eq!(log2_bucket(2), 2);
+        assert_eq!(log2_bucket(3), 2);
+        assert_eq!(log2_bucket(4), 3);
+        assert_eq!(log2_bucket(7), 3);
+        assert_eq!(log2_bucket(8), 4);
+        assert_eq!(log2_bucket(u64::MAX), 64);
+        assert_eq!(log2_bucket(1 << 63), 64);
+        for bits in 1..64u32 {
+            let low = 1u64 << bits;
+            assert_eq!(log2_bucket(low), u64::from(bits) + 1, "2^{bits}");
+            assert_eq!(log2_bucket(low - 1), u64::from(bits), "2^{bits} - 1");
+            assert_eq!(log2_bucket(low), u64::from(64 - low.leading_zeros()));
+        }
+    }
 }

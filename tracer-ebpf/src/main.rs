@@ -3,10 +3,19 @@
 //! One generic uprobe program, [`usdt_site`], is attached to every probe
 //! site. The attach cookie is the site's index in the `USDT_SITES` array,
 //! whose entry (a [`SitePlan`] computed by user space) says where each
-//! argument lives. The program reserves a record in the `USDT_EVENTS` ring
-//! buffer, reads the arguments into it, copies the strings the plan asks
-//! for and submits it; when the buffer is full it counts a drop in
-//! `USDT_DROPS`. See `tracer-common` for the layouts.
+//! argument lives and what to do with the hit:
+//!
+//! - stream it: reserve a record in the `USDT_EVENTS` ring buffer, read the
+//!   arguments into it, copy the strings the plan asks for and submit it;
+//!   when the buffer is full count a drop in `USDT_DROPS`;
+//! - or aggregate it in place: count it under a key (nothing, the pid or
+//!   tid, an integer or string argument), add it to a log2 histogram of an
+//!   argument, or pair a latency start with its end by key and add the
+//!   elapsed microseconds to a histogram. Counters live in the
+//!   `USDT_AGGREGATES` hash map, pending starts in `USDT_STARTS`; a full
+//!   map is counted in `USDT_AGG_ERRORS`.
+//!
+//! See `tracer-common` for the layouts.
 //!
 //! The program is sleepable: a read that fails because the page is not
 //! mapped in yet (a string literal or a global the process never touched)
@@ -19,20 +28,23 @@
 #![feature(core_intrinsics)]
 
 use aya_ebpf::EbpfContext;
+use aya_ebpf::bindings::{BPF_ANY, BPF_NOEXIST};
 use aya_ebpf::bindings::{BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP};
 use aya_ebpf::helpers::{
     bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_ns, bpf_probe_read_kernel,
     generated,
 };
 use aya_ebpf::macros::{map, uprobe};
-use aya_ebpf::maps::{Array, PerCpuArray, RingBuf};
+use aya_ebpf::maps::{Array, HashMap, PerCpuArray, RingBuf};
 use aya_ebpf::programs::ProbeContext;
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
 use core::mem::MaybeUninit;
 use tracer_common::{
-    ACTION_STREAM, ARG_CONSTANT, ARG_MEMORY, ARG_REGISTER, ArgPlan, EVENT_FIXED_SIZE,
-    EVENT_HEADER_SIZE, EventHeader, MAX_ARGS, NO_REG, STRING_CAP, STRING_CLASSES, STRING_CSTR,
-    STRING_PTR_LEN, SitePlan,
+    ACTION_COUNT, ACTION_HISTOGRAM, ACTION_LATENCY_END, ACTION_LATENCY_START, ACTION_STREAM,
+    AGG_ERR_COUNT, AGG_ERR_FAULT, AGG_ERR_FULL, AGG_ERR_STARTS_FULL, AGG_ERR_UNMATCHED,
+    ARG_CONSTANT, ARG_MEMORY, ARG_REGISTER, AggKey, ArgPlan, EVENT_FIXED_SIZE, EVENT_HEADER_SIZE,
+    EventHeader, KEY_ARG, KEY_NONE, KEY_PID, KEY_STRING, KEY_TEXT_CAP, KEY_TID, MAX_ARGS, NO_REG,
+    STRING_CAP, STRING_CLASSES, STRING_CSTR, STRING_PTR_LEN, SitePlan, StartKey, log2_bucket,
 };
 
 /// Default ring buffer size; user space sets the real one at load time.
@@ -64,8 +76,23 @@ static USDT_RECORDS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 #[map(name = "USDT_CONTROL")]
 static USDT_CONTROL: Array<u32> = Array::with_max_entries(1, 0);
 
-/// The uprobe program attached to every probe site.
+/// Aggregation counters. User space sets the size.
+#[map(name = "USDT_AGGREGATES")]
+static USDT_AGGREGATES: HashMap<AggKey, u64> = HashMap::with_max_entries(1, 0);
+
+/// Pending latency starts. User space sets the size.
+#[map(name = "USDT_STARTS")]
+static USDT_STARTS: HashMap<StartKey, u64> = HashMap::with_max_entries(1, 0);
+
+/// Aggregation error counters, indexed by `AGG_ERR_*`.
+#[map(name = "USDT_AGG_ERRORS")]
+static USDT_AGG_ERRORS: Array<u64> = Array::with_max_entries(AGG_ERR_COUNT, 0);
+
+/// The uprobe program attached to every probe site. Everything is inlined
+/// into it: the uprobe_multi loader loads its section alone, without
+/// BPF-to-BPF calls.
 #[uprobe(sleepable)]
+#[inline(always)]
 pub fn usdt_site(ctx: ProbeContext) -> u32 {
     if USDT_CONTROL.get(0).is_none_or(|armed| *armed == 0) {
         return 0;
@@ -75,16 +102,27 @@ pub fn usdt_site(ctx: ProbeContext) -> u32 {
     let Some(plan) = USDT_SITES.get(cookie) else {
         return 0;
     };
-    if plan.action != ACTION_STREAM {
-        return 0;
+    match plan.action {
+        ACTION_STREAM => stream_site(&ctx, plan, cookie),
+        ACTION_COUNT => count_site(&ctx, plan),
+        ACTION_HISTOGRAM => histogram_site(&ctx, plan),
+        ACTION_LATENCY_START => latency_start(&ctx, plan),
+        ACTION_LATENCY_END => latency_end(&ctx, plan),
+        _ => {}
     }
+    0
+}
+
+/// Streams one hit to the ring buffer.
+#[inline(always)]
+fn stream_site(ctx: &ProbeContext, plan: &SitePlan, cookie: u32) {
     // The fixed part is built once, on the stack; then one copy of the
     // record code per string-area class reserves a size the verifier knows.
     let mut header = MaybeUninit::<EventHeader>::uninit();
     // SAFETY: fill_header writes every field of the header (no zeroing
     // first: that would cost a memset call).
     let header = unsafe {
-        fill_header(&ctx, plan, cookie, header.as_mut_ptr());
+        fill_header(ctx, plan, cookie, header.as_mut_ptr());
         header.assume_init()
     };
     let strings = plan.string_count as usize;
@@ -114,7 +152,208 @@ pub fn usdt_site(ctx: ProbeContext) -> u32 {
     } else {
         stream::<{ STRING_CLASSES[4] * STRING_CAP }>(plan, &header);
     }
-    0
+}
+
+/// Counts one hit under its key.
+#[inline(always)]
+fn count_site(ctx: &ProbeContext, plan: &SitePlan) {
+    let mut key = MaybeUninit::<AggKey>::uninit();
+    // SAFETY: new_key writes every field; the key is used in place (a move
+    // would copy it with a call to memset, which the program has none of).
+    let key = unsafe {
+        new_key(key.as_mut_ptr(), plan.aggregation, plan.probe_id, 0);
+        &mut *key.as_mut_ptr()
+    };
+    if fill_key(ctx, plan, key).is_none() {
+        count_error(AGG_ERR_FAULT);
+        return;
+    }
+    add_one(key);
+}
+
+/// Adds one hit to the histogram bucket of its value argument.
+#[inline(always)]
+fn histogram_site(ctx: &ProbeContext, plan: &SitePlan) {
+    let Some(arg) = plan.args.get(plan.value_arg as usize) else {
+        return;
+    };
+    let Some(value) = read_arg(ctx, arg) else {
+        count_error(AGG_ERR_FAULT);
+        return;
+    };
+    // Bucket 0 holds negative values of signed arguments.
+    let bucket = if arg.signed != 0 && (value as i64) < 0 {
+        0
+    } else {
+        log2_bucket(value)
+    };
+    add_bucket(plan.aggregation, plan.probe_id, bucket);
+}
+
+/// Stores the start time of this hit's key.
+#[inline(always)]
+fn latency_start(ctx: &ProbeContext, plan: &SitePlan) {
+    let Some(key) = start_key(ctx, plan) else {
+        count_error(AGG_ERR_FAULT);
+        return;
+    };
+    let now = ktime_ns();
+    if USDT_STARTS.insert(&key, &now, BPF_ANY as u64).is_err() {
+        count_error(AGG_ERR_STARTS_FULL);
+    }
+}
+
+/// Ends the latency of this hit's key: the microseconds since its start go
+/// into the pair's histogram.
+#[inline(always)]
+fn latency_end(ctx: &ProbeContext, plan: &SitePlan) {
+    let now = ktime_ns();
+    let Some(key) = start_key(ctx, plan) else {
+        count_error(AGG_ERR_FAULT);
+        return;
+    };
+    let Some(start) = USDT_STARTS.get_ptr(&key) else {
+        count_error(AGG_ERR_UNMATCHED);
+        return;
+    };
+    // SAFETY: the pointer is the map value, valid for the program's run.
+    let start = unsafe { *start };
+    let _ = USDT_STARTS.remove(&key);
+    let micros = now.saturating_sub(start) / 1000;
+    add_bucket(plan.aggregation, 0, log2_bucket(micros));
+}
+
+/// Adds one to histogram bucket `bucket` of `probe_id` in `aggregation`.
+#[inline(always)]
+fn add_bucket(aggregation: u32, probe_id: u32, bucket: u64) {
+    let mut key = MaybeUninit::<AggKey>::uninit();
+    // SAFETY: new_key writes every field; the key is used in place.
+    let key = unsafe {
+        new_key(key.as_mut_ptr(), aggregation, probe_id, bucket);
+        &*key.as_ptr()
+    };
+    add_one(key);
+}
+
+/// Writes a counter key with an all-zero text.
+///
+/// # Safety
+/// `key` must be valid for writes.
+#[inline(always)]
+unsafe fn new_key(key: *mut AggKey, aggregation: u32, probe_id: u32, value: u64) {
+    // SAFETY: plain writes through a valid pointer. The text is zeroed one
+    // word at a time with volatile stores, which the compiler cannot merge
+    // into a call to memset (the BPF program has none).
+    unsafe {
+        (*key).aggregation = aggregation;
+        (*key).probe_id = probe_id;
+        (*key).value = value;
+        let words = (&raw mut (*key).text).cast::<u64>();
+        for i in 0..KEY_TEXT_CAP / 8 {
+            core::ptr::write_volatile(words.add(i), 0);
+        }
+    }
+}
+
+/// The pending-start key of a latency hit: the process and the key value.
+#[inline(always)]
+fn start_key(ctx: &ProbeContext, plan: &SitePlan) -> Option<StartKey> {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let key = match plan.key {
+        KEY_TID => pid_tgid as u32 as u64,
+        KEY_PID => pid_tgid >> 32,
+        KEY_ARG => read_arg(ctx, plan.args.get(plan.key_arg as usize)?)?,
+        _ => 0,
+    };
+    Some(StartKey {
+        aggregation: plan.aggregation,
+        pid: (pid_tgid >> 32) as u32,
+        key,
+    })
+}
+
+/// Fills the key part of a counter's key as the plan says; `None` when an
+/// argument cannot be read.
+#[inline(always)]
+fn fill_key(ctx: &ProbeContext, plan: &SitePlan, key: &mut AggKey) -> Option<()> {
+    match plan.key {
+        KEY_NONE => {}
+        KEY_PID => key.value = bpf_get_current_pid_tgid() >> 32,
+        KEY_TID => key.value = bpf_get_current_pid_tgid() as u32 as u64,
+        KEY_ARG => key.value = read_arg(ctx, plan.args.get(plan.key_arg as usize)?)?,
+        KEY_STRING => {
+            let index = plan.key_arg as usize;
+            let arg = plan.args.get(index)?;
+            let src = read_arg(ctx, arg)?;
+            let dst = key.text.as_mut_ptr();
+            let (_, cut) = if arg.string == STRING_CSTR {
+                copy_cstr::<KEY_TEXT_CAP>(dst, src)?
+            } else {
+                // The length is the next argument. Its index goes through
+                // the stack so the compiler indexes the array afresh (an
+                // offset from argument `index` would hide the bounds check
+                // from the verifier).
+                let mut next = 0usize;
+                // SAFETY: a write and a read of a local.
+                let next = unsafe {
+                    core::ptr::write_volatile(&mut next, index + 1);
+                    core::ptr::read_volatile(&next)
+                };
+                let len = read_arg(ctx, plan.args.get(next)?)?;
+                copy_bytes::<KEY_TEXT_CAP>(dst, src, len)?
+            };
+            key.value = cut as u64;
+        }
+        _ => return None,
+    }
+    Some(())
+}
+
+/// Adds one to the counter of `key`, creating it; a full map is counted.
+#[inline(always)]
+fn add_one(key: &AggKey) {
+    if let Some(count) = USDT_AGGREGATES.get_ptr_mut(key) {
+        // SAFETY: the pointer is the map value, valid and 8-byte aligned for
+        // the program's run; the add is atomic across CPUs.
+        unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(count, 1) };
+        return;
+    }
+    // A volatile stack slot: a constant would be placed in .rodata, which
+    // the program does not load.
+    let mut one = 0u64;
+    // SAFETY: a write to a local.
+    unsafe { core::ptr::write_volatile(&mut one, 1) };
+    match USDT_AGGREGATES.insert(key, &one, BPF_NOEXIST as u64) {
+        Ok(()) => {}
+        // Another CPU created it meanwhile: add to it.
+        Err(error) if error == -(EEXIST as i32) => {
+            if let Some(count) = USDT_AGGREGATES.get_ptr_mut(key) {
+                // SAFETY: as above.
+                unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(count, 1) };
+            }
+        }
+        Err(_) => count_error(AGG_ERR_FULL),
+    }
+}
+
+/// `bpf_ktime_get_ns()`: CLOCK_MONOTONIC now.
+#[inline(always)]
+fn ktime_ns() -> u64 {
+    // SAFETY: the helper has no preconditions.
+    unsafe { bpf_ktime_get_ns() }
+}
+
+/// `EEXIST`: the key is already in the map.
+const EEXIST: u32 = 17;
+
+/// Adds one to aggregation error counter `index`.
+#[inline(always)]
+fn count_error(index: u32) {
+    if let Some(errors) = USDT_AGG_ERRORS.get_ptr_mut(index) {
+        // SAFETY: the pointer is the map value, valid and 8-byte aligned
+        // for the program's run; the add is atomic across CPUs.
+        unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(errors, 1) };
+    }
 }
 
 /// Builds and submits one record with a string area of `AREA` bytes.
@@ -240,13 +479,13 @@ fn copy_strings<const AREA: usize>(plan: &SitePlan, header: &mut EventHeader, ar
         let dst = unsafe { area.add(start) };
         let src = header.args[i];
         let copied = if mode == STRING_CSTR {
-            copy_cstr(dst, src)
+            copy_cstr::<STRING_CAP>(dst, src)
         } else {
             let len = match header.args.get(i + 1) {
                 Some(&len) if i + 1 < count => len,
                 _ => 0,
             };
-            copy_bytes(dst, src, len)
+            copy_bytes::<STRING_CAP>(dst, src, len)
         };
         match copied {
             Some((n, cut)) => {
@@ -387,49 +626,49 @@ fn extend(raw: u64, size: u8, signed: bool) -> u64 {
     }
 }
 
-/// Copies the NUL-terminated user string at `src` to `dst` (room for
-/// STRING_CAP bytes); returns its length without the NUL and whether it was
-/// cut. Pages not mapped in yet are faulted in (at most two: the string's
-/// first page and the next one).
+/// Copies the NUL-terminated user string at `src` to `dst` (room for CAP
+/// bytes); returns its length without the NUL and whether it was cut.
+/// Pages not mapped in yet are faulted in (at most two: the string's first
+/// page and the next one).
 #[inline(always)]
-fn copy_cstr(dst: *mut u8, src: u64) -> Option<(usize, bool)> {
-    let mut n = read_user_str(dst, src);
+fn copy_cstr<const CAP: usize>(dst: *mut u8, src: u64) -> Option<(usize, bool)> {
+    let mut n = read_user_str::<CAP>(dst, src);
     if n <= 0 {
         fault_in(dst, src)?;
-        n = read_user_str(dst, src);
+        n = read_user_str::<CAP>(dst, src);
     }
     if n <= 0 {
         let next_page = (src | (PAGE - 1)).wrapping_add(1);
-        if next_page.wrapping_sub(src) >= STRING_CAP as u64 {
+        if next_page.wrapping_sub(src) >= CAP as u64 {
             return None;
         }
         fault_in(dst, next_page)?;
-        n = read_user_str(dst, src);
+        n = read_user_str::<CAP>(dst, src);
     }
     if n <= 0 {
         return None;
     }
     let n = n as usize;
-    if n >= STRING_CAP {
+    if n >= CAP {
         // The helper stopped at the cap: the string was longer unless its
         // NUL sits exactly at the last copied position.
         let mut next = 1u8;
         let next_ptr = (&mut next as *mut u8).cast();
         // SAFETY: reads one byte into a local; the helper checks `src`.
         let read = unsafe {
-            generated::bpf_probe_read_user(next_ptr, 1, (src + STRING_CAP as u64 - 1) as *const _)
+            generated::bpf_probe_read_user(next_ptr, 1, (src + CAP as u64 - 1) as *const _)
         };
-        return Some((STRING_CAP - 1, read != 0 || next != 0));
+        return Some((CAP - 1, read != 0 || next != 0));
     }
     Some((n - 1, false))
 }
 
-/// `bpf_probe_read_user_str` of at most STRING_CAP bytes.
+/// `bpf_probe_read_user_str` of at most CAP bytes.
 #[inline(always)]
-fn read_user_str(dst: *mut u8, src: u64) -> i64 {
-    // SAFETY: `dst` has room for STRING_CAP bytes (see the callers); the
-    // helper checks `src` and writes at most STRING_CAP bytes.
-    unsafe { generated::bpf_probe_read_user_str(dst.cast(), STRING_CAP as u32, src as *const _) }
+fn read_user_str<const CAP: usize>(dst: *mut u8, src: u64) -> i64 {
+    // SAFETY: `dst` has room for CAP bytes (see the callers); the helper
+    // checks `src` and writes at most CAP bytes.
+    unsafe { generated::bpf_probe_read_user_str(dst.cast(), CAP as u32, src as *const _) }
 }
 
 /// Faults in the user page holding `address` by copying one byte of it to
@@ -442,18 +681,18 @@ fn fault_in(scratch: *mut u8, address: u64) -> Option<()> {
     if r == 0 { Some(()) } else { None }
 }
 
-/// Copies `len` bytes of user memory at `src` to `dst` (room for
-/// STRING_CAP bytes), truncated to STRING_CAP; returns the bytes copied and
-/// whether that was fewer than `len`.
+/// Copies `len` bytes of user memory at `src` to `dst` (room for CAP
+/// bytes), truncated to CAP; returns the bytes copied and whether that was
+/// fewer than `len`.
 #[inline(always)]
-fn copy_bytes(dst: *mut u8, src: u64, len: u64) -> Option<(usize, bool)> {
-    let cut = len > STRING_CAP as u64;
-    let n = if cut { STRING_CAP } else { len as usize };
+fn copy_bytes<const CAP: usize>(dst: *mut u8, src: u64, len: u64) -> Option<(usize, bool)> {
+    let cut = len > CAP as u64;
+    let n = if cut { CAP } else { len as usize };
     if n == 0 {
         return Some((0, false));
     }
-    // SAFETY: `dst` has room for STRING_CAP bytes and n <= STRING_CAP; the
-    // helpers check `src`; copy_from_user may fault pages in (sleepable).
+    // SAFETY: `dst` has room for CAP bytes and n <= CAP; the helpers check
+    // `src`; copy_from_user may fault pages in (sleepable).
     let ok = unsafe {
         generated::bpf_probe_read_user(dst.cast(), n as u32, src as *const _) == 0
             || generated::bpf_copy_from_user(dst.cast(), n as u32, src as *const _) == 0

@@ -26,6 +26,17 @@ pub enum TraceError {
         /// Where it was looked for (a path, or a process).
         scope: String,
     },
+    /// A function probe names a function the file does not define (or not
+    /// as one traceable address).
+    #[error("function `{function}` in {path}: {reason}", path = path.display())]
+    NoFunction {
+        /// The function as given (a symbol or an address).
+        function: String,
+        /// The file searched.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// A site has an argument the tracer cannot read.
     #[error("{provider}:{name} at {address:#x} in {path}: {reason}", path = path.display())]
     Unsupported {
@@ -87,6 +98,7 @@ impl TraceError {
         match self {
             TraceError::BadSpec { .. }
             | TraceError::NoMatch { .. }
+            | TraceError::NoFunction { .. }
             | TraceError::Unsupported { .. } => true,
             TraceError::Reader(error) => error.is_bad_input(),
             TraceError::Process { reason, .. } => reason == NO_SUCH_PROCESS,

@@ -33,21 +33,27 @@
 //!
 //! Needs CAP_BPF and CAP_PERFMON (or root).
 
+mod aggregate;
 mod error;
 mod format;
+mod function;
 pub mod launch;
 mod multi;
 mod plan;
 mod privileges;
 mod regs;
+mod report;
 mod select;
 mod semaphore;
 mod tracer;
 mod uprobe;
 mod value;
 
+pub use aggregate::{Aggregation, DEFAULT_MAP_ENTRIES, KeySource};
 pub use error::TraceError;
 pub use format::{json_line, text_line};
+pub use function::{FunctionArg, FunctionName, FunctionProbe, ValueType};
+pub use report::{AggregateLosses, AggregateReport, AggregateResult, HitCount, Log2Histogram};
 pub use select::{ProbeSpec, StringRequest};
 pub use tracer::{DEFAULT_RING_BYTES, Event, ProbeInfo, TraceConfig, Tracer};
 pub use value::Value;

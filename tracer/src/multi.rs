@@ -22,6 +22,8 @@ const BPF_LINK_CREATE: libc::c_long = 28;
 const BPF_PROG_TYPE_KPROBE: u32 = 2;
 /// `BPF_TRACE_UPROBE_MULTI` attach type.
 const BPF_TRACE_UPROBE_MULTI: u32 = 48;
+/// `BPF_F_UPROBE_MULTI_RETURN` link flag: uretprobes.
+const BPF_F_UPROBE_MULTI_RETURN: u32 = 1;
 /// `BPF_F_SLEEPABLE` program flag.
 const BPF_F_SLEEPABLE: u32 = 1 << 4;
 /// `ld_imm64` source register meaning "the immediate is a map fd".
@@ -119,14 +121,12 @@ impl MultiProgram {
                 attr.log_size = log.len() as u32;
                 attr.log_buf = log.as_mut_ptr() as u64;
                 let _ = bpf_prog_load(&attr);
-                let text = String::from_utf8_lossy(&log);
-                let text = text.trim_end_matches('\0');
-                let last = text
-                    .lines()
-                    .rev()
-                    .find(|l| !l.trim().is_empty())
-                    .unwrap_or("");
-                Err(LoadError::Kernel(error, last.to_owned()))
+                // The log ends at its first NUL: the verifier rewinds it
+                // when it backtracks, leaving older text after the end.
+                let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
+                let text = String::from_utf8_lossy(&log[..end]);
+                let last = verifier_reason(&text);
+                Err(LoadError::Kernel(error, last))
             }
         }
     }
@@ -138,8 +138,22 @@ impl MultiProgram {
     }
 }
 
+/// Why the verifier refused a program, from its log: the rejected
+/// instruction and the messages after it (the lines before the final
+/// `processed N insns` statistics), on one line.
+fn verifier_reason(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    let end = lines
+        .iter()
+        .rposition(|l| l.starts_with("processed "))
+        .unwrap_or(lines.len());
+    lines[end.saturating_sub(3)..end].join("; ")
+}
+
 /// Attaches `program` at `offsets` of `path` (with `ref_ctr_offsets`, 0 for
-/// none, and `cookies`, one per site) for process `pid` or every process.
+/// none, and `cookies`, one per site) for process `pid` or every process;
+/// as uretprobes (at the return of the functions starting at `offsets`)
+/// when `ret`.
 pub(crate) fn link(
     program: BorrowedFd<'_>,
     path: &Path,
@@ -147,6 +161,7 @@ pub(crate) fn link(
     ref_ctr_offsets: &[u64],
     cookies: &[u64],
     pid: Option<u32>,
+    ret: bool,
 ) -> io::Result<OwnedFd> {
     assert!(offsets.len() == ref_ctr_offsets.len() && offsets.len() == cookies.len());
     let path = CString::new(path.as_os_str().as_bytes())
@@ -159,6 +174,7 @@ pub(crate) fn link(
         ref_ctr_offsets: ref_ctr_offsets.as_ptr() as u64,
         cookies: cookies.as_ptr() as u64,
         cnt: offsets.len() as u32,
+        multi_flags: if ret { BPF_F_UPROBE_MULTI_RETURN } else { 0 },
         pid: pid.unwrap_or(0),
         ..UprobeMultiLinkAttr::default()
     };
@@ -240,4 +256,25 @@ fn into_fd(ret: libc::c_long) -> io::Result<OwnedFd> {
     // SAFETY: the system call returned a new descriptor that nothing else
     // owns.
     Ok(unsafe { OwnedFd::from_raw_fd(ret as RawFd) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::verifier_reason;
+
+    #[test]
+    fn verifier_reasons_name_the_instruction_and_the_message() {
+        let log = "0: R1=ctx() R10=fp0
+4026: (71) r1 = *(u8 *)(r0 +32)
+invalid access to map value, value_size=304 off=312 size=1
+R0 max value is outside of the allowed memory range
+processed 227 insns (limit 1000000) max_states_per_insn 0 total_states 20 peak_states 20 mark_read 0
+";
+        assert_eq!(
+            verifier_reason(log),
+            "4026: (71) r1 = *(u8 *)(r0 +32); invalid access to map value, value_size=304 off=312 size=1; R0 max value is outside of the allowed memory range"
+        );
+        assert_eq!(verifier_reason(""), "");
+        assert_eq!(verifier_reason("one line"), "one line");
+    }
 }

@@ -1,8 +1,9 @@
 //! Choosing probe sites: probe specifications (`PATH:provider:name`,
-//! `provider:name` with a pid), string requests, and their resolution to the
-//! sites to attach through usdt-reader.
+//! `provider:name` with a pid, `uprobe:FILE:FUNCTION`), string requests, and
+//! their resolution to the sites to attach through usdt-reader.
 
 use crate::error::{NO_SUCH_PROCESS, TraceError};
+use crate::function::{self, FunctionProbe};
 use crate::regs;
 use crate::semaphore;
 use std::collections::HashMap;
@@ -11,21 +12,29 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use usdt_reader::{Arch, ElfFile, Probe, ProbePattern, Process, Segment};
 
-/// What to trace: a probe pattern, optionally in one file.
+/// What to trace: a probe pattern, optionally in one file, or a function's
+/// entry or return.
 ///
 /// Parsed from `PATH:provider:name`, `usdt:PATH:provider:name`,
 /// `provider:name` or `name` (globs `*` and `?` in the provider and the
 /// name). The path is everything up to the first `:` after its last `/`, so
 /// a path must contain a `/` (`./app:p:n`); `PATH` alone means every probe
 /// of the file.
+///
+/// `uprobe:FILE:FUNCTION(TYPES)` and `uretprobe:FILE:FUNCTION(TYPE)` probe a
+/// function's entry or return instead (see [`FunctionProbe`]); their events
+/// have the provider `uprobe` or `uretprobe` and the function's name.
 #[derive(Debug, Clone)]
 pub struct ProbeSpec {
     /// The file holding the probes, if given.
     pub path: Option<PathBuf>,
-    /// The pattern text (`provider:name`, `*:*` when only a path is given).
+    /// The pattern text (`provider:name`, `*:*` when only a path is given;
+    /// `uprobe:FUNCTION` for a function probe).
     pub pattern_text: String,
     /// The parsed pattern.
     pub pattern: ProbePattern,
+    /// For `uprobe:` and `uretprobe:` specifications, the function.
+    pub function: Option<FunctionProbe>,
     text: String,
 }
 
@@ -50,6 +59,23 @@ impl FromStr for ProbeSpec {
             spec: text.to_owned(),
             reason,
         };
+        for (prefix, ret) in [("uprobe:", false), ("uretprobe:", true)] {
+            // `uprobe:name` alone is a USDT pattern (provider `uprobe`).
+            if let Some(rest) = text.strip_prefix(prefix)
+                && rest.contains(':')
+            {
+                let (file, function) = function::parse(ret, rest).map_err(bad)?;
+                let pattern_text = format!("{}:{}", function.provider(), function.function);
+                let pattern = ProbePattern::parse(&pattern_text).map_err(|e| bad(e.to_string()))?;
+                return Ok(ProbeSpec {
+                    path: function.module.is_none().then(|| PathBuf::from(file)),
+                    pattern_text,
+                    pattern,
+                    function: Some(function),
+                    text: text.to_owned(),
+                });
+            }
+        }
         let rest = text.strip_prefix("usdt:").unwrap_or(text);
         if rest.is_empty() {
             return Err(bad("empty".into()));
@@ -71,6 +97,7 @@ impl FromStr for ProbeSpec {
             path: path.map(PathBuf::from),
             pattern_text: pattern_text.to_owned(),
             pattern,
+            function: None,
             text: text.to_owned(),
         })
     }
@@ -156,6 +183,8 @@ pub(crate) struct SelectedSite {
     pub probe: Probe,
     /// How its semaphore (if any) is raised; set by [`plan_semaphores`].
     pub semaphore: SemaphoreMode,
+    /// Whether the uprobe fires at the function's return (a uretprobe).
+    pub ret: bool,
 }
 
 /// How a site's semaphore is raised.
@@ -181,6 +210,35 @@ pub(crate) fn select_sites(
     let mut sites: Vec<SelectedSite> = Vec::new();
     let mut process_modules: Option<Vec<(PathBuf, PathBuf, Vec<Probe>)>> = None;
     for spec in specs {
+        if let Some(function) = &spec.function {
+            let (attach_path, display_path) =
+                function_file(spec, function, pid, executable, &mut process_modules)?;
+            let file = ElfFile::open(&attach_path)?;
+            let host = regs::host_arch().ok_or_else(unsupported_host)?;
+            if file.arch() != host {
+                return Err(TraceError::BadSpec {
+                    spec: spec.to_string(),
+                    reason: format!(
+                        "{} is a {:?} file; this machine runs {host:?} code",
+                        display_path.display(),
+                        file.arch()
+                    ),
+                });
+            }
+            let probe = function.site(&file)?;
+            push_unique(
+                &mut sites,
+                SelectedSite {
+                    attach_path,
+                    display_path,
+                    arch: host,
+                    probe,
+                    semaphore: SemaphoreMode::Kernel,
+                    ret: function.ret,
+                },
+            );
+            continue;
+        }
         let before = sites.len();
         let scope;
         if let Some(path) = &spec.path {
@@ -208,6 +266,7 @@ pub(crate) fn select_sites(
                             arch: host,
                             probe: probe.clone(),
                             semaphore: SemaphoreMode::Kernel,
+                            ret: false,
                         },
                     );
                 }
@@ -330,6 +389,7 @@ fn add_file_sites(
                     arch,
                     probe,
                     semaphore: SemaphoreMode::Kernel,
+                    ret: false,
                 },
             );
         }
@@ -337,10 +397,88 @@ fn add_file_sites(
     Ok(())
 }
 
-/// Adds `site` unless the same file offset of the same file is selected.
+/// The file holding a function probe's function: (the file to attach to,
+/// the file as named). A module named without a path is found among the
+/// modules of process `pid`, or is the executable `-c` runs.
+fn function_file(
+    spec: &ProbeSpec,
+    function: &FunctionProbe,
+    pid: Option<u32>,
+    executable: Option<&Path>,
+    process_modules: &mut Option<Vec<ModuleProbes>>,
+) -> Result<(PathBuf, PathBuf), TraceError> {
+    let Some(name) = &function.module else {
+        let path = spec.path.clone().unwrap_or_default();
+        return Ok((path.clone(), path));
+    };
+    let bad = |reason: String| TraceError::BadSpec {
+        spec: spec.to_string(),
+        reason,
+    };
+    if let Some(executable) = executable {
+        if module_name_matches(executable, name) {
+            return Ok((executable.to_path_buf(), executable.to_path_buf()));
+        }
+        return Err(bad(format!(
+            "`{name}` is not the command's executable ({}); give the library's path",
+            executable.display()
+        )));
+    }
+    let Some(pid) = pid else {
+        return Err(bad(format!(
+            "`{name}` is not a path (no `/`): give the file's path, or use --pid to find a module of a process by name"
+        )));
+    };
+    if process_modules.is_none() {
+        *process_modules = Some(read_process(pid)?);
+    }
+    let mut matches: Vec<&(PathBuf, PathBuf, Vec<Probe>)> = Vec::new();
+    for module in process_modules.iter().flatten() {
+        if module_name_matches(&module.0, name) && !matches.iter().any(|m| m.0 == module.0) {
+            matches.push(module);
+        }
+    }
+    match matches.as_slice() {
+        [(path, host_path, _)] => Ok((host_path.clone(), path.clone())),
+        [] => Err(TraceError::NoMatch {
+            pattern: name.clone(),
+            scope: format!("the modules of process {pid}"),
+        }),
+        many => Err(bad(format!(
+            "`{name}` names {} modules of process {pid} ({}); give a path",
+            many.len(),
+            many.iter()
+                .map(|m| m.0.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+/// Whether the module at `path` is the one called `name`: its file name,
+/// or its file name's stem before `.so` with or without `lib` (`libc`
+/// and `c` both name `libc.so.6`).
+fn module_name_matches(path: &Path, name: &str) -> bool {
+    let Some(file) = path.file_name().and_then(|f| f.to_str()) else {
+        return false;
+    };
+    file == name
+        || file
+            .strip_prefix(name)
+            .is_some_and(|rest| rest.starts_with(".so"))
+        || file
+            .strip_prefix("lib")
+            .and_then(|f| f.strip_prefix(name))
+            .is_some_and(|rest| rest.starts_with(".so"))
+}
+
+/// Adds `site` unless the same file offset of the same file is selected
+/// for the same kind of uprobe (entry or return).
 fn push_unique(sites: &mut Vec<SelectedSite>, site: SelectedSite) {
     let duplicate = sites.iter().any(|s| {
-        s.attach_path == site.attach_path && s.probe.file_offset == site.probe.file_offset
+        s.attach_path == site.attach_path
+            && s.probe.file_offset == site.probe.file_offset
+            && s.ret == site.ret
     });
     if !duplicate {
         sites.push(site);
@@ -403,6 +541,44 @@ mod tests {
 
         assert!("".parse::<ProbeSpec>().is_err());
         assert!("usdt:".parse::<ProbeSpec>().is_err());
+    }
+
+    #[test]
+    fn function_probe_specs() {
+        let s = spec("uprobe:/usr/bin/bash:readline");
+        assert_eq!(s.path.as_deref(), Some(Path::new("/usr/bin/bash")));
+        assert_eq!(s.pattern_text, "uprobe:readline");
+        let function = s.function.unwrap();
+        assert!(!function.ret);
+        assert!(function.args.is_empty());
+
+        let s = spec("uretprobe:libc:getenv(value: str)");
+        assert_eq!(s.path, None);
+        let function = s.function.unwrap();
+        assert!(function.ret);
+        assert_eq!(function.module.as_deref(), Some("libc"));
+        assert_eq!(function.args[0].name, "value");
+
+        // A USDT provider called `uprobe` stays a pattern.
+        let s = spec("uprobe:fired");
+        assert!(s.function.is_none());
+        assert!(s.pattern.matches("uprobe", "fired"));
+
+        assert!("uprobe:/bin/true:f(float)".parse::<ProbeSpec>().is_err());
+    }
+
+    #[test]
+    fn module_names() {
+        let libc = Path::new("/usr/lib/x86_64-linux-gnu/libc.so.6");
+        assert!(module_name_matches(libc, "libc"));
+        assert!(module_name_matches(libc, "c"));
+        assert!(module_name_matches(libc, "libc.so.6"));
+        assert!(!module_name_matches(
+            Path::new("/usr/lib/libcrypto.so.3"),
+            "libc"
+        ));
+        assert!(module_name_matches(Path::new("/usr/bin/bash"), "bash"));
+        assert!(!module_name_matches(Path::new("/usr/bin/bash"), "ba"));
     }
 
     #[test]

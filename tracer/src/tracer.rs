@@ -1,15 +1,19 @@
 //! The tracer: loads the embedded BPF program, attaches it to the selected
 //! sites with their plans, and delivers decoded events.
 
+use crate::aggregate::{self, Aggregation, DEFAULT_MAP_ENTRIES, KeyDecoder, Role};
 use crate::error::TraceError;
 use crate::multi::{self, LoadError, MultiProgram};
 use crate::plan::{self, SiteDecoding};
 use crate::privileges;
+use crate::report::{
+    self, AggregateLosses, AggregateReport, AggregateResult, HitCount, Log2Histogram,
+};
 use crate::select::{self, ProbeSpec, SelectedSite, SemaphoreMode, StringRequest};
 use crate::semaphore::ManualSemaphore;
 use crate::uprobe::{self, UprobePmu};
 use crate::value::Value;
-use aya::maps::{Array, Map, MapData, MapFd, RingBuf};
+use aya::maps::{Array, HashMap as BpfHashMap, Map, MapData, MapFd, RingBuf};
 use aya::programs::UProbe;
 use aya::{Ebpf, EbpfLoader};
 use std::collections::HashMap;
@@ -19,8 +23,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracer_common::{
-    CONTROL_MAP, DROPS_MAP, EVENT_FIXED_SIZE, EVENT_HEADER_SIZE, EVENTS_MAP, EventHeader,
-    PROGRAM_NAME, PROGRAM_SECTION, SITES_MAP, SitePlan,
+    AGG_ERR_FAULT, AGG_ERR_FULL, AGG_ERR_STARTS_FULL, AGG_ERR_UNMATCHED, AGG_ERRORS_MAP,
+    AGGREGATES_MAP, AggKey, CONTROL_MAP, DROPS_MAP, EVENT_FIXED_SIZE, EVENT_HEADER_SIZE,
+    EVENTS_MAP, EventHeader, HISTOGRAM_BUCKETS, PROGRAM_NAME, PROGRAM_SECTION, SITES_MAP,
+    STARTS_MAP, SitePlan, StartKey,
 };
 use usdt_reader::Signature;
 
@@ -54,6 +60,14 @@ pub struct TraceConfig {
     /// has uprobe_multi links (6.6+), which attach a whole file at once and
     /// detach much faster. Older kernels always use perf events.
     pub perf_event_links: bool,
+    /// Aggregations computed in the kernel (their probes are not streamed
+    /// unless `probes` names them too); read them with
+    /// [`Tracer::aggregates`].
+    pub aggregations: Vec<Aggregation>,
+    /// Entry limit of the aggregation counter map (all aggregations share
+    /// it) and of the map of pending latency starts. A full map is counted
+    /// in [`AggregateLosses`], never silently ignored.
+    pub map_entries: u32,
 }
 
 impl Default for TraceConfig {
@@ -72,7 +86,15 @@ impl TraceConfig {
             strings: Vec::new(),
             ring_bytes: DEFAULT_RING_BYTES,
             perf_event_links: false,
+            aggregations: Vec::new(),
+            map_entries: DEFAULT_MAP_ENTRIES,
         }
+    }
+
+    /// Adds an in-kernel aggregation (see [`Aggregation`]).
+    pub fn aggregate(mut self, aggregation: Aggregation) -> TraceConfig {
+        self.aggregations.push(aggregation);
+        self
     }
 
     /// Adds a probe specification (see [`ProbeSpec`]).
@@ -150,6 +172,16 @@ struct SiteState {
     decoding: SiteDecoding,
 }
 
+/// The maps of the in-kernel aggregations and how to read them.
+struct Aggregates {
+    counters: BpfHashMap<MapData, AggKey, u64>,
+    starts: BpfHashMap<MapData, StartKey, u64>,
+    errors: Array<MapData, u64>,
+    /// Per aggregation: its configuration and, per probe id it covers, how
+    /// to show its keys.
+    specs: Vec<(Aggregation, Vec<(u32, KeyDecoder)>)>,
+}
+
 /// Attached probes and the stream of their events. Dropping the tracer
 /// detaches everything (and the kernel lowers the semaphores it raised).
 pub struct Tracer {
@@ -160,6 +192,9 @@ pub struct Tracer {
     drops: Array<MapData, u64>,
     probes: Vec<Arc<ProbeInfo>>,
     sites: Vec<SiteState>,
+    /// Distinct sites attached (a site can be attached for several uses).
+    site_count: usize,
+    aggregates: Option<Aggregates>,
     delivered: u64,
     /// Semaphores raised by writing process memory, lowered on detach.
     manual: Vec<ManualSemaphore>,
@@ -175,24 +210,50 @@ impl Tracer {
     /// Selects the sites `config` names, loads the BPF program and attaches
     /// it to every site. On error nothing stays attached.
     pub fn attach(config: &TraceConfig) -> Result<Tracer, TraceError> {
-        if config.probes.is_empty() {
+        if config.probes.is_empty() && config.aggregations.is_empty() {
             return Err(TraceError::BadSpec {
                 spec: String::new(),
                 reason: "no probe given".into(),
             });
         }
+        if config.map_entries == 0 {
+            return Err(TraceError::BadSpec {
+                spec: "0".into(),
+                reason: "the aggregation maps need at least one entry".into(),
+            });
+        }
         // Privileges first: without them nothing else matters.
         privileges::check()?;
-        let mut selected =
-            select::select_sites(&config.probes, config.pid, config.executable.as_deref())?;
+        let (mut selected, roles) = select_all(config)?;
         let warnings =
             select::plan_semaphores(&mut selected, config.pid, config.executable.as_deref())?;
-        let (plans, probes, sites) = plan_all(&selected, &config.strings)?;
+        let planned = plan_all(
+            &selected,
+            &roles,
+            &config.strings,
+            config.aggregations.len(),
+        )?;
+        let plans = planned.plans;
+        let probes = planned.probes;
+        let sites = planned.sites;
+        let mut distinct: Vec<(&Path, u64, bool)> = selected
+            .iter()
+            .map(|s| (s.attach_path.as_path(), s.probe.file_offset, s.ret))
+            .collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let site_count = distinct.len();
         uprobe::raise_fd_limit();
 
+        // The aggregation maps are allocated up front by the kernel: one
+        // entry each when nothing is aggregated.
+        let aggregating = !config.aggregations.is_empty();
+        let map_entries = if aggregating { config.map_entries } else { 1 };
         let mut ebpf = EbpfLoader::new()
             .map_max_entries(SITES_MAP, plans.len().max(1) as u32)
             .map_max_entries(EVENTS_MAP, config.ring_bytes)
+            .map_max_entries(AGGREGATES_MAP, map_entries)
+            .map_max_entries(STARTS_MAP, map_entries)
             .load(BPF_OBJECT)
             .map_err(|e| bpf_error("cannot load the BPF object", &e))?;
         {
@@ -220,6 +281,21 @@ impl Tracer {
         };
         let ring: RingBuf<MapData> = take_map(&mut ebpf, EVENTS_MAP)?;
         let drops: Array<MapData, u64> = take_map(&mut ebpf, DROPS_MAP)?;
+        let aggregates = if aggregating {
+            Some(Aggregates {
+                counters: take_map(&mut ebpf, AGGREGATES_MAP)?,
+                starts: take_map(&mut ebpf, STARTS_MAP)?,
+                errors: take_map(&mut ebpf, AGG_ERRORS_MAP)?,
+                specs: config
+                    .aggregations
+                    .iter()
+                    .cloned()
+                    .zip(planned.keys)
+                    .collect(),
+            })
+        } else {
+            None
+        };
         // Arm the program: every site starts reporting at this instant.
         {
             let mut control: Array<&mut MapData, u32> = ebpf
@@ -237,6 +313,8 @@ impl Tracer {
             drops,
             probes,
             sites,
+            site_count,
+            aggregates,
             delivered: 0,
             manual: Vec::new(),
             after_exec: Vec::new(),
@@ -271,13 +349,145 @@ impl Tracer {
         &self.probes
     }
 
-    /// Number of attached sites (0 after [`Tracer::detach`]).
+    /// Number of attached sites (0 after [`Tracer::detach`]); a site
+    /// streamed and aggregated counts once.
     pub fn attached_sites(&self) -> usize {
         if self.links.is_empty() {
             0
         } else {
-            self.sites.len()
+            self.site_count
         }
+    }
+
+    /// What the in-kernel aggregations hold now: every configured
+    /// aggregation's counts or histograms (cumulative since attaching; see
+    /// [`AggregateReport::since`] for intervals), and the hits that could
+    /// not be aggregated. Readable after [`Tracer::detach`] too. Empty when
+    /// the configuration has no aggregation.
+    pub fn aggregates(&self) -> Result<AggregateReport, TraceError> {
+        let Some(aggregates) = &self.aggregates else {
+            return Ok(AggregateReport::default());
+        };
+        let error = |index: u32| {
+            aggregates
+                .errors
+                .get(&index, 0)
+                .map_err(|e| bpf_error("cannot read the aggregation error counters", &e))
+        };
+        let losses = AggregateLosses {
+            map_full: error(AGG_ERR_FULL)?,
+            starts_full: error(AGG_ERR_STARTS_FULL)?,
+            unmatched_ends: error(AGG_ERR_UNMATCHED)?,
+            faults: error(AGG_ERR_FAULT)?,
+        };
+        let pending_starts = aggregates.starts.keys().filter(Result::is_ok).count() as u64;
+
+        let mut results: Vec<AggregateResult> = aggregates
+            .specs
+            .iter()
+            .map(|(spec, keys)| match spec {
+                Aggregation::Hits { by, .. } => AggregateResult::Hits {
+                    by: by.as_ref().map(ToString::to_string),
+                    // Every probe shows, with no hit too, when not keyed.
+                    counts: if by.is_none() {
+                        keys.iter()
+                            .map(|(probe, _)| HitCount {
+                                probe: self.probes[*probe as usize].clone(),
+                                key: None,
+                                count: 0,
+                            })
+                            .collect()
+                    } else {
+                        Vec::new()
+                    },
+                },
+                Aggregation::Histogram { arg, .. } => AggregateResult::Histogram {
+                    arg: arg.clone(),
+                    histograms: keys
+                        .iter()
+                        .map(|(probe, _)| {
+                            (
+                                self.probes[*probe as usize].clone(),
+                                Log2Histogram::default(),
+                            )
+                        })
+                        .collect(),
+                },
+                Aggregation::Latency {
+                    start,
+                    end,
+                    start_key,
+                    end_key,
+                } => AggregateResult::Latency {
+                    start: start.to_string(),
+                    end: end.to_string(),
+                    key: if start_key == end_key {
+                        start_key.to_string()
+                    } else {
+                        format!("{start_key},{end_key}")
+                    },
+                    histogram: Box::default(),
+                },
+            })
+            .collect();
+        for entry in aggregates.counters.iter() {
+            let (key, count) =
+                entry.map_err(|e| bpf_error("cannot read the aggregation counters", &e))?;
+            let Some(result) = results.get_mut(key.aggregation as usize) else {
+                continue;
+            };
+            let bucket = key.value as usize;
+            match result {
+                AggregateResult::Hits { counts, .. } => {
+                    let Some(decoder) = aggregates.specs[key.aggregation as usize]
+                        .1
+                        .iter()
+                        .find(|(probe, _)| *probe == key.probe_id)
+                        .map(|(_, decoder)| *decoder)
+                    else {
+                        continue;
+                    };
+                    let value = decoder.decode(&key);
+                    let probe = &self.probes[key.probe_id as usize];
+                    match counts
+                        .iter_mut()
+                        .find(|row| Arc::ptr_eq(&row.probe, probe) && row.key == value)
+                    {
+                        Some(row) => row.count += count,
+                        None => counts.push(HitCount {
+                            probe: probe.clone(),
+                            key: value,
+                            count,
+                        }),
+                    }
+                }
+                AggregateResult::Histogram { histograms, .. } => {
+                    let probe = self.probes.get(key.probe_id as usize);
+                    if let Some((_, histogram)) = histograms
+                        .iter_mut()
+                        .find(|(p, _)| probe.is_some_and(|probe| Arc::ptr_eq(p, probe)))
+                        && bucket < HISTOGRAM_BUCKETS
+                    {
+                        histogram.buckets[bucket] += count;
+                    }
+                }
+                AggregateResult::Latency { histogram, .. } => {
+                    if bucket < HISTOGRAM_BUCKETS {
+                        histogram.buckets[bucket] += count;
+                    }
+                }
+            }
+        }
+        for result in &mut results {
+            if let AggregateResult::Hits { counts, .. } = result {
+                report::sort_counts(counts);
+            }
+        }
+        Ok(AggregateReport {
+            results,
+            losses,
+            pending_starts,
+        })
     }
 
     /// Events delivered so far.
@@ -398,17 +608,88 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// The plans of the selected sites (in cookie order), the probes they
-/// belong to, and what user space keeps per site.
-type Plans = (Vec<SitePlan>, Vec<Arc<ProbeInfo>>, Vec<SiteState>);
+/// Selects the sites of the streamed probes and of every aggregation, in
+/// cookie order, with what each does. A site used twice is selected twice.
+fn select_all(config: &TraceConfig) -> Result<(Vec<SelectedSite>, Vec<Role>), TraceError> {
+    let select =
+        |specs: &[ProbeSpec]| select::select_sites(specs, config.pid, config.executable.as_deref());
+    let mut selected = Vec::new();
+    let mut roles = Vec::new();
+    let mut add = |sites: Vec<SelectedSite>, role: Role| {
+        roles.extend(std::iter::repeat_n(role, sites.len()));
+        selected.extend(sites);
+    };
+    if !config.probes.is_empty() {
+        add(select(&config.probes)?, Role::Stream);
+    }
+    for (index, aggregation) in config.aggregations.iter().enumerate() {
+        let index = index as u32;
+        match aggregation {
+            Aggregation::Hits { probes, by } => add(
+                select(probes)?,
+                Role::Count {
+                    index,
+                    by: by.clone(),
+                },
+            ),
+            Aggregation::Histogram { probes, arg } => add(
+                select(probes)?,
+                Role::Histogram {
+                    index,
+                    arg: arg.clone(),
+                },
+            ),
+            Aggregation::Latency {
+                start,
+                end,
+                start_key,
+                end_key,
+            } => {
+                add(
+                    select(std::slice::from_ref(start.as_ref()))?,
+                    Role::LatencyStart {
+                        index,
+                        key: start_key.clone(),
+                    },
+                );
+                add(
+                    select(std::slice::from_ref(end.as_ref()))?,
+                    Role::LatencyEnd {
+                        index,
+                        key: end_key.clone(),
+                    },
+                );
+            }
+        }
+    }
+    Ok((selected, roles))
+}
 
-/// Plans every site; groups sites into probes by (module, provider, name).
-fn plan_all(selected: &[SelectedSite], strings: &[StringRequest]) -> Result<Plans, TraceError> {
+/// The plans of the selected sites (in cookie order), the probes they
+/// belong to, what user space keeps per site, and per aggregation the probe
+/// ids it covers with how to show their keys.
+struct Planned {
+    plans: Vec<SitePlan>,
+    probes: Vec<Arc<ProbeInfo>>,
+    sites: Vec<SiteState>,
+    keys: Vec<Vec<(u32, KeyDecoder)>>,
+}
+
+/// Plans every site for its role; groups sites into probes by (module,
+/// provider, name).
+fn plan_all(
+    selected: &[SelectedSite],
+    roles: &[Role],
+    strings: &[StringRequest],
+    aggregations: usize,
+) -> Result<Planned, TraceError> {
     let mut probe_index: HashMap<(PathBuf, String, String), usize> = HashMap::new();
+    let mut counted: std::collections::HashSet<(PathBuf, u64, bool)> = Default::default();
     let mut infos: Vec<ProbeInfo> = Vec::new();
     let mut plans = Vec::with_capacity(selected.len());
     let mut sites = Vec::with_capacity(selected.len());
-    for site in selected {
+    let mut keys: Vec<Vec<(u32, KeyDecoder)>> = vec![Vec::new(); aggregations];
+    for (site, role) in selected.iter().zip(roles) {
         let probe = &site.probe;
         let key = (
             site.display_path.clone(),
@@ -426,18 +707,33 @@ fn plan_all(selected: &[SelectedSite], strings: &[StringRequest]) -> Result<Plan
             });
             infos.len() - 1
         });
-        infos[id].sites += 1;
+        if counted.insert((site.attach_path.clone(), probe.file_offset, site.ret)) {
+            infos[id].sites += 1;
+        }
+        let unsupported = |reason: String| TraceError::Unsupported {
+            path: site.display_path.clone(),
+            provider: probe.provider.clone(),
+            name: probe.name.clone(),
+            address: probe.address,
+            reason,
+        };
         let cstr = StringRequest::args_for(strings, &probe.provider, &probe.name);
-        let (plan, decoding) =
-            plan::plan_site(site.arch, probe, id as u32, &cstr).map_err(|e| {
-                TraceError::Unsupported {
-                    path: site.display_path.clone(),
-                    provider: probe.provider.clone(),
-                    name: probe.name.clone(),
-                    address: probe.address,
-                    reason: e.0,
-                }
-            })?;
+        let (mut plan, decoding) =
+            plan::plan_site(site.arch, probe, id as u32, &cstr).map_err(|e| unsupported(e.0))?;
+        let shown = aggregate::apply_role(&mut plan, &decoding, role).map_err(unsupported)?;
+        let aggregation = match role {
+            Role::Stream => None,
+            Role::Count { index, .. }
+            | Role::Histogram { index, .. }
+            | Role::LatencyStart { index, .. }
+            | Role::LatencyEnd { index, .. } => Some(*index as usize),
+        };
+        if let Some(covered) = aggregation.and_then(|index| keys.get_mut(index))
+            && !matches!(role, Role::LatencyStart { .. } | Role::LatencyEnd { .. })
+            && !covered.iter().any(|(probe, _)| *probe == id as u32)
+        {
+            covered.push((id as u32, shown));
+        }
         plans.push(plan);
         sites.push(SiteState {
             probe: id,
@@ -445,7 +741,12 @@ fn plan_all(selected: &[SelectedSite], strings: &[StringRequest]) -> Result<Plan
             decoding,
         });
     }
-    Ok((plans, infos.into_iter().map(Arc::new).collect(), sites))
+    Ok(Planned {
+        plans,
+        probes: infos.into_iter().map(Arc::new).collect(),
+        sites,
+        keys,
+    })
 }
 
 /// Loads the program for uprobe_multi links, or `None` when the kernel has
@@ -454,7 +755,9 @@ fn load_multi_program(ebpf: &Ebpf) -> Result<Option<MultiProgram>, TraceError> {
     let mut fds: Vec<(String, MapFd)> = Vec::new();
     for (name, map) in ebpf.maps() {
         let data = match map {
-            Map::Array(data) | Map::PerCpuArray(data) | Map::RingBuf(data) => data,
+            Map::Array(data) | Map::PerCpuArray(data) | Map::RingBuf(data) | Map::HashMap(data) => {
+                data
+            }
             _ => return Err(TraceError::Bpf(format!("unexpected map {name}"))),
         };
         let fd = data
@@ -483,30 +786,44 @@ fn load_multi_program(ebpf: &Ebpf) -> Result<Option<MultiProgram>, TraceError> {
     }
 }
 
-/// One uprobe_multi link per file, with every selected site of it; the
-/// cookie of a site is its index.
+/// uprobe_multi links: one per file and kind of uprobe (entry or return)
+/// with every selected site of it; the cookie of a site is its index. A
+/// site selected for several uses goes into as many links, one offset per
+/// link.
 fn attach_multi(
     program: &MultiProgram,
     selected: &[SelectedSite],
     pid: Option<u32>,
 ) -> Result<Vec<OwnedFd>, TraceError> {
-    let mut files: Vec<&Path> = Vec::new();
-    for site in selected {
-        if !files.contains(&site.attach_path.as_path()) {
-            files.push(&site.attach_path);
+    let mut groups: Vec<(&Path, bool, std::collections::HashSet<u64>, Vec<usize>)> = Vec::new();
+    for (index, site) in selected.iter().enumerate() {
+        let offset = site.probe.file_offset;
+        let group = groups.iter_mut().find(|(file, ret, offsets, _)| {
+            *file == site.attach_path.as_path() && *ret == site.ret && !offsets.contains(&offset)
+        });
+        match group {
+            Some((_, _, offsets, members)) => {
+                offsets.insert(offset);
+                members.push(index);
+            }
+            None => groups.push((
+                &site.attach_path,
+                site.ret,
+                std::iter::once(offset).collect(),
+                vec![index],
+            )),
         }
     }
-    let mut links = Vec::with_capacity(files.len());
-    for file in files {
-        let group: Vec<(usize, &SelectedSite)> = selected
+    let mut links = Vec::with_capacity(groups.len());
+    for (file, ret, _, members) in groups {
+        let group: Vec<(usize, &SelectedSite)> = members
             .iter()
-            .enumerate()
-            .filter(|(_, site)| site.attach_path == file)
+            .map(|&index| (index, &selected[index]))
             .collect();
         let offsets: Vec<u64> = group.iter().map(|(_, s)| s.probe.file_offset).collect();
         let ref_ctrs: Vec<u64> = group.iter().map(|(_, s)| ref_ctr(s).unwrap_or(0)).collect();
         let cookies: Vec<u64> = group.iter().map(|(index, _)| *index as u64).collect();
-        match multi::link(program.fd(), file, &offsets, &ref_ctrs, &cookies, pid) {
+        match multi::link(program.fd(), file, &offsets, &ref_ctrs, &cookies, pid, ret) {
             Ok(link) => links.push(link),
             Err(error) => {
                 // Find the site the kernel refuses, to name it.
@@ -518,6 +835,7 @@ fn attach_multi(
                         &[ref_ctr(site).unwrap_or(0)],
                         &[*index as u64],
                         pid,
+                        ret,
                     );
                     if let Err(error) = one {
                         return Err(classify_attach_error(error, pid, site));
@@ -565,6 +883,7 @@ fn attach_perf_events(
                 site.probe.file_offset,
                 ref_ctr(site),
                 pid,
+                site.ret,
             )
             .map_err(fail)?;
         links

@@ -32,6 +32,8 @@ pub struct UprobePmu {
     /// Bit position of the semaphore offset field in `config`, if the
     /// kernel supports `ref_ctr_offset`.
     ref_ctr_shift: Option<u32>,
+    /// Bit of `config` that makes the uprobe a uretprobe.
+    retprobe_bit: Option<u32>,
 }
 
 impl UprobePmu {
@@ -49,9 +51,14 @@ impl UprobePmu {
         let ref_ctr_shift = read_trimmed(&format!("{UPROBE_PMU}/format/ref_ctr_offset"))
             .ok()
             .and_then(|format| parse_config_field(&format));
+        // "config:0".
+        let retprobe_bit = read_trimmed(&format!("{UPROBE_PMU}/format/retprobe"))
+            .ok()
+            .and_then(|format| parse_config_field(&format));
         Ok(UprobePmu {
             kind,
             ref_ctr_shift,
+            retprobe_bit,
         })
     }
 
@@ -62,17 +69,30 @@ impl UprobePmu {
 
     /// Opens a uprobe perf event on `path` at `file_offset`, raising the
     /// semaphore at `ref_ctr_offset` (a file offset) if given, for process
-    /// `pid` or for every process when `pid` is `None`.
+    /// `pid` or for every process when `pid` is `None`; a uretprobe (at the
+    /// return of the function starting there) when `ret`.
     pub fn open(
         &self,
         path: &Path,
         file_offset: u64,
         ref_ctr_offset: Option<u64>,
         pid: Option<u32>,
+        ret: bool,
     ) -> io::Result<OwnedFd> {
         let path = CString::new(path.as_os_str().as_bytes())
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
         let mut config = 0u64;
+        if ret {
+            match self.retprobe_bit {
+                Some(bit) if bit < 64 => config |= 1 << bit,
+                _ => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::Unsupported,
+                        "this kernel's uprobe PMU has no retprobe flag",
+                    ));
+                }
+            }
+        }
         if let Some(offset) = ref_ctr_offset {
             let shift = self.ref_ctr_shift.ok_or_else(|| {
                 io::Error::new(

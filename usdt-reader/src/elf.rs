@@ -26,8 +26,10 @@ const SHT_DYNSYM: u32 = 11;
 const SHF_COMPRESSED: u64 = 0x800;
 const SHN_UNDEF: usize = 0;
 const SHN_XINDEX: u16 = 0xffff;
+const STT_FUNC: u8 = 2;
 const STT_SECTION: u8 = 3;
 const STT_FILE: u8 = 4;
+const STT_GNU_IFUNC: u8 = 10;
 
 /// Files smaller than this are read rather than mapped.
 const MAP_THRESHOLD: u64 = 16 * 1024;
@@ -61,6 +63,19 @@ pub struct Segment {
     pub filesz: u64,
     /// `PF_X` (1), `PF_W` (2), `PF_R` (4).
     pub flags: u32,
+}
+
+/// A function defined in an ELF file's symbol tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FunctionSymbol {
+    /// Link-time address of the function's first instruction.
+    pub address: u64,
+    /// Size in bytes, as the symbol table gives it (0 when unknown).
+    pub size: u64,
+    /// Whether the symbol is an indirect function (`STT_GNU_IFUNC`): its
+    /// address is a resolver that picks the implementation at load time,
+    /// not the implementation.
+    pub indirect: bool,
 }
 
 /// An ELF file opened for reading. The file is memory-mapped and only its
@@ -359,6 +374,29 @@ impl ElfFile {
         SymbolTables::new(self).resolve(name).ok()
     }
 
+    /// Every distinct definition of the function `name`: the `STT_FUNC` and
+    /// `STT_GNU_IFUNC` symbols of `.symtab` and `.dynsym` with that name, one
+    /// per address, in table order. Symbol versions are not part of the
+    /// name, so a library defining two versions of a function returns both.
+    /// Empty when no table defines it (a stripped file without the symbol
+    /// in `.dynsym`).
+    pub fn functions(&self, name: &str) -> Vec<FunctionSymbol> {
+        let mut found: Vec<FunctionSymbol> = Vec::new();
+        for sym in defined_symbols(self, name) {
+            let kind = sym.st_type();
+            if (kind == STT_FUNC || kind == STT_GNU_IFUNC)
+                && !found.iter().any(|f| f.address == sym.st_value)
+            {
+                found.push(FunctionSymbol {
+                    address: sym.st_value,
+                    size: sym.st_size,
+                    indirect: kind == STT_GNU_IFUNC,
+                });
+            }
+        }
+        found
+    }
+
     /// Every probe site of the file, in note order; empty when the file has
     /// none. Addresses are adjusted for a moved `.stapsdt.base` section (as
     /// prelink did); each probe's operands are parsed on their own, so one
@@ -467,57 +505,66 @@ impl<'a> SymbolTables<'a> {
 
     /// Every distinct address defined under `name` in both tables.
     fn addresses(&self, name: &str) -> Vec<u64> {
-        let file = self.file;
-        let ctx = Ctx::new(
-            if file.layout.is_64 {
-                Container::Big
-            } else {
-                Container::Little
-            },
-            match file.layout.endian {
-                Endian::Little => goblin::container::Endian::Little,
-                Endian::Big => goblin::container::Endian::Big,
-            },
-        );
-        let entry = if file.layout.is_64 { 24 } else { 16 };
         let mut found = Vec::new();
-        for table in file
-            .sections
-            .iter()
-            .filter(|s| s.sh_type == SHT_SYMTAB || s.sh_type == SHT_DYNSYM)
-        {
-            let Some(strings) = file
-                .sections
-                .get(table.sh_link as usize)
-                .and_then(|s| file.section_bytes(s).ok())
-            else {
-                continue;
-            };
-            let (Ok(offset), Ok(size)) = (
-                usize::try_from(table.sh_offset),
-                usize::try_from(table.sh_size),
-            ) else {
-                continue;
-            };
-            let Ok(symbols) = Symtab::parse(&file.data, offset, size / entry, ctx) else {
-                continue;
-            };
-            for index in 1..symbols.len() {
-                let Some(sym): Option<Sym> = symbols.get(index) else {
-                    break;
-                };
-                if sym.st_shndx == SHN_UNDEF || matches!(sym.st_type(), STT_SECTION | STT_FILE) {
-                    continue;
-                }
-                if cstr_at(strings, sym.st_name) == Some(name.as_bytes())
-                    && !found.contains(&sym.st_value)
-                {
-                    found.push(sym.st_value);
-                }
+        for sym in defined_symbols(self.file, name) {
+            if !found.contains(&sym.st_value) {
+                found.push(sym.st_value);
             }
         }
         found
     }
+}
+
+/// Every defined symbol named `name` in `.symtab` and `.dynsym` (section
+/// and file symbols left out), in table order.
+fn defined_symbols(file: &ElfFile, name: &str) -> Vec<Sym> {
+    let ctx = Ctx::new(
+        if file.layout.is_64 {
+            Container::Big
+        } else {
+            Container::Little
+        },
+        match file.layout.endian {
+            Endian::Little => goblin::container::Endian::Little,
+            Endian::Big => goblin::container::Endian::Big,
+        },
+    );
+    let entry = if file.layout.is_64 { 24 } else { 16 };
+    let mut found = Vec::new();
+    for table in file
+        .sections
+        .iter()
+        .filter(|s| s.sh_type == SHT_SYMTAB || s.sh_type == SHT_DYNSYM)
+    {
+        let Some(strings) = file
+            .sections
+            .get(table.sh_link as usize)
+            .and_then(|s| file.section_bytes(s).ok())
+        else {
+            continue;
+        };
+        let (Ok(offset), Ok(size)) = (
+            usize::try_from(table.sh_offset),
+            usize::try_from(table.sh_size),
+        ) else {
+            continue;
+        };
+        let Ok(symbols) = Symtab::parse(&file.data, offset, size / entry, ctx) else {
+            continue;
+        };
+        for index in 1..symbols.len() {
+            let Some(sym): Option<Sym> = symbols.get(index) else {
+                break;
+            };
+            if sym.st_shndx == SHN_UNDEF || matches!(sym.st_type(), STT_SECTION | STT_FILE) {
+                continue;
+            }
+            if cstr_at(strings, sym.st_name) == Some(name.as_bytes()) {
+                found.push(sym);
+            }
+        }
+    }
+    found
 }
 
 impl SymbolResolver for SymbolTables<'_> {

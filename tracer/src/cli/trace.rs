@@ -6,7 +6,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 use usdt_tracer::launch::{StoppedCommand, describe_status, split_command};
 use usdt_tracer::{
-    ProbeSpec, StringRequest, TraceConfig, TraceError, Tracer, json_line, text_line,
+    AggregateReport, Aggregation, KeySource, ProbeSpec, StringRequest, TraceConfig, TraceError,
+    Tracer, json_line, text_line,
 };
 
 /// How often the loop looks at the ring buffer when nothing wakes it.
@@ -40,20 +41,89 @@ pub struct TraceArgs {
     /// Size of the event ring buffer in MiB (a power of two).
     #[arg(long, value_name = "MIB", default_value_t = 8)]
     buffer_mib: u32,
+    /// Count the PROBEs' hits in the kernel instead of printing each one;
+    /// the counts print at the end (or every --interval).
+    #[arg(long, help_heading = "Aggregating in the kernel")]
+    hits: bool,
+    /// With --hits: count per KEY, one of `pid`, `tid` or an argument (its
+    /// declared name, or `argN` counting from 0; strings too).
+    #[arg(
+        long,
+        value_name = "KEY",
+        requires = "hits",
+        help_heading = "Aggregating in the kernel"
+    )]
+    by: Option<String>,
+    /// A log2 histogram of the PROBEs' integer argument ARG (a declared name
+    /// or `argN`), per probe, printed as bcc's print_log2_hist does.
+    #[arg(long, value_name = "ARG", help_heading = "Aggregating in the kernel")]
+    hist: Vec<String>,
+    /// Latency from a hit of START to the next hit of END with the same
+    /// --key in the same process, as a log2 histogram in microseconds.
+    #[arg(
+        long,
+        num_args = 2,
+        value_names = ["START", "END"],
+        requires = "key",
+        help_heading = "Aggregating in the kernel"
+    )]
+    latency: Option<Vec<String>>,
+    /// With --latency: what pairs a start with its end: an integer argument
+    /// (declared name or `argN`; `START_ARG,END_ARG` when they differ), `tid`
+    /// or `pid`.
+    #[arg(
+        long,
+        value_name = "KEY",
+        requires = "latency",
+        help_heading = "Aggregating in the kernel"
+    )]
+    key: Option<String>,
+    /// Print the aggregations every SECS seconds (the counts of that
+    /// interval), not only at the end.
+    #[arg(long, value_name = "SECS", help_heading = "Aggregating in the kernel")]
+    interval: Option<f64>,
+    /// Entry limit of the aggregation maps (distinct keys and buckets, and
+    /// pending latency starts); updates that find a map full are reported.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = usdt_tracer::DEFAULT_MAP_ENTRIES,
+        help_heading = "Aggregating in the kernel"
+    )]
+    map_entries: u32,
     /// Probes: `PATH:provider:name` (every process running PATH, including
     /// later ones), `usdt:PATH:provider:name`, or `provider:name` with
-    /// `--pid`/`-c`; `*` and `?` globs in provider and name.
-    #[arg(required = true, value_name = "PROBE")]
+    /// `--pid`/`-c`; `*` and `?` globs in provider and name. Functions:
+    /// `uprobe:FILE:FUNCTION(TYPES)` at entry, `uretprobe:FILE:FUNCTION(TYPE)`
+    /// at return, TYPES such as `int, str, u64` or `name: str` (FILE a path,
+    /// or a module name with --pid).
+    #[arg(required_unless_present = "latency", value_name = "PROBE")]
     probes: Vec<String>,
+}
+
+impl TraceArgs {
+    /// Whether any in-kernel aggregation is asked for.
+    fn aggregating(&self) -> bool {
+        self.hits || !self.hist.is_empty() || self.latency.is_some()
+    }
 }
 
 /// Runs `usdt trace`.
 pub fn run(args: TraceArgs) -> Result<(), CliError> {
     let mut config = TraceConfig::new();
+    let mut specs = Vec::new();
     for probe in &args.probes {
-        config
-            .probes
-            .push(probe.parse::<ProbeSpec>().map_err(trace_error)?);
+        specs.push(probe.parse::<ProbeSpec>().map_err(trace_error)?);
+    }
+    if args.aggregating() {
+        add_aggregations(&args, specs, &mut config)?;
+    } else {
+        if args.interval.is_some() {
+            return Err(CliError::Input(
+                "--interval prints aggregations: add --hits, --hist or --latency".into(),
+            ));
+        }
+        config.probes = specs;
     }
     for request in &args.strings {
         config
@@ -79,6 +149,15 @@ pub fn run(args: TraceArgs) -> Result<(), CliError> {
     if args.count == Some(0) {
         return Err(CliError::Input("--count 0: expected at least 1".into()));
     }
+    let interval = match args.interval {
+        Some(secs) if !(secs.is_finite() && secs > 0.0) => {
+            return Err(CliError::Input(format!(
+                "--interval {secs}: expected a positive number of seconds"
+            )));
+        }
+        Some(secs) => Some(Duration::from_secs_f64(secs)),
+        None => None,
+    };
 
     let mut command = match &args.command {
         Some(line) => {
@@ -130,6 +209,9 @@ pub fn run(args: TraceArgs) -> Result<(), CliError> {
     let target_gone_at_start = config.pid.is_some() && target.is_none();
 
     let deadline = duration.map(|d| Instant::now() + d);
+    let mut next_report = interval.map(|i| Instant::now() + i);
+    let mut last_report = AggregateReport::default();
+    let mut reports: u64 = 0;
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut printed: u64 = 0;
@@ -140,6 +222,9 @@ pub fn run(args: TraceArgs) -> Result<(), CliError> {
         let mut timeout = POLL_SLICE;
         if let Some(deadline) = deadline {
             timeout = timeout.min(deadline.saturating_duration_since(Instant::now()));
+        }
+        if let Some(next) = next_report {
+            timeout = timeout.min(next.saturating_duration_since(Instant::now()));
         }
         let mut fds = vec![
             libc::pollfd {
@@ -188,6 +273,18 @@ pub fn run(args: TraceArgs) -> Result<(), CliError> {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             stop = true;
         }
+        if let (Some(next), Some(interval), false) = (next_report, interval, stop)
+            && Instant::now() >= next
+            && write_error.is_none()
+        {
+            next_report = Some(next + interval);
+            let report = tracer.aggregates().map_err(trace_error)?;
+            reports += 1;
+            if let Err(e) = print_report(&mut out, &report.since(&last_report), &args, reports) {
+                write_error = Some(e);
+            }
+            last_report = report;
+        }
     }
 
     // Detach first, then deliver what the probes wrote before it.
@@ -207,14 +304,48 @@ pub fn run(args: TraceArgs) -> Result<(), CliError> {
     {
         write_error = Some(e);
     }
+    let report = if args.aggregating() {
+        Some(tracer.aggregates().map_err(trace_error)?)
+    } else {
+        None
+    };
+    if let Some(report) = &report
+        && write_error.is_none()
+    {
+        let shown = if interval.is_some() {
+            report.since(&last_report)
+        } else {
+            report.clone()
+        };
+        if let Err(e) = print_report(&mut out, &shown, &args, reports + 1) {
+            write_error = Some(e);
+        }
+    }
     drop(out);
     let drops = tracer.drops().map_err(trace_error)?;
     drop(tracer);
 
-    let mut summary = format!(
-        "usdt: {printed} event{}, {drops} dropped",
-        plural(printed as usize)
-    );
+    if let Some(report) = &report {
+        for warning in loss_warnings(report, args.map_entries) {
+            eprintln!("usdt: warning: {warning}");
+        }
+    }
+    let mut summary = if let Some(report) = &report {
+        let lost = report.losses.map_full + report.losses.starts_full + report.losses.faults;
+        if lost == 0 {
+            "usdt: aggregated in the kernel, no hit lost".to_owned()
+        } else {
+            format!(
+                "usdt: aggregated in the kernel, {lost} hit{} lost",
+                plural(lost as usize)
+            )
+        }
+    } else {
+        format!(
+            "usdt: {printed} event{}, {drops} dropped",
+            plural(printed as usize)
+        )
+    };
     if let Some(reason) = end_reason {
         summary.push_str(&format!(" ({reason})"));
     }
@@ -229,6 +360,145 @@ pub fn run(args: TraceArgs) -> Result<(), CliError> {
         Some(e) => Err(CliError::Failure(format!("cannot write events: {e}"))),
         None => Ok(()),
     }
+}
+
+/// Turns the probes and the aggregation options into aggregations.
+fn add_aggregations(
+    args: &TraceArgs,
+    specs: Vec<ProbeSpec>,
+    config: &mut TraceConfig,
+) -> Result<(), CliError> {
+    if args.count.is_some() {
+        return Err(CliError::Input(
+            "--count stops after N printed events; aggregations print no events (use --duration)"
+                .into(),
+        ));
+    }
+    if !args.hits && args.hist.is_empty() && !specs.is_empty() {
+        return Err(CliError::Input(
+            "PROBE arguments are aggregated by --hits or --hist; --latency names its own probes"
+                .into(),
+        ));
+    }
+    if (args.hits || !args.hist.is_empty()) && specs.is_empty() {
+        return Err(CliError::Input(
+            "--hits and --hist need PROBE arguments to aggregate".into(),
+        ));
+    }
+    if args.map_entries == 0 {
+        return Err(CliError::Input(
+            "--map-entries 0: expected at least 1".into(),
+        ));
+    }
+    config.map_entries = args.map_entries;
+    if args.hits {
+        let by = args
+            .by
+            .as_deref()
+            .map(str::parse::<KeySource>)
+            .transpose()
+            .map_err(trace_error)?;
+        config.aggregations.push(Aggregation::Hits {
+            probes: specs.clone(),
+            by,
+        });
+    }
+    for arg in &args.hist {
+        let probes: Vec<&str> = specs.iter().map(ProbeSpec::as_str).collect();
+        config
+            .aggregations
+            .push(Aggregation::histogram(&probes, arg).map_err(trace_error)?);
+    }
+    if let (Some(pair), Some(key)) = (&args.latency, &args.key) {
+        let [start, end] = pair.as_slice() else {
+            return Err(CliError::Input("--latency takes START and END".into()));
+        };
+        config
+            .aggregations
+            .push(Aggregation::latency(start, end, key).map_err(trace_error)?);
+    }
+    Ok(())
+}
+
+/// Prints one report of the aggregations: text blocks, or JSON lines (with
+/// `"report"`, the report's number, when printing every interval).
+fn print_report(
+    out: &mut impl Write,
+    report: &AggregateReport,
+    args: &TraceArgs,
+    number: u64,
+) -> io::Result<()> {
+    if args.json {
+        for line in report.json_lines() {
+            match (args.interval.is_some(), line.strip_suffix('}')) {
+                (true, Some(open)) => writeln!(out, "{open},\"report\":{number}}}")?,
+                _ => writeln!(out, "{line}")?,
+            }
+        }
+    } else {
+        if args.interval.is_some() {
+            writeln!(out, "--- {} ---", clock_time())?;
+        }
+        write!(out, "{}", report.render_text())?;
+        if args.interval.is_some() {
+            writeln!(out)?;
+        }
+    }
+    out.flush()
+}
+
+/// Hits the aggregations could not count, as warnings.
+fn loss_warnings(report: &AggregateReport, map_entries: u32) -> Vec<String> {
+    let losses = report.losses;
+    let mut warnings = Vec::new();
+    if losses.map_full > 0 {
+        warnings.push(format!(
+            "the aggregation map was full ({map_entries} entries): {} hit{} not counted; raise --map-entries",
+            losses.map_full,
+            plural(losses.map_full as usize)
+        ));
+    }
+    if losses.starts_full > 0 {
+        warnings.push(format!(
+            "the latency start map was full ({map_entries} entries): {} start{} not recorded; raise --map-entries",
+            losses.starts_full,
+            plural(losses.starts_full as usize)
+        ));
+    }
+    if losses.unmatched_ends > 0 {
+        warnings.push(format!(
+            "{} latency end{} had no start (begun before the trace, or not recorded)",
+            losses.unmatched_ends,
+            plural(losses.unmatched_ends as usize)
+        ));
+    }
+    if report.pending_starts > 0 {
+        warnings.push(format!(
+            "{} latency start{} had no end yet",
+            report.pending_starts,
+            plural(report.pending_starts as usize)
+        ));
+    }
+    if losses.faults > 0 {
+        warnings.push(format!(
+            "{} hit{} skipped: the key or value argument could not be read",
+            losses.faults,
+            plural(losses.faults as usize)
+        ));
+    }
+    warnings
+}
+
+/// The local time of day, `HH:MM:SS`, as bcc's tools head each interval.
+fn clock_time() -> String {
+    // SAFETY: time(NULL) and localtime_r write only into values we own.
+    let tm = unsafe {
+        let now = libc::time(std::ptr::null_mut());
+        let mut tm: libc::tm = std::mem::zeroed();
+        libc::localtime_r(&now, &mut tm);
+        tm
+    };
+    format!("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec)
 }
 
 /// Writes every waiting event (up to `--count`).

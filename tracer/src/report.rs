@@ -1,0 +1,638 @@
+//! What the in-kernel aggregations hold, and how it prints: tables of
+//! counts, and log2 histograms in the style of bcc's `print_log2_hist`.
+
+use crate::tracer::ProbeInfo;
+use crate::value::{Value, write_json_string};
+use std::fmt::Write as _;
+use std::sync::Arc;
+use tracer_common::HISTOGRAM_BUCKETS;
+
+/// Width of the widest bar of a histogram, in characters (as bcc's).
+const BAR_WIDTH: u64 = 40;
+
+/// The aggregations of a tracer at one moment (see
+/// [`crate::Tracer::aggregates`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AggregateReport {
+    /// One result per configured aggregation, in configuration order.
+    pub results: Vec<AggregateResult>,
+    /// Hits that could not be aggregated, by reason.
+    pub losses: AggregateLosses,
+    /// Latency starts still waiting for their end.
+    pub pending_starts: u64,
+}
+
+/// The result of one aggregation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AggregateResult {
+    /// Hit counts, highest first (every counted probe appears when there is
+    /// no key, even with no hit).
+    Hits {
+        /// The key counted by (`pid`, `tid`, an argument), if any.
+        by: Option<String>,
+        /// The counts.
+        counts: Vec<HitCount>,
+    },
+    /// One log2 histogram of an argument per probe.
+    Histogram {
+        /// The argument.
+        arg: String,
+        /// Each probe's histogram.
+        histograms: Vec<(Arc<ProbeInfo>, Log2Histogram)>,
+    },
+    /// A latency histogram in microseconds.
+    Latency {
+        /// The start probe as given.
+        start: String,
+        /// The end probe as given.
+        end: String,
+        /// The key pairing starts and ends.
+        key: String,
+        /// Microseconds from start to end.
+        histogram: Box<Log2Histogram>,
+    },
+}
+
+/// One counter of a hit count.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HitCount {
+    /// The probe.
+    pub probe: Arc<ProbeInfo>,
+    /// The key value, when counting by a key.
+    pub key: Option<Value>,
+    /// Hits.
+    pub count: u64,
+}
+
+/// Hits that could not be aggregated.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AggregateLosses {
+    /// Hits lost because the counter map was full (a new key found no
+    /// room).
+    pub map_full: u64,
+    /// Latency starts lost because the pending-start map was full.
+    pub starts_full: u64,
+    /// Latency ends whose start was not seen (it came before the trace, or
+    /// was lost).
+    pub unmatched_ends: u64,
+    /// Hits whose key or value argument could not be read.
+    pub faults: u64,
+}
+
+impl AggregateLosses {
+    fn minus(self, earlier: AggregateLosses) -> AggregateLosses {
+        AggregateLosses {
+            map_full: self.map_full.saturating_sub(earlier.map_full),
+            starts_full: self.starts_full.saturating_sub(earlier.starts_full),
+            unmatched_ends: self.unmatched_ends.saturating_sub(earlier.unmatched_ends),
+            faults: self.faults.saturating_sub(earlier.faults),
+        }
+    }
+}
+
+/// A histogram of power-of-two buckets: bucket 0 counts negative values,
+/// bucket `b` (1 to 64) the values from `2^(b-1)` to `2^b - 1`, with 0 in
+/// bucket 1 (see `tracer_common::log2_bucket`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Log2Histogram {
+    /// Counts per bucket.
+    pub buckets: [u64; HISTOGRAM_BUCKETS],
+}
+
+impl Default for Log2Histogram {
+    fn default() -> Self {
+        Log2Histogram {
+            buckets: [0; HISTOGRAM_BUCKETS],
+        }
+    }
+}
+
+impl Log2Histogram {
+    /// Values counted.
+    pub fn total(&self) -> u64 {
+        self.buckets.iter().sum()
+    }
+
+    /// The lowest and highest value of bucket `bucket` (1 to 64).
+    pub fn bounds(bucket: usize) -> (u64, u64) {
+        match bucket {
+            0 | 1 => (0, 1),
+            64.. => (1 << 63, u64::MAX),
+            b => (1 << (b - 1), (1 << b) - 1),
+        }
+    }
+
+    fn minus(&self, earlier: &Log2Histogram) -> Log2Histogram {
+        let mut out = self.clone();
+        for (bucket, old) in out.buckets.iter_mut().zip(earlier.buckets) {
+            *bucket = bucket.saturating_sub(old);
+        }
+        out
+    }
+
+    /// The histogram as bcc's `print_log2_hist` prints it: a header naming
+    /// the `unit`, then one row per bucket from the lowest up to the highest
+    /// non-empty one, with a bar of up to 40 stars scaled to the largest
+    /// count. Negative values get a row of their own first. Empty when
+    /// nothing was counted.
+    ///
+    /// ```text
+    ///      usecs               : count     distribution
+    ///          0 -> 1          : 0        |                                        |
+    ///          2 -> 3          : 4        |****************************************|
+    /// ```
+    pub fn render(&self, unit: &str) -> String {
+        let Some(last) = self.buckets.iter().rposition(|&c| c > 0) else {
+            return String::new();
+        };
+        let max = self.buckets.iter().copied().max().unwrap_or(0).max(1);
+        // Wide values need wider columns; bcc halves the bar then.
+        let wide = last > 32;
+        let width = if wide { BAR_WIDTH / 2 } else { BAR_WIDTH };
+        let mut out = String::new();
+        if wide {
+            writeln!(out, "               {unit:<29} : count     distribution").unwrap();
+        } else {
+            writeln!(out, "     {unit:<19} : count     distribution").unwrap();
+        }
+        let bar = |count: u64| {
+            let stars = (u128::from(width) * u128::from(count) / u128::from(max)) as usize;
+            format!(
+                "|{}{}|",
+                "*".repeat(stars),
+                " ".repeat(width as usize - stars)
+            )
+        };
+        let mut row = |label_low: String, label_high: String, count: u64| {
+            if wide {
+                writeln!(
+                    out,
+                    "{label_low:>20} -> {label_high:<20} : {count:<8} {}",
+                    bar(count)
+                )
+                .unwrap();
+            } else {
+                writeln!(
+                    out,
+                    "{label_low:>10} -> {label_high:<10} : {count:<8} {}",
+                    bar(count)
+                )
+                .unwrap();
+            }
+        };
+        if self.buckets[0] > 0 {
+            row("-inf".into(), "-1".into(), self.buckets[0]);
+        }
+        for bucket in 1..=last {
+            let (low, high) = Log2Histogram::bounds(bucket);
+            row(low.to_string(), high.to_string(), self.buckets[bucket]);
+        }
+        out
+    }
+
+    /// The non-empty buckets as a JSON array of `{"low", "high", "count"}`
+    /// (a negative bucket has `low` `null` and `high` -1).
+    fn write_json(&self, out: &mut String) {
+        out.push('[');
+        let mut first = true;
+        for (bucket, &count) in self.buckets.iter().enumerate() {
+            if count == 0 {
+                continue;
+            }
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            if bucket == 0 {
+                write!(out, "{{\"low\":null,\"high\":-1,\"count\":{count}}}").unwrap();
+            } else {
+                let (low, high) = Log2Histogram::bounds(bucket);
+                write!(out, "{{\"low\":{low},\"high\":{high},\"count\":{count}}}").unwrap();
+            }
+        }
+        out.push(']');
+    }
+}
+
+impl AggregateReport {
+    /// What was added since `earlier` (an older report of the same tracer):
+    /// counts and buckets minus the earlier ones, rows that did not change
+    /// left out (except per-probe counts without a key).
+    pub fn since(&self, earlier: &AggregateReport) -> AggregateReport {
+        let results = self
+            .results
+            .iter()
+            .enumerate()
+            .map(|(index, result)| {
+                let old = earlier.results.get(index);
+                match (result, old) {
+                    (
+                        AggregateResult::Hits { by, counts },
+                        Some(AggregateResult::Hits { counts: old, .. }),
+                    ) => {
+                        let counts = counts
+                            .iter()
+                            .filter_map(|row| {
+                                let before = old
+                                    .iter()
+                                    .find(|o| Arc::ptr_eq(&o.probe, &row.probe) && o.key == row.key)
+                                    .map_or(0, |o| o.count);
+                                let count = row.count.saturating_sub(before);
+                                (count > 0 || row.key.is_none()).then(|| HitCount {
+                                    count,
+                                    ..row.clone()
+                                })
+                            })
+                            .collect();
+                        let mut counts: Vec<HitCount> = counts;
+                        sort_counts(&mut counts);
+                        AggregateResult::Hits {
+                            by: by.clone(),
+                            counts,
+                        }
+                    }
+                    (
+                        AggregateResult::Histogram { arg, histograms },
+                        Some(AggregateResult::Histogram {
+                            histograms: old, ..
+                        }),
+                    ) => AggregateResult::Histogram {
+                        arg: arg.clone(),
+                        histograms: histograms
+                            .iter()
+                            .map(|(probe, histogram)| {
+                                let before = old.iter().find(|(p, _)| Arc::ptr_eq(p, probe));
+                                let histogram = match before {
+                                    Some((_, before)) => histogram.minus(before),
+                                    None => histogram.clone(),
+                                };
+                                (probe.clone(), histogram)
+                            })
+                            .collect(),
+                    },
+                    (
+                        AggregateResult::Latency {
+                            start,
+                            end,
+                            key,
+                            histogram,
+                        },
+                        Some(AggregateResult::Latency { histogram: old, .. }),
+                    ) => AggregateResult::Latency {
+                        start: start.clone(),
+                        end: end.clone(),
+                        key: key.clone(),
+                        histogram: Box::new(histogram.minus(old)),
+                    },
+                    (result, _) => result.clone(),
+                }
+            })
+            .collect();
+        AggregateReport {
+            results,
+            losses: self.losses.minus(earlier.losses),
+            pending_starts: self.pending_starts,
+        }
+    }
+
+    /// The report as text: per aggregation, a table of counts or the
+    /// histograms, separated by blank lines.
+    pub fn render_text(&self) -> String {
+        let mut blocks: Vec<String> = Vec::new();
+        for result in &self.results {
+            match result {
+                AggregateResult::Hits { by: None, counts } => {
+                    let mut out = String::new();
+                    let width = count_width(counts);
+                    writeln!(out, "{:>width$}  PROBE", "HITS").unwrap();
+                    for row in counts {
+                        writeln!(out, "{:>width$}  {}", row.count, probe_name(&row.probe)).unwrap();
+                    }
+                    blocks.push(out);
+                }
+                AggregateResult::Hits {
+                    by: Some(by),
+                    counts,
+                } => {
+                    let mut probes: Vec<&Arc<ProbeInfo>> = Vec::new();
+                    for row in counts {
+                        if !probes.iter().any(|p| Arc::ptr_eq(p, &row.probe)) {
+                            probes.push(&row.probe);
+                        }
+                    }
+                    if probes.is_empty() {
+                        blocks.push(format!("hits by {by}: none\n"));
+                    }
+                    for probe in probes {
+                        let rows: Vec<&HitCount> = counts
+                            .iter()
+                            .filter(|r| Arc::ptr_eq(&r.probe, probe))
+                            .collect();
+                        let width = rows
+                            .iter()
+                            .map(|r| r.count.to_string().len())
+                            .max()
+                            .unwrap_or(0)
+                            .max(4);
+                        let mut out = format!("{} hits by {by}\n", probe_name(probe));
+                        writeln!(out, "{:>width$}  {}", "HITS", by.to_uppercase()).unwrap();
+                        for row in rows {
+                            let key = row.key.as_ref().map(Value::to_string).unwrap_or_default();
+                            writeln!(out, "{:>width$}  {key}", row.count).unwrap();
+                        }
+                        blocks.push(out);
+                    }
+                }
+                AggregateResult::Histogram { arg, histograms } => {
+                    for (probe, histogram) in histograms {
+                        let mut out = format!(
+                            "{} {arg}: {} value{}\n",
+                            probe_name(probe),
+                            histogram.total(),
+                            if histogram.total() == 1 { "" } else { "s" }
+                        );
+                        out.push_str(&histogram.render(arg));
+                        blocks.push(out);
+                    }
+                }
+                AggregateResult::Latency {
+                    start,
+                    end,
+                    key,
+                    histogram,
+                } => {
+                    let mut out = format!(
+                        "latency {start} -> {end} by {key}: {} pair{}\n",
+                        histogram.total(),
+                        if histogram.total() == 1 { "" } else { "s" }
+                    );
+                    out.push_str(&histogram.render("usecs"));
+                    blocks.push(out);
+                }
+            }
+        }
+        blocks.join("\n")
+    }
+
+    /// The report as JSON lines, one object per table:
+    ///
+    /// - `{"aggregation":"hits","provider","name","path","count"}` per probe
+    ///   without a key; with a key, `"by"` and `"counts":[{"key","count"}]`;
+    /// - `{"aggregation":"histogram","provider","name","path","arg","total",
+    ///   "buckets":[{"low","high","count"}]}` (non-empty buckets);
+    /// - `{"aggregation":"latency","start","end","key","unit":"usecs",
+    ///   "total","buckets":[...]}`.
+    pub fn json_lines(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        let head = |kind: &str, probe: Option<&ProbeInfo>| {
+            let mut line = format!("{{\"aggregation\":\"{kind}\"");
+            if let Some(probe) = probe {
+                line.push_str(",\"provider\":");
+                write_json_string(&mut line, &probe.provider);
+                line.push_str(",\"name\":");
+                write_json_string(&mut line, &probe.name);
+                line.push_str(",\"path\":");
+                write_json_string(&mut line, &probe.path.to_string_lossy());
+            }
+            line
+        };
+        for result in &self.results {
+            match result {
+                AggregateResult::Hits { by: None, counts } => {
+                    for row in counts {
+                        let mut line = head("hits", Some(&row.probe));
+                        write!(line, ",\"count\":{}}}", row.count).unwrap();
+                        lines.push(line);
+                    }
+                }
+                AggregateResult::Hits {
+                    by: Some(by),
+                    counts,
+                } => {
+                    let mut probes: Vec<&Arc<ProbeInfo>> = Vec::new();
+                    for row in counts {
+                        if !probes.iter().any(|p| Arc::ptr_eq(p, &row.probe)) {
+                            probes.push(&row.probe);
+                        }
+                    }
+                    for probe in probes {
+                        let mut line = head("hits", Some(probe));
+                        line.push_str(",\"by\":");
+                        write_json_string(&mut line, by);
+                        line.push_str(",\"counts\":[");
+                        let rows = counts.iter().filter(|r| Arc::ptr_eq(&r.probe, probe));
+                        for (i, row) in rows.enumerate() {
+                            if i > 0 {
+                                line.push(',');
+                            }
+                            line.push_str("{\"key\":");
+                            match &row.key {
+                                Some(key) => key.write_json(&mut line),
+                                None => line.push_str("null"),
+                            }
+                            if row.key.as_ref().is_some_and(Value::is_truncated) {
+                                line.push_str(",\"truncated\":true");
+                            }
+                            write!(line, ",\"count\":{}}}", row.count).unwrap();
+                        }
+                        line.push_str("]}");
+                        lines.push(line);
+                    }
+                }
+                AggregateResult::Histogram { arg, histograms } => {
+                    for (probe, histogram) in histograms {
+                        let mut line = head("histogram", Some(probe));
+                        line.push_str(",\"arg\":");
+                        write_json_string(&mut line, arg);
+                        write!(line, ",\"total\":{},\"buckets\":", histogram.total()).unwrap();
+                        histogram.write_json(&mut line);
+                        line.push('}');
+                        lines.push(line);
+                    }
+                }
+                AggregateResult::Latency {
+                    start,
+                    end,
+                    key,
+                    histogram,
+                } => {
+                    let mut line = head("latency", None);
+                    for (field, value) in [("start", start), ("end", end), ("key", key)] {
+                        write!(line, ",\"{field}\":").unwrap();
+                        write_json_string(&mut line, value);
+                    }
+                    write!(
+                        line,
+                        ",\"unit\":\"usecs\",\"total\":{},\"buckets\":",
+                        histogram.total()
+                    )
+                    .unwrap();
+                    histogram.write_json(&mut line);
+                    line.push('}');
+                    lines.push(line);
+                }
+            }
+        }
+        lines
+    }
+}
+
+/// Sorts counts highest first, then by probe and key text.
+pub(crate) fn sort_counts(counts: &mut [HitCount]) {
+    counts.sort_by(|a, b| {
+        b.count
+            .cmp(&a.count)
+            .then_with(|| probe_name(&a.probe).cmp(&probe_name(&b.probe)))
+            .then_with(|| {
+                let key = |r: &HitCount| r.key.as_ref().map(Value::to_string);
+                key(a).cmp(&key(b))
+            })
+    });
+}
+
+fn probe_name(probe: &ProbeInfo) -> String {
+    format!("{}:{}", probe.provider, probe.name)
+}
+
+fn count_width(counts: &[HitCount]) -> usize {
+    counts
+        .iter()
+        .map(|r| r.count.to_string().len())
+        .max()
+        .unwrap_or(0)
+        .max(4)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn probe(name: &str) -> Arc<ProbeInfo> {
+        Arc::new(ProbeInfo {
+            provider: "http".into(),
+            name: name.into(),
+            path: "/srv/app".into(),
+            signature: None,
+            sites: 1,
+            semaphore: false,
+        })
+    }
+
+    #[test]
+    fn histograms_print_like_bcc() {
+        let mut histogram = Log2Histogram::default();
+        histogram.buckets[3] = 12; // 4 -> 7
+        histogram.buckets[5] = 3; // 16 -> 31
+        let text = histogram.render("usecs");
+        let expected = "     usecs               : count     distribution
+         0 -> 1          : 0        |                                        |
+         2 -> 3          : 0        |                                        |
+         4 -> 7          : 12       |****************************************|
+         8 -> 15         : 0        |                                        |
+        16 -> 31         : 3        |**********                              |
+";
+        assert_eq!(text, expected);
+        assert_eq!(Log2Histogram::default().render("x"), "");
+    }
+
+    #[test]
+    fn wide_histograms_and_negative_values() {
+        let mut histogram = Log2Histogram::default();
+        histogram.buckets[0] = 1;
+        histogram.buckets[64] = 2;
+        let text = histogram.render("bytes");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 1 + 1 + 64);
+        assert!(lines[0].starts_with("               bytes "));
+        assert_eq!(
+            lines[1],
+            "                -inf -> -1                   : 1        |**********          |"
+        );
+        assert_eq!(
+            lines[65],
+            " 9223372036854775808 -> 18446744073709551615 : 2        |********************|"
+        );
+        assert_eq!(Log2Histogram::bounds(1), (0, 1));
+        assert_eq!(Log2Histogram::bounds(11), (1024, 2047));
+    }
+
+    #[test]
+    fn deltas_and_json() {
+        let done = probe("request_done");
+        let count = |key: u64, count: u64| HitCount {
+            probe: done.clone(),
+            key: Some(Value::Unsigned(key)),
+            count,
+        };
+        let mut histogram = Log2Histogram::default();
+        histogram.buckets[2] = 5;
+        let earlier = AggregateReport {
+            results: vec![
+                AggregateResult::Hits {
+                    by: Some("status".into()),
+                    counts: vec![count(200, 5), count(404, 1)],
+                },
+                AggregateResult::Latency {
+                    start: "a".into(),
+                    end: "b".into(),
+                    key: "id".into(),
+                    histogram: Box::new(histogram.clone()),
+                },
+            ],
+            losses: AggregateLosses {
+                unmatched_ends: 1,
+                ..AggregateLosses::default()
+            },
+            pending_starts: 2,
+        };
+        histogram.buckets[2] = 7;
+        let later = AggregateReport {
+            results: vec![
+                AggregateResult::Hits {
+                    by: Some("status".into()),
+                    counts: vec![count(200, 9), count(404, 1), count(500, 2)],
+                },
+                AggregateResult::Latency {
+                    start: "a".into(),
+                    end: "b".into(),
+                    key: "id".into(),
+                    histogram: Box::new(histogram),
+                },
+            ],
+            losses: AggregateLosses {
+                unmatched_ends: 3,
+                ..AggregateLosses::default()
+            },
+            pending_starts: 0,
+        };
+        let delta = later.since(&earlier);
+        match &delta.results[0] {
+            AggregateResult::Hits { counts, .. } => {
+                let rows: Vec<(String, u64)> = counts
+                    .iter()
+                    .map(|r| (r.key.as_ref().unwrap().to_string(), r.count))
+                    .collect();
+                assert_eq!(rows, [("200".into(), 4), ("500".into(), 2)]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(delta.losses.unmatched_ends, 2);
+
+        let lines = delta.json_lines();
+        let hits: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+        assert_eq!(hits["aggregation"], "hits");
+        assert_eq!(hits["by"], "status");
+        assert_eq!(hits["counts"][0]["key"], 200);
+        assert_eq!(hits["counts"][0]["count"], 4);
+        let latency: serde_json::Value = serde_json::from_str(&lines[1]).unwrap();
+        assert_eq!(latency["buckets"][0]["low"], 2);
+        assert_eq!(latency["buckets"][0]["high"], 3);
+        assert_eq!(latency["buckets"][0]["count"], 2);
+
+        let text = delta.render_text();
+        assert!(
+            text.contains("http:request_done hits by status\nHITS  STATUS\n   4  200\n   2  500\n"),
+            "{text}"
+        );
+    }
+}
