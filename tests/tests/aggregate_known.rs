@@ -1,0 +1,471 @@
+//! In-kernel aggregations of `usdt trace` (`--hits`, `--hist`,
+//! `--latency`) on a C program whose behaviour is known by construction
+//! (tests/fixtures/agg_known.c): the counts, bucket placements and latency
+//! buckets printed are exactly what the program did, at -O0 and -O2. The
+//! delays are far from bucket edges (17 ms in 16,384-32,767 us, 135 ms in
+//! 131,072-262,143 us) so a loaded machine cannot move them.
+
+mod trace_support;
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+use trace_support::*;
+use usdt_interop_tests::{require_bpf, scratch_dir};
+
+/// The values agg_known fires through agg:size, in order.
+const SIZES: [i64; 15] = [
+    0,
+    1,
+    2,
+    3,
+    4,
+    7,
+    8,
+    1000,
+    1023,
+    1024,
+    65535,
+    65536,
+    i64::MAX,
+    -1,
+    -1000,
+];
+
+/// agg_known at -O0 and -O2.
+fn fixtures(test: &str) -> Vec<PathBuf> {
+    let dir = scratch_dir(test);
+    ["-O0", "-O2"]
+        .iter()
+        .map(|opt| usdt_interop_tests::compile_c("cc", "agg_known.c", &[opt], &dir))
+        .collect()
+}
+
+/// Runs `usdt trace --json ARGS -c BINARY [ARG]` and returns its aggregation
+/// lines (parsed) and its standard error.
+fn aggregate(
+    binary: &Path,
+    fixture_arg: Option<&str>,
+    args: &[&str],
+) -> (Vec<serde_json::Value>, String) {
+    let mut command = binary.display().to_string();
+    if let Some(arg) = fixture_arg {
+        command = format!("{command} {arg}");
+    }
+    let mut full = vec!["trace", "--json", "-c", &command];
+    full.extend_from_slice(args);
+    let output = run_usdt(&full);
+    let stderr = assert_success(&output);
+    assert!(stderr.contains("command exited with status 0"), "{stderr}");
+    (aggregation_lines(&output), stderr)
+}
+
+/// The JSON aggregation objects of an output (the fixture's own lines are
+/// skipped).
+fn aggregation_lines(output: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| line.starts_with("{\"aggregation\":"))
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect()
+}
+
+/// `{"key": ..., "count": N}` entries of a keyed hits line, as (key text,
+/// count).
+fn keyed_counts(line: &serde_json::Value) -> BTreeMap<String, u64> {
+    line["counts"]
+        .as_array()
+        .expect("counts")
+        .iter()
+        .map(|c| {
+            let key = match &c["key"] {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            (key, c["count"].as_u64().expect("count"))
+        })
+        .collect()
+}
+
+/// The (low, high, count) buckets of a histogram line; `low` -1 stands for
+/// the negative bucket.
+fn buckets(line: &serde_json::Value) -> Vec<(i128, i128, u64)> {
+    line["buckets"]
+        .as_array()
+        .expect("buckets")
+        .iter()
+        .map(|b| {
+            let bound = |v: &serde_json::Value| -> i128 {
+                match v {
+                    serde_json::Value::Null => -1,
+                    other => other.to_string().parse().expect("integer bound"),
+                }
+            };
+            (
+                bound(&b["low"]),
+                bound(&b["high"]),
+                b["count"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// The power-of-two bucket of `value` as (low, high), computed here from
+/// its bit length, independently of the tracer: negative values in (-1,
+/// -1), 0 and 1 in (0, 1), 2 and 3 in (2, 3), 4 to 7 in (4, 7), ...
+fn expected_bucket(value: i64) -> (i128, i128) {
+    if value < 0 {
+        return (-1, -1);
+    }
+    if value <= 1 {
+        return (0, 1);
+    }
+    let bits = 64 - (value as u64).leading_zeros();
+    (1i128 << (bits - 1), (1i128 << bits) - 1)
+}
+
+#[test]
+fn hit_counts_per_key_per_probe_and_per_string() {
+    if !require_bpf("hit_counts_per_key_per_probe_and_per_string") {
+        return;
+    }
+    for binary in fixtures("aggregate_hit_counts") {
+        let (lines, _) = aggregate(&binary, None, &["--hits", "--by", "arg0", "agg:event"]);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert_eq!(lines[0]["name"], "event");
+        assert_eq!(lines[0]["by"], "arg0");
+        let expected: BTreeMap<String, u64> =
+            BTreeMap::from([("1".into(), 3), ("2".into(), 5), ("7".into(), 11)]);
+        assert_eq!(keyed_counts(&lines[0]), expected, "{}", binary.display());
+        // Highest count first.
+        assert_eq!(lines[0]["counts"][0]["key"], 7);
+
+        // Per probe, without a key: every probe of the pattern.
+        let (lines, _) = aggregate(&binary, None, &["--hits", "agg:*"]);
+        let counts: BTreeMap<String, u64> = lines
+            .iter()
+            .map(|l| {
+                (
+                    l["name"].as_str().unwrap().to_owned(),
+                    l["count"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        let expected: BTreeMap<String, u64> = BTreeMap::from([
+            ("event".into(), 19),
+            ("path".into(), 7),
+            ("size".into(), SIZES.len() as u64),
+            ("begin".into(), 3),
+            ("end".into(), 3),
+            ("unique".into(), 10),
+        ]);
+        assert_eq!(counts, expected, "{}", binary.display());
+
+        // By a C string: the 100-byte path is cut to the 63 bytes a key holds
+        // (with its NUL) and flagged.
+        let (lines, _) = aggregate(
+            &binary,
+            None,
+            &["--str", "agg:path:0", "--hits", "--by", "arg0", "agg:path"],
+        );
+        let long = format!("/{}", "x".repeat(62));
+        let expected: BTreeMap<String, u64> = BTreeMap::from([
+            ("/a".into(), 1),
+            ("/b".into(), 2),
+            ("/c".into(), 3),
+            (long.clone(), 1),
+        ]);
+        assert_eq!(keyed_counts(&lines[0]), expected);
+        let cut: Vec<&serde_json::Value> = lines[0]["counts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c.get("truncated").is_some())
+            .collect();
+        assert_eq!(cut.len(), 1);
+        assert_eq!(cut[0]["key"], long.as_str());
+    }
+}
+
+#[test]
+fn hit_counts_by_pid_separate_processes() {
+    if !require_bpf("hit_counts_by_pid_separate_processes") {
+        return;
+    }
+    let binary = &fixtures("aggregate_by_pid")[1];
+    usdt(); // Built before the trace starts.
+    let spec = format!("{}:agg:event", binary.display());
+    let (trace, mut stderr) = start_trace(&["--json", "--hits", "--by", "pid", &spec]);
+    let printed = usdt_interop_tests::run(Command::new(binary).arg("fork"));
+    let pid_of = |role: &str| -> String {
+        printed
+            .lines()
+            .find_map(|l| l.strip_prefix(role))
+            .unwrap_or_else(|| panic!("no {role} line in {printed:?}"))
+            .trim()
+            .to_owned()
+    };
+    let (parent, child) = (pid_of("parent "), pid_of("child "));
+    // SAFETY: kill sends a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(trace.pid() as i32, libc::SIGINT) }, 0);
+    let output = trace.finish();
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).expect("read stderr");
+    assert!(output.status.success(), "{rest}");
+    assert!(rest.contains("SIGINT received"), "{rest}");
+    let lines = aggregation_lines(&output);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let counts = keyed_counts(&lines[0]);
+    // Other processes do not run this fresh binary: exactly the two pids.
+    assert_eq!(counts, BTreeMap::from([(parent, 19), (child, 4)]));
+}
+
+#[test]
+fn histogram_buckets_hold_each_value() {
+    if !require_bpf("histogram_buckets_hold_each_value") {
+        return;
+    }
+    let mut expected: BTreeMap<(i128, i128), u64> = BTreeMap::new();
+    for value in SIZES {
+        *expected.entry(expected_bucket(value)).or_default() += 1;
+    }
+    for binary in fixtures("aggregate_histogram") {
+        let (lines, _) = aggregate(&binary, None, &["--hist", "arg0", "agg:size"]);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert_eq!(lines[0]["arg"], "arg0");
+        assert_eq!(lines[0]["total"], SIZES.len());
+        let found: BTreeMap<(i128, i128), u64> = buckets(&lines[0])
+            .into_iter()
+            .map(|(low, high, count)| ((low, high), count))
+            .collect();
+        assert_eq!(found, expected, "{}", binary.display());
+    }
+
+    // The text form: bcc's layout, from the negative row up to i64::MAX's
+    // bucket (wide columns past bucket 32).
+    let binary = &fixtures("aggregate_histogram_text")[1];
+    let command = binary.display().to_string();
+    let output = run_usdt(&["trace", "-c", &command, "--hist", "arg0", "agg:size"]);
+    assert_success(&output);
+    let text = String::from_utf8_lossy(&output.stdout);
+    let table: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("agg:size arg0: 15 values"))
+        .collect();
+    assert_eq!(table.len(), 2 + 1 + 63, "{text}");
+    assert_eq!(
+        table[1],
+        "               arg0                          : count     distribution"
+    );
+    assert_eq!(
+        table[2],
+        "                -inf -> -1                   : 2        |********************|"
+    );
+    assert_eq!(
+        table[3],
+        "                   0 -> 1                    : 2        |********************|"
+    );
+    assert_eq!(
+        table[18],
+        "               32768 -> 65535                : 1        |**********          |"
+    );
+    assert_eq!(
+        table[65],
+        " 4611686018427387904 -> 9223372036854775807  : 1        |**********          |"
+    );
+}
+
+#[test]
+fn latencies_pair_starts_and_ends_by_key() {
+    if !require_bpf("latencies_pair_starts_and_ends_by_key") {
+        return;
+    }
+    for binary in fixtures("aggregate_latency") {
+        let (lines, stderr) = aggregate(
+            &binary,
+            None,
+            &["--latency", "agg:begin", "agg:end", "--key", "arg0"],
+        );
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert_eq!(lines[0]["unit"], "usecs");
+        assert_eq!(lines[0]["key"], "arg0");
+        // id 1 after 17 ms, id 2 after 135 ms; id 3 never ends, id 4 never
+        // began.
+        assert_eq!(
+            buckets(&lines[0]),
+            [(16384, 32767, 1), (131072, 262143, 1)],
+            "{}",
+            binary.display()
+        );
+        assert!(
+            stderr.contains("usdt: warning: 1 latency end had no start"),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains("usdt: warning: 1 latency start had no end yet"),
+            "{stderr}"
+        );
+
+        // A function's duration: its entry to its return on the same thread.
+        let entry = format!("uprobe:{}:slow_call", binary.display());
+        let exit = format!("uretprobe:{}:slow_call", binary.display());
+        let (lines, _) = aggregate(&binary, None, &["--latency", &entry, &exit, "--key", "tid"]);
+        assert_eq!(buckets(&lines[0]), [(16384, 32767, 1)]);
+    }
+}
+
+#[test]
+fn a_full_map_is_reported_not_silently_truncated() {
+    if !require_bpf("a_full_map_is_reported_not_silently_truncated") {
+        return;
+    }
+    let binary = &fixtures("aggregate_full_map")[1];
+    let (lines, stderr) = aggregate(
+        binary,
+        None,
+        &["--map-entries", "4", "--hits", "--by", "arg0", "agg:unique"],
+    );
+    // agg:unique fires 0 to 9 in order: the first four keys fit.
+    let expected: BTreeMap<String, u64> = (0..4).map(|i| (i.to_string(), 1)).collect();
+    assert_eq!(keyed_counts(&lines[0]), expected);
+    assert!(
+        stderr.contains(
+            "usdt: warning: the aggregation map was full (4 entries): 6 hits not counted"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("6 hits lost"), "{stderr}");
+    // The same with room for all ten: nothing lost.
+    let (lines, stderr) = aggregate(binary, None, &["--hits", "--by", "arg0", "agg:unique"]);
+    assert_eq!(keyed_counts(&lines[0]).len(), 10);
+    assert!(stderr.contains("no hit lost"), "{stderr}");
+}
+
+#[test]
+fn intervals_add_up_to_the_total() {
+    if !require_bpf("intervals_add_up_to_the_total") {
+        return;
+    }
+    let dir = scratch_dir("aggregate_intervals");
+    let binary = usdt_interop_tests::compile_c("cc", "uprobe_target.c", &["-O2"], &dir);
+    usdt();
+    let mut target = Guard::spawn(&mut Command::new(&binary).arg("wait"));
+    let mut stdout = std::io::BufReader::new(target.0.stdout.take().expect("stdout"));
+    read_until(&mut stdout, Duration::from_secs(10), |l| l == "ready");
+    let describe = format!("uprobe:{}:describe(n: int)", binary.display());
+    let pid = target.pid().to_string();
+    let (trace, _stderr) = start_trace(&[
+        "--json",
+        "--pid",
+        &pid,
+        "--interval",
+        "0.2",
+        "--hits",
+        "--by",
+        "n",
+        &describe,
+    ]);
+    // Forty calls over about a second: several intervals.
+    let mut stdin = target.0.stdin.take().expect("stdin");
+    for i in 0..40 {
+        use std::io::Write;
+        writeln!(stdin, "{}", i % 4).expect("write a line");
+        read_until(&mut stdout, Duration::from_secs(10), |_| true);
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    drop(stdin); // The target exits, and the trace with it.
+    let output = trace.finish();
+    assert!(output.status.success());
+    let lines = aggregation_lines(&output);
+    let reports: Vec<u64> = lines
+        .iter()
+        .map(|l| l["report"].as_u64().unwrap())
+        .collect();
+    assert!(reports.len() >= 3, "{lines:?}");
+    assert!(reports.windows(2).all(|w| w[0] < w[1]), "{reports:?}");
+    let mut total: BTreeMap<String, u64> = BTreeMap::new();
+    for line in &lines {
+        for (key, count) in keyed_counts(line) {
+            *total.entry(key).or_default() += count;
+        }
+    }
+    let expected: BTreeMap<String, u64> = (0..4).map(|n| (n.to_string(), 10)).collect();
+    assert_eq!(total, expected, "{lines:?}");
+}
+
+#[test]
+fn aggregation_usage_errors_exit_with_status_2() {
+    let check = |args: &[&str], text: &str| {
+        let mut full = vec!["trace"];
+        full.extend_from_slice(args);
+        let output = run_usdt(&full);
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(text), "expected `{text}` in {stderr}");
+        assert!(output.stdout.is_empty());
+    };
+    check(
+        &["--hits", "--count", "5", "./x:p:n"],
+        "--count stops after N",
+    );
+    check(&["--latency", "p:a", "p:b", "./x:p:n"], "--key");
+    check(
+        &["--latency", "p:a", "p:b", "--key", "id", "./x:p:n"],
+        "PROBE arguments",
+    );
+    check(
+        &["--interval", "1", "./x:p:n"],
+        "--interval prints aggregations",
+    );
+    check(&["--hits", "--interval", "0", "./x:p:n"], "--interval 0");
+    check(
+        &["--hits", "--by", "a b", "./x:p:n"],
+        "expected `pid`, `tid`",
+    );
+    check(
+        &["--hits", "--map-entries", "0", "./x:p:n"],
+        "--map-entries 0",
+    );
+    check(&["--by", "pid", "./x:p:n"], "--hits");
+}
+
+#[test]
+fn aggregation_input_errors_name_the_argument() {
+    if !require_bpf("aggregation_input_errors_name_the_argument") {
+        return;
+    }
+    let binary = &fixtures("aggregate_input_errors")[0];
+    let command = binary.display().to_string();
+    let check = |args: &[&str], text: &str| {
+        let mut full = vec!["trace", "-c", &command];
+        full.extend_from_slice(args);
+        let output = run_usdt(&full);
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(text), "expected `{text}` in {stderr}");
+    };
+    check(
+        &["--hits", "--by", "status", "agg:event"],
+        "no argument `status` (its arguments: arg0, arg1)",
+    );
+    check(
+        &["--str", "agg:path:0", "--hist", "arg0", "agg:path"],
+        "argument `arg0` is a string; a histogram needs an integer",
+    );
+    check(
+        &[
+            "--str",
+            "agg:path:0",
+            "--latency",
+            "agg:path",
+            "agg:end",
+            "--key",
+            "arg0",
+        ],
+        "cannot be a latency key",
+    );
+}
