@@ -2,78 +2,12 @@
 //! real HTTP requests, and check that the traced request ids, paths and
 //! statuses are the ones the server handled.
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use usdt_tracer::{TraceConfig, Tracer, Value};
-
-/// The server under test, killed when dropped.
-struct Server {
-    child: Child,
-    address: String,
-}
-
-impl Server {
-    fn start() -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_http_server"))
-            .args(["--listen", "127.0.0.1:0", "--workers", "2"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start http_server");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("read the listening line");
-        // "listening on http://127.0.0.1:PORT (pid N)"
-        let address = line
-            .split("http://")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
-        Server { child, address }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Sends one request on a fresh connection and returns the status code.
-fn get(address: &str, path: &str) -> u16 {
-    let mut stream = TcpStream::connect(address).expect("connect");
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send request");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read response");
-    response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("bad response {response:?}"))
-}
-
-fn unsigned(value: &Value) -> u64 {
-    match value {
-        Value::Unsigned(n) => *n,
-        other => panic!("expected an unsigned integer, got {other:?}"),
-    }
-}
-
-fn text(value: &Value) -> &str {
-    match value {
-        Value::Str { text, .. } => text,
-        other => panic!("expected a string, got {other:?}"),
-    }
-}
+use support::{Server, get, text, unsigned};
+use usdt_tracer::{TraceConfig, Tracer};
 
 #[test]
 fn traced_requests_match_the_requests_sent() {
