@@ -25,6 +25,9 @@ pub const TEST_PACKAGES: &[(&str, &str)] = &[
     ("python3.11-minimal", "/usr/bin/python3.11"),
 ];
 
+/// Debian packages `cargo xtask bench-http` runs: the load generator.
+pub const BENCH_HTTP_PACKAGES: &[(&str, &str)] = &[("wrk", "/usr/bin/wrk")];
+
 /// Installs the missing packages among `packages` with apt-get.
 pub fn apt_install(packages: &[(&str, &str)]) -> Result<(), String> {
     let missing: Vec<&str> = packages

@@ -3,11 +3,14 @@
 //! Every command installs what it needs (Debian packages, toolchain
 //! components) before doing its work, so each one works on a fresh machine.
 
+mod bench_http;
 mod bench_probes;
 mod bench_reader;
+mod demo;
 mod deps;
 mod ebpf;
 mod fuzz;
+mod http;
 mod test;
 
 use std::process::ExitCode;
@@ -16,6 +19,8 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
+  demo        build the example HTTP server and `usdt`, start the server, list
+              its probes and trace it while sending it requests (as root)
   test        install test dependencies, then run the whole test suite
   build-ebpf  build the tracer's BPF object into tracer/bpf/ (--check: fail if
               the committed object differs from a fresh build)
@@ -27,6 +32,9 @@ commands:
   bench-probes [ROUNDS]
               untraced cost per probe hit: usdt-runtime against the probe
               and usdt crates, loops aligned to cache lines
+  bench-http [SECONDS]
+              requests/s of the example server under wrk load: untraced,
+              traced streaming, traced aggregating in the kernel (as root)
   help        show this message
 ";
 
@@ -37,11 +45,13 @@ fn main() -> ExitCode {
         None => ("help", &[][..]),
     };
     let result = match command {
+        "demo" => demo::run(rest),
         "test" => test::run(rest),
         "build-ebpf" => ebpf::run(rest),
         "fuzz" => fuzz::run(rest),
         "bench-reader" => bench_reader::run(rest),
         "bench-probes" => bench_probes::run(rest),
+        "bench-http" => bench_http::run(rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())
