@@ -93,6 +93,92 @@ mod aarch64;
 )))]
 mod unsupported;
 
+#[cfg(all(
+    target_os = "linux",
+    target_pointer_width = "64",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+/// The asm block of one site (see `__usdt_site!`). Registers appear only
+/// inside the note's argument text, never as instruction operands, so the
+/// template is the same on every architecture but for the pieces the
+/// architecture's module supplies: the no-op instruction, the operand
+/// spellings and the page size.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __usdt_asm {
+    (
+        [$($provider:tt)+] [$($name:tt)+] [$($sem:path)?]
+        [$([$A:ident $a:ident $r:ident $n:ident $s:ident $k:ident $sep:literal [$argname:tt] [$default:literal]])*]
+    ) => {
+        $(
+            let $a: [u64; 2] = <$A as $crate::ProbeArg>::to_words($a);
+            let $r: u64 = if <$A as $crate::ProbeArg>::KIND.slots() == 2 {
+                $crate::__private::words_address(&$a)
+            } else {
+                $a[0]
+            };
+        )*
+        // SAFETY: the block only emits a no-op instruction and data in
+        // non-executable sections; it reads its register operands, writes no
+        // register or memory and leaves the flags alone. It may use the
+        // stack below the stack pointer (no `nostack`), as the kernel's
+        // uprobe trampoline does on x86-64.
+        unsafe {
+            ::core::arch::asm!(
+                ::core::concat!(
+                    "990: ", $crate::__usdt_nop!(), "\n",
+                    $crate::__usdt_note_head!(),
+                    ".8byte ", $crate::__usdt_semaphore_field!($($sem)?), "\n",
+                    ".asciz \"", $($provider)+, "\"\n",
+                    ".asciz \"", $($name)+, "\"\n",
+                    $(
+                        ".if {", ::core::stringify!($n), "} == 2\n",
+                        ".ascii \"", $sep, $crate::__usdt_pair_operands!($s, $r), "\"\n",
+                        ".else\n",
+                        ".ascii \"", $sep, $crate::__usdt_register_operand!($s, $r), "\"\n",
+                        ".endif\n",
+                    )*
+                    $crate::__usdt_note_tail!(),
+                    $crate::__usdt_semaphore_page!($($sem)?),
+                    $crate::__usdt_types_head!(),
+                    ".byte 0x55, 1, {nargs}, ", $crate::__usdt_flags!($($sem)?), "\n",
+                    ".8byte 990b\n",
+                    ".asciz \"", $($provider)+, "\"\n",
+                    ".asciz \"", $($name)+, "\"\n",
+                    $(
+                        ".byte {", ::core::stringify!($k), "}\n",
+                        ".asciz \"", $crate::__usdt_argname!($argname, $default), "\"\n",
+                    )*
+                    ".popsection\n",
+                ),
+                $(
+                    $r = in(reg) $r,
+                    $n = const <$A as $crate::ProbeArg>::KIND.slots(),
+                    $s = const <$A as $crate::ProbeArg>::KIND.site_size(),
+                    $k = const <$A as $crate::ProbeArg>::KIND.code(),
+                )*
+                $(sem = sym $sem,)?
+                nargs = const 0u8 $(+ { let _ = $default; 1u8 })*,
+                options(readonly, preserves_flags),
+            )
+        }
+    };
+}
+
+#[cfg(all(
+    target_os = "linux",
+    target_pointer_width = "64",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+/// Calls the site function: arguments are always evaluated.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __usdt_call {
+    ($($call:tt)*) => {
+        $($call)*
+    };
+}
+
 /// The name recorded for an argument: its declared name, or `argN`.
 #[doc(hidden)]
 #[macro_export]
@@ -129,15 +215,15 @@ macro_rules! __usdt_semaphore_field {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __usdt_semaphore_page {
-    ($page:literal) => {
+    () => {
         ""
     };
-    ($page:literal $sem:path) => {
+    ($sem:path) => {
         ::core::concat!(
             ".ifndef _.usdt.probes.page\n",
             ".pushsection .probes,\"awGR\",\"progbits\",_.usdt.probes.page,comdat\n",
             ".balign ",
-            $page,
+            $crate::__usdt_page_size!(),
             "\n",
             ".weak _.usdt.probes.page\n",
             ".hidden _.usdt.probes.page\n",

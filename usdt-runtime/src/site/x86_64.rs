@@ -1,75 +1,54 @@
-//! The x86-64 probe site: the 5-byte `nopl 0(%rax,%rax,1)` that the kernel
-//! can turn into a call to its uprobe trampoline, AT&T operands.
+//! The x86-64 pieces of a probe site: the 5-byte `nopl 0(%rax,%rax,1)`
+//! that the kernel can turn into a call to its uprobe trampoline, and AT&T
+//! operand spellings (`%rax`, `8@0(%rax)`), as sys/sdt.h writes them.
 
-/// The asm block of one site (see `__usdt_site!`).
+/// The site's no-op instruction, as bytes: the kernel optimizes uprobes on
+/// exactly this encoding.
 #[doc(hidden)]
 #[macro_export]
-macro_rules! __usdt_asm {
-    (
-        [$($provider:tt)+] [$($name:tt)+] [$($sem:path)?]
-        [$([$A:ident $a:ident $r:ident $n:ident $s:ident $k:ident $sep:literal [$argname:tt] [$default:literal]])*]
-    ) => {
-        $(
-            let $a: [u64; 2] = <$A as $crate::ProbeArg>::to_words($a);
-            let $r: u64 = if <$A as $crate::ProbeArg>::KIND.slots() == 2 {
-                $crate::__private::words_address(&$a)
-            } else {
-                $a[0]
-            };
-        )*
-        // SAFETY: the block only emits a no-op instruction and data in
-        // non-executable sections; it reads its register operands, writes no
-        // register or memory and leaves the flags alone. It may use the
-        // stack below the stack pointer (no `nostack`), as a tracer's
-        // trampoline does.
-        unsafe {
-            ::core::arch::asm!(
-                ::core::concat!(
-                    "990: .byte 0x0f, 0x1f, 0x44, 0x00, 0x00\n",
-                    $crate::__usdt_note_head!(),
-                    ".8byte ", $crate::__usdt_semaphore_field!($($sem)?), "\n",
-                    ".asciz \"", $($provider)+, "\"\n",
-                    ".asciz \"", $($name)+, "\"\n",
-                    $(
-                        ".if {", ::core::stringify!($n), "} == 2\n",
-                        ".ascii \"", $sep, "8@0({", ::core::stringify!($r), "}) {",
-                        ::core::stringify!($s), "}@8({", ::core::stringify!($r), "})\"\n",
-                        ".else\n",
-                        ".ascii \"", $sep, "{", ::core::stringify!($s), "}@{", ::core::stringify!($r), "}\"\n",
-                        ".endif\n",
-                    )*
-                    $crate::__usdt_note_tail!(),
-                    $crate::__usdt_semaphore_page!("4096" $($sem)?),
-                    $crate::__usdt_types_head!(),
-                    ".byte 0x55, 1, {nargs}, ", $crate::__usdt_flags!($($sem)?), "\n",
-                    ".8byte 990b\n",
-                    ".asciz \"", $($provider)+, "\"\n",
-                    ".asciz \"", $($name)+, "\"\n",
-                    $(
-                        ".byte {", ::core::stringify!($k), "}\n",
-                        ".asciz \"", $crate::__usdt_argname!($argname, $default), "\"\n",
-                    )*
-                    ".popsection\n",
-                ),
-                $(
-                    $r = in(reg) $r,
-                    $n = const <$A as $crate::ProbeArg>::KIND.slots(),
-                    $s = const <$A as $crate::ProbeArg>::KIND.site_size(),
-                    $k = const <$A as $crate::ProbeArg>::KIND.code(),
-                )*
-                $(sem = sym $sem,)?
-                nargs = const 0u8 $(+ { let _ = $default; 1u8 })*,
-                options(att_syntax, readonly, preserves_flags),
-            )
-        }
+macro_rules! __usdt_nop {
+    () => {
+        ".byte 0x0f, 0x1f, 0x44, 0x00, 0x00"
     };
 }
 
-/// Calls the site function: arguments are always evaluated.
+/// A one-slot argument, `SIZE@%REG` (`$s` and `$r` name asm operands).
 #[doc(hidden)]
 #[macro_export]
-macro_rules! __usdt_call {
-    ($($call:tt)*) => {
-        $($call)*
+macro_rules! __usdt_register_operand {
+    ($s:ident, $r:ident) => {
+        ::core::concat!(
+            "{",
+            ::core::stringify!($s),
+            "}@%{",
+            ::core::stringify!($r),
+            "}"
+        )
+    };
+}
+
+/// A two-slot argument: the two words at the address in the register.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __usdt_pair_operands {
+    ($s:ident, $r:ident) => {
+        ::core::concat!(
+            "8@0(%{",
+            ::core::stringify!($r),
+            "}) {",
+            ::core::stringify!($s),
+            "}@8(%{",
+            ::core::stringify!($r),
+            "})"
+        )
+    };
+}
+
+/// The largest page size of the architecture.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __usdt_page_size {
+    () => {
+        "4096"
     };
 }
