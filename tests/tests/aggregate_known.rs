@@ -351,7 +351,7 @@ fn intervals_add_up_to_the_total() {
     let dir = scratch_dir("aggregate_intervals");
     let binary = usdt_interop_tests::compile_c("cc", "uprobe_target.c", &["-O2"], &dir);
     usdt();
-    let mut target = Guard::spawn(&mut Command::new(&binary).arg("wait"));
+    let mut target = Guard::spawn(Command::new(&binary).arg("wait"));
     let mut stdout = std::io::BufReader::new(target.0.stdout.take().expect("stdout"));
     read_until(&mut stdout, Duration::from_secs(10), |l| l == "ready");
     let describe = format!("uprobe:{}:describe(n: int)", binary.display());
@@ -468,4 +468,70 @@ fn aggregation_input_errors_name_the_argument() {
         ],
         "cannot be a latency key",
     );
+}
+
+#[test]
+fn one_probe_streamed_and_aggregated_through_both_kinds_of_links() {
+    if !require_bpf("one_probe_streamed_and_aggregated_through_both_kinds_of_links") {
+        return;
+    }
+    use usdt_tracer::{AggregateResult, Aggregation, TraceConfig, Tracer, Value};
+    let binary = &fixtures("aggregate_library")[1];
+    let event = format!("{}:agg:event", binary.display());
+    for perf_event_links in [false, true] {
+        // agg:event streamed, counted by kind and histogrammed: each of its
+        // four sites is attached three times.
+        let mut config = TraceConfig::new()
+            .probe(&event)
+            .unwrap()
+            .aggregate(Aggregation::hits(&[&event], Some("arg0")).unwrap())
+            .aggregate(Aggregation::histogram(&[&event], "arg1").unwrap());
+        config.perf_event_links = perf_event_links;
+        let mut tracer = Tracer::attach(&config).expect("attach");
+        assert_eq!(tracer.attached_sites(), 4);
+        assert_eq!(tracer.probes()[0].sites, 4);
+        usdt_interop_tests::run(&mut Command::new(binary));
+        let mut streamed: BTreeMap<i64, u64> = BTreeMap::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while streamed.values().sum::<u64>() < 19 && std::time::Instant::now() < deadline {
+            tracer
+                .poll(Duration::from_millis(100), |e| {
+                    match e.args[0] {
+                        Value::Signed(kind) => *streamed.entry(kind).or_default() += 1,
+                        ref other => panic!("{other:?}"),
+                    }
+                    true
+                })
+                .unwrap();
+        }
+        let expected = BTreeMap::from([(1, 3), (2, 5), (7, 11)]);
+        assert_eq!(streamed, expected, "perf_event_links: {perf_event_links}");
+        let report = tracer.aggregates().unwrap();
+        let AggregateResult::Hits { by, counts } = &report.results[0] else {
+            panic!("{report:?}");
+        };
+        assert_eq!(by.as_deref(), Some("arg0"));
+        let counted: BTreeMap<i64, u64> = counts
+            .iter()
+            .map(|c| match c.key {
+                Some(Value::Signed(kind)) => (kind, c.count),
+                ref other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(counted, expected, "perf_event_links: {perf_event_links}");
+        // arg1 runs from 0 to n-1 for each kind fired n times.
+        let AggregateResult::Histogram { histograms, .. } = &report.results[1] else {
+            panic!("{report:?}");
+        };
+        let mut expected_buckets = [0u64; 65];
+        for n in [3i64, 5, 11] {
+            for i in 0..n {
+                let (low, _) = expected_bucket(i);
+                // Bucket b starts at 2^(b-1); bucket 1 holds 0 and 1.
+                expected_buckets[(low.max(1).ilog2() + 1) as usize] += 1;
+            }
+        }
+        assert_eq!(histograms[0].1.buckets, expected_buckets);
+        assert_eq!(report.losses, Default::default());
+    }
 }
