@@ -31,6 +31,19 @@
 //! # }
 //! ```
 //!
+//! Instead of streaming, hits can be aggregated in the kernel
+//! ([`Aggregation`]): counted per probe or per key (pid, tid, an integer or
+//! string argument), bucketed into a log2 histogram of an argument, or
+//! paired start to end by a key into a latency histogram. The counters live
+//! in fixed-size BPF maps; [`Tracer::aggregates`] reads them into an
+//! [`AggregateReport`], and updates that find a map full are counted in it.
+//!
+//! Besides USDT probes, a [`ProbeSpec`] can name a function's entry or
+//! return in any ELF file (`uprobe:FILE:FUNCTION(TYPES)`,
+//! `uretprobe:FILE:FUNCTION(TYPE)`, see [`FunctionProbe`]): its arguments
+//! are read from the calling convention's registers and its return value
+//! from the return register, with the same plans.
+//!
 //! Needs CAP_BPF and CAP_PERFMON (or root).
 
 mod aggregate;
