@@ -23,6 +23,9 @@ pub const TEST_PACKAGES: &[(&str, &str)] = &[
     ),
     // Real software with USDT probes (python:function__entry), traced by pid.
     ("python3.11-minimal", "/usr/bin/python3.11"),
+    // `script`: a pseudo-terminal for an interactive bash, whose readline()
+    // the uprobe tests trace.
+    ("bsdutils", "/usr/bin/script"),
 ];
 
 /// Debian packages `cargo xtask bench-http` runs: the load generator.
