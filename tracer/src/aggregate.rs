@@ -41,8 +41,8 @@ impl FromStr for KeySource {
             "pid" => Ok(KeySource::Pid),
             "tid" => Ok(KeySource::Tid),
             name if is_name(name) => Ok(KeySource::Arg(name.to_owned())),
-            _ => Err(TraceError::BadSpec {
-                spec: text.to_owned(),
+            _ => Err(TraceError::BadKey {
+                text: text.to_owned(),
                 reason: "expected `pid`, `tid`, or an argument name such as `status` or `arg1`"
                     .into(),
             }),
@@ -114,8 +114,8 @@ impl Aggregation {
     /// A log2 histogram of argument `arg` of `probes`.
     pub fn histogram(probes: &[&str], arg: &str) -> Result<Aggregation, TraceError> {
         if !is_name(arg) {
-            return Err(TraceError::BadSpec {
-                spec: arg.to_owned(),
+            return Err(TraceError::BadKey {
+                text: arg.to_owned(),
                 reason: "expected an argument name such as `bytes` or `arg2`".into(),
             });
         }

@@ -18,6 +18,14 @@ pub enum TraceError {
     /// A file or process could not be read (missing, not ELF, bad notes).
     #[error(transparent)]
     Reader(#[from] usdt_reader::Error),
+    /// An aggregation key or argument name could not be parsed.
+    #[error("bad key or argument `{text}`: {reason}")]
+    BadKey {
+        /// The text given.
+        text: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A probe pattern matched no probe site.
     #[error("no probe matches `{pattern}` in {scope}")]
     NoMatch {
@@ -97,6 +105,7 @@ impl TraceError {
     pub fn is_input(&self) -> bool {
         match self {
             TraceError::BadSpec { .. }
+            | TraceError::BadKey { .. }
             | TraceError::NoMatch { .. }
             | TraceError::NoFunction { .. }
             | TraceError::Unsupported { .. } => true,
