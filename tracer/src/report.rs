@@ -3,6 +3,7 @@
 
 use crate::tracer::ProbeInfo;
 use crate::value::{Value, write_json_string};
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use tracer_common::HISTOGRAM_BUCKETS;
@@ -230,13 +231,17 @@ impl AggregateReport {
                         AggregateResult::Hits { by, counts },
                         Some(AggregateResult::Hits { counts: old, .. }),
                     ) => {
+                        // Rows by probe and key (keys are never floats, so
+                        // their debug text identifies them).
+                        let row_id = |row: &HitCount| {
+                            (Arc::as_ptr(&row.probe) as usize, format!("{:?}", row.key))
+                        };
+                        let before: HashMap<(usize, String), u64> =
+                            old.iter().map(|o| (row_id(o), o.count)).collect();
                         let counts = counts
                             .iter()
                             .filter_map(|row| {
-                                let before = old
-                                    .iter()
-                                    .find(|o| Arc::ptr_eq(&o.probe, &row.probe) && o.key == row.key)
-                                    .map_or(0, |o| o.count);
+                                let before = before.get(&row_id(row)).copied().unwrap_or(0);
                                 let count = row.count.saturating_sub(before);
                                 (count > 0 || row.key.is_none()).then(|| HitCount {
                                     count,

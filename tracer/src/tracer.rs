@@ -449,10 +449,14 @@ impl Tracer {
                     };
                     let value = decoder.decode(&key);
                     let probe = &self.probes[key.probe_id as usize];
-                    match counts
-                        .iter_mut()
-                        .find(|row| Arc::ptr_eq(&row.probe, probe) && row.key == value)
-                    {
+                    // Each map entry is its own row, except the per-probe
+                    // counters without a key, listed beforehand.
+                    let listed = value.is_none().then(|| {
+                        counts
+                            .iter_mut()
+                            .find(|row| Arc::ptr_eq(&row.probe, probe) && row.key.is_none())
+                    });
+                    match listed.flatten() {
                         Some(row) => row.count += count,
                         None => counts.push(HitCount {
                             probe: probe.clone(),
