@@ -482,16 +482,21 @@ impl AggregateReport {
     }
 }
 
-/// Sorts counts highest first, then by probe and key text.
+/// Sorts counts highest first, then by probe and key (integers by value,
+/// others by text).
 pub(crate) fn sort_counts(counts: &mut [HitCount]) {
-    counts.sort_by(|a, b| {
-        b.count
-            .cmp(&a.count)
-            .then_with(|| probe_name(&a.probe).cmp(&probe_name(&b.probe)))
-            .then_with(|| {
-                let key = |r: &HitCount| r.key.as_ref().map(Value::to_string);
-                key(a).cmp(&key(b))
-            })
+    counts.sort_by_cached_key(|row| {
+        let number = match row.key {
+            Some(Value::Unsigned(n)) => Some(i128::from(n)),
+            Some(Value::Signed(n)) => Some(i128::from(n)),
+            _ => None,
+        };
+        (
+            std::cmp::Reverse(row.count),
+            probe_name(&row.probe),
+            number,
+            row.key.as_ref().map(Value::to_string),
+        )
     });
 }
 
