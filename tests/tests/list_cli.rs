@@ -317,8 +317,16 @@ fn bad_input_exits_2_with_one_line() {
     // Usage errors come from the argument parser, with status 2 too.
     assert!(fails(&["--no-such-flag"], 2).contains("--no-such-flag"));
     assert!(fails(&["--pid", "x"], 2).contains("invalid value"));
-    // A file without probes lists nothing, successfully.
+    // A file without probes lists nothing, successfully: no JSON lines, and
+    // in text no table header alone but a note on stderr.
     assert_eq!(ok(&["--json", "/bin/ls"]), "");
+    let text = usdt(&["/bin/ls"]);
+    assert!(text.status.success(), "{text:?}");
+    assert!(text.stdout.is_empty(), "{}", stdout(&text));
+    assert_eq!(
+        String::from_utf8_lossy(&text.stderr),
+        "usdt: no probes in /bin/ls\n"
+    );
 }
 
 #[test]

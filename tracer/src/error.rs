@@ -15,6 +15,14 @@ pub enum TraceError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The command to run (`-c`) cannot be run as given.
+    #[error("cannot run `{command}`: {reason}")]
+    BadCommand {
+        /// The command as given.
+        command: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A file or process could not be read (missing, not ELF, bad notes).
     #[error(transparent)]
     Reader(#[from] usdt_reader::Error),
@@ -105,6 +113,7 @@ impl TraceError {
     pub fn is_input(&self) -> bool {
         match self {
             TraceError::BadSpec { .. }
+            | TraceError::BadCommand { .. }
             | TraceError::BadKey { .. }
             | TraceError::NoMatch { .. }
             | TraceError::NoFunction { .. }

@@ -33,13 +33,12 @@ impl StoppedCommand {
     /// Forks a child that will run `argv` (the program is looked up on
     /// `PATH` unless it contains a `/`) once resumed.
     pub fn spawn(argv: &[String]) -> Result<StoppedCommand, TraceError> {
-        let bad = |reason: String| TraceError::BadSpec {
-            spec: argv.join(" "),
+        let bad = |reason: String| TraceError::BadCommand {
+            command: argv.join(" "),
             reason,
         };
         let first = argv.first().ok_or_else(|| bad("empty command".into()))?;
-        let program =
-            find_program(first).ok_or_else(|| bad(format!("`{first}`: command not found")))?;
+        let program = find_program(first).ok_or_else(|| bad("command not found".into()))?;
         let c_program = CString::new(program.as_os_str().as_bytes())
             .map_err(|_| bad("NUL byte in the program path".into()))?;
         let c_args = argv
@@ -125,13 +124,12 @@ impl StoppedCommand {
             let mut errno = [0u8; 4];
             let n = read_full(&exec_status, &mut errno)?;
             let reason = if n == 4 {
-                let error = io::Error::from_raw_os_error(i32::from_ne_bytes(errno));
-                format!("cannot run it: {error}")
+                io::Error::from_raw_os_error(i32::from_ne_bytes(errno)).to_string()
             } else {
                 format!("it {} before running", describe_status(status))
             };
-            return Err(TraceError::BadSpec {
-                spec: self.program.display().to_string(),
+            return Err(TraceError::BadCommand {
+                command: self.program.display().to_string(),
                 reason,
             });
         }

@@ -107,6 +107,15 @@ pub fn run(args: ListArgs) -> Result<(), CliError> {
         )));
     }
 
+    if rows.is_empty() {
+        // Not an error: a file without probes has an empty list. Say so
+        // rather than print a table header alone.
+        if !args.json {
+            eprintln!("usdt: no probes in {scope}");
+        }
+        return Ok(());
+    }
+
     let output = if args.json {
         json_lines(&rows)?
     } else {
