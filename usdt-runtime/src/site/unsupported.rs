@@ -20,3 +20,14 @@ macro_rules! __usdt_call {
         }
     };
 }
+
+/// Declares a probe's semaphore static on a target without probes: an
+/// ordinary static (object formats such as Mach-O have no `.probes`).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __usdt_semaphore {
+    ($(#[$meta:meta])* $vis:vis static $ident:ident = $symbol:literal;) => {
+        $(#[$meta])*
+        $vis static $ident: $crate::Semaphore = $crate::Semaphore::new();
+    };
+}
