@@ -50,8 +50,10 @@ use tracer_common::{
 /// Default ring buffer size; user space sets the real one at load time.
 const DEFAULT_RING_BYTES: u32 = 1 << 22;
 
-/// Records per CPU between two reader wake-ups (see [`wakeup_flags`]).
-const WAKEUP_EVERY: u64 = 1024;
+/// Records per CPU between two reader wake-ups (see [`wakeup_flags`]). A
+/// wake-up interrupts the traced thread's CPU (microseconds in a virtual
+/// machine); the reader polls every few milliseconds anyway.
+const WAKEUP_EVERY: u64 = 8192;
 
 /// Page size assumed when faulting in the second page of a string.
 const PAGE: u64 = 4096;
@@ -116,41 +118,46 @@ pub fn usdt_site(ctx: ProbeContext) -> u32 {
 /// Streams one hit to the ring buffer.
 #[inline(always)]
 fn stream_site(ctx: &ProbeContext, plan: &SitePlan, cookie: u32) {
-    // The fixed part is built once, on the stack; then one copy of the
-    // record code per string-area class reserves a size the verifier knows.
+    // The record is built on the stack, in place (a move would copy it),
+    // then copied once into the ring buffer.
     let mut header = MaybeUninit::<EventHeader>::uninit();
-    // SAFETY: fill_header writes every field of the header (no zeroing
-    // first: that would cost a memset call).
-    let header = unsafe {
-        fill_header(ctx, plan, cookie, header.as_mut_ptr());
-        header.assume_init()
-    };
+    let header = header.as_mut_ptr();
+    // SAFETY: fill_header writes the fixed part and the site's arguments.
+    let count = unsafe { fill_header(ctx, plan, cookie, header) };
     let strings = plan.string_count as usize;
     if strings == STRING_CLASSES[0] {
         // No strings: a short record, the fixed part and the site's
-        // arguments, copied from the stack by the helper.
-        // arg_count <= MAX_ARGS < 16; the mask shows the verifier that the
-        // length stays inside the header.
-        let count = header.arg_count as usize & 15;
-        // SAFETY: the header is initialized and EVENT_FIXED_SIZE + 8 * 15
-        // bytes fit in it.
+        // arguments, all of it written above. count <= MAX_ARGS < 16; the
+        // mask shows the verifier that the length stays inside the header,
+        // whose unwritten tail it lets the helper's bounds cover (programs
+        // loaded with CAP_PERFMON may pass partly written stack).
+        // SAFETY: EVENT_FIXED_SIZE + 8 * 15 bytes fit in the header.
         let record = unsafe {
-            core::slice::from_raw_parts(
-                (&header as *const EventHeader).cast::<u8>(),
-                EVENT_FIXED_SIZE + 8 * count,
-            )
+            core::slice::from_raw_parts(header.cast::<u8>(), EVENT_FIXED_SIZE + 8 * (count & 15))
         };
         if USDT_EVENTS.output::<[u8]>(record, wakeup_flags()).is_err() {
             count_drop();
         }
-    } else if strings <= STRING_CLASSES[1] {
-        stream::<{ STRING_CLASSES[1] * STRING_CAP }>(plan, &header);
+        return;
+    }
+    // SAFETY: the rest of the header is written here; it is then whole.
+    let header = unsafe {
+        for i in 0..MAX_ARGS {
+            if i >= count {
+                (*header).args[i] = 0;
+            }
+            (*header).string_len[i] = 0;
+        }
+        &*header
+    };
+    if strings <= STRING_CLASSES[1] {
+        stream::<{ STRING_CLASSES[1] * STRING_CAP }>(plan, header);
     } else if strings <= STRING_CLASSES[2] {
-        stream::<{ STRING_CLASSES[2] * STRING_CAP }>(plan, &header);
+        stream::<{ STRING_CLASSES[2] * STRING_CAP }>(plan, header);
     } else if strings <= STRING_CLASSES[3] {
-        stream::<{ STRING_CLASSES[3] * STRING_CAP }>(plan, &header);
+        stream::<{ STRING_CLASSES[3] * STRING_CAP }>(plan, header);
     } else {
-        stream::<{ STRING_CLASSES[4] * STRING_CAP }>(plan, &header);
+        stream::<{ STRING_CLASSES[4] * STRING_CAP }>(plan, header);
     }
 }
 
@@ -402,12 +409,19 @@ fn wakeup_flags() -> u64 {
     }) as u64
 }
 
-/// Fills the fixed part of a record: who, when, and every argument.
+/// Fills the fixed part of a record (who, when) and the site's arguments;
+/// returns how many arguments there are. The rest of `args` and
+/// `string_len` is left unwritten.
 ///
 /// # Safety
-/// `header` must be valid for writes; every field is written.
+/// `header` must be valid for writes.
 #[inline(always)]
-unsafe fn fill_header(ctx: &ProbeContext, plan: &SitePlan, cookie: u32, header: *mut EventHeader) {
+unsafe fn fill_header(
+    ctx: &ProbeContext,
+    plan: &SitePlan,
+    cookie: u32,
+    header: *mut EventHeader,
+) -> usize {
     let pid_tgid = bpf_get_current_pid_tgid();
     let count = if (plan.arg_count as usize) < MAX_ARGS {
         plan.arg_count as usize
@@ -430,13 +444,10 @@ unsafe fn fill_header(ctx: &ProbeContext, plan: &SitePlan, cookie: u32, header: 
         (*header)._pad = 0;
         let mut faults: u16 = 0;
         for i in 0..MAX_ARGS {
-            (*header).string_len[i] = 0;
-            let value = if i < count {
-                read_arg(ctx, &plan.args[i])
-            } else {
-                Some(0)
-            };
-            (*header).args[i] = match value {
+            if i >= count {
+                break;
+            }
+            (*header).args[i] = match read_arg(ctx, &plan.args[i]) {
                 Some(value) => value,
                 None => {
                     faults |= 1 << i;
@@ -446,6 +457,7 @@ unsafe fn fill_header(ctx: &ProbeContext, plan: &SitePlan, cookie: u32, header: 
         }
         (*header).faults = faults;
     }
+    count
 }
 
 /// Copies the strings the plan asks for into the `AREA`-byte area, packed
