@@ -8,10 +8,13 @@
 //!    fires the probe N times in a tight loop and times itself (CPU time of
 //!    the firing thread, which includes the kernel's uprobe and BPF work
 //!    done on its behalf but not time lost to other processes), untraced,
-//!    traced by this tracer (every event delivered to user space and
-//!    decoded) and traced by bpftrace counting the same probe in the kernel
-//!    (`@ = count()`). Runs alternate; medians are reported, with the
-//!    extra cost per hit over the untraced loop and the ratio to bpftrace.
+//!    traced by this tracer streaming it (every event delivered to user
+//!    space and decoded), traced by this tracer counting it in the kernel
+//!    (as `usdt trace --hits`), and traced by bpftrace counting it in the
+//!    kernel (`@hits = count()`) and printing every hit's timestamp and
+//!    argument (`printf("%llu %llu\n", nsecs, arg0)`). Runs alternate;
+//!    medians are reported, with ratios of the extra cost per hit over the
+//!    untraced loop.
 //!    Two probes: this SDK's `probe!` (5-byte nop, which the kernel turns
 //!    into a call) and a `<sys/sdt.h>` probe in C (1-byte nop, a trap).
 //! 2. Sustained event rate: the traced single-thread rate above with the
@@ -25,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use usdt_tracer::launch::StoppedCommand;
-use usdt_tracer::{TraceConfig, Tracer};
+use usdt_tracer::{AggregateResult, Aggregation, TraceConfig, Tracer};
 
 /// Hits per timed run.
 const HITS: u64 = 2_000_000;
@@ -67,9 +70,9 @@ fn main() {
             "## Cost per traced hit ({HITS} hits per run, median of {RUNS} runs, CPU time of the firing thread)\n"
         );
         println!(
-            "| probe | untraced ns/hit | usdt ns/hit | bpftrace ns/hit | usdt extra ns/hit | bpftrace extra ns/hit | usdt/bpftrace (extra) | usdt events delivered | usdt drops |"
+            "| probe | untraced ns/hit | usdt streaming ns/hit | usdt counting ns/hit | bpftrace counting ns/hit | bpftrace printing ns/hit | usdt streaming / bpftrace counting | usdt counting / bpftrace counting | usdt streaming / bpftrace printing | usdt events delivered | usdt drops |"
         );
-        println!("|---|---|---|---|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|---|---|---|---|---|");
         let rust = Target {
             label: "SDK probe! (5-byte nop)",
             program: exe.clone(),
@@ -87,36 +90,50 @@ fn main() {
             let mut untraced = Vec::new();
             let mut ours = Vec::new();
             let mut ours_wall = Vec::new();
+            let mut counting = Vec::new();
             let mut theirs = Vec::new();
+            let mut theirs_printing = Vec::new();
             let mut delivered = 0;
             let mut drops = 0;
             for _ in 0..RUNS {
                 untraced.push(target.run_untraced());
-                let (ns, wall, events, dropped) = target.run_ours();
+                let (ns, wall, events, dropped) = target.run_ours(false);
                 ours.push(ns);
                 ours_wall.push(wall);
                 delivered += events;
                 drops += dropped;
+                counting.push(target.run_ours(true).0);
                 if let Some(bpftrace) = &bpftrace {
-                    theirs.push(target.run_bpftrace(bpftrace));
+                    theirs.push(target.run_bpftrace(bpftrace, false));
+                    theirs_printing.push(target.run_bpftrace(bpftrace, true));
                 }
             }
             let base = median(&untraced);
             let ours_ns = median(&ours);
-            let (theirs_text, extra_theirs, ratio) = if theirs.is_empty() {
-                ("-".into(), "-".into(), "-".into())
-            } else {
-                let theirs_ns = median(&theirs);
-                (
-                    format!("{theirs_ns:.1}"),
-                    format!("{:.1}", theirs_ns - base),
-                    format!("{:.2}", (ours_ns - base) / (theirs_ns - base)),
-                )
+            let counting_ns = median(&counting);
+            // Ratios of the extra cost per hit over the untraced loop.
+            let ratio = |ours: f64, theirs: &[f64]| {
+                if theirs.is_empty() {
+                    "-".to_string()
+                } else {
+                    format!("{:.2}", (ours - base) / (median(theirs) - base))
+                }
+            };
+            let ns = |values: &[f64]| {
+                if values.is_empty() {
+                    "-".to_string()
+                } else {
+                    format!("{:.1}", median(values))
+                }
             };
             println!(
-                "| {} | {base:.1} | {ours_ns:.1} | {theirs_text} | {:.1} | {extra_theirs} | {ratio} | {delivered} of {} | {drops} |",
+                "| {} | {base:.1} | {ours_ns:.1} | {counting_ns:.1} | {} | {} | {} | {} | {} | {delivered} of {} | {drops} |",
                 target.label,
-                ours_ns - base,
+                ns(&theirs),
+                ns(&theirs_printing),
+                ratio(ours_ns, &theirs),
+                ratio(counting_ns, &theirs),
+                ratio(ours_ns, &theirs_printing),
                 HITS * RUNS as u64,
             );
             single_rate.push((
@@ -140,7 +157,7 @@ fn main() {
             args: vec!["--fire".into(), "1".into(), HITS.to_string()],
             probe: "bench:hit",
         };
-        let (_, wall, events, drops) = one.run_ours();
+        let (_, wall, events, drops) = one.run_ours(false);
         println!(
             "| 1 (tight loop) | {:.0} | {events} | {drops} |",
             (events + drops) as f64 / wall * 1e9
@@ -151,7 +168,7 @@ fn main() {
             args: vec!["--fire".into(), cpus.to_string(), HITS.to_string()],
             probe: "bench:hit",
         };
-        let (_, wall, events, drops) = threads.run_ours();
+        let (_, wall, events, drops) = threads.run_ours(false);
         println!(
             "| {cpus} (one per CPU) | {:.0} | {events} | {drops} |",
             (events + drops) as f64 / wall * 1e9
@@ -196,13 +213,19 @@ impl Target {
 
     /// CPU nanoseconds per hit traced by this tracer from the first
     /// instruction, the loop's wall-clock nanoseconds, and the events
-    /// delivered and dropped.
-    fn run_ours(&self) -> (f64, f64, u64, u64) {
+    /// delivered and dropped. `counting`: the hits are counted in the kernel
+    /// (as `usdt trace --hits`) instead of streamed, and the count is
+    /// checked.
+    fn run_ours(&self, counting: bool) -> (f64, f64, u64, u64) {
         let mut argv = vec![self.program.display().to_string()];
         argv.extend(self.args.iter().cloned());
         let output = self.program.with_extension("out");
         let mut command = StoppedCommand::spawn(&argv_with_output(&argv, &output)).unwrap();
-        let mut config = TraceConfig::new().probe(self.probe).unwrap();
+        let mut config = if counting {
+            TraceConfig::new().aggregate(Aggregation::hits(&[self.probe], None).unwrap())
+        } else {
+            TraceConfig::new().probe(self.probe).unwrap()
+        };
         config.pid = Some(command.pid());
         config.executable = Some(self.program.clone());
         config.ring_bytes = 64 << 20;
@@ -232,39 +255,60 @@ impl Target {
         events += tracer.drain(|_| true) as u64;
         let drops = tracer.drops().unwrap();
         let text = std::fs::read_to_string(&output).unwrap();
+        if counting {
+            let report = tracer.aggregates().unwrap();
+            let Some(AggregateResult::Hits { counts, .. }) = report.results.first() else {
+                panic!("no hit counts: {report:?}");
+            };
+            let hits: u64 = counts.iter().map(|c| c.count).sum();
+            assert_eq!(hits, fired(&text), "the kernel counted every hit");
+        }
         (per_hit(&text), wall_ns(&text), events, drops)
     }
 
-    /// Nanoseconds per hit under bpftrace counting the probe in the kernel.
-    fn run_bpftrace(&self, bpftrace: &Path) -> f64 {
+    /// CPU nanoseconds per hit under bpftrace: counting the probe in the
+    /// kernel, or (`printing`) printing every hit's timestamp and argument.
+    /// Either way every hit must be accounted for.
+    fn run_bpftrace(&self, bpftrace: &Path, printing: bool) -> f64 {
         let output = self.program.with_extension("bpftrace.out");
+        let printed = self.program.with_extension("bpftrace.lines");
         let mut argv = vec![self.program.display().to_string()];
         argv.extend(self.args.iter().cloned());
         let shell = argv_with_output(&argv, &output).join(" ");
+        let action = if printing {
+            r#"printf("%llu %llu\n", nsecs, arg0);"#
+        } else {
+            "@hits = count();"
+        };
         let script = format!(
-            "usdt:{}:{} {{ @hits = count(); }}",
+            "usdt:{}:{} {{ {action} }}",
             self.program.display(),
             self.probe
         );
         let out = Command::new(bpftrace)
             .args(["-e", &script, "-c", &shell])
             .stdin(Stdio::null())
-            .output()
+            .stdout(std::fs::File::create(&printed).unwrap())
+            .stderr(Stdio::null())
+            .status()
             .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let hits: u64 = stdout
-            .lines()
-            .find_map(|l| l.strip_prefix("@hits: "))
-            .and_then(|n| n.trim().parse().ok())
-            .unwrap_or_else(|| {
-                panic!(
-                    "bpftrace printed no count: {stdout} {}",
-                    String::from_utf8_lossy(&out.stderr)
-                )
-            });
+        assert!(out.success(), "bpftrace failed: {out}");
+        let stdout = std::fs::read_to_string(&printed).unwrap();
+        let _ = std::fs::remove_file(&printed);
+        let hits = if printing {
+            stdout
+                .lines()
+                .filter(|l| l.starts_with(|c: char| c.is_ascii_digit()))
+                .count() as u64
+        } else {
+            stdout
+                .lines()
+                .find_map(|l| l.strip_prefix("@hits: "))
+                .and_then(|n| n.trim().parse().ok())
+                .unwrap_or_else(|| panic!("bpftrace printed no count: {stdout}"))
+        };
         let text = std::fs::read_to_string(&output).unwrap();
-        let expected: u64 = text.split_whitespace().nth(2).unwrap().parse().unwrap();
-        assert_eq!(hits, expected, "bpftrace counted every hit");
+        assert_eq!(hits, fired(&text), "bpftrace accounted for every hit");
         per_hit(&text)
     }
 }
@@ -290,6 +334,11 @@ fn per_hit(report: &str) -> f64 {
 /// `wall_ns cpu_ns hits` -> wall-clock nanoseconds of the loop.
 fn wall_ns(report: &str) -> f64 {
     report.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+/// The hits a firing program's report says it fired.
+fn fired(report: &str) -> u64 {
+    report.split_whitespace().nth(2).unwrap().parse().unwrap()
 }
 
 fn median(values: &[f64]) -> f64 {
