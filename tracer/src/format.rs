@@ -11,8 +11,17 @@ use std::fmt::Write as _;
 ///     0.001234  4242  4242 http:request_start id=7 method="GET" path="/"
 /// ```
 pub fn text_line(event: &Event, start_ns: u64) -> String {
+    let mut line = String::with_capacity(96);
+    write_text_line(&mut line, event, start_ns);
+    line
+}
+
+/// Appends [`text_line`] to `line` (no newline), for callers that reuse one
+/// buffer for many events.
+pub fn write_text_line(line: &mut String, event: &Event, start_ns: u64) {
     let elapsed = event.timestamp_ns.saturating_sub(start_ns);
-    let mut line = format!(
+    write!(
+        line,
         "{:>4}.{:06} {:>7} {:>7} {}:{}",
         elapsed / 1_000_000_000,
         (elapsed % 1_000_000_000) / 1_000,
@@ -20,11 +29,15 @@ pub fn text_line(event: &Event, start_ns: u64) -> String {
         event.tid,
         event.probe.provider,
         event.probe.name
-    );
+    )
+    .unwrap();
     for (index, value) in event.args.iter().enumerate() {
-        write!(line, " {}={value}", event.arg_name(index)).unwrap();
+        match event.arg_names.get(index) {
+            Some(name) => write!(line, " {name}={value}"),
+            None => write!(line, " arg{index}={value}"),
+        }
+        .unwrap();
     }
-    line
 }
 
 /// A JSON object on one line: `provider`, `name`, `path`, `pid`, `tid`,
@@ -34,12 +47,19 @@ pub fn text_line(event: &Event, start_ns: u64) -> String {
 /// metadata, and `truncated: true` when a string was cut at the copy bound.
 pub fn json_line(event: &Event) -> String {
     let mut line = String::with_capacity(160);
+    write_json_line(&mut line, event);
+    line
+}
+
+/// Appends [`json_line`] to `line` (no newline), for callers that reuse one
+/// buffer for many events.
+pub fn write_json_line(line: &mut String, event: &Event) {
     line.push_str("{\"provider\":");
-    write_json_string(&mut line, &event.probe.provider);
+    write_json_string(line, &event.probe.provider);
     line.push_str(",\"name\":");
-    write_json_string(&mut line, &event.probe.name);
+    write_json_string(line, &event.probe.name);
     line.push_str(",\"path\":");
-    write_json_string(&mut line, &event.probe.path.to_string_lossy());
+    write_json_string(line, &event.probe.path.to_string_lossy());
     write!(
         line,
         ",\"pid\":{},\"tid\":{},\"cpu\":{},\"timestamp_ns\":{},\"address\":{},\"args\":[",
@@ -50,7 +70,7 @@ pub fn json_line(event: &Event) -> String {
         if index > 0 {
             line.push(',');
         }
-        value.write_json(&mut line);
+        value.write_json(line);
     }
     line.push(']');
     if !event.arg_names.is_empty() {
@@ -59,7 +79,7 @@ pub fn json_line(event: &Event) -> String {
             if index > 0 {
                 line.push(',');
             }
-            write_json_string(&mut line, name);
+            write_json_string(line, name);
         }
         line.push(']');
     }
@@ -67,7 +87,6 @@ pub fn json_line(event: &Event) -> String {
         line.push_str(",\"truncated\":true");
     }
     line.push('}');
-    line
 }
 
 #[cfg(test)]

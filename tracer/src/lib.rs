@@ -64,7 +64,7 @@ mod value;
 
 pub use aggregate::{Aggregation, DEFAULT_MAP_ENTRIES, KeySource};
 pub use error::TraceError;
-pub use format::{json_line, text_line};
+pub use format::{json_line, text_line, write_json_line, write_text_line};
 pub use function::{FunctionArg, FunctionName, FunctionProbe, ValueType};
 pub use report::{AggregateLosses, AggregateReport, AggregateResult, HitCount, Log2Histogram};
 pub use select::{ProbeSpec, StringRequest};

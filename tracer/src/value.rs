@@ -166,8 +166,15 @@ impl fmt::Display for Value {
 
 /// Appends `text` as a JSON string literal.
 pub(crate) fn write_json_string(out: &mut String, text: &str) {
-    // Serializing a &str cannot fail.
-    out.push_str(&serde_json::to_string(text).unwrap_or_default());
+    if text.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        // Serializing a &str cannot fail.
+        out.push_str(&serde_json::to_string(text).unwrap_or_default());
+    } else {
+        // Nothing to escape (every other character stands for itself).
+        out.push('"');
+        out.push_str(text);
+        out.push('"');
+    }
 }
 
 #[cfg(test)]
@@ -178,6 +185,25 @@ mod tests {
         let mut out = String::new();
         value.write_json(&mut out);
         out
+    }
+
+    #[test]
+    fn json_strings_escape_what_json_needs() {
+        for text in [
+            "plain",
+            "",
+            "a\"b",
+            "back\\slash",
+            "tab\there",
+            "\u{1}",
+            "ünï €",
+            "\u{7f}",
+        ] {
+            let mut out = String::new();
+            write_json_string(&mut out, text);
+            assert_eq!(out, serde_json::to_string(text).unwrap());
+            assert_eq!(serde_json::from_str::<String>(&out).unwrap(), text);
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use usdt_tracer::launch::{StoppedCommand, describe_status, split_command};
 use usdt_tracer::{
     AggregateReport, Aggregation, KeySource, ProbeSpec, StringRequest, TraceConfig, TraceError,
-    Tracer, json_line, text_line,
+    Tracer, write_json_line, write_text_line,
 };
 
 /// How often the loop looks at the ring buffer when nothing wakes it.
@@ -510,13 +510,16 @@ fn emit(
     printed: &mut u64,
     write_error: &mut Option<io::Error>,
 ) {
+    let mut line = String::with_capacity(256);
     tracer.drain(|event| {
-        let line = if args.json {
-            json_line(&event)
+        line.clear();
+        if args.json {
+            write_json_line(&mut line, &event);
         } else {
-            text_line(&event, start_ns)
-        };
-        if let Err(e) = writeln!(out, "{line}") {
+            write_text_line(&mut line, &event, start_ns);
+        }
+        line.push('\n');
+        if let Err(e) = out.write_all(line.as_bytes()) {
             *write_error = Some(e);
             return false;
         }
