@@ -268,7 +268,8 @@ impl Target {
 
     /// CPU nanoseconds per hit under bpftrace: counting the probe in the
     /// kernel, or (`printing`) printing every hit's timestamp and argument.
-    /// Either way every hit must be accounted for.
+    /// Either way every hit must be accounted for (printed or reported
+    /// lost).
     fn run_bpftrace(&self, bpftrace: &Path, printing: bool) -> f64 {
         let output = self.program.with_extension("bpftrace.out");
         let printed = self.program.with_extension("bpftrace.lines");
@@ -296,10 +297,15 @@ impl Target {
         let stdout = std::fs::read_to_string(&printed).unwrap();
         let _ = std::fs::remove_file(&printed);
         let hits = if printing {
+            // Printed lines, plus what bpftrace reports as lost ("Lost N
+            // events"), which it did not print but still paid for.
             stdout
                 .lines()
-                .filter(|l| l.starts_with(|c: char| c.is_ascii_digit()))
-                .count() as u64
+                .map(|l| match l.strip_prefix("Lost ") {
+                    Some(rest) => rest.split(' ').next().unwrap().parse::<u64>().unwrap(),
+                    None => u64::from(l.starts_with(|c: char| c.is_ascii_digit())),
+                })
+                .sum::<u64>()
         } else {
             stdout
                 .lines()
