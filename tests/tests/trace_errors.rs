@@ -4,11 +4,13 @@
 
 mod trace_support;
 
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 use trace_support::*;
-use usdt_interop_tests::require_bpf;
+use usdt_interop_tests::{require_bpf, rust_lld_dir};
 use usdt_tracer::launch::StoppedCommand;
 use usdt_tracer::{TraceConfig, TraceError, Tracer};
 
@@ -115,7 +117,16 @@ fn missing_privileges_name_the_capability() {
         return;
     }
     let probe = format!("{CATALOG}:store:order_placed");
-    let mut command = usdt();
+    // `nobody` may not be able to reach the build's directory: run a copy
+    // of the binary from a directory anyone can enter.
+    let built = PathBuf::from(usdt().get_program());
+    let dir = std::env::temp_dir().join(format!("usdt-nobody-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let binary = dir.join("usdt");
+    std::fs::copy(&built, &binary).unwrap();
+    std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut command = Command::new(&binary);
     command.args(["trace", &probe]).stdin(Stdio::null());
     // SAFETY: setgid/setuid are async-signal-safe; dropping to `nobody`
     // clears every capability.
@@ -128,6 +139,7 @@ fn missing_privileges_name_the_capability() {
         });
     }
     let output = command.output().expect("run usdt as nobody");
+    let _ = std::fs::remove_dir_all(&dir);
     assert_failure(&output, 1, "missing capability CAP_BPF and CAP_PERFMON");
 }
 
