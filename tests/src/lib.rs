@@ -136,3 +136,16 @@ pub fn compile_c(compiler: &str, source: &str, flags: &[&str], out_dir: &Path) -
         .arg(&out));
     out
 }
+
+/// The directory holding the Rust toolchain's `ld.lld` wrapper, for `cc
+/// -fuse-ld=lld -B DIR` (lld lays out segments differently from GNU ld).
+pub fn rust_lld_dir() -> Option<PathBuf> {
+    let sysroot = run(Command::new("rustc").args(["--print", "sysroot"]));
+    let version = run(Command::new("rustc").arg("-vV"));
+    let host = version.lines().find_map(|l| l.strip_prefix("host: "))?;
+    let dir = Path::new(sysroot.trim())
+        .join("lib/rustlib")
+        .join(host)
+        .join("bin/gcc-ld");
+    dir.join("ld.lld").exists().then_some(dir)
+}

@@ -397,16 +397,7 @@ fn intervals_add_up_to_the_total() {
 
 #[test]
 fn aggregation_usage_errors_exit_with_status_2() {
-    let check = |args: &[&str], text: &str| {
-        let mut full = vec!["trace"];
-        full.extend_from_slice(args);
-        let output = run_usdt(&full);
-        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
-        assert_eq!(stderr.lines().count(), 1, "{stderr}");
-        assert!(stderr.contains(text), "expected `{text}` in {stderr}");
-        assert!(output.stdout.is_empty());
-    };
+    let check = assert_trace_usage_error;
     check(
         &["--hits", "--count", "5", "./x:p:n"],
         "--count stops after N",
@@ -440,13 +431,9 @@ fn aggregation_input_errors_name_the_argument() {
     let binary = &fixtures("aggregate_input_errors")[0];
     let command = binary.display().to_string();
     let check = |args: &[&str], text: &str| {
-        let mut full = vec!["trace", "-c", &command];
+        let mut full = vec!["-c", &command];
         full.extend_from_slice(args);
-        let output = run_usdt(&full);
-        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
-        assert_eq!(stderr.lines().count(), 1, "{stderr}");
-        assert!(stderr.contains(text), "expected `{text}` in {stderr}");
+        assert_trace_usage_error(&full, text);
     };
     check(
         &["--hits", "--by", "status", "agg:event"],

@@ -3,28 +3,22 @@
 //! lists such a note; the reader must not offer it as a probe site (a uprobe
 //! there would land in the ELF header).
 
-use std::path::PathBuf;
 use std::process::Command;
-use usdt_interop_tests::{compile_c, require_tool, run, scratch_dir};
+use usdt_interop_tests::{compile_c, require_tool, run, rust_lld_dir, scratch_dir, skip};
 use usdt_reader::ElfFile;
-
-/// The directory holding the Rust toolchain's `ld.lld` wrapper for gcc.
-fn rust_lld_dir() -> PathBuf {
-    let sysroot = run(Command::new("rustc").args(["--print", "sysroot"]));
-    let host = run(Command::new("rustc").args(["--print", "host-tuple"]));
-    PathBuf::from(sysroot.trim())
-        .join("lib/rustlib")
-        .join(host.trim())
-        .join("bin/gcc-ld")
-}
 
 #[test]
 fn notes_of_discarded_functions_are_not_probe_sites() {
-    if !require_tool("notes_of_discarded_functions_are_not_probe_sites", "gcc") {
+    let test = "notes_of_discarded_functions_are_not_probe_sites";
+    if !require_tool(test, "gcc") {
         return;
     }
+    let Some(lld) = rust_lld_dir() else {
+        skip(test, "the Rust toolchain has no gcc-ld/ld.lld");
+        return;
+    };
     let out = scratch_dir("reader_discarded");
-    let lld = format!("-B{}", rust_lld_dir().display());
+    let lld = format!("-B{}", lld.display());
     let binary = compile_c(
         "gcc",
         "sdt_discarded.c",

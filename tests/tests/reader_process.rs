@@ -173,15 +173,7 @@ fn a_deleted_library_is_read_through_map_files() {
 
 #[test]
 fn a_chrooted_process_is_read_from_its_root() {
-    if !require_tool(TEST, "gcc")
-        || !require_tool(TEST, "aarch64-linux-gnu-gcc")
-        || !require_tool(TEST, "chroot")
-    {
-        return;
-    }
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        usdt_interop_tests::skip(TEST, "chroot needs root");
+    if !can_isolate("chroot", "chroot needs root") {
         return;
     }
     let root = make_root("reader_process_root");
@@ -210,6 +202,23 @@ fn a_chrooted_process_is_read_from_its_root() {
     assert_eq!((exe.probes.len(), lib.probes.len()), (1, 3));
     check_runtime_addresses(pid, exe);
     check_runtime_addresses(pid, lib);
+}
+
+/// Whether the container tests can run: the compilers, `tool`, and root
+/// (`root_reason` says why it is needed). Otherwise skips (see
+/// [`usdt_interop_tests::skip`]).
+fn can_isolate(tool: &str, root_reason: &str) -> bool {
+    if !require_tool(TEST, "gcc")
+        || !require_tool(TEST, "aarch64-linux-gnu-gcc")
+        || !require_tool(TEST, tool)
+    {
+        return false;
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return usdt_interop_tests::skip(TEST, root_reason);
+    }
+    true
 }
 
 /// A root directory holding the program and its library under /app, which
@@ -273,15 +282,7 @@ fn wait_for_library(pid: u32) {
 
 #[test]
 fn files_are_read_through_another_mount_namespace() {
-    if !require_tool(TEST, "gcc")
-        || !require_tool(TEST, "aarch64-linux-gnu-gcc")
-        || !require_tool(TEST, "unshare")
-    {
-        return;
-    }
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        usdt_interop_tests::skip(TEST, "mount namespaces need root");
+    if !can_isolate("unshare", "mount namespaces need root") {
         return;
     }
     // A container: a private mount namespace whose root is the directory,

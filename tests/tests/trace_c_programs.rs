@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Duration;
 use trace_support::*;
-use usdt_interop_tests::{require_bpf, require_tool, run};
+use usdt_interop_tests::{require_bpf, require_tool, run, rust_lld_dir};
 
 /// The values sdt_args passes in iteration `i`, per probe, as the JSON text
 /// of each argument.

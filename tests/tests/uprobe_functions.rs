@@ -361,15 +361,7 @@ fn function_lookup_agrees_with_readelf() {
 fn function_probe_errors_exit_with_status_2() {
     let binary = &fixtures("uprobe_errors")[1];
     let path = binary.display().to_string();
-    let check = |args: &[&str], text: &str| {
-        let mut full = vec!["trace"];
-        full.extend_from_slice(args);
-        let output = run_usdt(&full);
-        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
-        assert_eq!(stderr.lines().count(), 1, "{stderr}");
-        assert!(stderr.contains(text), "expected `{text}` in {stderr}");
-    };
+    let check = assert_trace_usage_error;
     check(
         &[&format!("uprobe:{path}:compute(float)")],
         "unknown type `float`",

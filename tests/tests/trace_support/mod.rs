@@ -41,6 +41,19 @@ pub fn run_usdt(args: &[&str]) -> Output {
         .expect("run usdt")
 }
 
+/// Runs `usdt trace ARGS` and checks that it fails as a usage error: exit
+/// status 2, one line on stderr containing `text`, nothing on stdout.
+pub fn assert_trace_usage_error(args: &[&str], text: &str) {
+    let mut full = vec!["trace"];
+    full.extend_from_slice(args);
+    let output = run_usdt(&full);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(text), "expected `{text}` in {stderr}");
+    assert!(output.stdout.is_empty(), "{args:?}: output on stdout");
+}
+
 /// The events of a `usdt trace --json` run, one JSON object per line (a
 /// command run with `-c` shares the standard output: its lines are skipped).
 pub fn json_events(output: &Output) -> Vec<serde_json::Value> {
@@ -279,17 +292,4 @@ pub fn wait_for_file(path: &Path, timeout: Duration) {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-}
-
-/// The directory holding the Rust toolchain's `ld.lld` wrapper, for `cc
-/// -fuse-ld=lld -B DIR` (lld lays out segments differently from GNU ld).
-pub fn rust_lld_dir() -> Option<PathBuf> {
-    let sysroot = usdt_interop_tests::run(Command::new("rustc").args(["--print", "sysroot"]));
-    let version = usdt_interop_tests::run(Command::new("rustc").arg("-vV"));
-    let host = version.lines().find_map(|l| l.strip_prefix("host: "))?;
-    let dir = Path::new(sysroot.trim())
-        .join("lib/rustlib")
-        .join(host)
-        .join("bin/gcc-ld");
-    dir.join("ld.lld").exists().then_some(dir)
 }
