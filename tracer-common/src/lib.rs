@@ -52,12 +52,11 @@ pub const EVENTS_MAP: &str = "USDT_EVENTS";
 /// Name of the array map (one `u64` at index 0, updated atomically)
 /// counting records that did not fit in the ring buffer.
 pub const DROPS_MAP: &str = "USDT_DROPS";
-/// Name of the per-CPU array map (one `u64` at index 0) counting records,
-/// to wake the reader up every so many.
-pub const RECORDS_MAP: &str = "USDT_RECORDS";
-/// Name of the array map (one `u32` at index 0) that arms the program:
-/// sites fire only once it is non-zero, which user space sets after every
-/// site is attached, so a trace starts at one instant for all sites.
+/// Name of the per-CPU array map (one `u64` at index 0): bytes of records
+/// each CPU has written since it last woke the reader.
+pub const PENDING_MAP: &str = "USDT_PENDING";
+/// Name of the array map (one [`Control`] at index 0) that arms the program
+/// and says how often it wakes the reader.
 pub const CONTROL_MAP: &str = "USDT_CONTROL";
 /// Name of the BPF hash map of aggregation counters: [`AggKey`] to a `u64`
 /// count, added to atomically.
@@ -340,6 +339,30 @@ const _: () = assert!(core::mem::size_of::<AggKey>() == 16 + KEY_TEXT_CAP);
 const _: () = assert!(core::mem::size_of::<StartKey>() == 16);
 const _: () = assert!(KEY_TEXT_CAP.is_power_of_two() && KEY_TEXT_CAP <= STRING_CAP);
 
+/// The program's settings, at index 0 of [`CONTROL_MAP`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Control {
+    /// Non-zero once user space has attached every site: sites fire only
+    /// then, so a trace starts at one instant for all of them.
+    pub armed: u32,
+    /// Bytes of records a CPU writes between two wake-ups of the reader
+    /// (see [`wake_bytes`]); the reader also polls on its own.
+    pub wake_bytes: u32,
+}
+
+/// The most bytes of records a CPU writes before it wakes the reader.
+pub const MAX_WAKE_BYTES: u32 = 1 << 20;
+
+/// [`Control::wake_bytes`] for a ring buffer of `ring_bytes` shared by
+/// `cpus` CPUs: a quarter of the ring divided among the CPUs, at most
+/// [`MAX_WAKE_BYTES`]. A wake-up interrupts the writing CPU (microseconds
+/// in a virtual machine), so they should be rare; the ring must not fill
+/// before one comes.
+pub fn wake_bytes(ring_bytes: u32, cpus: u32) -> u32 {
+    (ring_bytes / 4 / cpus.max(1)).clamp(1, MAX_WAKE_BYTES)
+}
+
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: the types are `repr(C)`, `Copy`, made only of integers and
@@ -354,11 +377,22 @@ mod pod {
     unsafe impl aya::Pod for super::AggKey {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::StartKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::Control {}
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wake_ups_come_before_the_ring_fills() {
+        assert_eq!(wake_bytes(8 << 20, 2), MAX_WAKE_BYTES);
+        assert_eq!(wake_bytes(1 << 20, 2), 128 << 10);
+        assert_eq!(wake_bytes(4096, 64), 16);
+        assert_eq!(wake_bytes(4096, 0), 1024);
+        assert_eq!(wake_bytes(0, 4), 1);
+    }
 
     #[test]
     fn log2_buckets_follow_powers_of_two() {

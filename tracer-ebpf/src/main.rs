@@ -41,7 +41,7 @@ use core::intrinsics::{AtomicOrdering, atomic_xadd};
 use core::mem::MaybeUninit;
 use tracer_common::{
     ACTION_COUNT, ACTION_HISTOGRAM, ACTION_LATENCY_END, ACTION_LATENCY_START, ACTION_STREAM,
-    AGG_ERR_COUNT, AGG_ERR_FAULT, AGG_ERR_FULL, AGG_ERR_STARTS_FULL, AGG_ERR_UNMATCHED,
+    AGG_ERR_COUNT, AGG_ERR_FAULT, Control, AGG_ERR_FULL, AGG_ERR_STARTS_FULL, AGG_ERR_UNMATCHED,
     ARG_CONSTANT, ARG_MEMORY, ARG_REGISTER, AggKey, ArgPlan, EVENT_FIXED_SIZE, EVENT_HEADER_SIZE,
     EventHeader, KEY_ARG, KEY_NONE, KEY_PID, KEY_STRING, KEY_TEXT_CAP, KEY_TID, MAX_ARGS, NO_REG,
     STRING_CAP, STRING_CLASSES, STRING_CSTR, STRING_PTR_LEN, SitePlan, StartKey, log2_bucket,
@@ -49,11 +49,6 @@ use tracer_common::{
 
 /// Default ring buffer size; user space sets the real one at load time.
 const DEFAULT_RING_BYTES: u32 = 1 << 22;
-
-/// Records per CPU between two reader wake-ups (see [`wakeup_flags`]). A
-/// wake-up interrupts the traced thread's CPU (microseconds in a virtual
-/// machine); the reader polls every few milliseconds anyway.
-const WAKEUP_EVERY: u64 = 8192;
 
 /// Page size assumed when faulting in the second page of a string.
 const PAGE: u64 = 4096;
@@ -70,13 +65,15 @@ static USDT_EVENTS: RingBuf = RingBuf::with_byte_size(DEFAULT_RING_BYTES, 0);
 #[map(name = "USDT_DROPS")]
 static USDT_DROPS: Array<u64> = Array::with_max_entries(1, 0);
 
-/// Records written on each CPU, for [`wakeup_flags`].
-#[map(name = "USDT_RECORDS")]
-static USDT_RECORDS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+/// Bytes of records written on each CPU since it last woke the reader, for
+/// [`wakeup_flags`].
+#[map(name = "USDT_PENDING")]
+static USDT_PENDING: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
-/// Non-zero at index 0 once user space has attached every site.
+/// The program's settings, at index 0: armed once user space has attached
+/// every site, and how often to wake the reader.
 #[map(name = "USDT_CONTROL")]
-static USDT_CONTROL: Array<u32> = Array::with_max_entries(1, 0);
+static USDT_CONTROL: Array<Control> = Array::with_max_entries(1, 0);
 
 /// Aggregation counters. User space sets the size.
 #[map(name = "USDT_AGGREGATES")]
@@ -96,7 +93,10 @@ static USDT_AGG_ERRORS: Array<u64> = Array::with_max_entries(AGG_ERR_COUNT, 0);
 #[uprobe(sleepable)]
 #[inline(always)]
 pub fn usdt_site(ctx: ProbeContext) -> u32 {
-    if USDT_CONTROL.get(0).is_none_or(|armed| *armed == 0) {
+    let Some(control) = USDT_CONTROL.get(0) else {
+        return 0;
+    };
+    if control.armed == 0 {
         return 0;
     }
     // SAFETY: the helper only reads the cookie of the running program's link.
@@ -105,7 +105,7 @@ pub fn usdt_site(ctx: ProbeContext) -> u32 {
         return 0;
     };
     match plan.action {
-        ACTION_STREAM => stream_site(&ctx, plan, cookie),
+        ACTION_STREAM => stream_site(&ctx, plan, cookie, control.wake_bytes),
         ACTION_COUNT => count_site(&ctx, plan),
         ACTION_HISTOGRAM => histogram_site(&ctx, plan),
         ACTION_LATENCY_START => latency_start(&ctx, plan),
@@ -117,7 +117,7 @@ pub fn usdt_site(ctx: ProbeContext) -> u32 {
 
 /// Streams one hit to the ring buffer.
 #[inline(always)]
-fn stream_site(ctx: &ProbeContext, plan: &SitePlan, cookie: u32) {
+fn stream_site(ctx: &ProbeContext, plan: &SitePlan, cookie: u32, wake_bytes: u32) {
     // The record is built on the stack, in place (a move would copy it),
     // then copied once into the ring buffer.
     let mut header = MaybeUninit::<EventHeader>::uninit();
@@ -135,7 +135,8 @@ fn stream_site(ctx: &ProbeContext, plan: &SitePlan, cookie: u32) {
         let record = unsafe {
             core::slice::from_raw_parts(header.cast::<u8>(), EVENT_FIXED_SIZE + 8 * (count & 15))
         };
-        if USDT_EVENTS.output::<[u8]>(record, wakeup_flags()).is_err() {
+        let flags = wakeup_flags(record.len(), wake_bytes);
+        if USDT_EVENTS.output::<[u8]>(record, flags).is_err() {
             count_drop();
         }
         return;
@@ -151,13 +152,13 @@ fn stream_site(ctx: &ProbeContext, plan: &SitePlan, cookie: u32) {
         &*header
     };
     if strings <= STRING_CLASSES[1] {
-        stream::<{ STRING_CLASSES[1] * STRING_CAP }>(plan, header);
+        stream::<{ STRING_CLASSES[1] * STRING_CAP }>(plan, header, wake_bytes);
     } else if strings <= STRING_CLASSES[2] {
-        stream::<{ STRING_CLASSES[2] * STRING_CAP }>(plan, header);
+        stream::<{ STRING_CLASSES[2] * STRING_CAP }>(plan, header, wake_bytes);
     } else if strings <= STRING_CLASSES[3] {
-        stream::<{ STRING_CLASSES[3] * STRING_CAP }>(plan, header);
+        stream::<{ STRING_CLASSES[3] * STRING_CAP }>(plan, header, wake_bytes);
     } else {
-        stream::<{ STRING_CLASSES[4] * STRING_CAP }>(plan, header);
+        stream::<{ STRING_CLASSES[4] * STRING_CAP }>(plan, header, wake_bytes);
     }
 }
 
@@ -365,7 +366,7 @@ fn count_error(index: u32) {
 
 /// Builds and submits one record with a string area of `AREA` bytes.
 #[inline(always)]
-fn stream<const AREA: usize>(plan: &SitePlan, fixed: &EventHeader) {
+fn stream<const AREA: usize>(plan: &SitePlan, fixed: &EventHeader, wake_bytes: u32) {
     let Some(mut entry) = USDT_EVENTS.reserve_bytes(EVENT_HEADER_SIZE + AREA, 0) else {
         count_drop();
         return;
@@ -382,22 +383,25 @@ fn stream<const AREA: usize>(plan: &SitePlan, fixed: &EventHeader) {
     } else {
         header.string_bytes = 0;
     }
-    entry.submit(wakeup_flags());
+    entry.submit(wakeup_flags(EVENT_HEADER_SIZE + AREA, wake_bytes));
 }
 
-/// Wake-up flags for a record: the reader is woken for one record in
-/// [`WAKEUP_EVERY`] on each CPU and otherwise finds the records on its next
-/// periodic poll, which keeps wake-ups (run on the traced thread's CPU) off
-/// the per-hit cost.
+/// Wake-up flags for a record of `size` bytes: the reader is woken once
+/// this CPU has written `wake_bytes` since it last woke it, and otherwise
+/// finds the records on its next periodic poll. Wake-ups run on the traced
+/// thread's CPU (an interrupt, microseconds in a virtual machine): few of
+/// them keep the per-hit cost down.
 #[inline(always)]
-fn wakeup_flags() -> u64 {
-    let wake = match USDT_RECORDS.get_ptr_mut(0) {
-        Some(count) => {
-            // SAFETY: this CPU's counter; a lost increment only shifts the
-            // next wake-up.
+fn wakeup_flags(size: usize, wake_bytes: u32) -> u64 {
+    let wake = match USDT_PENDING.get_ptr_mut(0) {
+        Some(pending) => {
+            // SAFETY: this CPU's counter; a lost update only shifts the next
+            // wake-up.
             unsafe {
-                *count = (*count).wrapping_add(1);
-                *count % WAKEUP_EVERY == 0
+                let bytes = *pending + size as u64;
+                let wake = bytes >= u64::from(wake_bytes);
+                *pending = if wake { 0 } else { bytes };
+                wake
             }
         }
         None => true,

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracer_common::{
     AGG_ERR_FAULT, AGG_ERR_FULL, AGG_ERR_STARTS_FULL, AGG_ERR_UNMATCHED, AGG_ERRORS_MAP,
-    AGGREGATES_MAP, AggKey, CONTROL_MAP, DROPS_MAP, EVENT_FIXED_SIZE, EVENT_HEADER_SIZE,
+    AGGREGATES_MAP, AggKey, CONTROL_MAP, Control, DROPS_MAP, EVENT_FIXED_SIZE, EVENT_HEADER_SIZE,
     EVENTS_MAP, EventHeader, HISTOGRAM_BUCKETS, PROGRAM_NAME, PROGRAM_SECTION, SITES_MAP,
     STARTS_MAP, SitePlan, StartKey,
 };
@@ -298,13 +298,18 @@ impl Tracer {
         };
         // Arm the program: every site starts reporting at this instant.
         {
-            let mut control: Array<&mut MapData, u32> = ebpf
+            let cpus = aya::util::nr_cpus().map_or(1, |n| n as u32);
+            let settings = Control {
+                armed: 1,
+                wake_bytes: tracer_common::wake_bytes(config.ring_bytes, cpus),
+            };
+            let mut control: Array<&mut MapData, Control> = ebpf
                 .map_mut(CONTROL_MAP)
                 .ok_or_else(|| TraceError::Bpf(format!("the BPF object has no map {CONTROL_MAP}")))?
                 .try_into()
                 .map_err(|e| bpf_error(CONTROL_MAP, &e))?;
             control
-                .set(0, 1, 0)
+                .set(0, settings, 0)
                 .map_err(|e| bpf_error("cannot arm the BPF program", &e))?;
         }
         let mut tracer = Tracer {
