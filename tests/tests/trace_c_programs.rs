@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Duration;
 use trace_support::*;
-use usdt_interop_tests::{require_bpf, require_tool, run, rust_lld_dir};
+use usdt_interop_tests::{require_bpf, require_tool, run};
 
 /// The values sdt_args passes in iteration `i`, per probe, as the JSON text
 /// of each argument.
@@ -462,16 +462,9 @@ fn semaphores_sharing_a_page_with_relro_are_raised_in_every_mode() {
     // file, so the kernel's uprobe reference counter raises the RELRO copy
     // of a semaphore in the shared page at exec time: the tracer raises
     // such semaphores itself.
-    let Some(lld) = rust_lld_dir() else {
-        usdt_interop_tests::skip(test, "the Rust toolchain has no gcc-ld/ld.lld");
+    let Some(binary) = build_c_with_lld(test, "trace_c_programs_relro", "sdt_args.c") else {
         return;
     };
-    let lld_flag = format!("-B{}", lld.display());
-    let binary = build_c(
-        "trace_c_programs_relro",
-        "sdt_args.c",
-        &["-O2", "-fuse-ld=lld", &lld_flag],
-    );
     let file = usdt_reader::ElfFile::open(&binary).unwrap();
     let guarded = file
         .probes()

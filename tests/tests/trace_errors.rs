@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 use trace_support::*;
-use usdt_interop_tests::{require_bpf, rust_lld_dir};
+use usdt_interop_tests::require_bpf;
 use usdt_tracer::launch::StoppedCommand;
 use usdt_tracer::{TraceConfig, TraceError, Tracer};
 
@@ -195,16 +195,9 @@ fn a_failure_while_attaching_leaves_nothing_attached() {
     // command started with -c raises that semaphore itself when the kernel
     // cannot (lld's layout), so the kernel refuses its uprobe at `guarded`
     // after `iteration` was attached.
-    let Some(lld) = rust_lld_dir() else {
-        usdt_interop_tests::skip(test, "the Rust toolchain has no gcc-ld/ld.lld");
+    let Some(binary) = build_c_with_lld(test, "trace_errors_attach", "sdt_args.c") else {
         return;
     };
-    let lld_flag = format!("-B{}", lld.display());
-    let binary = build_c(
-        "trace_errors_attach",
-        "sdt_args.c",
-        &["-O2", "-fuse-ld=lld", &lld_flag],
-    );
     let spec = format!("{}:sdt_args:guarded", binary.display());
     let (system_wide, _stderr) = start_trace(&[&spec]);
 

@@ -41,6 +41,19 @@ pub fn run_usdt(args: &[&str]) -> Output {
         .expect("run usdt")
 }
 
+/// Builds C fixture `source` at -O2, linked by the Rust toolchain's lld
+/// (which lays out segments differently from GNU ld), into a directory
+/// named after `name`; `None` (after skipping `test`) when the toolchain
+/// has no lld.
+pub fn build_c_with_lld(test: &str, name: &str, source: &str) -> Option<PathBuf> {
+    let Some(lld) = usdt_interop_tests::rust_lld_dir() else {
+        usdt_interop_tests::skip(test, "the Rust toolchain has no gcc-ld/ld.lld");
+        return None;
+    };
+    let lld_flag = format!("-B{}", lld.display());
+    Some(build_c(name, source, &["-O2", "-fuse-ld=lld", &lld_flag]))
+}
+
 /// Runs `usdt trace ARGS` and checks that it fails as a usage error: exit
 /// status 2, one line on stderr containing `text`, nothing on stdout.
 pub fn assert_trace_usage_error(args: &[&str], text: &str) {
