@@ -41,10 +41,11 @@ use core::intrinsics::{AtomicOrdering, atomic_xadd};
 use core::mem::MaybeUninit;
 use tracer_common::{
     ACTION_COUNT, ACTION_HISTOGRAM, ACTION_LATENCY_END, ACTION_LATENCY_START, ACTION_STREAM,
-    AGG_ERR_COUNT, AGG_ERR_FAULT, Control, AGG_ERR_FULL, AGG_ERR_STARTS_FULL, AGG_ERR_UNMATCHED,
-    ARG_CONSTANT, ARG_MEMORY, ARG_REGISTER, AggKey, ArgPlan, EVENT_FIXED_SIZE, EVENT_HEADER_SIZE,
-    EventHeader, KEY_ARG, KEY_NONE, KEY_PID, KEY_STRING, KEY_TEXT_CAP, KEY_TID, MAX_ARGS, NO_REG,
-    STRING_CAP, STRING_CLASSES, STRING_CSTR, STRING_PTR_LEN, SitePlan, StartKey, log2_bucket,
+    AGG_ERR_COUNT, AGG_ERR_FAULT, AGG_ERR_FULL, AGG_ERR_STARTS_FULL, AGG_ERR_UNMATCHED,
+    ARG_CONSTANT, ARG_MEMORY, ARG_REGISTER, AggKey, ArgPlan, Control, EVENT_FIXED_SIZE,
+    EVENT_HEADER_SIZE, EventHeader, KEY_ARG, KEY_NONE, KEY_PID, KEY_STRING, KEY_TEXT_CAP, KEY_TID,
+    MAX_ARGS, NO_REG, STRING_CAP, STRING_CLASSES, STRING_CSTR, STRING_PTR_LEN, SitePlan, StartKey,
+    log2_bucket,
 };
 
 /// Default ring buffer size; user space sets the real one at load time.
@@ -127,10 +128,11 @@ fn stream_site(ctx: &ProbeContext, plan: &SitePlan, cookie: u32, wake_bytes: u32
     let strings = plan.string_count as usize;
     if strings == STRING_CLASSES[0] {
         // No strings: a short record, the fixed part and the site's
-        // arguments, all of it written above. count <= MAX_ARGS < 16; the
-        // mask shows the verifier that the length stays inside the header,
-        // whose unwritten tail it lets the helper's bounds cover (programs
-        // loaded with CAP_PERFMON may pass partly written stack).
+        // arguments, all of it written above (only written bytes are
+        // sent). count <= MAX_ARGS < 16; the mask shows the verifier that
+        // the length stays inside the header. Its unwritten tail lies in
+        // the range the verifier checks, which it allows: programs loaded
+        // with CAP_PERFMON may pass partly written stack to helpers.
         // SAFETY: EVENT_FIXED_SIZE + 8 * 15 bytes fit in the header.
         let record = unsafe {
             core::slice::from_raw_parts(header.cast::<u8>(), EVENT_FIXED_SIZE + 8 * (count & 15))
