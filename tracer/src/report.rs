@@ -319,20 +319,11 @@ impl AggregateReport {
                     by: Some(by),
                     counts,
                 } => {
-                    let mut probes: Vec<&Arc<ProbeInfo>> = Vec::new();
-                    for row in counts {
-                        if !probes.iter().any(|p| Arc::ptr_eq(p, &row.probe)) {
-                            probes.push(&row.probe);
-                        }
-                    }
-                    if probes.is_empty() {
+                    let groups = rows_by_probe(counts);
+                    if groups.is_empty() {
                         blocks.push(format!("hits by {by}: none\n"));
                     }
-                    for probe in probes {
-                        let rows: Vec<&HitCount> = counts
-                            .iter()
-                            .filter(|r| Arc::ptr_eq(&r.probe, probe))
-                            .collect();
+                    for (probe, rows) in groups {
                         let width = rows
                             .iter()
                             .map(|r| r.count.to_string().len())
@@ -414,19 +405,12 @@ impl AggregateReport {
                     by: Some(by),
                     counts,
                 } => {
-                    let mut probes: Vec<&Arc<ProbeInfo>> = Vec::new();
-                    for row in counts {
-                        if !probes.iter().any(|p| Arc::ptr_eq(p, &row.probe)) {
-                            probes.push(&row.probe);
-                        }
-                    }
-                    for probe in probes {
+                    for (probe, rows) in rows_by_probe(counts) {
                         let mut line = head("hits", Some(probe));
                         line.push_str(",\"by\":");
                         write_json_string(&mut line, by);
                         line.push_str(",\"counts\":[");
-                        let rows = counts.iter().filter(|r| Arc::ptr_eq(&r.probe, probe));
-                        for (i, row) in rows.enumerate() {
+                        for (i, row) in rows.into_iter().enumerate() {
                             if i > 0 {
                                 line.push(',');
                             }
@@ -498,6 +482,19 @@ pub(crate) fn sort_counts(counts: &mut [HitCount]) {
             row.key.as_ref().map(Value::to_string),
         )
     });
+}
+
+/// Keyed hit counts grouped by probe, probes in the order they first
+/// appear, each probe's rows in their order.
+fn rows_by_probe(counts: &[HitCount]) -> Vec<(&Arc<ProbeInfo>, Vec<&HitCount>)> {
+    let mut groups: Vec<(&Arc<ProbeInfo>, Vec<&HitCount>)> = Vec::new();
+    for row in counts {
+        match groups.iter_mut().find(|(p, _)| Arc::ptr_eq(p, &row.probe)) {
+            Some((_, rows)) => rows.push(row),
+            None => groups.push((&row.probe, vec![row])),
+        }
+    }
+    groups
 }
 
 fn probe_name(probe: &ProbeInfo) -> String {
