@@ -149,3 +149,13 @@ pub fn rust_lld_dir() -> Option<PathBuf> {
         .join("bin/gcc-ld");
     dir.join("ld.lld").exists().then_some(dir)
 }
+
+/// `provider:name` of a probe or event printed by `usdt list --json` or
+/// `usdt trace --json`.
+pub fn json_probe_name(object: &serde_json::Value) -> String {
+    format!(
+        "{}:{}",
+        object["provider"].as_str().expect("a provider string"),
+        object["name"].as_str().expect("a name string")
+    )
+}

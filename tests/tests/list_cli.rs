@@ -183,13 +183,7 @@ fn patterns_select_probes() {
     let names = |args: &[&str]| -> Vec<String> {
         json_lines(&ok(args))
             .iter()
-            .map(|l| {
-                format!(
-                    "{}:{}",
-                    l["provider"].as_str().unwrap(),
-                    l["name"].as_str().unwrap()
-                )
-            })
+            .map(usdt_interop_tests::json_probe_name)
             .collect()
     };
     let mut values = names(&["--json", &args, "sdt_args:*_values"]);

@@ -43,13 +43,7 @@ fn probe_and_usdt_crate_probes_are_traced_with_correct_values() {
         let i = i.to_string();
         let names: Vec<String> = chunk
             .iter()
-            .map(|e| {
-                format!(
-                    "{}:{}",
-                    e["provider"].as_str().unwrap(),
-                    e["name"].as_str().unwrap()
-                )
-            })
+            .map(usdt_interop_tests::json_probe_name)
             .collect();
         assert_eq!(
             names,

@@ -101,13 +101,7 @@ fn entry_arguments_and_return_values_at_o0_and_o2() {
         // Entry, return and the next function, in order, on one thread.
         let order: Vec<String> = events
             .iter()
-            .map(|e| {
-                format!(
-                    "{}:{}",
-                    e["provider"].as_str().unwrap(),
-                    e["name"].as_str().unwrap()
-                )
-            })
+            .map(usdt_interop_tests::json_probe_name)
             .collect();
         assert_eq!(
             order[..3],
