@@ -6,6 +6,8 @@
 //! with `USDT_REQUIRE_BPF=1` in the environment (as in CI) they fail instead,
 //! so a missing capability can never pass silently.
 
+#![deny(missing_docs)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -31,6 +31,7 @@
 //! the layout byte for byte; the `user` feature implements `aya::Pod` for
 //! them.
 #![no_std]
+#![deny(missing_docs)]
 
 /// Most arguments a probe site can carry (sys/sdt.h's limit).
 pub const MAX_ARGS: usize = 12;

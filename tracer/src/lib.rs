@@ -46,6 +46,8 @@
 //!
 //! Needs CAP_BPF and CAP_PERFMON (or root).
 
+#![deny(missing_docs)]
+
 mod aggregate;
 mod error;
 mod format;

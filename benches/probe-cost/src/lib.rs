@@ -12,6 +12,8 @@
 //! (`__usdt_sema_<provider>_<name>`), with arguments evaluated only while
 //! the semaphore is raised, so it has no always-firing form.
 
+#![deny(missing_docs)]
+
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 
