@@ -68,8 +68,12 @@ pub const CASES: &[Case] = &[
         run: our_guarded,
     },
     Case {
-        name: "floor of any guarded probe: hand-written `if SEMAPHORE != 0`",
+        name: "hand-written guard, no probe: `if SEMAPHORE.load(Relaxed) != 0`",
         run: manual_guard,
+    },
+    Case {
+        name: "hand-written guard, no probe: volatile read `!= 0` (`cmpw` on memory)",
+        run: manual_guard_volatile,
     },
     Case {
         name: "`probe` crate `probe!`",
@@ -111,18 +115,35 @@ pub fn our_guarded(n: u64) {
     }
 }
 
-/// A semaphore that nothing raises, for [`manual_guard`].
+/// A semaphore that nothing raises, for the hand-written guards.
 static MANUAL_SEMAPHORE: AtomicU16 = AtomicU16::new(0);
 
-/// The least a semaphore-guarded probe can cost: one 16-bit load compared
-/// with zero and a branch not taken, written by hand, no probe at all.
+/// A guard written by hand, no probe at all, as our typed providers write
+/// it: one relaxed 16-bit load, compared with zero, and a branch not taken
+/// to a cold path (on x86-64 a `movzwl`, then `test` and `jne`, which
+/// fuse).
 #[inline(never)]
 pub fn manual_guard(n: u64) {
+    for i in 0..n {
+        let i = black_box(i);
+        if MANUAL_SEMAPHORE.load(Ordering::Relaxed) != 0 {
+            core::hint::cold_path();
+            black_box(expensive(i));
+        }
+    }
+}
+
+/// The same guard with a volatile read, which the compiler folds into the
+/// comparison (on x86-64 one `cmpw $0` on memory, which cannot fuse with
+/// the branch).
+#[inline(never)]
+pub fn manual_guard_volatile(n: u64) {
     for i in 0..n {
         let i = black_box(i);
         // SAFETY: a live, aligned static; a volatile read, as tracers write
         // semaphores from outside the program.
         if unsafe { MANUAL_SEMAPHORE.as_ptr().read_volatile() } != 0 {
+            core::hint::cold_path();
             black_box(expensive(i));
         }
     }
