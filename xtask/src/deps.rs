@@ -17,6 +17,12 @@ pub const TEST_PACKAGES: &[(&str, &str)] = &[
     ("bpftrace", "/usr/bin/bpftrace"),
     ("bpfcc-tools", "/usr/sbin/tplist-bpfcc"),
     ("gcc-aarch64-linux-gnu", "/usr/bin/aarch64-linux-gnu-gcc"),
+    // The aarch64 C library headers: only recommended by the cross compiler,
+    // and apt-get runs with --no-install-recommends.
+    (
+        "libc6-dev-arm64-cross",
+        "/usr/aarch64-linux-gnu/include/stdio.h",
+    ),
     (
         "binutils-aarch64-linux-gnu",
         "/usr/bin/aarch64-linux-gnu-readelf",
