@@ -55,6 +55,40 @@ pub fn apt_install(packages: &[(&str, &str)]) -> Result<(), String> {
         .env("DEBIAN_FRONTEND", "noninteractive"))
 }
 
+/// The nightly toolchain that builds the BPF program and the freestanding
+/// test programs (`-Z build-std`): named as installed, not as a dated
+/// channel, so rustup does not download a second one.
+pub const NIGHTLY: &str = "nightly";
+
+/// Makes sure the nightly toolchain is installed with `rust-src` (the
+/// source of `core`, which `-Z build-std` compiles).
+pub fn nightly_rust_src() -> Result<(), String> {
+    let toolchains = output(Command::new("rustup").args(["toolchain", "list"]))?;
+    if !toolchains
+        .lines()
+        .any(|line| line.starts_with(&format!("{NIGHTLY}-")))
+    {
+        run(Command::new("rustup").args([
+            "toolchain",
+            "install",
+            NIGHTLY,
+            "--profile",
+            "minimal",
+        ]))?;
+    }
+    let components = output(Command::new("rustup").args([
+        "component",
+        "list",
+        "--installed",
+        "--toolchain",
+        NIGHTLY,
+    ]))?;
+    if components.lines().any(|line| line.trim() == "rust-src") {
+        return Ok(());
+    }
+    run(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", NIGHTLY]))
+}
+
 /// Adds the standard library for `target` to the stable toolchain.
 pub fn rustup_target(target: &str) -> Result<(), String> {
     let installed = output(Command::new("rustup").args(["target", "list", "--installed"]))?;

@@ -11,13 +11,10 @@
 //! compared with the committed copy; a difference is an error. The build is
 //! reproducible: the object carries no debug information and no paths.
 
-use crate::deps;
+use crate::deps::{self, NIGHTLY as TOOLCHAIN};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The toolchain that builds the BPF program (as installed, not a dated
-/// channel, so rustup does not download a second one).
-const TOOLCHAIN: &str = "nightly";
 /// The bpf-linker release the recipe uses.
 const BPF_LINKER_VERSION: &str = "0.13.0";
 /// The BPF target.
@@ -76,35 +73,7 @@ fn workspace_root() -> PathBuf {
 /// Makes sure the nightly toolchain has `rust-src` and that bpf-linker is
 /// installed; returns the directory holding the `bpf-linker` binary.
 fn ensure_toolchain() -> Result<PathBuf, String> {
-    let toolchains = deps::output(Command::new("rustup").args(["toolchain", "list"]))?;
-    if !toolchains
-        .lines()
-        .any(|line| line.starts_with(&format!("{TOOLCHAIN}-")))
-    {
-        deps::run(Command::new("rustup").args([
-            "toolchain",
-            "install",
-            TOOLCHAIN,
-            "--profile",
-            "minimal",
-        ]))?;
-    }
-    let components = deps::output(Command::new("rustup").args([
-        "component",
-        "list",
-        "--installed",
-        "--toolchain",
-        TOOLCHAIN,
-    ]))?;
-    if !components.lines().any(|line| line.trim() == "rust-src") {
-        deps::run(Command::new("rustup").args([
-            "component",
-            "add",
-            "rust-src",
-            "--toolchain",
-            TOOLCHAIN,
-        ]))?;
-    }
+    deps::nightly_rust_src()?;
 
     let home = std::env::var_os("HOME").ok_or("HOME is not set")?;
     let root = PathBuf::from(home)

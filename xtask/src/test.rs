@@ -8,6 +8,8 @@ use std::process::Command;
 pub fn run(extra: &[String]) -> Result<(), String> {
     deps::apt_install(deps::TEST_PACKAGES)?;
     deps::rustup_target("aarch64-unknown-linux-gnu")?;
+    // Programs for targets without USDT support are built with -Z build-std.
+    deps::nightly_rust_src()?;
     deps::run(
         Command::new(env!("CARGO"))
             .args(["test", "--workspace", "--locked"])
