@@ -268,15 +268,43 @@ fn check_variant(variant: &str, config: &[&str]) {
 
     let cdylib = dir.join("libprobes_cdylib.so");
     check_notes(&cdylib, &cdylib_sites(), stripped);
-    let driver = dir.join("cdylib_main");
-    run(Command::new("cc")
-        .arg(fixtures_dir().join("macros_cdylib_main.c"))
-        .arg("-o")
-        .arg(&driver)
-        .arg(format!("-L{}", dir.display()))
-        .arg("-lprobes_cdylib")
-        .arg(format!("-Wl,-rpath,{}", dir.display())));
-    assert_gdb_reads_sites(&driver, &[], &cdylib_sites());
+    assert_semaphores_not_exported(&cdylib);
+    // The second driver defines a global named like the library's
+    // semaphore: the library's guarded probe must fire all the same.
+    for (driver, defines) in [
+        ("cdylib_main", None),
+        ("cdylib_interposer", Some("-DDEFINE_SEMAPHORE")),
+    ] {
+        let driver = dir.join(driver);
+        run(Command::new("cc")
+            .arg(fixtures_dir().join("macros_cdylib_main.c"))
+            .args(defines)
+            .arg("-o")
+            .arg(&driver)
+            .arg(format!("-L{}", dir.display()))
+            .arg("-lprobes_cdylib")
+            .arg(format!("-Wl,-rpath,{}", dir.display())));
+        assert_gdb_reads_sites(&driver, &[], &cdylib_sites());
+    }
+}
+
+/// A shared library's semaphores are hidden: not in its dynamic symbol
+/// table, where another object's symbol of the same name could take their
+/// place.
+fn assert_semaphores_not_exported(library: &Path) {
+    let bytes = read(library);
+    let elf = Elf::parse(&bytes).unwrap();
+    let exported: Vec<&str> = elf
+        .dynsyms
+        .iter()
+        .filter_map(|sym| elf.dynstrtab.get_at(sym.st_name))
+        .filter(|name| name.ends_with("_semaphore"))
+        .collect();
+    assert!(
+        exported.is_empty(),
+        "{} exports its semaphores: {exported:?}",
+        library.display()
+    );
 }
 
 #[test]

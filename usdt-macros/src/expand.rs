@@ -247,7 +247,7 @@ fn expand_probe(krate: &Path, provider: &str, probe: &ProbeDecl) -> TokenStream 
 
     let module_doc = format!(" The semaphore of the USDT probe `{full_name}`.");
     let static_doc = format!(
-        " The semaphore of `{full_name}`, exported as `{}` in section `.probes`: tracers \
+        " The semaphore of `{full_name}`, named `{}` (a hidden symbol) in section `.probes`: tracers \
          raise it while they have the probe enabled.",
         symbol.value()
     );

@@ -67,9 +67,12 @@
 //! - a module of the same name holding the probe's [`Semaphore`]
 //!   (`SEMAPHORE`) and `enabled()`.
 //!
-//! The semaphore is a static exported as `<provider>_<name>_semaphore` in
-//! section `.probes`, as sys/sdt.h names it, so every call site, in every
-//! crate, shares it. Visibility follows the declaration. The module body
+//! The semaphore is a static named `<provider>_<name>_semaphore` in section
+//! `.probes`, as sys/sdt.h names it, so every call site, in every crate,
+//! shares it. Its symbol has hidden visibility, as systemtap's `dtrace -G`
+//! gives it: a shared library neither exports its semaphores nor reads
+//! another object's copy of the same name. Rust visibility follows the
+//! declaration. The module body
 //! sees the enclosing module's items (`use super::*` is implied; items local
 //! to a function body are not in a module, so declare the provider outside
 //! functions), and may hold other items, such as `use` declarations, which

@@ -214,8 +214,15 @@ macro_rules! __usdt_types_head {
     };
 }
 
-/// Declares a probe's semaphore static: in section `.probes`, exported under
-/// the sys/sdt.h symbol name `<provider>_<name>_semaphore`.
+/// Declares a probe's semaphore static: in section `.probes`, under the
+/// sys/sdt.h symbol name `<provider>_<name>_semaphore`, with hidden
+/// visibility (as systemtap's `dtrace -G` makes it). Every crate linked into
+/// one executable or shared library shares the one static, and no other
+/// object can interpose on it: a cdylib does not export it, so its code
+/// reads its own semaphore, the one its notes name, even when the program
+/// that loads it defines a symbol of the same name. The linker gives the
+/// symbol the most constraining visibility any object declares, so the
+/// `.hidden` directive beside the definition is enough.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __usdt_semaphore {
@@ -224,5 +231,7 @@ macro_rules! __usdt_semaphore {
         #[unsafe(export_name = $symbol)]
         #[unsafe(link_section = ".probes")]
         $vis static $ident: $crate::Semaphore = $crate::Semaphore::new();
+
+        ::core::arch::global_asm!(".hidden {semaphore}", semaphore = sym $ident);
     };
 }
