@@ -5,8 +5,8 @@
 //! of lld. For each build, readelf lists every site, the one semaphore is
 //! shared across crates, every site is the 5-byte nop with its `.usdt.types`
 //! record, a peer crate's probe in the same object file is intact, and gdb
-//! reads the right values from the binary and from the cdylib loaded by a C
-//! program.
+//! reads the right values from the binary, from the cdylib loaded by a C
+//! program and from `probe_catalog` (a probe of every argument type).
 
 mod macros_support;
 
@@ -22,14 +22,15 @@ use usdt_interop_tests::{fixtures_dir, require_tool, run, target_dir};
 static BUILD: Mutex<()> = Mutex::new(());
 
 /// Builds the fixture with the `--config` settings of a variant and returns
-/// the directory holding its `app` and `libprobes_cdylib.so`.
+/// the directory holding its `app`, `libprobes_cdylib.so` and
+/// `probe_catalog`.
 fn build(variant: &str, config: &[&str]) -> PathBuf {
     let src = fixture_workspace();
     let build_dir = target_dir().join("macros-variants").join("target");
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(&src)
         .args(["build", "--offline", "--release", "--quiet"])
-        .args(["-p", "app", "-p", "probes_cdylib"])
+        .args(["-p", "app", "-p", "probes_cdylib", "-p", "catalog"])
         .env("CARGO_TARGET_DIR", &build_dir)
         .env_remove("RUSTFLAGS");
     for setting in config {
@@ -38,7 +39,7 @@ fn build(variant: &str, config: &[&str]) -> PathBuf {
     run(&mut cmd);
     let out = target_dir().join("macros-variants").join(variant);
     std::fs::create_dir_all(&out).unwrap();
-    for artifact in ["app", "libprobes_cdylib.so"] {
+    for artifact in ["app", "libprobes_cdylib.so", "probe_catalog"] {
         std::fs::copy(build_dir.join("release").join(artifact), out.join(artifact)).unwrap();
     }
     out
@@ -265,6 +266,9 @@ fn check_variant(variant: &str, config: &[&str]) {
     }
     check_notes(&app, &app_sites(), stripped);
     assert_gdb_reads_sites(&app, &[], &app_sites());
+    // Every argument type, extremes and all, as this build's optimizer
+    // placed it.
+    assert_gdb_reads_sites(&dir.join("probe_catalog"), &[], &catalog_sites());
 
     let cdylib = dir.join("libprobes_cdylib.so");
     check_notes(&cdylib, &cdylib_sites(), stripped);
