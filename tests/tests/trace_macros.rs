@@ -39,6 +39,8 @@ fn trace_catalog_once(perf_event_links: bool) -> Vec<Event> {
         .probe("catalog:*")
         .unwrap()
         .probe("store:*")
+        .unwrap()
+        .probe("shelf:*")
         .unwrap();
     config.pid = Some(command.pid());
     config.executable = Some(command.program().to_path_buf());
@@ -167,6 +169,21 @@ fn check_round_trip(events: &[Event]) {
         ],
     );
     expect("empty_text", vec![s(""), bytes(&[])]);
+    // Owned and wrapped values pass as what they hold: Vec<u8>, [u8; 4],
+    // CString, Box<u32>, Cow<str>, NonZero<u16>, *mut u64.
+    let owned = &one("catalog", "owned").args;
+    assert_eq!(
+        owned[..6],
+        [
+            bytes(&[9, 8, 7]),
+            bytes(&[1, 2, 3, 4]),
+            s("owned c"),
+            U(5),
+            s("cow"),
+            U(9)
+        ]
+    );
+    assert!(matches!(owned[6], Value::Pointer(p) if p != 0), "{owned:?}");
     expect(
         "twelve",
         vec![
@@ -229,6 +246,41 @@ fn check_round_trip(events: &[Event]) {
         ]
     );
     assert_eq!(one("store", "tick").args, []);
+    let restocked = one("shelf", "restocked");
+    assert_eq!(
+        restocked.args,
+        [
+            U(u8::MAX.into()),
+            U(u16::MAX.into()),
+            I(i8::MIN.into()),
+            I(i16::MIN.into()),
+            I(i32::MIN.into()),
+            I(isize::MIN as i64),
+            U(usize::MAX as u64),
+            F32(-0.5),
+            // The same static as catalog:scalars' pointer.
+            scalars[6].clone(),
+        ],
+        "shelf:restocked"
+    );
+    assert_eq!(
+        &*restocked.arg_names,
+        [
+            "count",
+            "shelf",
+            "aisle_delta",
+            "temp_delta",
+            "balance",
+            "offset",
+            "capacity",
+            "ratio",
+            "stock"
+        ]
+    );
+    assert_eq!(
+        one("shelf", "relabelled").args,
+        [s("aisle 7"), bytes(&[0xca, 0xfe])]
+    );
     // Every event comes from the one process, in firing order.
     assert!(
         events

@@ -1,11 +1,12 @@
 //! `probe_catalog [--loop SECONDS [--wait]]`: fires one probe of every supported
 //! argument type, with extreme values, through both the plain `probe!`
-//! macro (provider `catalog`) and a typed provider (provider `store`).
+//! macro (provider `catalog`) and typed providers (providers `store` and
+//! `shelf`).
 //!
 //! Without arguments it fires everything once and prints how many times the
 //! typed probes' argument closures ran (`lazy evaluations: N`), which is 0
 //! unless a tracer had a probe enabled. With `--loop SECONDS` it fires
-//! everything every 10 ms for up to SECONDS, printing `enabled: store:NAME`
+//! everything every 10 ms for up to SECONDS, printing `enabled: PROVIDER:NAME`
 //! the first time it sees each typed probe enabled. With `--wait` it
 //! first prints `ready PID` and waits for a line on standard input (so a
 //! tracer can attach before the first probe fires).
@@ -14,9 +15,11 @@
 //! reads with what was passed.
 
 use serde::Serialize;
-use std::ffi::CStr;
+use std::borrow::Cow;
+use std::ffi::{CStr, CString};
 use std::hint::black_box;
 use std::io::Write;
+use std::num::NonZero;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use usdt_runtime::{ProbeArg, probe};
@@ -59,6 +62,26 @@ pub mod store {
     );
     /// A clock tick, no arguments.
     pub fn tick();
+}
+
+/// A second typed provider: the parameter types `store` leaves out.
+#[usdt_runtime::provider]
+pub mod shelf {
+    /// A shelf was restocked: the other integer widths, `f32` and a
+    /// pointer.
+    pub fn restocked(
+        count: u8,
+        shelf: u16,
+        aisle_delta: i8,
+        temp_delta: i16,
+        balance: i32,
+        offset: isize,
+        capacity: usize,
+        ratio: f32,
+        stock: *const u64,
+    );
+    /// A shelf was relabelled: owned text and bytes, built in the closure.
+    pub fn relabelled(label: String, raw: Vec<u8>);
 }
 
 /// Counts one evaluation of a typed probe's arguments.
@@ -180,6 +203,19 @@ fn fire_plain() {
         black_box(true),
         black_box('z')
     );
+    // Owned and wrapped values: each passes as what it holds or points at.
+    let mut marker = black_box(MARKER);
+    probe!(
+        catalog,
+        owned,
+        black_box(vec![9u8, 8, 7]),
+        black_box([1u8, 2, 3, 4]),
+        black_box(CString::new("owned c").unwrap()),
+        black_box(Box::new(5u32)),
+        black_box(Cow::Borrowed("cow")),
+        black_box(NonZero::new(9u16).unwrap()),
+        &raw mut marker
+    );
     generic_value(black_box(200u8));
     generic_value(black_box(-300_000i64));
     inlined(black_box(1));
@@ -210,15 +246,31 @@ fn fire_typed() {
         ))
     });
     store::tick();
+    shelf::restocked(|| {
+        lazy((
+            u8::MAX,
+            u16::MAX,
+            i8::MIN,
+            i16::MIN,
+            i32::MIN,
+            isize::MIN,
+            usize::MAX,
+            -0.5f32,
+            &MARKER as *const u64,
+        ))
+    });
+    shelf::relabelled(|| lazy((format!("aisle {}", 7), vec![0xca, 0xfe])));
 }
 
 /// Whether each typed probe is enabled, by name.
-fn typed_enabled() -> [(&'static str, bool); 4] {
+fn typed_enabled() -> [(&'static str, bool); 6] {
     [
-        ("order_placed", store::order_placed::enabled()),
-        ("order_json", store::order_json::enabled()),
-        ("item_scanned", store::item_scanned::enabled()),
-        ("tick", store::tick::enabled()),
+        ("store:order_placed", store::order_placed::enabled()),
+        ("store:order_json", store::order_json::enabled()),
+        ("store:item_scanned", store::item_scanned::enabled()),
+        ("store:tick", store::tick::enabled()),
+        ("shelf:restocked", shelf::restocked::enabled()),
+        ("shelf:relabelled", shelf::relabelled::enabled()),
     ]
 }
 
@@ -262,14 +314,14 @@ fn main() {
                 let _ = std::io::stdin().read_line(&mut line);
             }
             let start = Instant::now();
-            let mut seen = [false; 4];
+            let mut seen = [false; 6];
             while start.elapsed() < duration {
                 fire_plain();
                 fire_typed();
                 for (i, (name, enabled)) in typed_enabled().into_iter().enumerate() {
                     if enabled && !seen[i] {
                         seen[i] = true;
-                        let _ = writeln!(out, "enabled: store:{name}");
+                        let _ = writeln!(out, "enabled: {name}");
                         let _ = out.flush();
                     }
                 }

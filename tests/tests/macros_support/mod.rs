@@ -370,6 +370,18 @@ pub fn catalog_sites() -> Vec<Site> {
                 ("char", i('z' as u32)),
             ],
         ),
+        plain(
+            "owned",
+            &[
+                ("&[u8]", Bytes(vec![9, 8, 7])),
+                ("&[u8]", Bytes(vec![1, 2, 3, 4])),
+                ("&CStr", CStr(b"owned c".to_vec())),
+                ("u32", i(5)),
+                ("&str", Bytes(b"cow".to_vec())),
+                ("u16", i(9)),
+                ("ptr", PtrTo(0x5eed_cafe_f00d_beef)),
+            ],
+        ),
         plain("generic", &[("u8", i(200))]),
         plain("generic", &[("i64", i(-300_000))]),
         plain("inlined", &[("u32", i(1))]),
@@ -407,6 +419,29 @@ pub fn catalog_sites() -> Vec<Site> {
             ],
         ),
         typed("tick", &[]),
+        typed_site(
+            "shelf",
+            "restocked",
+            &[
+                ("count", "u8", i(u8::MAX)),
+                ("shelf", "u16", i(u16::MAX)),
+                ("aisle_delta", "i8", i(i8::MIN)),
+                ("temp_delta", "i16", i(i16::MIN)),
+                ("balance", "i32", i(i32::MIN)),
+                ("offset", "isize", i(isize::MIN as i64)),
+                ("capacity", "usize", i(usize::MAX as u64)),
+                ("ratio", "f32", i((-0.5f32).to_bits())),
+                ("stock", "ptr", PtrTo(0x5eed_cafe_f00d_beef)),
+            ],
+        ),
+        typed_site(
+            "shelf",
+            "relabelled",
+            &[
+                ("label", "&str", Bytes(b"aisle 7".to_vec())),
+                ("raw", "&[u8]", Bytes(vec![0xca, 0xfe])),
+            ],
+        ),
     ]
 }
 
