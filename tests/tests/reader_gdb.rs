@@ -65,7 +65,7 @@ fn expected(probe: &str) -> Vec<Option<i128>> {
     v.into_iter().map(Some).collect()
 }
 
-/// `value` as gdb prints `(unsigned long)` of a value of `spec`'s type:
+/// `value` as gdb prints `(unsigned long long)` of a value of `spec`'s type:
 /// truncated to the size, then sign- or zero-extended to 64 bits.
 fn normalize(spec: &ArgSpec, value: u64) -> u64 {
     let bits = u32::from(spec.size) * 8;
@@ -82,7 +82,7 @@ fn normalize(spec: &ArgSpec, value: u64) -> u64 {
 
 /// A gdb expression for the full 64-bit register holding `reg`.
 fn gdb_register(reg: &Register) -> String {
-    format!("(unsigned long)${}", reg.full().name())
+    format!("(unsigned long long)${}", reg.full().name())
 }
 
 /// A gdb expression for the part of the register the operand names.
@@ -102,7 +102,7 @@ fn gdb_expression(spec: &ArgSpec, probe: &Probe) -> Option<String> {
         1 => "unsigned char",
         2 => "unsigned short",
         4 => "unsigned int",
-        _ => "unsigned long",
+        _ => "unsigned long long",
     };
     Some(match &spec.location {
         ArgLocation::Constant(_) => return None,
@@ -118,12 +118,16 @@ fn gdb_expression(spec: &ArgSpec, probe: &Probe) -> Option<String> {
             }
             format!("*({pointee} *)({address})")
         }
-        ArgLocation::Address { address, .. } => {
+        ArgLocation::Address { address, index, .. } => {
             // The load bias is $pc minus the site's link-time address.
-            format!(
-                "*({pointee} *)((unsigned long)$pc - {:#x} + {address:#x})",
+            let mut at = format!(
+                "(unsigned long long)$pc - {:#x} + {address:#x}",
                 probe.address
-            )
+            );
+            if let Some((index, scale)) = index {
+                write!(at, " + {} * {scale}", gdb_register_part(index)).unwrap();
+            }
+            format!("*({pointee} *)({at})")
         }
     })
 }
@@ -157,7 +161,7 @@ fn check_program(path: &std::path::Path, probes: &[Probe]) -> (usize, Vec<String
          MASK = (1 << 64) - 1\n\
          def show(kind, i, expression):\n    \
              try:\n        \
-                 print('%s %d %x' % (kind, i, int(gdb.parse_and_eval('(unsigned long) (%s)' % expression)) & MASK))\n    \
+                 print('%s %d %x' % (kind, i, int(gdb.parse_and_eval('(unsigned long long) (%s)' % expression)) & MASK))\n    \
              except gdb.error as error:\n        \
                  print('%sERR %d %s' % (kind, i, error))\n\
          class Probe(gdb.Breakpoint):\n    \

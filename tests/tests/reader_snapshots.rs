@@ -43,10 +43,17 @@ fn describe(file: &ElfFile, spec: &ArgSpec) -> String {
         ArgLocation::Address {
             symbol: Some(symbol),
             address,
-        } => match address.wrapping_sub(file.symbol(symbol).unwrap()) {
-            0 => format!("[{symbol}]"),
-            offset => format!("[{symbol}+{offset}]"),
-        },
+            index,
+        } => {
+            let index = match index {
+                Some((index, scale)) => format!("+{index}*{scale}"),
+                None => String::new(),
+            };
+            match address.wrapping_sub(file.symbol(symbol).unwrap()) {
+                0 => format!("[{symbol}{index}]"),
+                offset => format!("[{symbol}+{offset}{index}]"),
+            }
+        }
         ArgLocation::Address { symbol: None, .. } => "[absolute]".into(),
         other => other.to_string(),
     };
