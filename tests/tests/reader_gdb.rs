@@ -12,7 +12,7 @@
 
 mod reader_support;
 
-use reader_support::{fixture, fixtures};
+use reader_support::{cross_fixtures, cross_tools_present, fixture, fixtures};
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::process::Command;
@@ -333,14 +333,49 @@ fn parsed_locations_read_the_values_gdb_reads() {
         probes.extend(ElfFile::open(lib).unwrap().probes().unwrap());
         let (hits, gdb_failed) = check_program(main, &probes);
         assert_eq!(hits, 4, "{level}");
-        for name in &gdb_failed {
-            let probe = probes.iter().find(|p| &p.qualified_name() == name).unwrap();
-            assert!(
-                probe.args.contains("(%rip)"),
-                "gdb failed on {name} at {level}"
-            );
-        }
+        check_gdb_failures(&probes, &gdb_failed, level);
         compared_with_gdb += hits - gdb_failed.len();
     }
-    assert!(compared_with_gdb >= 20, "{compared_with_gdb}");
+    assert!(compared_with_gdb >= 24, "{compared_with_gdb}");
+}
+
+/// gdb 13's stap parser rejects symbol operands (`g_i32(%rip)`,
+/// `56+v_small(%rip)`, `g_array32(,%rax,4)`) and then misnumbers the other
+/// arguments: those probes are checked against the fixture's values only,
+/// every other probe against gdb too.
+fn check_gdb_failures(probes: &[Probe], gdb_failed: &[String], level: &str) {
+    for name in gdb_failed {
+        let probe = probes.iter().find(|p| &p.qualified_name() == name).unwrap();
+        let names_a_symbol = usdt_reader::split_args(&probe.args).iter().any(|word| {
+            let operand = word.split_once('@').map_or("", |(_, operand)| operand);
+            operand.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        });
+        assert!(names_a_symbol, "gdb failed on {name} at {level}");
+    }
+}
+
+#[test]
+fn i386_globals_without_pie_read_the_values_gdb_reads() {
+    // A static i386 program without PIE runs here: its globals are
+    // absolute (`g_i32`) and indexed without a base (`g_array32(,%eax,4)`).
+    // At -O2 (-O0 loads them into registers first). Only the probes whose
+    // 8-byte values fit their operand are compared: sys/sdt.h names one
+    // 32-bit register for a 64-bit value.
+    if !(cross_tools_present(TEST) && require_tool(TEST, "gdb")) {
+        return;
+    }
+    {
+        let level = "O2";
+        let path = &fixture(cross_fixtures(TEST), &format!("i386_args_{level}")).path;
+        let probes: Vec<Probe> = ElfFile::open(path)
+            .unwrap()
+            .probes()
+            .unwrap()
+            .into_iter()
+            .filter(|p| ["globals", "indexed", "iteration"].contains(&&*p.name))
+            .collect();
+        let (hits, gdb_failed) = check_program(path, &probes);
+        assert_eq!(hits, 3, "{level}");
+        check_gdb_failures(&probes, &gdb_failed, level);
+    }
 }
