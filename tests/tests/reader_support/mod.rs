@@ -42,11 +42,20 @@ pub const PPC64LE_NOP: &[u8] = &[0x00, 0x00, 0x00, 0x60];
 /// The Thumb-2 `nop` (0xbf00) that armhf code (Thumb by default) has.
 pub const THUMB_NOP: &[u8] = &[0x00, 0xbf];
 
+/// A cross target: fixture name prefix, compiler, readelf, nop, flags.
+pub type CrossTarget = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [u8],
+    &'static [&'static str],
+);
+
 /// The cross targets of [`cross_fixtures`]: fixture name prefix, compiler,
 /// readelf, the probe site's nop, and extra flags. i386 is linked static
 /// and without PIE so that it runs here (under gdb) and addresses globals
 /// absolutely (`g_i32`, `g_array32(,%eax,4)`).
-pub const CROSS_TARGETS: [(&str, &str, &str, &[u8], &[&str]); 5] = [
+pub const CROSS_TARGETS: [CrossTarget; 5] = [
     (
         "riscv64",
         "riscv64-linux-gnu-gcc",
@@ -90,9 +99,10 @@ pub fn cross_tools_present(test: &str) -> bool {
     CROSS_TARGETS
         .iter()
         .flat_map(|(_, compiler, readelf, _, _)| [*compiler, *readelf])
-        .fold(true, |all, tool| {
-            usdt_interop_tests::require_tool(test, tool) && all
-        })
+        // Every tool is checked, so each missing one is reported.
+        .filter(|tool| !usdt_interop_tests::require_tool(test, tool))
+        .count()
+        == 0
 }
 
 /// Builds sdt_args at -O0 and -O2 (`{arch}_args_{level}`) and the shared
