@@ -38,7 +38,10 @@ pub const TEST_PACKAGES: &[(&str, &str)] = &[
         "/usr/riscv64-linux-gnu/include/stdio.h",
     ),
     ("gcc-s390x-linux-gnu", "/usr/bin/s390x-linux-gnu-gcc"),
-    ("libc6-dev-s390x-cross", "/usr/s390x-linux-gnu/include/stdio.h"),
+    (
+        "libc6-dev-s390x-cross",
+        "/usr/s390x-linux-gnu/include/stdio.h",
+    ),
     (
         "gcc-powerpc64le-linux-gnu",
         "/usr/bin/powerpc64le-linux-gnu-gcc",
@@ -47,7 +50,10 @@ pub const TEST_PACKAGES: &[(&str, &str)] = &[
         "libc6-dev-ppc64el-cross",
         "/usr/powerpc64le-linux-gnu/include/stdio.h",
     ),
-    ("gcc-arm-linux-gnueabihf", "/usr/bin/arm-linux-gnueabihf-gcc"),
+    (
+        "gcc-arm-linux-gnueabihf",
+        "/usr/bin/arm-linux-gnueabihf-gcc",
+    ),
     (
         "libc6-dev-armhf-cross",
         "/usr/arm-linux-gnueabihf/include/stdio.h",
