@@ -4,7 +4,7 @@
 
 mod reader_support;
 
-use reader_support::{fixture, fixtures, usdt_binary};
+use reader_support::{fixture, fixtures, usdt_binary, with_two_bad_notes};
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -267,6 +267,24 @@ fn pid_lists_every_module_with_runtime_addresses() {
     let header = table.lines().next().unwrap();
     assert!(header.contains("RUNTIME"), "{header}");
     assert_eq!(table.lines().count(), 1 + 3, "{table}");
+    // The semaphore column shows the runtime address, as RUNTIME does.
+    let sem_column = header.find("RUNTIME_SEMAPHORE").expect(header);
+    let library = modules
+        .iter()
+        .find(|m| {
+            m.probes
+                .iter()
+                .any(|p| p.name == "guarded" && p.provider == "sdt_lib")
+        })
+        .unwrap();
+    let guarded = library.probes.iter().find(|p| p.name == "guarded").unwrap();
+    let row = table.lines().find(|l| l.contains(" guarded ")).unwrap();
+    let cell = row[sem_column..].split_whitespace().next().unwrap();
+    assert_eq!(
+        cell,
+        format!("{:#x}", library.runtime_semaphore(guarded).unwrap())
+    );
+    assert_ne!(library.bias, 0);
 }
 
 #[test]
@@ -339,5 +357,113 @@ fn a_closed_pipe_is_not_a_failure() {
         output.stderr.is_empty(),
         "{}",
         String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn unparseable_operands_are_marked_in_the_table() {
+    if !tools() {
+        return;
+    }
+    let path = fixture(fixtures(TEST), "x86_64_lib_O2_stripped")
+        .path
+        .to_str()
+        .unwrap()
+        .to_string();
+    let output = usdt(&[&path]);
+    assert!(output.status.success(), "{output:?}");
+    let table = stdout(&output);
+    let row = table.lines().find(|l| l.contains(" counter ")).unwrap();
+    assert!(row.ends_with("-4@counter(%rip) (unparsed)"), "{row}");
+    let call = table.lines().find(|l| l.contains(" call ")).unwrap();
+    assert!(!call.contains("unparsed"), "{call}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        format!(
+            "usdt: warning: {path}: probe sdt_lib:counter: argument 0 `-4@counter(%rip)`: symbol `counter` is not in the file's symbol tables\n"
+        )
+    );
+}
+
+#[test]
+fn bad_notes_are_skipped_with_a_warning() {
+    if !tools() {
+        return;
+    }
+    let f = fixture(fixtures(TEST), "x86_64_args_O2");
+    let dir = usdt_interop_tests::scratch_dir("list_cli_bad_notes");
+    let bad = dir.join("two_bad_notes");
+    std::fs::write(&bad, with_two_bad_notes(f)).unwrap();
+    let bad = bad.to_str().unwrap();
+    let output = usdt(&["--json", bad]);
+    assert!(output.status.success(), "{output:?}");
+    let names: Vec<String> = json_lines(&stdout(&output))
+        .iter()
+        .map(usdt_interop_tests::json_probe_name)
+        .collect();
+    assert_eq!(names.len(), 12 - 2, "{names:?}");
+    assert!(
+        !names
+            .iter()
+            .any(|n| n == "sdt_args:stack" || n == "sdt_args:guarded")
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let warnings: Vec<&str> = stderr.lines().collect();
+    assert_eq!(warnings.len(), 2, "{stderr}");
+    assert!(
+        warnings[0].starts_with(&format!(
+            "usdt: warning: skipped: {bad}: .note.stapsdt at file offset "
+        )) && warnings[0].ends_with("the provider string is not UTF-8"),
+        "{stderr}"
+    );
+    assert_eq!(
+        warnings[1],
+        format!(
+            "usdt: warning: skipped: {bad}: the semaphore of probe sdt_args:guarded at 0xdead0000 is outside every loadable segment"
+        )
+    );
+    // A file whose every note is bad is bad input.
+    let file = ElfFile::open(&f.path).unwrap();
+    let section = reader_support::section_offset("readelf", &f.path, ".note.stapsdt");
+    let mut bytes = std::fs::read(&f.path).unwrap();
+    for note in file.notes().unwrap() {
+        bytes[section + note.offset + 12 + 8 + 24] = 0xff;
+    }
+    let all_bad = dir.join("all_bad_notes");
+    std::fs::write(&all_bad, bytes).unwrap();
+    let all_bad = all_bad.to_str().unwrap();
+    assert!(fails(&[all_bad], 2).ends_with("the provider string is not UTF-8"));
+}
+
+#[test]
+fn a_fifo_is_an_error_not_a_hang() {
+    if !require_tool(TEST, "mkfifo") {
+        return;
+    }
+    let dir = usdt_interop_tests::scratch_dir("list_cli_fifo");
+    let fifo = dir.join("fifo");
+    usdt_interop_tests::run(Command::new("mkfifo").arg(&fifo));
+    let mut child = Command::new(usdt_binary())
+        .arg("list")
+        .arg(&fifo)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("usdt list on a FIFO did not return");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(output.stdout.is_empty());
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        format!("usdt: {}: not a regular file\n", fifo.display())
     );
 }

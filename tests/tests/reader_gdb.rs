@@ -12,7 +12,7 @@
 
 mod reader_support;
 
-use reader_support::{fixture, fixtures};
+use reader_support::{cross_fixtures, cross_tools_present, fixture, fixtures};
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::process::Command;
@@ -65,7 +65,7 @@ fn expected(probe: &str) -> Vec<Option<i128>> {
     v.into_iter().map(Some).collect()
 }
 
-/// `value` as gdb prints `(unsigned long)` of a value of `spec`'s type:
+/// `value` as gdb prints `(unsigned long long)` of a value of `spec`'s type:
 /// truncated to the size, then sign- or zero-extended to 64 bits.
 fn normalize(spec: &ArgSpec, value: u64) -> u64 {
     let bits = u32::from(spec.size) * 8;
@@ -82,7 +82,7 @@ fn normalize(spec: &ArgSpec, value: u64) -> u64 {
 
 /// A gdb expression for the full 64-bit register holding `reg`.
 fn gdb_register(reg: &Register) -> String {
-    format!("(unsigned long)${}", reg.full().name())
+    format!("(unsigned long long)${}", reg.full().name())
 }
 
 /// A gdb expression for the part of the register the operand names.
@@ -102,7 +102,7 @@ fn gdb_expression(spec: &ArgSpec, probe: &Probe) -> Option<String> {
         1 => "unsigned char",
         2 => "unsigned short",
         4 => "unsigned int",
-        _ => "unsigned long",
+        _ => "unsigned long long",
     };
     Some(match &spec.location {
         ArgLocation::Constant(_) => return None,
@@ -118,12 +118,16 @@ fn gdb_expression(spec: &ArgSpec, probe: &Probe) -> Option<String> {
             }
             format!("*({pointee} *)({address})")
         }
-        ArgLocation::Address { address, .. } => {
+        ArgLocation::Address { address, index, .. } => {
             // The load bias is $pc minus the site's link-time address.
-            format!(
-                "*({pointee} *)((unsigned long)$pc - {:#x} + {address:#x})",
+            let mut at = format!(
+                "(unsigned long long)$pc - {:#x} + {address:#x}",
                 probe.address
-            )
+            );
+            if let Some((index, scale)) = index {
+                write!(at, " + {} * {scale}", gdb_register_part(index)).unwrap();
+            }
+            format!("*({pointee} *)({at})")
         }
     })
 }
@@ -157,7 +161,7 @@ fn check_program(path: &std::path::Path, probes: &[Probe]) -> (usize, Vec<String
          MASK = (1 << 64) - 1\n\
          def show(kind, i, expression):\n    \
              try:\n        \
-                 print('%s %d %x' % (kind, i, int(gdb.parse_and_eval('(unsigned long) (%s)' % expression)) & MASK))\n    \
+                 print('%s %d %x' % (kind, i, int(gdb.parse_and_eval('(unsigned long long) (%s)' % expression)) & MASK))\n    \
              except gdb.error as error:\n        \
                  print('%sERR %d %s' % (kind, i, error))\n\
          class Probe(gdb.Breakpoint):\n    \
@@ -329,14 +333,49 @@ fn parsed_locations_read_the_values_gdb_reads() {
         probes.extend(ElfFile::open(lib).unwrap().probes().unwrap());
         let (hits, gdb_failed) = check_program(main, &probes);
         assert_eq!(hits, 4, "{level}");
-        for name in &gdb_failed {
-            let probe = probes.iter().find(|p| &p.qualified_name() == name).unwrap();
-            assert!(
-                probe.args.contains("(%rip)"),
-                "gdb failed on {name} at {level}"
-            );
-        }
+        check_gdb_failures(&probes, &gdb_failed, level);
         compared_with_gdb += hits - gdb_failed.len();
     }
-    assert!(compared_with_gdb >= 20, "{compared_with_gdb}");
+    assert!(compared_with_gdb >= 24, "{compared_with_gdb}");
+}
+
+/// gdb 13's stap parser rejects symbol operands (`g_i32(%rip)`,
+/// `56+v_small(%rip)`, `g_array32(,%rax,4)`) and then misnumbers the other
+/// arguments: those probes are checked against the fixture's values only,
+/// every other probe against gdb too.
+fn check_gdb_failures(probes: &[Probe], gdb_failed: &[String], level: &str) {
+    for name in gdb_failed {
+        let probe = probes.iter().find(|p| &p.qualified_name() == name).unwrap();
+        let names_a_symbol = usdt_reader::split_args(&probe.args).iter().any(|word| {
+            let operand = word.split_once('@').map_or("", |(_, operand)| operand);
+            operand.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        });
+        assert!(names_a_symbol, "gdb failed on {name} at {level}");
+    }
+}
+
+#[test]
+fn i386_globals_without_pie_read_the_values_gdb_reads() {
+    // A static i386 program without PIE runs here: its globals are
+    // absolute (`g_i32`) and indexed without a base (`g_array32(,%eax,4)`).
+    // At -O2 (-O0 loads them into registers first). Only the probes whose
+    // 8-byte values fit their operand are compared: sys/sdt.h names one
+    // 32-bit register for a 64-bit value.
+    if !(cross_tools_present(TEST) && require_tool(TEST, "gdb")) {
+        return;
+    }
+    {
+        let level = "O2";
+        let path = &fixture(cross_fixtures(TEST), &format!("i386_args_{level}")).path;
+        let probes: Vec<Probe> = ElfFile::open(path)
+            .unwrap()
+            .probes()
+            .unwrap()
+            .into_iter()
+            .filter(|p| ["globals", "indexed", "iteration"].contains(&&*p.name))
+            .collect();
+        let (hits, gdb_failed) = check_program(path, &probes);
+        assert_eq!(hits, 3, "{level}");
+        check_gdb_failures(&probes, &gdb_failed, level);
+    }
 }

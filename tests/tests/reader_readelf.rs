@@ -7,12 +7,15 @@
 
 mod reader_support;
 
-use reader_support::{Fixture, ReadelfNote, fixture, fixtures, readelf_notes};
+use reader_support::{
+    Fixture, ReadelfNote, cross_fixtures, cross_tools_present, fixture, fixtures, readelf_notes,
+    with_two_bad_notes,
+};
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 use usdt_interop_tests::{require_tool, run};
-use usdt_reader::{ArgErrorKind, ArgLocation, ElfFile, Error, split_args};
+use usdt_reader::{ArgErrorKind, ArgLocation, ArgSpec, ElfFile, Error, Probe, note, split_args};
 
 const TEST: &str = "reader_readelf";
 
@@ -146,6 +149,7 @@ fn check_fixture(f: &Fixture) {
                     if let ArgLocation::Address {
                         address,
                         symbol: Some(symbol),
+                        ..
                     } = &spec.location
                     {
                         let offset = address.wrapping_sub(symbols[symbol][0]);
@@ -387,4 +391,224 @@ fn truncated_and_corrupted_files_are_errors_not_panics() {
         copy[notes_at - 12 + i] ^= 0xff;
         let _ = ElfFile::parse(copy).and_then(|file| file.probes());
     }
+}
+
+#[test]
+fn cross_compiled_fixtures_agree_with_readelf() {
+    // riscv64, s390x (big-endian ELF64), ppc64le, arm (ELF32, Thumb) and
+    // i386 without PIE, each at -O0 and -O2 plus a shared library: every
+    // note as readelf reads it, and every operand parses.
+    if !cross_tools_present(TEST) {
+        return;
+    }
+    let fixtures = cross_fixtures(TEST);
+    assert_eq!(fixtures.len(), 15);
+    for f in fixtures {
+        check_fixture(f);
+        let probes = ElfFile::open(&f.path).unwrap().probes().unwrap();
+        for probe in &probes {
+            assert!(probe.arg_specs.is_ok(), "{}: {:?}", f.name, probe.arg_specs);
+        }
+    }
+}
+
+fn specs<'a>(probes: &'a [Probe], name: &str) -> &'a [ArgSpec] {
+    let probe = probes.iter().find(|p| p.name == name).unwrap();
+    probe.arg_specs.as_ref().unwrap()
+}
+
+fn register_name(location: &ArgLocation) -> &'static str {
+    match location {
+        ArgLocation::Register(reg) => reg.name(),
+        ArgLocation::Memory { base, .. } => base.name(),
+        other => panic!("{other:?} has no register"),
+    }
+}
+
+#[test]
+fn cross_compiled_operands_have_the_expected_structure() {
+    if !cross_tools_present(TEST) {
+        return;
+    }
+    use usdt_reader::{Arch, Endian};
+    let fixtures = cross_fixtures(TEST);
+    // Architecture, ELF class and byte order, the frame register -O0 keeps
+    // `iteration`'s stack slot at, and the register -O2 passes it in.
+    for (arch, expected_arch, is_64, endian, frame, passed) in [
+        ("riscv64", Arch::Riscv64, true, Endian::Little, "s0", "a0"),
+        ("s390x", Arch::S390x, true, Endian::Big, "r11", "r2"),
+        ("ppc64le", Arch::PowerPc64, true, Endian::Little, "r9", "r3"),
+        ("arm", Arch::Arm, false, Endian::Little, "r7", "r0"),
+        ("i386", Arch::X86, false, Endian::Little, "ebp", "eax"),
+    ] {
+        let open = |level: &str| {
+            let f = fixture(fixtures, &format!("{arch}_args_{level}"));
+            let file = ElfFile::open(&f.path).unwrap();
+            assert_eq!(file.arch(), expected_arch, "{arch}");
+            assert_eq!(
+                (file.layout().is_64, file.layout().endian),
+                (is_64, endian),
+                "{arch}"
+            );
+            let probes = file.probes().unwrap();
+            (file, probes)
+        };
+        let (_, o0) = open("O0");
+        let (o2_file, o2) = open("O2");
+        // A stack slot at -O0: memory at the frame register.
+        let slot = &specs(&o0, "iteration")[0];
+        assert!(
+            matches!(slot.location, ArgLocation::Memory { .. }),
+            "{arch}: {slot:?}"
+        );
+        assert_eq!(register_name(&slot.location), frame, "{arch}");
+        assert_eq!((slot.size, slot.signed), (4, false), "{arch}");
+        // A register at -O2.
+        let reg = &specs(&o2, "iteration")[0];
+        assert!(matches!(reg.location, ArgLocation::Register(_)), "{arch}");
+        assert_eq!(register_name(&reg.location), passed, "{arch}");
+        // Constants, at both levels: the values and sizes of sdt_args.c.
+        for probes in [&o0, &o2] {
+            let constants = specs(probes, "constants");
+            let values: Vec<(u8, bool, i64)> = constants
+                .iter()
+                .map(|spec| match spec.location {
+                    ArgLocation::Constant(value) => (spec.size, spec.signed, value),
+                    ref other => panic!("{arch}: {other:?}"),
+                })
+                .collect();
+            assert_eq!(
+                values,
+                [
+                    (4, true, 0),
+                    (4, true, -1),
+                    (4, true, 42),
+                    (8, true, i64::MIN),
+                    (8, false, -1),
+                    (1, true, 120)
+                ],
+                "{arch}"
+            );
+        }
+        // Globals at -O2: i386 names them (absolute addresses); the others
+        // reach them from one register holding an anchor, at offsets that
+        // differ as the symbols' addresses do (powerpc loads each address
+        // into its own register, at offset 0).
+        let globals = specs(&o2, "globals");
+        let symbols = ["g_i32", "g_u64", "g_i16", "g_u8"];
+        let address = |name: &str| o2_file.symbol(name).unwrap() as i64;
+        match arch {
+            "i386" => {
+                for (spec, symbol) in globals.iter().zip(symbols) {
+                    assert_eq!(
+                        spec.location,
+                        ArgLocation::Address {
+                            address: address(symbol) as u64,
+                            symbol: Some(symbol.into()),
+                            index: None,
+                        },
+                        "{arch}"
+                    );
+                }
+                // Indexed globals: the symbol plus the index register.
+                for (spec, (symbol, scale)) in specs(&o2, "indexed")
+                    .iter()
+                    .zip([("g_array32", 4), ("g_array64", 8)])
+                {
+                    let ArgLocation::Address {
+                        address: at,
+                        symbol: Some(named),
+                        index: Some((index, s)),
+                    } = &spec.location
+                    else {
+                        panic!("{arch}: {spec:?}")
+                    };
+                    assert_eq!(
+                        (*at as i64, named.as_str(), index.name(), *s),
+                        (address(symbol), symbol, "eax", scale)
+                    );
+                }
+            }
+            "ppc64le" => {
+                for spec in globals {
+                    assert!(
+                        matches!(spec.location, ArgLocation::Memory { offset: 0, .. }),
+                        "{arch}: {spec:?}"
+                    );
+                }
+            }
+            _ => {
+                let offsets: Vec<i64> = globals
+                    .iter()
+                    .map(|spec| match spec.location {
+                        ArgLocation::Memory {
+                            offset,
+                            index: None,
+                            ..
+                        } => offset,
+                        ref other => panic!("{arch}: {other:?}"),
+                    })
+                    .collect();
+                let bases: Vec<&str> = globals.iter().map(|s| register_name(&s.location)).collect();
+                assert!(bases.iter().all(|b| *b == bases[0]), "{arch}: {bases:?}");
+                for (offset, symbol) in offsets.iter().zip(symbols) {
+                    assert_eq!(
+                        offset - offsets[0],
+                        address(symbol) - address("g_i32"),
+                        "{arch} {symbol}"
+                    );
+                }
+            }
+        }
+        let sizes: Vec<(u8, bool)> = globals.iter().map(|s| (s.size, s.signed)).collect();
+        assert_eq!(
+            sizes,
+            [(4, true), (8, false), (2, true), (1, false)],
+            "{arch}"
+        );
+    }
+}
+
+#[test]
+fn bad_notes_are_skipped_and_reported() {
+    if !tools_present(TEST) {
+        return;
+    }
+    let f = fixture(fixtures(TEST), "x86_64_args_O2");
+    let good = ElfFile::open(&f.path).unwrap().probes().unwrap();
+    let file = ElfFile::parse(with_two_bad_notes(f)).unwrap();
+    // The strict calls fail on the first bad note.
+    assert!(matches!(
+        file.probes(),
+        Err(Error::Note {
+            source: note::NoteError::NotUtf8 {
+                field: "provider",
+                ..
+            },
+            ..
+        })
+    ));
+    assert!(file.notes().is_err());
+    let notes = file.notes_partial().unwrap();
+    assert_eq!(notes.found.len(), good.len() - 1);
+    assert_eq!(notes.skipped.len(), 1);
+    // The lenient one keeps every other probe, unchanged.
+    let partial = file.probes_partial().unwrap();
+    let expected: Vec<&Probe> = good
+        .iter()
+        .filter(|p| p.name != "stack" && p.name != "guarded")
+        .collect();
+    assert_eq!(partial.found.iter().collect::<Vec<_>>(), expected);
+    let messages: Vec<String> = partial.skipped.iter().map(ToString::to_string).collect();
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    assert!(
+        messages[0].starts_with("<memory>: .note.stapsdt at file offset ")
+            && messages[0].ends_with(": the provider string is not UTF-8"),
+        "{}",
+        messages[0]
+    );
+    assert_eq!(
+        messages[1],
+        "<memory>: the semaphore of probe sdt_args:guarded at 0xdead0000 is outside every loadable segment"
+    );
 }

@@ -6,7 +6,7 @@
 
 mod reader_support;
 
-use reader_support::{fixture, fixtures};
+use reader_support::{cross_fixtures, cross_tools_present, fixture, fixtures};
 use serde::Serialize;
 use usdt_interop_tests::require_tool;
 use usdt_reader::{ArgLocation, ArgSpec, ElfFile, Probe};
@@ -43,10 +43,17 @@ fn describe(file: &ElfFile, spec: &ArgSpec) -> String {
         ArgLocation::Address {
             symbol: Some(symbol),
             address,
-        } => match address.wrapping_sub(file.symbol(symbol).unwrap()) {
-            0 => format!("[{symbol}]"),
-            offset => format!("[{symbol}+{offset}]"),
-        },
+            index,
+        } => {
+            let index = match index {
+                Some((index, scale)) => format!("+{index}*{scale}"),
+                None => String::new(),
+            };
+            match address.wrapping_sub(file.symbol(symbol).unwrap()) {
+                0 => format!("[{symbol}{index}]"),
+                offset => format!("[{symbol}+{offset}{index}]"),
+            }
+        }
         ArgLocation::Address { symbol: None, .. } => "[absolute]".into(),
         other => other.to_string(),
     };
@@ -87,6 +94,8 @@ fn c_fixtures_per_architecture() {
         "x86_64_args_O0",
         "x86_64_args_O2",
         "x86_64_lib_O2",
+        "x86_64_args_nopie_O0",
+        "x86_64_args_nopie_O2",
         "aarch64_args_O0",
         "aarch64_args_O2",
         "aarch64_args_O2_noanchors",
@@ -98,6 +107,22 @@ fn c_fixtures_per_architecture() {
         let file = ElfFile::open(&fixture(fixtures, name).path).unwrap();
         let probes = file.probes().unwrap();
         snapshot(&format!("reader_{name}"), entries(&file, &probes));
+    }
+}
+
+#[test]
+fn cross_compiled_fixtures_per_architecture() {
+    if !cross_tools_present(TEST) {
+        return;
+    }
+    let fixtures = cross_fixtures(TEST);
+    for arch in ["riscv64", "s390x", "ppc64le", "arm", "i386"] {
+        for name in ["args_O0", "args_O2", "lib_O2"] {
+            let name = format!("{arch}_{name}");
+            let file = ElfFile::open(&fixture(fixtures, &name).path).unwrap();
+            let probes = file.probes().unwrap();
+            snapshot(&format!("reader_{name}"), entries(&file, &probes));
+        }
     }
 }
 

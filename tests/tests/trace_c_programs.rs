@@ -142,6 +142,31 @@ fn every_width_sign_and_operand_form_at_o0_and_o2() {
     }
 }
 
+#[test]
+fn indexed_globals_without_pie() {
+    // Non-PIE code addresses an indexed global with no base register
+    // (`-4@g_array32(,%rax,4)` at -O2): read at the symbol + index*scale.
+    if !require_bpf("indexed_globals_without_pie") {
+        return;
+    }
+    for opt in ["-O0", "-O2"] {
+        let flags = [opt, "-no-pie", "-fno-pie"];
+        let binary = build_c("trace_c_programs_nopie", "sdt_args.c", &flags);
+        let events = trace_sdt_args(&binary);
+        assert_eq!(events.len(), 36, "{opt}: {events:?}");
+        for (index, event) in events.iter().enumerate() {
+            let iteration = (index / FIRING_ORDER.len()) as u64;
+            let probe = FIRING_ORDER[index % FIRING_ORDER.len()];
+            assert_eq!(event["name"], probe, "{opt}: events out of order: {event}");
+            assert_eq!(
+                arg_texts(event),
+                expected_sdt_args(iteration)[probe],
+                "{opt} {probe} iteration {iteration}"
+            );
+        }
+    }
+}
+
 /// gdb commands defining `show(name, count, fallbacks)`: prints `PROBE
 /// name` and the probe's arguments, tab-separated.
 const GDB_HELPER: &str = r#"set pagination off

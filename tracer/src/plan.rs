@@ -3,9 +3,10 @@
 //!
 //! A site's note arguments ("slots") become [`ArgPlan`]s: a constant, a
 //! register, or memory at a register (+ index * scale) + displacement.
-//! Operands at a fixed link-time address (x86-64 `sym(%rip)`) are planned
-//! relative to the instruction pointer: at a probe hit it holds the probe's
-//! runtime address, so `ip + (address - probe address)` is the operand's
+//! Operands at a fixed link-time address (x86-64 `sym(%rip)`, non-PIE
+//! `sym` and `sym(,%rax,4)`) are planned relative to the instruction
+//! pointer: at a probe hit it holds the probe's runtime address, so
+//! `ip + (address - probe address) [+ index * scale]` is the operand's
 //! runtime address in every process, whatever its load bias.
 //!
 //! Typed metadata (`.usdt.types`) groups slots into Rust arguments: strings,
@@ -258,22 +259,33 @@ fn plan_arg(arch: Arch, spec: &ArgSpec, probe_address: u64) -> Result<ArgPlan, S
             plan.kind = ARG_MEMORY;
             plan.reg = register_offset(arch, base)?;
             plan.value = *offset;
-            if let Some((index, scale)) = index {
-                if !matches!(scale, 1 | 2 | 4 | 8) {
-                    return Err(format!("index scale {scale}"));
-                }
-                plan.index_reg = register_offset(arch, index)?;
-                plan.scale = *scale;
-            }
+            plan_index(arch, index, &mut plan)?;
         }
-        ArgLocation::Address { address, .. } => {
+        ArgLocation::Address { address, index, .. } => {
             plan.kind = ARG_MEMORY;
             plan.reg = regs::ip_offset(arch)
                 .ok_or_else(|| format!("no instruction pointer on {arch:?}"))?;
             plan.value = address.wrapping_sub(probe_address) as i64;
+            plan_index(arch, index, &mut plan)?;
         }
     }
     Ok(plan)
+}
+
+/// Sets the plan's index register and scale, if the operand has an index.
+fn plan_index(
+    arch: Arch,
+    index: &Option<(Register, u8)>,
+    plan: &mut ArgPlan,
+) -> Result<(), String> {
+    if let Some((index, scale)) = index {
+        if !matches!(scale, 1 | 2 | 4 | 8) {
+            return Err(format!("index scale {scale}"));
+        }
+        plan.index_reg = register_offset(arch, index)?;
+        plan.scale = *scale;
+    }
+    Ok(())
 }
 
 fn register_offset(arch: Arch, register: &Register) -> Result<u16, String> {
@@ -482,6 +494,39 @@ mod tests {
         )
         .unwrap();
         assert_eq!(site.args[0].value, 0x40b0 - 0x9000);
+    }
+
+    #[test]
+    fn indexed_globals_without_a_base_are_relative_to_the_probe() {
+        // Non-PIE `g_array32(,%rax,4)`: ip + (address - probe) + rax*4.
+        let symbols = OneSymbol("g_array32", 0x404060);
+        let (site, _) = plan_site(
+            Arch::X86_64,
+            &probe(
+                "-4@g_array32(,%rax,4) 8@g_array32+8(,%rdx)",
+                0x401136,
+                &symbols,
+            ),
+            0,
+            &[],
+        )
+        .unwrap();
+        let first = site.args[0];
+        assert_eq!(
+            (
+                first.kind,
+                first.reg,
+                first.value,
+                first.index_reg,
+                first.scale
+            ),
+            (ARG_MEMORY, 128, 0x404060 - 0x401136, 80, 4)
+        );
+        let second = site.args[1];
+        assert_eq!(
+            (second.value, second.index_reg, second.scale),
+            (0x404068 - 0x401136, 96, 1)
+        );
     }
 
     #[test]

@@ -113,8 +113,16 @@ impl ElfFile {
             path: path.to_path_buf(),
             source,
         };
+        // The type first: opening a FIFO would wait for a writer, and a
+        // device may act on being opened.
+        if !std::fs::metadata(path).map_err(io)?.is_file() {
+            return Err(Error::NotRegularFile {
+                path: path.to_path_buf(),
+            });
+        }
         let file = File::open(path).map_err(io)?;
         let metadata = file.metadata().map_err(io)?;
+        // The path may have been replaced in between.
         if !metadata.is_file() {
             return Err(Error::NotRegularFile {
                 path: path.to_path_buf(),
@@ -340,32 +348,60 @@ impl ElfFile {
     }
 
     /// The raw stapsdt notes, as recorded (addresses not adjusted); empty
-    /// when the file has no `.note.stapsdt` section.
+    /// when the file has no `.note.stapsdt` section. The first malformed
+    /// note fails the call; [`notes_partial`](ElfFile::notes_partial) skips
+    /// such notes instead.
     pub fn notes(&self) -> Result<Vec<StapsdtNote<'_>>, Error> {
+        self.notes_partial()?.into_result()
+    }
+
+    /// The stapsdt notes that can be read, and one [`Error::Note`] per note
+    /// that cannot (a string that is not UTF-8 or lacks its NUL, a short
+    /// descriptor). A note whose sizes run past the section's end ends the
+    /// walk, as nothing after it can be located. Fails as a whole only when
+    /// the section itself cannot be read.
+    pub fn notes_partial(&self) -> Result<Partial<StapsdtNote<'_>>, Error> {
+        let mut partial = Partial::default();
         let Some((header, bytes)) = self.named_section_bytes(STAPSDT_SECTION)? else {
-            return Ok(Vec::new());
+            return Ok(partial);
         };
-        Notes::new(bytes, self.layout, header.sh_addralign)
-            .collect::<Result<_, _>>()
-            .map_err(|source| Error::Note {
-                path: self.path.clone(),
-                section_offset: header.sh_offset,
-                source,
-            })
+        for note in Notes::new(bytes, self.layout, header.sh_addralign) {
+            match note {
+                Ok(note) => partial.found.push(note),
+                Err(source) => partial.skipped.push(Error::Note {
+                    path: self.path.clone(),
+                    section_offset: header.sh_offset,
+                    source,
+                }),
+            }
+        }
+        Ok(partial)
     }
 
     /// The raw `.usdt.types` records; empty when the file has none.
     pub fn type_records(&self) -> Result<Vec<TypeRecord<'_>>, Error> {
+        self.type_records_partial()?.into_result()
+    }
+
+    /// The `.usdt.types` records before the first malformed one, and that
+    /// one's [`Error::Types`] (a record's length is only known by reading
+    /// it, so the walk ends there).
+    fn type_records_partial(&self) -> Result<Partial<TypeRecord<'_>>, Error> {
+        let mut partial = Partial::default();
         let Some((header, bytes)) = self.named_section_bytes(TYPES_SECTION)? else {
-            return Ok(Vec::new());
+            return Ok(partial);
         };
-        TypeRecords::new(bytes, self.layout)
-            .collect::<Result<_, _>>()
-            .map_err(|source| Error::Types {
-                path: self.path.clone(),
-                section_offset: header.sh_offset,
-                source,
-            })
+        for record in TypeRecords::new(bytes, self.layout) {
+            match record {
+                Ok(record) => partial.found.push(record),
+                Err(source) => partial.skipped.push(Error::Types {
+                    path: self.path.clone(),
+                    section_offset: header.sh_offset,
+                    source,
+                }),
+            }
+        }
+        Ok(partial)
     }
 
     /// The link-time address of the symbol `name` from `.symtab` or
@@ -406,10 +442,31 @@ impl ElfFile {
     /// belong to functions the linker discarded (lld's `--gc-sections` keeps
     /// such notes with a pc of 0), so there is no code to probe. `readelf -n`
     /// still lists them; [`notes`](ElfFile::notes) returns every note.
+    ///
+    /// The first bad note or record fails the call;
+    /// [`probes_partial`](ElfFile::probes_partial) skips them instead.
     pub fn probes(&self) -> Result<Vec<Probe>, Error> {
-        let notes = self.notes()?;
+        self.probes_partial()?.into_result()
+    }
+
+    /// Every probe site that can be read, as [`probes`](ElfFile::probes)
+    /// gives them, and one error per note left out: a malformed note
+    /// ([`Error::Note`]), a semaphore outside every loadable segment
+    /// ([`Error::OutsideSegments`]), a type record that disagrees with its
+    /// note ([`Error::SignatureMismatch`]); a malformed `.usdt.types`
+    /// record ([`Error::Types`]) leaves the sites after it untyped. Fails
+    /// as a whole only when the file cannot be read for probes at all (a
+    /// relocatable object, an unreadable or compressed section).
+    pub fn probes_partial(&self) -> Result<Partial<Probe>, Error> {
+        let Partial {
+            found: notes,
+            mut skipped,
+        } = self.notes_partial()?;
         if notes.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Partial {
+                found: Vec::new(),
+                skipped,
+            });
         }
         if self.e_type == ET_REL {
             return Err(Error::Relocatable {
@@ -417,7 +474,9 @@ impl ElfFile {
             });
         }
         let base_section = self.section(STAPSDT_BASE_SECTION).map(|s| s.sh_addr);
-        let records = self.type_records()?;
+        let records = self.type_records_partial()?;
+        skipped.extend(records.skipped);
+        let records = records.found;
         let mut signatures: HashMap<(u64, &str, &str), &Signature> = HashMap::new();
         for record in &records {
             signatures
@@ -440,17 +499,18 @@ impl ElfFile {
             };
             let semaphore = (note.semaphore != 0).then(|| note.semaphore.wrapping_add(adjust));
             let semaphore_offset = match semaphore {
-                Some(address) => {
-                    Some(
-                        self.memory_offset(address)
-                            .ok_or_else(|| Error::OutsideSegments {
-                                path: self.path.clone(),
-                                probe: qualified(),
-                                what: "semaphore",
-                                address,
-                            })?,
-                    )
-                }
+                Some(address) => match self.memory_offset(address) {
+                    Some(offset) => Some(offset),
+                    None => {
+                        skipped.push(Error::OutsideSegments {
+                            path: self.path.clone(),
+                            probe: qualified(),
+                            what: "semaphore",
+                            address,
+                        });
+                        continue;
+                    }
+                },
                 None => None,
             };
             let arg_specs = parse_args(self.arch, note.args, &symbols).map_err(|mut error| {
@@ -463,13 +523,14 @@ impl ElfFile {
             if let Some(signature) = &signature {
                 let args = split_args(note.args).len();
                 if signature.slots() != args {
-                    return Err(Error::SignatureMismatch {
+                    skipped.push(Error::SignatureMismatch {
                         path: self.path.clone(),
                         probe: qualified(),
                         pc: note.pc,
                         slots: signature.slots(),
                         args,
                     });
+                    continue;
                 }
             }
             probes.push(Probe {
@@ -484,7 +545,40 @@ impl ElfFile {
                 signature,
             });
         }
-        Ok(probes)
+        Ok(Partial {
+            found: probes,
+            skipped,
+        })
+    }
+}
+
+/// What a lenient read found: the items that could be read, and why each
+/// bad one was left out.
+#[derive(Debug)]
+pub struct Partial<T> {
+    /// The items read, in file order.
+    pub found: Vec<T>,
+    /// One error per note, record or module left out, naming the file and
+    /// the note's offset or the probe.
+    pub skipped: Vec<Error>,
+}
+
+impl<T> Default for Partial<T> {
+    fn default() -> Partial<T> {
+        Partial {
+            found: Vec::new(),
+            skipped: Vec::new(),
+        }
+    }
+}
+
+impl<T> Partial<T> {
+    /// The items when nothing was skipped, else the first error.
+    pub fn into_result(self) -> Result<Vec<T>, Error> {
+        match self.skipped.into_iter().next() {
+            Some(error) => Err(error),
+            None => Ok(self.found),
+        }
     }
 }
 

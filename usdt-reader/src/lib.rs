@@ -61,7 +61,7 @@ pub use args::{
     parse_arg, parse_args, split_args,
 };
 pub use bytes::{Endian, Layout};
-pub use elf::{ElfFile, FunctionSymbol, Segment};
+pub use elf::{ElfFile, FunctionSymbol, Partial, Segment};
 pub use error::Error;
 pub use pattern::{PatternError, ProbePattern};
 pub use probe::Probe;

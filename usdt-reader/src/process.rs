@@ -1,7 +1,7 @@
 //! Running processes: the ELF modules they map, their load biases and the
 //! runtime addresses of their probes.
 
-use crate::elf::ElfFile;
+use crate::elf::{ElfFile, Partial};
 use crate::error::Error;
 use crate::probe::Probe;
 use std::collections::HashMap;
@@ -131,8 +131,19 @@ impl Process {
 
     /// Every ELF file the process maps (its executable and shared
     /// libraries, each once), with its load bias and probes. Mapped files
-    /// that are not ELF (locale archives, fonts, ...) are left out.
+    /// that are not ELF (locale archives, fonts, ...) are left out. The
+    /// first module that cannot be read, or bad note in one, fails the
+    /// call; [`modules_partial`](Process::modules_partial) skips them.
     pub fn modules(&self) -> Result<Vec<Module>, Error> {
+        self.modules_partial()?.into_result()
+    }
+
+    /// Every ELF module that can be read, as [`modules`](Process::modules)
+    /// gives them, each with the probes [`ElfFile::probes_partial`] finds;
+    /// `skipped` holds one error per module that cannot be read and per
+    /// note left out of a module. Fails as a whole only when the process's
+    /// maps cannot be read.
+    pub fn modules_partial(&self) -> Result<Partial<Module>, Error> {
         let mappings = self.mappings()?;
         // Group the mappings of each file, in order of first appearance.
         let mut order: Vec<(String, u64, String)> = Vec::new();
@@ -159,6 +170,7 @@ impl Process {
         // reachable from here); its own view strips its root's prefix.
         let root_link = std::fs::read_link(self.root()).ok();
         let mut modules = Vec::new();
+        let mut skipped = Vec::new();
         for key in order {
             let group = &groups[&key];
             let Some(first) = group.iter().min_by_key(|m| m.offset) else {
@@ -199,19 +211,33 @@ impl Process {
                 Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
                     continue;
                 }
-                Err(error) => return Err(error),
+                Err(error) => {
+                    skipped.push(error);
+                    continue;
+                }
             };
             let Some(bias) = load_bias(&file, first) else {
                 continue;
             };
+            let probes = match file.probes_partial() {
+                Ok(probes) => probes,
+                Err(error) => {
+                    skipped.push(error);
+                    continue;
+                }
+            };
+            skipped.extend(probes.skipped);
             modules.push(Module {
                 path: seen_path,
-                probes: file.probes()?,
+                probes: probes.found,
                 host_path,
                 bias,
             });
         }
-        Ok(modules)
+        Ok(Partial {
+            found: modules,
+            skipped,
+        })
     }
 }
 

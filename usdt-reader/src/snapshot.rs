@@ -15,7 +15,9 @@
 //! }
 //! ```
 //!
-//! which records entries such as:
+//! which records entries such as the one below, where `args` lists the
+//! five note arguments of the three Rust ones: `id`, then each `&str` as a
+//! (pointer, length) pair:
 //!
 //! ```yaml
 //! - provider: http

@@ -27,6 +27,39 @@ pub const TEST_PACKAGES: &[(&str, &str)] = &[
         "binutils-aarch64-linux-gnu",
         "/usr/bin/aarch64-linux-gnu-readelf",
     ),
+    // Cross compilers for the reader's fixtures of other architectures
+    // (riscv64, s390x, ppc64le, 32-bit arm, i386), each with its C library
+    // headers, only recommended by the compiler (i386's also gives the
+    // static libc its fixture is linked with). Their readelf comes with the
+    // compiler's binutils.
+    ("gcc-riscv64-linux-gnu", "/usr/bin/riscv64-linux-gnu-gcc"),
+    (
+        "libc6-dev-riscv64-cross",
+        "/usr/riscv64-linux-gnu/include/stdio.h",
+    ),
+    ("gcc-s390x-linux-gnu", "/usr/bin/s390x-linux-gnu-gcc"),
+    (
+        "libc6-dev-s390x-cross",
+        "/usr/s390x-linux-gnu/include/stdio.h",
+    ),
+    (
+        "gcc-powerpc64le-linux-gnu",
+        "/usr/bin/powerpc64le-linux-gnu-gcc",
+    ),
+    (
+        "libc6-dev-ppc64el-cross",
+        "/usr/powerpc64le-linux-gnu/include/stdio.h",
+    ),
+    (
+        "gcc-arm-linux-gnueabihf",
+        "/usr/bin/arm-linux-gnueabihf-gcc",
+    ),
+    (
+        "libc6-dev-armhf-cross",
+        "/usr/arm-linux-gnueabihf/include/stdio.h",
+    ),
+    ("gcc-i686-linux-gnu", "/usr/bin/i686-linux-gnu-gcc"),
+    ("libc6-dev-i386-cross", "/usr/i686-linux-gnu/lib/libc.a"),
     // Real software with USDT probes (python:function__entry), traced by pid.
     ("python3.11-minimal", "/usr/bin/python3.11"),
     // `script`: a pseudo-terminal for an interactive bash, whose readline()

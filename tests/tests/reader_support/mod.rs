@@ -32,6 +32,129 @@ pub const AARCH64_NOP_LE: &[u8] = &[0x1f, 0x20, 0x03, 0xd5];
 /// aarch64_be, so the same bytes).
 pub const AARCH64_NOP_BE: &[u8] = &[0x1f, 0x20, 0x03, 0xd5];
 
+/// The riscv64 compressed `c.nop` that `nop` assembles to with the C
+/// extension (rv64gc), little-endian.
+pub const RISCV_NOP: &[u8] = &[0x01, 0x00];
+/// The s390x `nop` (`bc 0,0`), big-endian.
+pub const S390X_NOP: &[u8] = &[0x47, 0x00, 0x00, 0x00];
+/// The powerpc `nop` (`ori 0,0,0`, 0x60000000), little-endian.
+pub const PPC64LE_NOP: &[u8] = &[0x00, 0x00, 0x00, 0x60];
+/// The Thumb-2 `nop` (0xbf00) that armhf code (Thumb by default) has.
+pub const THUMB_NOP: &[u8] = &[0x00, 0xbf];
+
+/// A cross target: fixture name prefix, compiler, readelf, nop, flags.
+pub type CrossTarget = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [u8],
+    &'static [&'static str],
+);
+
+/// The cross targets of [`cross_fixtures`]: fixture name prefix, compiler,
+/// readelf, the probe site's nop, and extra flags. i386 is linked static
+/// and without PIE so that it runs here (under gdb) and addresses globals
+/// absolutely (`g_i32`, `g_array32(,%eax,4)`).
+pub const CROSS_TARGETS: [CrossTarget; 5] = [
+    (
+        "riscv64",
+        "riscv64-linux-gnu-gcc",
+        "riscv64-linux-gnu-readelf",
+        RISCV_NOP,
+        &[],
+    ),
+    (
+        "s390x",
+        "s390x-linux-gnu-gcc",
+        "s390x-linux-gnu-readelf",
+        S390X_NOP,
+        &[],
+    ),
+    (
+        "ppc64le",
+        "powerpc64le-linux-gnu-gcc",
+        "powerpc64le-linux-gnu-readelf",
+        PPC64LE_NOP,
+        &[],
+    ),
+    (
+        "arm",
+        "arm-linux-gnueabihf-gcc",
+        "arm-linux-gnueabihf-readelf",
+        THUMB_NOP,
+        &[],
+    ),
+    (
+        "i386",
+        "i686-linux-gnu-gcc",
+        "i686-linux-gnu-readelf",
+        X86_NOP,
+        &["-static", "-no-pie", "-fno-pie"],
+    ),
+];
+
+/// Whether every cross compiler and readelf of [`CROSS_TARGETS`] is
+/// installed (each missing one is reported through `require_tool`).
+pub fn cross_tools_present(test: &str) -> bool {
+    CROSS_TARGETS
+        .iter()
+        .flat_map(|(_, compiler, readelf, _, _)| [*compiler, *readelf])
+        // Every tool is checked, so each missing one is reported.
+        .filter(|tool| !usdt_interop_tests::require_tool(test, tool))
+        .count()
+        == 0
+}
+
+/// Builds sdt_args at -O0 and -O2 (`{arch}_args_{level}`) and the shared
+/// library sdt_lib at -O2 (`{arch}_lib_O2`) for every cross target.
+pub fn build_cross_fixtures(dir: &Path) -> Vec<Fixture> {
+    let include = sdt_include_dir(dir);
+    let inc = format!("-I{}", include.display());
+    let src = |name: &str| fixtures_dir().join(name);
+    let mut fixtures = Vec::new();
+    for (arch, compiler, readelf, nop, extra) in CROSS_TARGETS {
+        for opt in ["-O0", "-O2"] {
+            let name = format!("{arch}_args_{}", &opt[1..]);
+            let path = dir.join(&name);
+            let mut flags = vec![opt, inc.as_str()];
+            flags.extend_from_slice(extra);
+            cc(compiler, &flags, &[&src("sdt_args.c")], &path);
+            fixtures.push(Fixture {
+                name,
+                path,
+                readelf,
+                nop,
+                stripped: false,
+            });
+        }
+        let name = format!("{arch}_lib_O2");
+        let path = dir.join(format!("lib{name}.so"));
+        cc(
+            compiler,
+            &["-O2", &inc, "-shared", "-fPIC"],
+            &[&src("sdt_lib.c")],
+            &path,
+        );
+        fixtures.push(Fixture {
+            name,
+            path,
+            readelf,
+            nop,
+            stripped: false,
+        });
+    }
+    fixtures
+}
+
+/// The cross fixtures, built once per test binary into a scratch
+/// directory of their own (`{test}_cross`).
+pub fn cross_fixtures(test: &str) -> &'static [Fixture] {
+    static FIXTURES: OnceLock<Vec<Fixture>> = OnceLock::new();
+    FIXTURES.get_or_init(|| {
+        build_cross_fixtures(&usdt_interop_tests::scratch_dir(&format!("{test}_cross")))
+    })
+}
+
 /// A directory holding `sys/sdt.h` and `sys/sdt-config.h` alone, for cross
 /// compilers (the header is installed only in the host's multiarch
 /// include directory).
@@ -63,7 +186,8 @@ fn cc(compiler: &str, flags: &[&str], inputs: &[&Path], out: &Path) {
         .arg(out));
 }
 
-/// Builds every fixture variant into `dir`: sdt_args at -O0 and -O2, the
+/// Builds every fixture variant into `dir`: sdt_args at -O0 and -O2 (and
+/// for x86-64 without PIE too), the
 /// shared library at -O0 and -O2 and its program, stripped copies, the
 /// same for aarch64, and sdt_bare for i386 (PIE and not), aarch64
 /// big-endian, and aarch64 ILP32 (both byte orders). Needs gcc and
@@ -138,6 +262,20 @@ pub fn build_fixtures(dir: &Path) -> Vec<Fixture> {
                 false,
             );
 
+            if arch == "x86_64" {
+                // Without PIE, globals are absolute: `g_i32(%rip)` at -O2
+                // still, but an indexed global has no base register
+                // (`g_array32(,%rax,4)`).
+                let name = format!("{arch}_args_nopie_{level}");
+                let nopie = dir.join(&name);
+                cc(
+                    compiler,
+                    &[opt, &inc, "-no-pie", "-fno-pie"],
+                    &[&src("sdt_args.c")],
+                    &nopie,
+                );
+                add(&name, nopie, readelf, nop, false);
+            }
             if level == "O2" && arch == "aarch64" {
                 // Without section anchors, globals are addressed through
                 // their own symbols (`[x0, #:lo12:g_i32]`) rather than
@@ -337,4 +475,38 @@ pub fn usdt_binary() -> &'static Path {
             .env_remove("CARGO_TARGET_DIR"));
         target.join("debug").join("usdt")
     })
+}
+
+/// The file offset of `section` in `path`, from `readelf -SW`.
+pub fn section_offset(readelf: &str, path: &Path, section: &str) -> usize {
+    let text = run(Command::new(readelf).arg("-SW").arg(path));
+    let line = text
+        .lines()
+        .find(|l| l.contains(&format!("{section} ")))
+        .unwrap_or_else(|| panic!("{}: no section {section}", path.display()));
+    let rest = &line[line.find(section).unwrap()..];
+    // NAME TYPE ADDRESS OFFSET SIZE ...
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    usize::from_str_radix(fields[3], 16).unwrap()
+}
+
+/// The bytes of `f` (a little-endian 64-bit fixture built from sdt_args.c)
+/// with two bad notes: `sdt_args:stack`'s provider made non-UTF-8, and
+/// `sdt_args:guarded`'s semaphore moved outside every segment. The other
+/// notes are intact.
+pub fn with_two_bad_notes(f: &Fixture) -> Vec<u8> {
+    let file = usdt_reader::ElfFile::open(&f.path).unwrap();
+    let section = section_offset(f.readelf, &f.path, ".note.stapsdt");
+    let mut bytes = std::fs::read(&f.path).unwrap();
+    for note in file.notes().unwrap() {
+        // namesz/descsz/type (12) + "stapsdt\0" (8), then pc, base,
+        // semaphore (8 bytes each) and the provider.
+        let desc = section + note.offset + 12 + 8;
+        match note.name {
+            "stack" => bytes[desc + 24] = 0xff,
+            "guarded" => bytes[desc + 16..desc + 24].copy_from_slice(&0xdead_0000u64.to_le_bytes()),
+            _ => {}
+        }
+    }
+    bytes
 }

@@ -53,6 +53,9 @@ pub fn run(args: ListArgs) -> Result<(), CliError> {
     // half-written output.
     let mut files = Vec::new();
     let mut modules = Vec::new();
+    // Notes (and, with --pid, modules) that could not be read: a warning
+    // each, without hiding the rest.
+    let mut skipped = Vec::new();
     let scope;
     match args.pid {
         Some(_) if !paths.is_empty() => {
@@ -61,7 +64,9 @@ pub fn run(args: ListArgs) -> Result<(), CliError> {
             ));
         }
         Some(pid) => {
-            modules = Process::open(pid)?.modules()?;
+            let found = Process::open(pid)?.modules_partial()?;
+            modules = found.found;
+            skipped = found.skipped;
             scope = format!("process {pid}");
         }
         None if paths.is_empty() => {
@@ -75,7 +80,16 @@ pub fn run(args: ListArgs) -> Result<(), CliError> {
         None => {
             for path in &paths {
                 let file = ElfFile::open(path)?;
-                files.push((path.as_str(), file.probes()?));
+                let probes = file.probes_partial()?;
+                let mut errors = probes.skipped.into_iter();
+                if probes.found.is_empty() {
+                    // Nothing readable: the file is bad as a whole.
+                    if let Some(error) = errors.next() {
+                        return Err(error.into());
+                    }
+                }
+                skipped.extend(errors);
+                files.push((path.as_str(), probes.found));
             }
             scope = paths.join(", ");
         }
@@ -101,6 +115,18 @@ pub fn run(args: ListArgs) -> Result<(), CliError> {
         }
     }
     rows.retain(|row| pattern.matches(&row.probe.provider, &row.probe.name));
+    for error in &skipped {
+        eprintln!("usdt: warning: skipped: {error}");
+    }
+    if !args.json {
+        // JSON carries the reason in `arg_error`; the table shows the raw
+        // operands, so say which ones could not be parsed.
+        for row in &rows {
+            if let Err(error) = &row.probe.arg_specs {
+                eprintln!("usdt: warning: {}: {error}", row.path.display());
+            }
+        }
+    }
     if let (Some(text), true) = (&pattern_text, rows.is_empty()) {
         return Err(CliError::Input(format!(
             "no probe matches `{text}` in {scope}"
@@ -215,11 +241,15 @@ fn json_lines(rows: &[Row<'_>]) -> Result<String, CliError> {
 
 /// An aligned table with a header line.
 fn table(rows: &[Row<'_>], with_runtime: bool) -> String {
+    // With --pid the semaphore is shown at its runtime address too, as
+    // RUNTIME shows the site's.
     let mut header = vec!["PATH", "PROVIDER", "NAME", "ADDRESS"];
     if with_runtime {
-        header.push("RUNTIME");
+        header.extend(["RUNTIME", "RUNTIME_SEMAPHORE"]);
+    } else {
+        header.push("SEMAPHORE");
     }
-    header.extend(["SEMAPHORE", "ARGS"]);
+    header.push("ARGS");
     let columns = header.len();
     // Cells row by row, flattened, borrowing what they can.
     let mut cells: Vec<Cow<'_, str>> = header.iter().map(|h| Cow::Borrowed(*h)).collect();
@@ -229,19 +259,22 @@ fn table(rows: &[Row<'_>], with_runtime: bool) -> String {
         cells.push(Cow::Borrowed(&probe.provider));
         cells.push(Cow::Borrowed(&probe.name));
         cells.push(Cow::Owned(format!("{:#x}", probe.address)));
-        if let Some((_, bias)) = row.process {
+        let bias = row.process.map_or(0, |(_, bias)| bias);
+        if row.process.is_some() {
             cells.push(Cow::Owned(format!(
                 "{:#x}",
                 probe.address.wrapping_add(bias)
             )));
         }
         cells.push(match probe.semaphore {
-            Some(address) => Cow::Owned(format!("{address:#x}")),
+            Some(address) => Cow::Owned(format!("{:#x}", address.wrapping_add(bias))),
             None => Cow::Borrowed("-"),
         });
-        cells.push(match &probe.signature {
-            Some(signature) => Cow::Owned(signature.to_string()),
-            None => Cow::Borrowed(&probe.args),
+        cells.push(match (&probe.signature, &probe.arg_specs) {
+            (Some(signature), _) => Cow::Owned(signature.to_string()),
+            // The raw operands, marked: the warning on stderr says why.
+            (None, Err(_)) => Cow::Owned(format!("{} (unparsed)", probe.args)),
+            (None, Ok(_)) => Cow::Borrowed(&probe.args),
         });
     }
     let width = |cell: &str| {

@@ -7,7 +7,7 @@
 //!
 //! | arch | register | memory | constant |
 //! | --- | --- | --- | --- |
-//! | x86-64, i386 | `%edi`, `%r8b`, `%ah` | `-8(%rbp)`, `(%rdx,%rax,4)`, `sym+8(%rip)` | `$-1` |
+//! | x86-64, i386 | `%edi`, `%r8b`, `%ah` | `-8(%rbp)`, `(%rdx,%rax,4)`, `sym+8(%rip)`, `sym(,%rax,4)`, `sym` | `$-1` |
 //! | aarch64 | `x0`, `w1`, `sp` | `[sp]`, `[x29, -8]`, `[x0, #:lo12:sym]` | `5`, `#5` |
 //! | arm | `r0`, `fp` | `[fp, #-8]` | `#5` |
 //! | riscv64 | `a0`, `s1` | `-24(s0)` | `5` |
@@ -62,12 +62,16 @@ pub enum ArgLocation {
     },
     /// The value is in memory at a fixed link-time address (x86-64
     /// `sym(%rip)` / `sym+off(%rip)` resolved through the symbol tables, or
-    /// an absolute address). A tracer adds the module's load bias.
+    /// an absolute `sym` / number), plus index*scale when the operand has
+    /// an index register but no base (`sym(,%rax,4)`, as non-PIE x86 code
+    /// indexes a global array). A tracer adds the module's load bias.
     Address {
         /// The link-time address.
         address: u64,
         /// The symbol the operand named, if any.
         symbol: Option<String>,
+        /// The index register and its scale (1, 2, 4 or 8), if any.
+        index: Option<(Register, u8)>,
     },
     /// The value is a constant (`$5`, `-4@$-1`, aarch64 `5`).
     Constant(i64),
@@ -75,8 +79,8 @@ pub enum ArgLocation {
 
 impl Serialize for ArgLocation {
     /// `{"register": {...}}`, `{"memory": {"base", "index", "scale",
-    /// "offset"}}`, `{"address": {"address", "symbol"}}` or
-    /// `{"constant": N}`.
+    /// "offset"}}`, `{"address": {"address", "symbol", "index", "scale"}}`
+    /// or `{"constant": N}`.
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         struct Memory<'a> {
             base: &'a Register,
@@ -93,10 +97,20 @@ impl Serialize for ArgLocation {
                 s.end()
             }
         }
-        #[derive(Serialize)]
         struct Address<'a> {
             address: u64,
             symbol: &'a Option<String>,
+            index: &'a Option<(Register, u8)>,
+        }
+        impl Serialize for Address<'_> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let mut s = serializer.serialize_struct("Address", 4)?;
+                s.serialize_field("address", &self.address)?;
+                s.serialize_field("symbol", self.symbol)?;
+                s.serialize_field("index", &self.index.as_ref().map(|(reg, _)| reg))?;
+                s.serialize_field("scale", &self.index.as_ref().map_or(1, |&(_, scale)| scale))?;
+                s.end()
+            }
         }
         match self {
             ArgLocation::Register(reg) => {
@@ -116,13 +130,18 @@ impl Serialize for ArgLocation {
                     offset: *offset,
                 },
             ),
-            ArgLocation::Address { address, symbol } => serializer.serialize_newtype_variant(
+            ArgLocation::Address {
+                address,
+                symbol,
+                index,
+            } => serializer.serialize_newtype_variant(
                 "ArgLocation",
                 2,
                 "address",
                 &Address {
                     address: *address,
                     symbol,
+                    index,
                 },
             ),
             ArgLocation::Constant(value) => {
@@ -134,7 +153,7 @@ impl Serialize for ArgLocation {
 
 impl fmt::Display for ArgLocation {
     /// A short arch-neutral description: `%edi`, `[%rbp-16]`,
-    /// `[%rdx+%rax*4]`, `[0x4010 g_i32]`, `$-1`.
+    /// `[%rdx+%rax*4]`, `[0x4010 g_i32]`, `[0x4040 g_array+%rax*4]`, `$-1`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ArgLocation::Register(reg) => write!(f, "{reg}"),
@@ -154,10 +173,20 @@ impl fmt::Display for ArgLocation {
                 }
                 f.write_str("]")
             }
-            ArgLocation::Address { address, symbol } => match symbol {
-                Some(symbol) => write!(f, "[{address:#x} {symbol}]"),
-                None => write!(f, "[{address:#x}]"),
-            },
+            ArgLocation::Address {
+                address,
+                symbol,
+                index,
+            } => {
+                write!(f, "[{address:#x}")?;
+                if let Some(symbol) = symbol {
+                    write!(f, " {symbol}")?;
+                }
+                if let Some((index, scale)) = index {
+                    write!(f, "+{index}*{scale}")?;
+                }
+                f.write_str("]")
+            }
             ArgLocation::Constant(value) => write!(f, "${value}"),
         }
     }
@@ -467,6 +496,7 @@ impl Operand<'_> {
                 ArgLocation::Address {
                     address: displacement.value(symbols)? as u64,
                     symbol: displacement.symbol.map(str::to_string),
+                    index: None,
                 }
             }
             Operand::Memory {
@@ -478,23 +508,17 @@ impl Operand<'_> {
                 index,
                 offset: displacement.value(symbols)?,
             },
+            // No base: an absolute address (`sym`, `0x601040`), indexed
+            // when there is an index (`sym(,%rax,4)`).
             Operand::Memory {
                 base: None,
-                index: None,
+                index,
                 displacement,
             } => ArgLocation::Address {
                 address: displacement.value(symbols)? as u64,
                 symbol: displacement.symbol.map(str::to_string),
+                index,
             },
-            Operand::Memory {
-                base: None,
-                index: Some(_),
-                ..
-            } => {
-                return Err(ArgErrorKind::Unsupported(
-                    "a memory operand without a base register",
-                ));
-            }
         })
     }
 }

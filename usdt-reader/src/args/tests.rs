@@ -43,6 +43,7 @@ fn addr(address: u64, symbol: &str) -> ArgLocation {
     ArgLocation::Address {
         address,
         symbol: Some(symbol.to_string()),
+        index: None,
     }
 }
 
@@ -186,11 +187,36 @@ fn x86_64_memory_forms() {
     );
     // A symbolic displacement on an ordinary base (non-PIE code).
     assert_eq!(one(x, "4@table(%rax)").location, mem(rax, None, 0x12345));
-    // No base register: neither libbpf nor bcc reads these, nor do we.
+    // No base register: a global array indexed in non-PIE code, at the
+    // symbol's address + index*scale.
     assert_eq!(
-        error(x, "4@table+8(,%rax,4)"),
-        ArgErrorKind::Unsupported("a memory operand without a base register")
+        one(x, "4@table+8(,%rax,4)").location,
+        ArgLocation::Address {
+            address: 0x12345 + 8,
+            symbol: Some("table".into()),
+            index: Some((rax, 4)),
+        }
     );
+    assert_eq!(
+        one(x, "8@0x601040(,%r12)").location,
+        ArgLocation::Address {
+            address: 0x601040,
+            symbol: None,
+            index: Some((reg(x, "r12"), 1)),
+        }
+    );
+    assert_eq!(
+        one(x, "4@table+8(,%rax,4)").location.to_string(),
+        "[0x1234d table+%rax*4]"
+    );
+    assert!(matches!(
+        error(x, "4@g_array32(,%rax,4)"),
+        ArgErrorKind::UnresolvedSymbol(s) if s == "g_array32"
+    ));
+    assert!(matches!(
+        error(x, "4@table(,)"),
+        ArgErrorKind::Syntax { .. }
+    ));
     assert!(matches!(
         error(x, "4@(%rax,%rdx,3)"),
         ArgErrorKind::BadScale(s) if s == "3"
@@ -303,7 +329,8 @@ fn x86_64_constants_and_absolute_addresses() {
         one(x, "4@4096").location,
         ArgLocation::Address {
             address: 4096,
-            symbol: None
+            symbol: None,
+            index: None,
         }
     );
 }
@@ -332,6 +359,15 @@ fn i386_forms() {
     );
     assert_eq!(one(i, "4@counter").location, addr(0x4010, "counter"));
     assert_eq!(one(i, "4@counter+4").location, addr(0x4014, "counter"));
+    // Non-PIE i386 indexes a global array without a base register.
+    assert_eq!(
+        one(i, "-8@counter(,%eax,8)").location,
+        ArgLocation::Address {
+            address: 0x4010,
+            symbol: Some("counter".into()),
+            index: Some((reg(i, "eax"), 8)),
+        }
+    );
     // PIC code addresses globals relative to the GOT held in %ebx.
     assert_eq!(
         one(i, "4@counter@GOTOFF(%ebx)").location,
@@ -600,7 +636,11 @@ fn locations_serialize_and_display() {
     );
     assert_eq!(
         json("4@counter(%rip)"),
-        r#"{"size":4,"signed":false,"float":false,"location":{"address":{"address":16400,"symbol":"counter"}}}"#
+        r#"{"size":4,"signed":false,"float":false,"location":{"address":{"address":16400,"symbol":"counter","index":null,"scale":1}}}"#
+    );
+    assert_eq!(
+        json("4@counter(,%rdx,4)"),
+        r#"{"size":4,"signed":false,"float":false,"location":{"address":{"address":16400,"symbol":"counter","index":{"name":"rdx","dwarf":1,"width":64,"bit_shift":0},"scale":4}}}"#
     );
     assert_eq!(
         json("-4@$-1"),
