@@ -1,13 +1,14 @@
-//! `http_server [--listen ADDR] [--workers N]`: serve HTTP/1.1 with USDT probes.
+//! `http_server [--listen ADDR] [--max-connections N]`: serve HTTP/1.1 with
+//! USDT probes.
 
 use std::net::TcpListener;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: http_server [--listen ADDR] [--workers N]
+const USAGE: &str = "usage: http_server [--listen ADDR] [--max-connections N]
 
-Serves HTTP/1.1 on ADDR (default 127.0.0.1:8080) with N worker threads
-(default 4). Routes: /, /hello/NAME, /bytes/N, /sleep/MS, /status/CODE,
-POST /echo.";
+Serves HTTP/1.1 on ADDR (default 127.0.0.1:8080), each connection on its
+own thread, up to N at once (default 256; more are answered 503). Routes:
+/, /hello/NAME, /bytes/N, /sleep/MS, /status/CODE, POST /echo.";
 
 fn main() -> ExitCode {
     let mut listen = String::from("127.0.0.1:8080");
@@ -17,10 +18,12 @@ fn main() -> ExitCode {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
         let parsed = match arg.as_str() {
             "--listen" => value("--listen").map(|v| listen = v),
-            "--workers" => value("--workers").and_then(|v| {
+            "--max-connections" => value("--max-connections").and_then(|v| {
                 v.parse()
-                    .map(|n| config.workers = n)
-                    .map_err(|_| format!("--workers takes a number, not `{v}`"))
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .map(|n| config.max_connections = n)
+                    .ok_or_else(|| format!("--max-connections takes a positive number, not `{v}`"))
             }),
             "-h" | "--help" => {
                 println!("{USAGE}");
