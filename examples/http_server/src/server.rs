@@ -4,27 +4,23 @@
 //! A thread per connection, up to [`Config::max_connections`] at once, so
 //! that idle keep-alive clients cannot keep others waiting: a connection
 //! beyond the limit is answered `503` and closed at once. A connection
-//! stays open between requests for [`IDLE_TIMEOUT`], then closes normally
-//! (`conn_close` with reason `idle timeout`); once a request's first byte
-//! has arrived, the whole request must arrive within [`REQUEST_TIMEOUT`] or
-//! it is answered `408`. A panic while serving a connection (a bug) closes
+//! stays open between requests for [`Config::idle_timeout`] (5 s), then
+//! closes normally (`conn_close` with reason `idle timeout`); once a
+//! request's first byte has arrived, the whole request must arrive within
+//! [`Config::request_timeout`] (10 s) or it is answered `408`. A panic while serving a connection (a bug) closes
 //! only that connection, with the `error` and `conn_close` probes fired.
 
 use crate::http::{self, ReadError, Request, Response};
 use crate::probes;
 use std::cell::Cell;
 use std::io::{self, BufRead, BufReader, BufWriter, Read};
-use std::net::{TcpListener, TcpStream};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// How long a connection may wait for its next request.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a request may take to arrive once its first byte has.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long writing a response may block on a client that does not read.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest body `/bytes/N` produces.
@@ -38,12 +34,18 @@ pub struct Config {
     /// Connections served at once, each on its own thread; more are
     /// answered `503 Service Unavailable`.
     pub max_connections: usize,
+    /// How long a connection may wait for its next request.
+    pub idle_timeout: Duration,
+    /// How long a request may take to arrive once its first byte has.
+    pub request_timeout: Duration,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
             max_connections: 256,
+            idle_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -104,11 +106,12 @@ pub fn serve(listener: TcpListener, config: &Config) -> io::Result<()> {
         }
         let slot = Slot::take(&active);
         let request_ids = Arc::clone(&request_ids);
+        let timeouts = (config.idle_timeout, config.request_timeout);
         let spawned = thread::Builder::new()
             .name(format!("conn-{conn_id}"))
             .spawn(move || {
                 let _slot = slot;
-                run_connection(conn_id, stream, &request_ids);
+                run_connection(conn_id, stream, &request_ids, timeouts);
             });
         if let Err(e) = spawned {
             probes::error(|| (conn_id, 0, format!("cannot start a thread: {e}")));
@@ -145,10 +148,15 @@ fn refuse(conn_id: u64, mut stream: TcpStream) {
 }
 
 /// Serves `stream` and fires `conn_close`, also if serving it panics.
-fn run_connection(conn_id: u64, stream: TcpStream, request_ids: &AtomicU64) {
+fn run_connection(
+    conn_id: u64,
+    stream: TcpStream,
+    request_ids: &AtomicU64,
+    timeouts: (Duration, Duration),
+) {
     let served = Cell::new(0);
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
-        serve_connection(conn_id, stream, request_ids, &served)
+        serve_connection(conn_id, stream, request_ids, timeouts, &served)
     }));
     let reason = outcome.unwrap_or_else(|panic| {
         let message = panic
@@ -166,16 +174,25 @@ fn run_connection(conn_id: u64, stream: TcpStream, request_ids: &AtomicU64) {
 /// however slowly the peer trickles bytes in.
 struct Timed {
     stream: TcpStream,
-    deadline: Instant,
+    /// `None`: a timeout too far away to be represented, so none.
+    deadline: Option<Instant>,
+}
+
+impl Timed {
+    fn expire_after(&mut self, timeout: Duration) {
+        self.deadline = Instant::now().checked_add(timeout);
+    }
 }
 
 impl Read for Timed {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let left = self.deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
+        let left = self
+            .deadline
+            .map(|d| d.saturating_duration_since(Instant::now()));
+        if left.is_some_and(|left| left.is_zero()) {
             return Err(io::ErrorKind::TimedOut.into());
         }
-        self.stream.set_read_timeout(Some(left))?;
+        self.stream.set_read_timeout(left)?;
         self.stream.read(buf)
     }
 }
@@ -188,11 +205,13 @@ fn timed_out(e: &io::Error) -> bool {
 }
 
 /// Serves requests on one connection until it closes; returns why it
-/// closed. `served` counts the responses written.
+/// closed. `timeouts` are the idle and request timeouts; `served` counts
+/// the responses written.
 fn serve_connection(
     conn_id: u64,
     stream: TcpStream,
     request_ids: &AtomicU64,
+    (idle_timeout, request_timeout): (Duration, Duration),
     served: &Cell<u64>,
 ) -> &'static str {
     let _ = stream.set_nodelay(true);
@@ -202,23 +221,25 @@ fn serve_connection(
     };
     let mut reader = BufReader::new(Timed {
         stream,
-        deadline: Instant::now(),
+        deadline: None,
     });
     let mut writer = BufWriter::new(write_half);
     loop {
         // Wait for the next request's first byte (it may be buffered
         // already, pipelined behind the last one).
-        reader.get_mut().deadline = Instant::now() + IDLE_TIMEOUT;
+        reader.get_mut().expire_after(idle_timeout);
         match reader.fill_buf() {
             Ok([]) => return "peer closed",
             Ok(_) => {}
             Err(e) if timed_out(&e) => return "idle timeout",
-            Err(e) => return read_failed(conn_id, ReadError::Io(e), &mut writer, None),
+            Err(e) => {
+                return read_failed(conn_id, ReadError::Io(e), &mut reader, &mut writer, None);
+            }
         }
-        reader.get_mut().deadline = Instant::now() + REQUEST_TIMEOUT;
+        reader.get_mut().expire_after(request_timeout);
         let request = match http::read_head(&mut reader) {
             Ok(request) => request,
-            Err(e) => return read_failed(conn_id, e, &mut writer, None),
+            Err(e) => return read_failed(conn_id, e, &mut reader, &mut writer, None),
         };
         let started = Instant::now();
         let request_id = request_ids.fetch_add(1, Ordering::Relaxed);
@@ -238,7 +259,10 @@ fn serve_connection(
             }
             body = match http::read_body(&mut reader, request.framing) {
                 Ok(body) => body,
-                Err(e) => return read_failed(conn_id, e, &mut writer, Some((request_id, started))),
+                Err(e) => {
+                    let request = Some((request_id, started));
+                    return read_failed(conn_id, e, &mut reader, &mut writer, request);
+                }
             };
         }
         let response = match routed {
@@ -259,7 +283,7 @@ fn serve_connection(
         }
         served.set(served.get() + 1);
         match (refused, keep_alive) {
-            (true, _) => return "refused before the body",
+            (true, _) => return linger(&mut reader, "refused before the body"),
             (false, false) => return "not keep-alive",
             (false, true) => {}
         }
@@ -298,6 +322,7 @@ fn write(
 fn read_failed(
     conn_id: u64,
     error: ReadError,
+    reader: &mut BufReader<Timed>,
     writer: &mut BufWriter<TcpStream>,
     request: Option<(u64, Instant)>,
 ) -> &'static str {
@@ -322,11 +347,39 @@ fn read_failed(
             let _ = http::write_response(writer, &response, false, false);
         }
     }
-    if status == 408 {
-        "request timeout"
-    } else {
-        "bad request"
+    linger(
+        reader,
+        if status == 408 {
+            "request timeout"
+        } else {
+            "bad request"
+        },
+    )
+}
+
+/// How long, and for how many bytes, a connection closed with input left
+/// unread waits for the client to stop sending.
+const LINGER: Duration = Duration::from_secs(1);
+const LINGER_BYTES: usize = 256 * 1024;
+
+/// Closes a connection whose client may still be sending (a refused body,
+/// the rest of a malformed request) so that it can read the answer: closing
+/// a socket with unread input makes the kernel reset the connection, which
+/// can discard the answer before the client reads it. So: shut down the
+/// sending side, then read and drop what still arrives for a moment.
+/// Returns `reason`.
+fn linger(reader: &mut BufReader<Timed>, reason: &'static str) -> &'static str {
+    let _ = reader.get_ref().stream.shutdown(Shutdown::Write);
+    reader.get_mut().expire_after(LINGER);
+    let mut sink = [0; 8192];
+    let mut drained = 0;
+    while drained < LINGER_BYTES {
+        match reader.read(&mut sink) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => drained += n,
+        }
     }
+    reason
 }
 
 /// What a request asks for, once its method and path are known good.
