@@ -34,8 +34,8 @@ pub struct Request {
     pub headers: Vec<(String, String)>,
     /// How the body is framed, checked when the head is read.
     pub framing: Framing,
-    /// The body, decoded from `Content-Length` or chunked framing (empty
-    /// until [`read_body`] has read it).
+    /// The body, decoded from `Content-Length` or chunked framing by
+    /// [`read_request`] ([`read_head`] leaves it empty).
     pub body: Vec<u8>,
 }
 
