@@ -2,7 +2,7 @@
 //! server under load.
 //!
 //! Builds `http_server` and `usdt` (release), starts the server on loopback
-//! with 8 worker threads, and loads it with wrk (2 threads, 8 keep-alive
+//! (a thread per connection), and loads it with wrk (2 threads, 8 keep-alive
 //! connections, `GET /hello/bench`) for SECONDS (10) in each of three
 //! configurations, one run each after a warm-up: untraced; traced with
 //! streaming (`usdt trace --pid PID 'http:*'`, every event of every probe
@@ -18,9 +18,6 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, ChildStderr, Command, Stdio};
 
-/// Server worker threads: one per wrk connection (each serves one
-/// connection at a time).
-const WORKERS: usize = 8;
 /// wrk connections and threads.
 const CONNECTIONS: usize = 8;
 const WRK_THREADS: usize = 2;
@@ -39,7 +36,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     http::require_root("bench-http")?;
     deps::apt_install(deps::BENCH_HTTP_PACKAGES)?;
     let binaries = http::build()?;
-    let server = Server::start(&binaries.server, WORKERS)?;
+    let server = Server::start(&binaries.server)?;
     let pid = server.pid().to_string();
     let url = format!("http://{}/hello/bench", server.address);
 
@@ -86,7 +83,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
 
     let base = rows[0].2;
     println!(
-        "wrk -t{WRK_THREADS} -c{CONNECTIONS} -d{seconds}s {}, server with {WORKERS} workers, one run each:\n",
+        "wrk -t{WRK_THREADS} -c{CONNECTIONS} -d{seconds}s {}, a server thread per connection, one run each:\n",
         url.replace(&server_address(&url), "127.0.0.1:PORT")
     );
     println!("| configuration | requests/s | vs untraced | mean latency | tracer |");

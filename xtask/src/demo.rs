@@ -21,7 +21,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     http::require_root("demo")?;
     let binaries = http::build()?;
-    let server = Server::start(&binaries.server, 4)?;
+    let server = Server::start(&binaries.server)?;
     let pid = server.pid().to_string();
     let address = server.address.clone();
 

@@ -84,10 +84,10 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `binary` on a free loopback port with `workers` threads.
-    pub fn start(binary: &Path, workers: usize) -> Result<Server, String> {
+    /// Starts `binary` on a free loopback port.
+    pub fn start(binary: &Path) -> Result<Server, String> {
         let mut child = Command::new(binary)
-            .args(["--listen", "127.0.0.1:0", "--workers", &workers.to_string()])
+            .args(["--listen", "127.0.0.1:0"])
             .stdout(Stdio::piped())
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;

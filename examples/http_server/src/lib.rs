@@ -1,7 +1,9 @@
 //! An HTTP/1.1 server instrumented with USDT probes.
 //!
-//! The server is small but speaks real HTTP/1.1 (keep-alive, `Content-Length`
-//! and chunked request bodies, `HEAD`, error statuses for malformed input). Its
+//! The server is small but speaks real HTTP/1.1 (keep-alive and pipelining,
+//! `Content-Length` and chunked request bodies, `Expect: 100-continue`,
+//! `HEAD`, error statuses for malformed input; see [`server`] for its
+//! threads and timeouts). Its
 //! probes, declared in [`probes`], mark the moments an operator cares about:
 //! connections accepted and closed, requests started and finished, errors.
 //!
@@ -13,7 +15,7 @@
 //! | `GET /hello/NAME` | `hello, NAME` |
 //! | `GET /bytes/N` | N bytes |
 //! | `GET /sleep/MS` | answers after MS milliseconds |
-//! | `GET /status/CODE` | an empty response with that status |
+//! | `GET /status/CODE` | that status, its reason phrase as the body (no body for 204 and 304) |
 //! | `POST /echo` | the request body |
 #![deny(missing_docs)]
 

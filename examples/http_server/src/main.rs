@@ -1,13 +1,29 @@
-//! `http_server [--listen ADDR] [--workers N]`: serve HTTP/1.1 with USDT probes.
+//! `http_server [--listen ADDR] [--max-connections N] [--idle-timeout SECS]
+//! [--request-timeout SECS]`: serve HTTP/1.1 with USDT probes.
 
 use std::net::TcpListener;
 use std::process::ExitCode;
+use std::time::Duration;
 
-const USAGE: &str = "usage: http_server [--listen ADDR] [--workers N]
+const USAGE: &str = "usage: http_server [--listen ADDR] [--max-connections N]
+                   [--idle-timeout SECS] [--request-timeout SECS]
 
-Serves HTTP/1.1 on ADDR (default 127.0.0.1:8080) with N worker threads
-(default 4). Routes: /, /hello/NAME, /bytes/N, /sleep/MS, /status/CODE,
+Serves HTTP/1.1 on ADDR (default 127.0.0.1:8080), each connection on its
+own thread, up to N at once (default 256; more are answered 503). A
+connection waits up to --idle-timeout (default 5) for its next request; a
+request must arrive within --request-timeout (default 10) of its first
+byte, else 408. Routes: /, /hello/NAME, /bytes/N, /sleep/MS, /status/CODE,
 POST /echo.";
+
+/// A positive number of seconds, possibly fractional.
+fn seconds(option: &str, value: &str) -> Result<Duration, String> {
+    value
+        .parse::<f64>()
+        .ok()
+        .filter(|s| *s > 0.0)
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .ok_or_else(|| format!("{option} takes a positive number of seconds, not `{value}`"))
+}
 
 fn main() -> ExitCode {
     let mut listen = String::from("127.0.0.1:8080");
@@ -17,11 +33,19 @@ fn main() -> ExitCode {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
         let parsed = match arg.as_str() {
             "--listen" => value("--listen").map(|v| listen = v),
-            "--workers" => value("--workers").and_then(|v| {
+            "--max-connections" => value("--max-connections").and_then(|v| {
                 v.parse()
-                    .map(|n| config.workers = n)
-                    .map_err(|_| format!("--workers takes a number, not `{v}`"))
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .map(|n| config.max_connections = n)
+                    .ok_or_else(|| format!("--max-connections takes a positive number, not `{v}`"))
             }),
+            "--idle-timeout" => value("--idle-timeout")
+                .and_then(|v| seconds("--idle-timeout", &v))
+                .map(|d| config.idle_timeout = d),
+            "--request-timeout" => value("--request-timeout")
+                .and_then(|v| seconds("--request-timeout", &v))
+                .map(|d| config.request_timeout = d),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return ExitCode::SUCCESS;

@@ -6,6 +6,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 use usdt_tracer::Value;
 
 /// The server under test, killed when dropped.
@@ -17,10 +18,16 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts the server on a free port with two workers.
+    /// Starts the server on a free loopback port.
     pub fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    /// Starts the server on a free loopback port with more arguments.
+    pub fn start_with(args: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_http_server"))
-            .args(["--listen", "127.0.0.1:0", "--workers", "2"])
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
             .stdout(Stdio::piped())
             .spawn()
             .expect("start http_server");
@@ -100,5 +107,100 @@ pub fn text(value: &Value) -> &str {
     match value {
         Value::Str { text, .. } => text,
         other => panic!("expected a string, got {other:?}"),
+    }
+}
+
+/// A connection to the server for raw requests.
+pub struct Connection {
+    /// Responses are read from here.
+    pub reader: BufReader<TcpStream>,
+    /// Requests are written here.
+    pub writer: TcpStream,
+}
+
+impl Connection {
+    /// Connects to `address`; reads time out after 10 s so that a test
+    /// waiting for an answer that never comes fails instead of hanging.
+    pub fn open(address: &str) -> Connection {
+        let stream = TcpStream::connect(address).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("set a read timeout");
+        Connection {
+            writer: stream.try_clone().expect("clone the socket"),
+            reader: BufReader::new(stream),
+        }
+    }
+
+    /// Sends `bytes` as they are.
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).expect("send");
+    }
+
+    /// Reads one response; `head_only` for the answer to a `HEAD`.
+    pub fn reply(&mut self, head_only: bool) -> Reply {
+        let mut line = String::new();
+        self.reader
+            .read_line(&mut line)
+            .expect("read a status line");
+        let mut parts = line.trim_end().splitn(3, ' ');
+        assert_eq!(parts.next(), Some("HTTP/1.1"), "status line {line:?}");
+        let status = parts
+            .next()
+            .and_then(|code| code.parse().ok())
+            .unwrap_or_else(|| panic!("status line {line:?}"));
+        let mut headers = Vec::new();
+        loop {
+            let mut line = String::new();
+            self.reader.read_line(&mut line).expect("read a header");
+            let line = line
+                .strip_suffix("\r\n")
+                .unwrap_or_else(|| panic!("header line {line:?} without CRLF"));
+            if line.is_empty() {
+                break;
+            }
+            let (name, value) = line.split_once(": ").expect("name: value");
+            headers.push((name.to_owned(), value.to_owned()));
+        }
+        let mut reply = Reply {
+            status,
+            headers,
+            body: Vec::new(),
+        };
+        if !head_only && let Some(length) = reply.header("content-length") {
+            reply.body = vec![0; length.parse().expect("a Content-Length")];
+            self.reader
+                .read_exact(&mut reply.body)
+                .expect("read a body");
+        }
+        reply
+    }
+
+    /// Whether the server has closed the connection: reading finds the
+    /// end of the stream, with no bytes before it.
+    pub fn closed_by_server(&mut self) -> bool {
+        let mut rest = Vec::new();
+        self.reader.read_to_end(&mut rest).is_ok() && rest.is_empty()
+    }
+}
+
+/// A response read off a [`Connection`].
+#[derive(Debug)]
+pub struct Reply {
+    /// The status code.
+    pub status: u16,
+    /// Header names and values in order.
+    pub headers: Vec<(String, String)>,
+    /// The body (`Content-Length` bytes).
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// The value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
