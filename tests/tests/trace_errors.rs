@@ -61,6 +61,11 @@ fn input_errors_that_need_privileges_to_reach() {
     }
     let output = run_usdt(&["trace", "--pid", &pid.to_string(), "p:n"]);
     assert_failure(&output, 2, &format!("process {pid} does not exist"));
+    // The same with a probe given by path (searched in the file, not the
+    // process).
+    let by_path = format!("{CATALOG}:store:order_placed");
+    let output = run_usdt(&["trace", "--pid", &pid.to_string(), &by_path]);
+    assert_failure(&output, 2, &format!("process {pid} does not exist"));
 
     // An operand no uprobe can read, named with its probe; the command was
     // never let run.
