@@ -43,6 +43,23 @@ fn bad_input_exits_with_status_2() {
     assert_failure(&bad_duration, 2, "--duration");
     let bad_command = run_usdt(&["trace", "-c", "no-such-command-xyz", "p:n"]);
     assert_failure(&bad_command, 2, "command not found");
+    // Numbers too large for their option are usage errors, never panics.
+    let long_duration = run_usdt(&["trace", "--duration", "1e300", &catalog_probe]);
+    assert_failure(&long_duration, 2, "--duration 1e300: too long");
+    let long_interval = run_usdt(&["trace", "--interval=1e300", "--hits", &catalog_probe]);
+    assert_failure(&long_interval, 2, "--interval 1e300: too long");
+    let nan = run_usdt(&["trace", "--duration", "NaN", &catalog_probe]);
+    assert_failure(&nan, 2, "--duration NaN: expected a positive number");
+    for (option, value) in [
+        ("--count", "99999999999999999999999"),
+        ("--map-entries", "99999999999"),
+        ("--buffer-mib", "4294967296"),
+    ] {
+        let output = run_usdt(&["trace", option, value, &catalog_probe]);
+        assert_failure(&output, 2, &format!("'{value}' for '{option} "));
+    }
+    let big_buffer = run_usdt(&["trace", "--buffer-mib", "4294967295", &catalog_probe]);
+    assert_failure(&big_buffer, 2, "expected a power of two up to 1024");
 }
 
 #[test]
@@ -222,4 +239,46 @@ fn a_failure_while_attaching_leaves_nothing_attached() {
     assert_eq!(links_of(me), 0, "links left after a failed attach");
     drop(command);
     drop(system_wide);
+}
+
+/// The cross compiler for the other architecture the tracer supports, and
+/// that architecture as the error names it.
+const FOREIGN: (&str, &str) = if cfg!(target_arch = "aarch64") {
+    ("x86_64-linux-gnu-gcc", "x86_64")
+} else {
+    ("aarch64-linux-gnu-gcc", "aarch64")
+};
+
+#[test]
+fn a_file_of_another_architecture_is_refused() {
+    let test = "a_file_of_another_architecture_is_refused";
+    let (compiler, arch) = FOREIGN;
+    if !require_bpf(test) || !usdt_interop_tests::require_tool(test, compiler) {
+        return;
+    }
+    // sys/sdt.h is installed for the host only: hand the cross compiler a
+    // directory holding it alone.
+    let dir = usdt_interop_tests::scratch_dir(test);
+    let sys = dir.join("include/sys");
+    std::fs::create_dir_all(&sys).unwrap();
+    for header in ["sdt.h", "sdt-config.h"] {
+        let found = ["/usr/include/sys", "/usr/include/x86_64-linux-gnu/sys"]
+            .iter()
+            .map(|d| PathBuf::from(d).join(header))
+            .find(|p| p.is_file())
+            .expect("sys/sdt.h is installed");
+        std::fs::copy(found, sys.join(header)).unwrap();
+    }
+    let include = format!("-I{}", dir.join("include").display());
+    let binary = usdt_interop_tests::compile_c(compiler, "sdt_args.c", &["-O2", &include], &dir);
+    let spec = format!("{}:sdt_args:iteration", binary.display());
+    let line = assert_failure(
+        &run_usdt(&["trace", &spec]),
+        2,
+        &binary.display().to_string(),
+    );
+    assert!(line.contains(&format!("is an {arch} file")), "{line}");
+    // Aggregations select their sites the same way.
+    let output = run_usdt(&["trace", "--hits", "--duration", "0.1", &spec]);
+    assert_failure(&output, 2, &format!("is an {arch} file"));
 }

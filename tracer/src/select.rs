@@ -214,17 +214,7 @@ pub(crate) fn select_sites(
             let (attach_path, display_path) =
                 function_file(spec, function, pid, executable, &mut process_modules)?;
             let file = ElfFile::open(&attach_path)?;
-            let host = regs::host_arch().ok_or_else(unsupported_host)?;
-            if file.arch() != host {
-                return Err(TraceError::BadSpec {
-                    spec: spec.to_string(),
-                    reason: format!(
-                        "{} is a {:?} file; this machine runs {host:?} code",
-                        display_path.display(),
-                        file.arch()
-                    ),
-                });
-            }
+            let host = host_file(&file, &display_path, spec)?;
             let probe = function.site(&file)?;
             push_unique(
                 &mut sites,
@@ -378,7 +368,7 @@ fn add_file_sites(
     spec: &ProbeSpec,
 ) -> Result<(), TraceError> {
     let file = ElfFile::open(path)?;
-    let arch = file.arch();
+    let arch = host_file(&file, display, spec)?;
     for probe in file.probes()? {
         if spec.pattern.matches(&probe.provider, &probe.name) {
             push_unique(
@@ -500,6 +490,23 @@ fn read_process(pid: u32) -> Result<Vec<ModuleProbes>, TraceError> {
         .into_iter()
         .map(|m| (m.path, m.host_path, m.probes))
         .collect())
+}
+
+/// The host's architecture, if `file` (named `display`) is of it: a uprobe
+/// on a file of another architecture would never fire.
+fn host_file(file: &ElfFile, display: &Path, spec: &ProbeSpec) -> Result<Arch, TraceError> {
+    let host = regs::host_arch().ok_or_else(unsupported_host)?;
+    if file.arch() != host {
+        return Err(TraceError::BadSpec {
+            spec: spec.to_string(),
+            reason: format!(
+                "{} is an {} file; this machine runs {host} code",
+                display.display(),
+                file.arch()
+            ),
+        });
+    }
+    Ok(host)
 }
 
 fn unsupported_host() -> TraceError {

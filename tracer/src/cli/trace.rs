@@ -137,27 +137,17 @@ pub fn run(args: TraceArgs) -> Result<(), CliError> {
         )));
     }
     config.ring_bytes = args.buffer_mib << 20;
-    let duration = match args.duration {
-        Some(secs) if !(secs.is_finite() && secs > 0.0) => {
-            return Err(CliError::Input(format!(
-                "--duration {secs}: expected a positive number of seconds"
-            )));
-        }
-        Some(secs) => Some(Duration::from_secs_f64(secs)),
-        None => None,
-    };
+    let duration = args
+        .duration
+        .map(|secs| seconds("--duration", secs))
+        .transpose()?;
     if args.count == Some(0) {
         return Err(CliError::Input("--count 0: expected at least 1".into()));
     }
-    let interval = match args.interval {
-        Some(secs) if !(secs.is_finite() && secs > 0.0) => {
-            return Err(CliError::Input(format!(
-                "--interval {secs}: expected a positive number of seconds"
-            )));
-        }
-        Some(secs) => Some(Duration::from_secs_f64(secs)),
-        None => None,
-    };
+    let interval = args
+        .interval
+        .map(|secs| seconds("--interval", secs))
+        .transpose()?;
 
     let mut command = match &args.command {
         Some(line) => {
@@ -208,8 +198,9 @@ pub fn run(args: TraceArgs) -> Result<(), CliError> {
     };
     let target_gone_at_start = config.pid.is_some() && target.is_none();
 
-    let deadline = duration.map(|d| Instant::now() + d);
-    let mut next_report = interval.map(|i| Instant::now() + i);
+    // A time too far ahead to represent never comes.
+    let deadline = duration.and_then(|d| Instant::now().checked_add(d));
+    let mut next_report = interval.and_then(|i| Instant::now().checked_add(i));
     let mut last_report = AggregateReport::default();
     let mut reports: u64 = 0;
     let stdout = io::stdout();
@@ -277,7 +268,7 @@ pub fn run(args: TraceArgs) -> Result<(), CliError> {
             && Instant::now() >= next
             && write_error.is_none()
         {
-            next_report = Some(next + interval);
+            next_report = next.checked_add(interval);
             let report = tracer.aggregates().map_err(trace_error)?;
             reports += 1;
             if let Err(e) = print_report(&mut out, &report.since(&last_report), &args, reports) {
@@ -360,6 +351,25 @@ pub fn run(args: TraceArgs) -> Result<(), CliError> {
         Some(e) => Err(CliError::Failure(format!("cannot write events: {e}"))),
         None => Ok(()),
     }
+}
+
+/// The value of option `option`, a positive number of seconds no longer
+/// than a `Duration` holds.
+fn seconds(option: &str, secs: f64) -> Result<Duration, CliError> {
+    let bad = || {
+        CliError::Input(format!(
+            "{option} {secs:?}: expected a positive number of seconds"
+        ))
+    };
+    if !(secs.is_finite() && secs > 0.0) {
+        return Err(bad());
+    }
+    Duration::try_from_secs_f64(secs).map_err(|_| {
+        CliError::Input(format!(
+            "{option} {secs:?}: too long (at most {} seconds)",
+            Duration::MAX.as_secs()
+        ))
+    })
 }
 
 /// Turns the probes and the aggregation options into aggregations.
