@@ -71,6 +71,19 @@ fn input_errors_that_need_privileges_to_reach() {
     let output = run_usdt(&["trace", &nothing]);
     assert_failure(&output, 2, "no probe matches `nope:*` in ");
 
+    // String requests that would read nothing.
+    let order = format!("{CATALOG}:store:order_placed");
+    let output = run_usdt(&["trace", "--str", "nomatch:x:0", &order]);
+    assert_failure(&output, 2, "--str nomatch:x:0: no traced probe matches it");
+    let output = run_usdt(&["trace", "--str", "store:order_placed:5", &order]);
+    assert_failure(
+        &output,
+        2,
+        "--str store:order_placed:5: argument 5 does not exist: the probes it matches have at most 3 arguments",
+    );
+    let output = run_usdt(&["trace", "--str", "0,3", &order]);
+    assert_failure(&output, 2, "--str 0,3: argument 3 does not exist");
+
     // A pid that does not exist.
     let mut pid = 4_000_000;
     while std::path::Path::new(&format!("/proc/{pid}")).exists() {

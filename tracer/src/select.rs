@@ -115,6 +115,13 @@ pub struct StringRequest {
     pub pattern: Option<ProbePattern>,
     /// Argument indices.
     pub args: Vec<usize>,
+    text: String,
+}
+
+impl fmt::Display for StringRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
 }
 
 impl FromStr for StringRequest {
@@ -151,7 +158,11 @@ impl FromStr for StringRequest {
                 })
             })
             .transpose()?;
-        Ok(StringRequest { pattern, args })
+        Ok(StringRequest {
+            pattern,
+            args,
+            text: text.to_owned(),
+        })
     }
 }
 
@@ -168,6 +179,55 @@ impl StringRequest {
         args.dedup();
         args
     }
+}
+
+/// Checks that every request names a traced probe and, for each of its
+/// argument numbers, one such probe with that argument: a request that
+/// would read nothing is a mistake, never ignored.
+pub(crate) fn check_string_requests(
+    requests: &[StringRequest],
+    sites: &[SelectedSite],
+) -> Result<(), TraceError> {
+    for request in requests {
+        let bad = |reason: String| TraceError::UselessStrings {
+            request: request.to_string(),
+            reason,
+        };
+        let counts: Vec<Option<usize>> = sites
+            .iter()
+            .filter(|site| {
+                request
+                    .pattern
+                    .as_ref()
+                    .is_none_or(|p| p.matches(&site.probe.provider, &site.probe.name))
+            })
+            .map(|site| argument_count(&site.probe))
+            .collect();
+        if counts.is_empty() {
+            return Err(bad("no traced probe matches it".into()));
+        }
+        for &n in &request.args {
+            if !counts.iter().any(|count| count.is_none_or(|c| n < c)) {
+                let most = counts.iter().flatten().max().copied().unwrap_or(0);
+                return Err(bad(format!(
+                    "argument {n} does not exist: the probes it matches have at most {most} argument{}",
+                    if most == 1 { "" } else { "s" }
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// How many arguments string requests count on `probe`: its declared ones
+/// when its typed metadata fits its note, else its note's; `None` when the
+/// note cannot be read (planning the site reports that).
+fn argument_count(probe: &Probe) -> Option<usize> {
+    let specs = probe.arg_specs.as_ref().ok()?;
+    Some(match &probe.signature {
+        Some(signature) if signature.slots() == specs.len() => signature.args.len(),
+        _ => specs.len(),
+    })
 }
 
 /// One probe site chosen for attaching.

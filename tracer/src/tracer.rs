@@ -228,6 +228,7 @@ impl Tracer {
             privileges::check_process(pid)?;
         }
         let (mut selected, roles) = select_all(config)?;
+        select::check_string_requests(&config.strings, &selected)?;
         let warnings =
             select::plan_semaphores(&mut selected, config.pid, config.executable.as_deref())?;
         let planned = plan_all(
