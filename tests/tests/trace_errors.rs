@@ -4,11 +4,12 @@
 
 mod trace_support;
 
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use trace_support::*;
 use usdt_interop_tests::require_bpf;
 use usdt_tracer::launch::StoppedCommand;
@@ -83,6 +84,17 @@ fn input_errors_that_need_privileges_to_reach() {
     );
     let output = run_usdt(&["trace", "--str", "0,3", &order]);
     assert_failure(&output, 2, "--str 0,3: argument 3 does not exist");
+
+    // A process that has exited (not yet reaped) is as gone.
+    let mut zombie = Command::new("true").spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let output = run_usdt(&["trace", "--pid", &zombie.id().to_string(), "p:n"]);
+    assert_failure(
+        &output,
+        2,
+        &format!("process {} does not exist", zombie.id()),
+    );
+    zombie.wait().unwrap();
 
     // A pid that does not exist.
     let mut pid = 4_000_000;
@@ -294,4 +306,125 @@ fn a_file_of_another_architecture_is_refused() {
     // Aggregations select their sites the same way.
     let output = run_usdt(&["trace", "--hits", "--duration", "0.1", &spec]);
     assert_failure(&output, 2, &format!("is an {arch} file"));
+}
+
+/// The pids of the events of a `--json` run.
+fn event_pids(output: &Output) -> Vec<u64> {
+    json_events(output)
+        .iter()
+        .map(|e| e["pid"].as_u64().unwrap())
+        .collect()
+}
+
+/// Asserts that the trace of a command ended by usdt says so and left the
+/// command neither running nor unreaped.
+fn assert_command_ended(output: &Output, reason: &str) {
+    let stderr = assert_success(output);
+    let summary = stderr.lines().last().unwrap_or_default();
+    assert!(
+        summary.ends_with(&format!(
+            "{reason}; command was killed by signal 15 (usdt sent it SIGTERM)"
+        )),
+        "{stderr}"
+    );
+    let pids = event_pids(output);
+    let pid = pids.first().expect("events before the end");
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "the command {pid} is still there"
+    );
+}
+
+#[test]
+fn a_command_the_trace_outlives_is_ended() {
+    if !require_bpf("a_command_the_trace_outlives_is_ended") {
+        return;
+    }
+    let binary = build_c("trace_errors_outlived", "sdt_args.c", &["-O2"]);
+    usdt();
+    // A thousand iterations 10 ms apart: ten seconds, unless ended.
+    let command = format!("{} 1000 10", binary.display());
+    let quick = Duration::from_secs(5);
+
+    let start = Instant::now();
+    let output = run_usdt(&[
+        "trace",
+        "--json",
+        "--duration",
+        "0.5",
+        "-c",
+        &command,
+        "sdt_args:iteration",
+    ]);
+    assert!(start.elapsed() < quick, "took {:?}", start.elapsed());
+    assert_command_ended(&output, "dropped");
+
+    let start = Instant::now();
+    let output = run_usdt(&[
+        "trace",
+        "--json",
+        "--count",
+        "3",
+        "-c",
+        &command,
+        "sdt_args:iteration",
+    ]);
+    assert!(start.elapsed() < quick, "took {:?}", start.elapsed());
+    assert_eq!(event_pids(&output).len(), 3);
+    assert_command_ended(&output, "3 events, 0 dropped");
+
+    let (trace, mut stderr) = start_trace(&["--json", "-c", &command, "sdt_args:iteration"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let start = Instant::now();
+    // SAFETY: signals the child this test started and still owns.
+    unsafe { libc::kill(trace.pid() as libc::pid_t, libc::SIGTERM) };
+    let mut output = trace.finish();
+    assert!(start.elapsed() < quick, "took {:?}", start.elapsed());
+    // start_trace read the "tracing" line: the rest is the summary.
+    std::io::Read::read_to_end(&mut stderr, &mut output.stderr).unwrap();
+    assert_command_ended(&output, "(SIGTERM received)");
+}
+
+#[test]
+fn a_closed_output_ends_the_trace_and_counts_what_was_written() {
+    if !require_bpf("a_closed_output_ends_the_trace_and_counts_what_was_written") {
+        return;
+    }
+    use std::io::BufRead;
+    let binary = build_c("trace_errors_closed", "sdt_args.c", &["-O2"]);
+    usdt();
+    let command = format!("{} 100000 1", binary.display());
+    let mut trace =
+        Guard::spawn(usdt().args(["trace", "--json", "-c", &command, "sdt_args:iteration"]));
+    let stdout = trace.0.stdout.take().unwrap();
+    // SAFETY: F_GETPIPE_SZ on the pipe this test holds.
+    let pipe_size = unsafe { libc::fcntl(stdout.as_raw_fd(), libc::F_GETPIPE_SZ) };
+    assert!(pipe_size > 0);
+    let mut reader = std::io::BufReader::new(stdout);
+    let mut first = String::new();
+    reader.read_line(&mut first).unwrap();
+    // Wait until usdt has filled the pipe, then close it (as `head -1`).
+    std::thread::sleep(Duration::from_millis(1500));
+    let read = first.len() + reader.buffer().len();
+    drop(reader);
+    let output = trace.finish();
+    let stderr = assert_success(&output);
+    let summary = stderr.lines().last().unwrap();
+    let delivered: usize = summary
+        .strip_prefix("usdt: output closed after ")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(
+        summary.ends_with("0 dropped; command was killed by signal 15 (usdt sent it SIGTERM)"),
+        "{stderr}"
+    );
+    // Every event counted went into the pipe: what was read plus what the
+    // pipe held (the lines only grow longer).
+    assert!(delivered >= 1);
+    assert!(
+        delivered * first.len() <= read + pipe_size as usize,
+        "{delivered} events of {} bytes cannot fit in {read} bytes read and a {pipe_size}-byte pipe",
+        first.len()
+    );
 }

@@ -35,10 +35,16 @@ pub fn check() -> Result<(), TraceError> {
 pub fn check_process(pid: u32) -> Result<(), TraceError> {
     match std::fs::File::open(format!("/proc/{pid}/mem")) {
         Ok(_) => Ok(()),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => Err(TraceError::Process {
-            pid,
-            reason: NO_SUCH_PROCESS.into(),
-        }),
+        // ESRCH: it has exited and waits to be reaped.
+        Err(error)
+            if error.kind() == io::ErrorKind::NotFound
+                || error.raw_os_error() == Some(libc::ESRCH) =>
+        {
+            Err(TraceError::Process {
+                pid,
+                reason: NO_SUCH_PROCESS.into(),
+            })
+        }
         Err(error) if matches!(error.raw_os_error(), Some(libc::EACCES | libc::EPERM)) => {
             let has_ptrace = effective()? & (1 << CAP_SYS_PTRACE) != 0;
             Err(TraceError::Privileges(if has_ptrace {
