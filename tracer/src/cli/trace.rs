@@ -440,26 +440,63 @@ fn add_aggregations(
 }
 
 /// Prints one report of the aggregations: text blocks, or JSON lines (with
-/// `"report"`, the report's number, when printing every interval).
+/// `"report"`, the report's number, when printing every interval). Every
+/// interval also states what it could not count: the map keeps the keys of
+/// earlier intervals (clearing them would lose the hits that race with it),
+/// so once it is full, hits of new keys go uncounted.
 fn print_report(
     out: &mut impl Write,
     report: &AggregateReport,
     args: &TraceArgs,
     number: u64,
 ) -> io::Result<()> {
+    let every_interval = args.interval.is_some();
+    let losses = report.losses;
     if args.json {
         for line in report.json_lines() {
-            match (args.interval.is_some(), line.strip_suffix('}')) {
+            match (every_interval, line.strip_suffix('}')) {
                 (true, Some(open)) => writeln!(out, "{open},\"report\":{number}}}")?,
                 _ => writeln!(out, "{line}")?,
             }
         }
+        if every_interval {
+            writeln!(
+                out,
+                "{{\"not_counted\":{{\"map_full\":{},\"starts_full\":{},\"faults\":{}}},\"report\":{number}}}",
+                losses.map_full, losses.starts_full, losses.faults
+            )?;
+        }
     } else {
-        if args.interval.is_some() {
+        if every_interval {
             writeln!(out, "--- {} ---", clock_time())?;
         }
         write!(out, "{}", report.render_text())?;
-        if args.interval.is_some() {
+        if every_interval {
+            let entries = args.map_entries;
+            for (count, what) in [
+                (
+                    losses.map_full,
+                    format!(
+                        "the aggregation map is full at {entries} entries; raise --map-entries"
+                    ),
+                ),
+                (
+                    losses.starts_full,
+                    format!("latency starts: the start map is full at {entries} entries"),
+                ),
+                (
+                    losses.faults,
+                    "the key or value argument could not be read".to_owned(),
+                ),
+            ] {
+                if count > 0 {
+                    writeln!(
+                        out,
+                        "not counted in this interval: {count} hit{} ({what})",
+                        plural(count as usize)
+                    )?;
+                }
+            }
             writeln!(out)?;
         }
     }
