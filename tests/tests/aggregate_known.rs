@@ -522,3 +522,79 @@ fn one_probe_streamed_and_aggregated_through_both_kinds_of_links() {
         assert_eq!(report.losses, Default::default());
     }
 }
+
+#[test]
+fn every_interval_states_the_hits_a_full_map_did_not_count() {
+    if !require_bpf("every_interval_states_the_hits_a_full_map_did_not_count") {
+        return;
+    }
+    let binary = &fixtures("aggregate_interval_losses")[1];
+    usdt();
+    let command = binary.display().to_string();
+    // agg:event fills the three entries with kinds 1, 2 and 7; the ten
+    // keys of agg:unique, fired about 160 ms later, find no room.
+    let args = [
+        "--map-entries",
+        "3",
+        "--interval",
+        "0.05",
+        "--hits",
+        "--by",
+        "arg0",
+        "-c",
+        &command,
+        "agg:event",
+        "agg:unique",
+    ];
+    let mut json_args = vec!["trace", "--json"];
+    json_args.extend_from_slice(&args);
+    let output = run_usdt(&json_args);
+    let stderr = assert_success(&output);
+    assert!(stderr.contains("10 hits not counted"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let not_counted: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter(|l| l.starts_with("{\"not_counted\":"))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // One per report, the last report included.
+    let numbers: Vec<u64> = not_counted
+        .iter()
+        .map(|l| l["report"].as_u64().unwrap())
+        .collect();
+    let expected: Vec<u64> = (1..=numbers.len() as u64).collect();
+    assert_eq!(numbers, expected, "{stdout}");
+    assert!(numbers.len() >= 2, "{stdout}");
+    let lost: u64 = not_counted
+        .iter()
+        .map(|l| l["not_counted"]["map_full"].as_u64().unwrap())
+        .sum();
+    assert_eq!(lost, 10, "{stdout}");
+    let mut counted: BTreeMap<String, u64> = BTreeMap::new();
+    for line in aggregation_lines(&output) {
+        for (key, count) in keyed_counts(&line) {
+            *counted.entry(key).or_default() += count;
+        }
+    }
+    let kinds = BTreeMap::from([("1".into(), 3), ("2".into(), 5), ("7".into(), 11)]);
+    assert_eq!(counted, kinds, "{stdout}");
+
+    // Text: the intervals that missed hits say how many.
+    let mut text_args = vec!["trace"];
+    text_args.extend_from_slice(&args);
+    let output = run_usdt(&text_args);
+    assert_success(&output);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let lost: u64 = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("not counted in this interval: "))
+        .map(|rest| {
+            assert!(
+                rest.ends_with("(the aggregation map is full at 3 entries; raise --map-entries)"),
+                "{rest}"
+            );
+            rest.split(' ').next().unwrap().parse::<u64>().unwrap()
+        })
+        .sum();
+    assert_eq!(lost, 10, "{stdout}");
+}

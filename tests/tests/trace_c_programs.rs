@@ -3,7 +3,8 @@
 //! memory, constants, strings and twelve arguments, at -O0 and -O2. Values
 //! are known by construction (tests/fixtures/sdt_args.c) and cross-checked
 //! with gdb; probes in a shared library are traced through a pid, and a
-//! path traces processes started after the tracer attached.
+//! path traces processes started after the tracer attached. Strings around
+//! the copy bound come from tests/fixtures/sdt_strings.c.
 
 mod trace_support;
 
@@ -588,4 +589,89 @@ fn a_full_ring_buffer_counts_every_lost_event() {
         .map(usdt_tracer::Value::Unsigned)
         .collect();
     assert_eq!(iterations, expected);
+}
+
+/// The string of `length` characters sdt_strings passes: character i is
+/// 'a' + i % 26.
+fn alphabet(length: usize) -> String {
+    (0..length)
+        .map(|i| (b'a' + (i % 26) as u8) as char)
+        .collect()
+}
+
+#[test]
+fn strings_at_the_copy_bound_are_cut_and_flagged() {
+    if !require_bpf("strings_at_the_copy_bound_are_cut_and_flagged") {
+        return;
+    }
+    let binary = build_c("trace_strings_bound", "sdt_strings.c", &["-O2"]);
+    let command = binary.display().to_string();
+    let lengths = [0usize, 1, 255, 256, 257, 5000];
+    // What the tracer keeps of each: at most 255 characters.
+    let kept = |length: usize| alphabet(length.min(255));
+
+    let output = run_usdt(&[
+        "trace",
+        "--json",
+        "--str",
+        "sdt_strings:one:0",
+        "--str",
+        "sdt_strings:all:0,1,2,3,4,5,6",
+        "-c",
+        &command,
+        "sdt_strings:*",
+    ]);
+    assert_success(&output);
+    let events = json_events(&output);
+    let one = named(&events, "sdt_strings:one");
+    assert_eq!(one.len(), lengths.len() + 1, "{one:?}");
+    for (event, &length) in one.iter().zip(&lengths) {
+        assert_eq!(event["args"][0], kept(length).as_str(), "length {length}");
+        assert_eq!(event["args"][1], length as u64);
+        let truncated = event.get("truncated").cloned();
+        if length > 255 {
+            assert_eq!(truncated, Some(serde_json::json!(true)), "length {length}");
+        } else {
+            assert_eq!(truncated, None, "length {length} flagged truncated");
+        }
+    }
+    // The NULL pointer cannot be read: null, and not truncated.
+    let null = one[lengths.len()];
+    assert_eq!(null["args"], serde_json::json!([null, 0]));
+    assert_eq!(null.get("truncated"), None);
+
+    let all = named(&events, "sdt_strings:all");
+    assert_eq!(all.len(), 1);
+    let mut expected: Vec<serde_json::Value> = lengths.iter().map(|&l| kept(l).into()).collect();
+    expected.push(serde_json::Value::Null);
+    assert_eq!(all[0]["args"], serde_json::Value::Array(expected));
+    assert_eq!(all[0]["truncated"], true);
+
+    // Text: a cut string has `...` after its closing quote; the NULL
+    // pointer reads as <fault>.
+    let output = run_usdt(&[
+        "trace",
+        "--str",
+        "sdt_strings:all:0,1,2,3,4,5,6",
+        "-c",
+        &command,
+        "sdt_strings:all",
+    ]);
+    assert_success(&output);
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("sdt_strings:all "))
+        .unwrap_or_else(|| panic!("no sdt_strings:all line in {stdout}"));
+    let args = line.split_once("sdt_strings:all ").unwrap().1;
+    let mut wanted: Vec<String> = lengths
+        .iter()
+        .enumerate()
+        .map(|(i, &l)| {
+            let cut = if l > 255 { "..." } else { "" };
+            format!("arg{i}=\"{}\"{cut}", kept(l))
+        })
+        .collect();
+    wanted.push("arg6=<fault>".into());
+    assert_eq!(args, wanted.join(" "));
 }

@@ -4,11 +4,12 @@
 
 mod trace_support;
 
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use trace_support::*;
 use usdt_interop_tests::require_bpf;
 use usdt_tracer::launch::StoppedCommand;
@@ -43,6 +44,23 @@ fn bad_input_exits_with_status_2() {
     assert_failure(&bad_duration, 2, "--duration");
     let bad_command = run_usdt(&["trace", "-c", "no-such-command-xyz", "p:n"]);
     assert_failure(&bad_command, 2, "command not found");
+    // Numbers too large for their option are usage errors, never panics.
+    let long_duration = run_usdt(&["trace", "--duration", "1e300", &catalog_probe]);
+    assert_failure(&long_duration, 2, "--duration 1e300: too long");
+    let long_interval = run_usdt(&["trace", "--interval=1e300", "--hits", &catalog_probe]);
+    assert_failure(&long_interval, 2, "--interval 1e300: too long");
+    let nan = run_usdt(&["trace", "--duration", "NaN", &catalog_probe]);
+    assert_failure(&nan, 2, "--duration NaN: expected a positive number");
+    for (option, value) in [
+        ("--count", "99999999999999999999999"),
+        ("--map-entries", "99999999999"),
+        ("--buffer-mib", "4294967296"),
+    ] {
+        let output = run_usdt(&["trace", option, value, &catalog_probe]);
+        assert_failure(&output, 2, &format!("'{value}' for '{option} "));
+    }
+    let big_buffer = run_usdt(&["trace", "--buffer-mib", "4294967295", &catalog_probe]);
+    assert_failure(&big_buffer, 2, "expected a power of two up to 1024");
 }
 
 #[test]
@@ -54,12 +72,41 @@ fn input_errors_that_need_privileges_to_reach() {
     let output = run_usdt(&["trace", &nothing]);
     assert_failure(&output, 2, "no probe matches `nope:*` in ");
 
+    // String requests that would read nothing.
+    let order = format!("{CATALOG}:store:order_placed");
+    let output = run_usdt(&["trace", "--str", "nomatch:x:0", &order]);
+    assert_failure(&output, 2, "--str nomatch:x:0: no traced probe matches it");
+    let output = run_usdt(&["trace", "--str", "store:order_placed:5", &order]);
+    assert_failure(
+        &output,
+        2,
+        "--str store:order_placed:5: argument 5 does not exist: the probes it matches have at most 3 arguments",
+    );
+    let output = run_usdt(&["trace", "--str", "0,3", &order]);
+    assert_failure(&output, 2, "--str 0,3: argument 3 does not exist");
+
+    // A process that has exited (not yet reaped) is as gone.
+    let mut zombie = Command::new("true").spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let output = run_usdt(&["trace", "--pid", &zombie.id().to_string(), "p:n"]);
+    assert_failure(
+        &output,
+        2,
+        &format!("process {} does not exist", zombie.id()),
+    );
+    zombie.wait().unwrap();
+
     // A pid that does not exist.
     let mut pid = 4_000_000;
     while std::path::Path::new(&format!("/proc/{pid}")).exists() {
         pid += 1;
     }
     let output = run_usdt(&["trace", "--pid", &pid.to_string(), "p:n"]);
+    assert_failure(&output, 2, &format!("process {pid} does not exist"));
+    // The same with a probe given by path (searched in the file, not the
+    // process).
+    let by_path = format!("{CATALOG}:store:order_placed");
+    let output = run_usdt(&["trace", "--pid", &pid.to_string(), &by_path]);
     assert_failure(&output, 2, &format!("process {pid} does not exist"));
 
     // An operand no uprobe can read, named with its probe; the command was
@@ -217,4 +264,167 @@ fn a_failure_while_attaching_leaves_nothing_attached() {
     assert_eq!(links_of(me), 0, "links left after a failed attach");
     drop(command);
     drop(system_wide);
+}
+
+/// The cross compiler for the other architecture the tracer supports, and
+/// that architecture as the error names it.
+const FOREIGN: (&str, &str) = if cfg!(target_arch = "aarch64") {
+    ("x86_64-linux-gnu-gcc", "x86_64")
+} else {
+    ("aarch64-linux-gnu-gcc", "aarch64")
+};
+
+#[test]
+fn a_file_of_another_architecture_is_refused() {
+    let test = "a_file_of_another_architecture_is_refused";
+    let (compiler, arch) = FOREIGN;
+    if !require_bpf(test) || !usdt_interop_tests::require_tool(test, compiler) {
+        return;
+    }
+    // sys/sdt.h is installed for the host only: hand the cross compiler a
+    // directory holding it alone.
+    let dir = usdt_interop_tests::scratch_dir(test);
+    let sys = dir.join("include/sys");
+    std::fs::create_dir_all(&sys).unwrap();
+    for header in ["sdt.h", "sdt-config.h"] {
+        let found = ["/usr/include/sys", "/usr/include/x86_64-linux-gnu/sys"]
+            .iter()
+            .map(|d| PathBuf::from(d).join(header))
+            .find(|p| p.is_file())
+            .expect("sys/sdt.h is installed");
+        std::fs::copy(found, sys.join(header)).unwrap();
+    }
+    let include = format!("-I{}", dir.join("include").display());
+    let binary = usdt_interop_tests::compile_c(compiler, "sdt_args.c", &["-O2", &include], &dir);
+    let spec = format!("{}:sdt_args:iteration", binary.display());
+    let line = assert_failure(
+        &run_usdt(&["trace", &spec]),
+        2,
+        &binary.display().to_string(),
+    );
+    assert!(line.contains(&format!("is an {arch} file")), "{line}");
+    // Aggregations select their sites the same way.
+    let output = run_usdt(&["trace", "--hits", "--duration", "0.1", &spec]);
+    assert_failure(&output, 2, &format!("is an {arch} file"));
+}
+
+/// The pids of the events of a `--json` run.
+fn event_pids(output: &Output) -> Vec<u64> {
+    json_events(output)
+        .iter()
+        .map(|e| e["pid"].as_u64().unwrap())
+        .collect()
+}
+
+/// Asserts that the trace of a command ended by usdt says so and left the
+/// command neither running nor unreaped.
+fn assert_command_ended(output: &Output, reason: &str) {
+    let stderr = assert_success(output);
+    let summary = stderr.lines().last().unwrap_or_default();
+    assert!(
+        summary.ends_with(&format!(
+            "{reason}; command was killed by signal 15 (usdt sent it SIGTERM)"
+        )),
+        "{stderr}"
+    );
+    let pids = event_pids(output);
+    let pid = pids.first().expect("events before the end");
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "the command {pid} is still there"
+    );
+}
+
+#[test]
+fn a_command_the_trace_outlives_is_ended() {
+    if !require_bpf("a_command_the_trace_outlives_is_ended") {
+        return;
+    }
+    let binary = build_c("trace_errors_outlived", "sdt_args.c", &["-O2"]);
+    usdt();
+    // A thousand iterations 10 ms apart: ten seconds, unless ended.
+    let command = format!("{} 1000 10", binary.display());
+    let quick = Duration::from_secs(5);
+
+    let start = Instant::now();
+    let output = run_usdt(&[
+        "trace",
+        "--json",
+        "--duration",
+        "0.5",
+        "-c",
+        &command,
+        "sdt_args:iteration",
+    ]);
+    assert!(start.elapsed() < quick, "took {:?}", start.elapsed());
+    assert_command_ended(&output, "dropped");
+
+    let start = Instant::now();
+    let output = run_usdt(&[
+        "trace",
+        "--json",
+        "--count",
+        "3",
+        "-c",
+        &command,
+        "sdt_args:iteration",
+    ]);
+    assert!(start.elapsed() < quick, "took {:?}", start.elapsed());
+    assert_eq!(event_pids(&output).len(), 3);
+    assert_command_ended(&output, "3 events, 0 dropped");
+
+    let (trace, mut stderr) = start_trace(&["--json", "-c", &command, "sdt_args:iteration"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let start = Instant::now();
+    // SAFETY: signals the child this test started and still owns.
+    unsafe { libc::kill(trace.pid() as libc::pid_t, libc::SIGTERM) };
+    let mut output = trace.finish();
+    assert!(start.elapsed() < quick, "took {:?}", start.elapsed());
+    // start_trace read the "tracing" line: the rest is the summary.
+    std::io::Read::read_to_end(&mut stderr, &mut output.stderr).unwrap();
+    assert_command_ended(&output, "(SIGTERM received)");
+}
+
+#[test]
+fn a_closed_output_ends_the_trace_and_counts_what_was_written() {
+    if !require_bpf("a_closed_output_ends_the_trace_and_counts_what_was_written") {
+        return;
+    }
+    use std::io::BufRead;
+    let binary = build_c("trace_errors_closed", "sdt_args.c", &["-O2"]);
+    usdt();
+    let command = format!("{} 100000 1", binary.display());
+    let mut trace =
+        Guard::spawn(usdt().args(["trace", "--json", "-c", &command, "sdt_args:iteration"]));
+    let stdout = trace.0.stdout.take().unwrap();
+    // SAFETY: F_GETPIPE_SZ on the pipe this test holds.
+    let pipe_size = unsafe { libc::fcntl(stdout.as_raw_fd(), libc::F_GETPIPE_SZ) };
+    assert!(pipe_size > 0);
+    let mut reader = std::io::BufReader::new(stdout);
+    let mut first = String::new();
+    reader.read_line(&mut first).unwrap();
+    // Wait until usdt has filled the pipe, then close it (as `head -1`).
+    std::thread::sleep(Duration::from_millis(1500));
+    let read = first.len() + reader.buffer().len();
+    drop(reader);
+    let output = trace.finish();
+    let stderr = assert_success(&output);
+    let summary = stderr.lines().last().unwrap();
+    let delivered: usize = summary
+        .strip_prefix("usdt: output closed after ")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(
+        summary.ends_with("0 dropped; command was killed by signal 15 (usdt sent it SIGTERM)"),
+        "{stderr}"
+    );
+    // Every event counted went into the pipe: what was read plus what the
+    // pipe held (the lines only grow longer).
+    assert!(delivered >= 1);
+    assert!(
+        delivered * first.len() <= read + pipe_size as usize,
+        "{delivered} events of {} bytes cannot fit in {read} bytes read and a {pipe_size}-byte pipe",
+        first.len()
+    );
 }

@@ -15,6 +15,15 @@ pub enum TraceError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A string request (`--str`) would read nothing: it matches no traced
+    /// probe, or names an argument none of them has.
+    #[error("--str {request}: {reason}")]
+    UselessStrings {
+        /// The request as given.
+        request: String,
+        /// What it misses.
+        reason: String,
+    },
     /// The command to run (`-c`) cannot be run as given.
     #[error("cannot run `{command}`: {reason}")]
     BadCommand {
@@ -113,6 +122,7 @@ impl TraceError {
     pub fn is_input(&self) -> bool {
         match self {
             TraceError::BadSpec { .. }
+            | TraceError::UselessStrings { .. }
             | TraceError::BadCommand { .. }
             | TraceError::BadKey { .. }
             | TraceError::NoMatch { .. }

@@ -16,6 +16,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// A forked child waiting to exec a program.
 #[derive(Debug)]
@@ -27,6 +28,8 @@ pub struct StoppedCommand {
     /// Read end of the pipe where the child reports a failed exec.
     exec_status: Option<OwnedFd>,
     reaped: bool,
+    /// The exit status, once reaped.
+    status: Option<i32>,
 }
 
 impl StoppedCommand {
@@ -80,6 +83,7 @@ impl StoppedCommand {
             go: Some(go_write),
             exec_status: Some(status_read),
             reaped: false,
+            status: None,
         })
     }
 
@@ -147,12 +151,18 @@ impl StoppedCommand {
     /// Waits for the child to exit (or, while it is traced, to stop);
     /// returns its `waitpid` status.
     pub fn wait(&mut self) -> Result<i32, TraceError> {
+        if let (true, Some(status)) = (self.reaped, self.status) {
+            return Ok(status);
+        }
         let mut status = 0;
         loop {
             // SAFETY: waits for our own child; `status` is ours to write.
             let r = unsafe { libc::waitpid(self.pid as libc::pid_t, &mut status, 0) };
             if r >= 0 {
                 self.reaped = libc::WIFEXITED(status) || libc::WIFSIGNALED(status);
+                if self.reaped {
+                    self.status = Some(status);
+                }
                 return Ok(status);
             }
             let error = io::Error::last_os_error();
@@ -163,6 +173,66 @@ impl StoppedCommand {
                 });
             }
         }
+    }
+}
+
+/// How [`StoppedCommand::terminate`] ended a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Termination {
+    /// It had already exited.
+    Exited,
+    /// It ended after SIGTERM.
+    Terminated,
+    /// It was still running after the grace period and was sent SIGKILL.
+    Killed,
+}
+
+impl StoppedCommand {
+    /// Ends the running command: nothing if it has exited, else SIGTERM,
+    /// and SIGKILL if it is still running `grace` later. Returns its
+    /// `waitpid` status and what it took.
+    pub fn terminate(&mut self, grace: Duration) -> Result<(i32, Termination), TraceError> {
+        if let Some(status) = self.try_wait()? {
+            return Ok((status, Termination::Exited));
+        }
+        self.signal(libc::SIGTERM);
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+            if let Some(status) = self.try_wait()? {
+                return Ok((status, Termination::Terminated));
+            }
+        }
+        self.signal(libc::SIGKILL);
+        Ok((self.wait()?, Termination::Killed))
+    }
+
+    /// The child's exit status if it has exited, without waiting.
+    fn try_wait(&mut self) -> Result<Option<i32>, TraceError> {
+        if self.reaped {
+            return Ok(self.status);
+        }
+        let mut status = 0;
+        // SAFETY: polls our own child; `status` is ours to write.
+        let r = unsafe { libc::waitpid(self.pid as libc::pid_t, &mut status, libc::WNOHANG) };
+        if r < 0 {
+            return Err(TraceError::Io {
+                context: format!("waitpid {}", self.pid),
+                source: io::Error::last_os_error(),
+            });
+        }
+        if r == 0 || !(libc::WIFEXITED(status) || libc::WIFSIGNALED(status)) {
+            return Ok(None);
+        }
+        self.reaped = true;
+        self.status = Some(status);
+        Ok(Some(status))
+    }
+
+    fn signal(&self, signal: i32) {
+        // SAFETY: signals our own child, not yet reaped (so its pid is
+        // still ours).
+        unsafe { libc::kill(self.pid as libc::pid_t, signal) };
     }
 }
 
@@ -416,6 +486,42 @@ mod tests {
         assert_eq!(describe_status(status), "exited with status 0");
         assert_eq!(std::fs::read_to_string(&marker).unwrap(), "hi\n");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn terminate_sends_sigterm_then_sigkill() {
+        let mut sleeper = StoppedCommand::spawn(&["sleep".into(), "10".into()]).unwrap();
+        sleeper.resume().unwrap();
+        let start = Instant::now();
+        let (status, how) = sleeper.terminate(Duration::from_secs(5)).unwrap();
+        assert_eq!(how, Termination::Terminated);
+        assert_eq!(describe_status(status), "was killed by signal 15");
+        assert!(start.elapsed() < Duration::from_secs(2));
+        // Ending it again reports the same status without signalling.
+        assert_eq!(
+            sleeper.terminate(Duration::ZERO).unwrap(),
+            (status, Termination::Exited)
+        );
+
+        let argv: Vec<String> = ["sh", "-c", "trap '' TERM; sleep 10"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let mut stubborn = StoppedCommand::spawn(&argv).unwrap();
+        stubborn.resume().unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let (status, how) = stubborn.terminate(Duration::from_millis(200)).unwrap();
+        assert_eq!(how, Termination::Killed);
+        assert_eq!(describe_status(status), "was killed by signal 9");
+
+        let mut quick = StoppedCommand::spawn(&["true".into()]).unwrap();
+        quick.resume().unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let (status, how) = quick.terminate(Duration::from_secs(5)).unwrap();
+        assert_eq!(
+            (describe_status(status).as_str(), how),
+            ("exited with status 0", Termination::Exited)
+        );
     }
 
     #[test]

@@ -44,7 +44,8 @@
 //! are read from the calling convention's registers and its return value
 //! from the return register, with the same plans.
 //!
-//! Needs CAP_BPF and CAP_PERFMON (or root).
+//! Needs CAP_BPF and CAP_PERFMON (or root), and CAP_SYS_PTRACE to trace a
+//! process of another user, or one holding more capabilities.
 
 #![deny(missing_docs)]
 

@@ -1,26 +1,78 @@
 //! The capabilities tracing needs, checked before touching the kernel so a
 //! missing one is reported by name.
+//!
+//! Loading the BPF program, creating its maps and opening uprobes (perf
+//! events or `uprobe_multi` links) need CAP_BPF and CAP_PERFMON; the map
+//! descriptors come from the loader, so CAP_SYS_ADMIN (which covers both)
+//! is not needed. Tracing a running process (`--pid`) also reads its
+//! memory maps and files through `/proc/PID` and may write its semaphores
+//! through `/proc/PID/mem`: the kernel allows that to a process of the same
+//! user holding every capability the target holds, and to any process with
+//! CAP_SYS_PTRACE otherwise. A command started with `-c` is the tracer's own
+//! child and needs nothing more.
 
-use crate::error::TraceError;
+use crate::error::{NO_SUCH_PROCESS, TraceError};
+use std::io;
 
+const CAP_SYS_PTRACE: u32 = 19;
 const CAP_SYS_ADMIN: u32 = 21;
 const CAP_PERFMON: u32 = 38;
 const CAP_BPF: u32 = 39;
+
+/// What tracing needs, as the messages say it.
+const NEEDED: &str = "tracing needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN";
 
 /// Checks that this process may load BPF tracing programs (CAP_BPF) and
 /// open uprobe perf events (CAP_PERFMON), or has CAP_SYS_ADMIN, which
 /// covers both on any kernel.
 pub fn check() -> Result<(), TraceError> {
+    missing(effective()?).map_or(Ok(()), |message| Err(TraceError::Privileges(message)))
+}
+
+/// Checks that process `pid` exists and that this process may read and
+/// write its memory (what `--pid` does), naming CAP_SYS_PTRACE when the
+/// kernel refuses for want of it.
+pub fn check_process(pid: u32) -> Result<(), TraceError> {
+    match std::fs::File::open(format!("/proc/{pid}/mem")) {
+        Ok(_) => Ok(()),
+        // ESRCH: it has exited and waits to be reaped.
+        Err(error)
+            if error.kind() == io::ErrorKind::NotFound
+                || error.raw_os_error() == Some(libc::ESRCH) =>
+        {
+            Err(TraceError::Process {
+                pid,
+                reason: NO_SUCH_PROCESS.into(),
+            })
+        }
+        Err(error) if matches!(error.raw_os_error(), Some(libc::EACCES | libc::EPERM)) => {
+            let has_ptrace = effective()? & (1 << CAP_SYS_PTRACE) != 0;
+            Err(TraceError::Privileges(if has_ptrace {
+                format!("cannot read the memory of process {pid}: {error}")
+            } else {
+                format!(
+                    "missing capability CAP_SYS_PTRACE: process {pid} belongs to another user or holds capabilities this one lacks, and reading its memory needs CAP_SYS_PTRACE"
+                )
+            }))
+        }
+        Err(source) => Err(TraceError::Io {
+            context: format!("cannot read the memory of process {pid}"),
+            source,
+        }),
+    }
+}
+
+/// The effective capability set of this process.
+fn effective() -> Result<u64, TraceError> {
     let status = std::fs::read_to_string("/proc/self/status").map_err(|source| TraceError::Io {
         context: "cannot read /proc/self/status".into(),
         source,
     })?;
-    let effective = status
+    Ok(status
         .lines()
         .find_map(|line| line.strip_prefix("CapEff:"))
         .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-        .unwrap_or(0);
-    missing(effective).map_or(Ok(()), |message| Err(TraceError::Privileges(message)))
+        .unwrap_or(0))
 }
 
 /// The message for an effective capability set that cannot trace, or
@@ -36,9 +88,14 @@ fn missing(effective: u64) -> Option<String> {
         .map(|(_, name)| name)
         .collect();
     Some(format!(
-        "missing capability {} (tracing needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN): run as root",
+        "missing capability {} ({NEEDED}): run as root or grant them",
         lacking.join(" and ")
     ))
+}
+
+/// The end of a message for a uprobe the kernel refused.
+pub(crate) fn needed() -> &'static str {
+    NEEDED
 }
 
 #[cfg(test)]
@@ -59,5 +116,17 @@ mod tests {
             no_perfmon.starts_with("missing capability CAP_PERFMON "),
             "{no_perfmon}"
         );
+    }
+
+    #[test]
+    fn a_missing_process_is_named() {
+        let mut pid = 4_000_000;
+        while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            pid += 1;
+        }
+        let error = check_process(pid).unwrap_err();
+        assert_eq!(error.to_string(), format!("process {pid} does not exist"));
+        assert!(error.is_input());
+        check_process(std::process::id()).unwrap();
     }
 }

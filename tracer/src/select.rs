@@ -115,6 +115,13 @@ pub struct StringRequest {
     pub pattern: Option<ProbePattern>,
     /// Argument indices.
     pub args: Vec<usize>,
+    text: String,
+}
+
+impl fmt::Display for StringRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
 }
 
 impl FromStr for StringRequest {
@@ -151,7 +158,11 @@ impl FromStr for StringRequest {
                 })
             })
             .transpose()?;
-        Ok(StringRequest { pattern, args })
+        Ok(StringRequest {
+            pattern,
+            args,
+            text: text.to_owned(),
+        })
     }
 }
 
@@ -168,6 +179,55 @@ impl StringRequest {
         args.dedup();
         args
     }
+}
+
+/// Checks that every request names a traced probe and, for each of its
+/// argument numbers, one such probe with that argument: a request that
+/// would read nothing is a mistake, never ignored.
+pub(crate) fn check_string_requests(
+    requests: &[StringRequest],
+    sites: &[SelectedSite],
+) -> Result<(), TraceError> {
+    for request in requests {
+        let bad = |reason: String| TraceError::UselessStrings {
+            request: request.to_string(),
+            reason,
+        };
+        let counts: Vec<Option<usize>> = sites
+            .iter()
+            .filter(|site| {
+                request
+                    .pattern
+                    .as_ref()
+                    .is_none_or(|p| p.matches(&site.probe.provider, &site.probe.name))
+            })
+            .map(|site| argument_count(&site.probe))
+            .collect();
+        if counts.is_empty() {
+            return Err(bad("no traced probe matches it".into()));
+        }
+        for &n in &request.args {
+            if !counts.iter().any(|count| count.is_none_or(|c| n < c)) {
+                let most = counts.iter().flatten().max().copied().unwrap_or(0);
+                return Err(bad(format!(
+                    "argument {n} does not exist: the probes it matches have at most {most} argument{}",
+                    if most == 1 { "" } else { "s" }
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// How many arguments string requests count on `probe`: its declared ones
+/// when its typed metadata fits its note, else its note's; `None` when the
+/// note cannot be read (planning the site reports that).
+fn argument_count(probe: &Probe) -> Option<usize> {
+    let specs = probe.arg_specs.as_ref().ok()?;
+    Some(match &probe.signature {
+        Some(signature) if signature.slots() == specs.len() => signature.args.len(),
+        _ => specs.len(),
+    })
 }
 
 /// One probe site chosen for attaching.
@@ -214,17 +274,7 @@ pub(crate) fn select_sites(
             let (attach_path, display_path) =
                 function_file(spec, function, pid, executable, &mut process_modules)?;
             let file = ElfFile::open(&attach_path)?;
-            let host = regs::host_arch().ok_or_else(unsupported_host)?;
-            if file.arch() != host {
-                return Err(TraceError::BadSpec {
-                    spec: spec.to_string(),
-                    reason: format!(
-                        "{} is a {:?} file; this machine runs {host:?} code",
-                        display_path.display(),
-                        file.arch()
-                    ),
-                });
-            }
+            let host = host_file(&file, &display_path, spec)?;
             let probe = function.site(&file)?;
             push_unique(
                 &mut sites,
@@ -378,7 +428,7 @@ fn add_file_sites(
     spec: &ProbeSpec,
 ) -> Result<(), TraceError> {
     let file = ElfFile::open(path)?;
-    let arch = file.arch();
+    let arch = host_file(&file, display, spec)?;
     for probe in file.probes()? {
         if spec.pattern.matches(&probe.provider, &probe.name) {
             push_unique(
@@ -500,6 +550,23 @@ fn read_process(pid: u32) -> Result<Vec<ModuleProbes>, TraceError> {
         .into_iter()
         .map(|m| (m.path, m.host_path, m.probes))
         .collect())
+}
+
+/// The host's architecture, if `file` (named `display`) is of it: a uprobe
+/// on a file of another architecture would never fire.
+fn host_file(file: &ElfFile, display: &Path, spec: &ProbeSpec) -> Result<Arch, TraceError> {
+    let host = regs::host_arch().ok_or_else(unsupported_host)?;
+    if file.arch() != host {
+        return Err(TraceError::BadSpec {
+            spec: spec.to_string(),
+            reason: format!(
+                "{} is an {} file; this machine runs {host} code",
+                display.display(),
+                file.arch()
+            ),
+        });
+    }
+    Ok(host)
 }
 
 fn unsupported_host() -> TraceError {

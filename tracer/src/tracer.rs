@@ -13,7 +13,7 @@ use crate::select::{self, ProbeSpec, SelectedSite, SemaphoreMode, StringRequest}
 use crate::semaphore::ManualSemaphore;
 use crate::uprobe::{self, UprobePmu};
 use crate::value::Value;
-use aya::maps::{Array, HashMap as BpfHashMap, Map, MapData, MapFd, RingBuf};
+use aya::maps::{Array, HashMap as BpfHashMap, Map, MapData, RingBuf};
 use aya::programs::UProbe;
 use aya::{Ebpf, EbpfLoader};
 use std::collections::HashMap;
@@ -224,7 +224,11 @@ impl Tracer {
         }
         // Privileges first: without them nothing else matters.
         privileges::check()?;
+        if let (Some(pid), None) = (config.pid, &config.executable) {
+            privileges::check_process(pid)?;
+        }
         let (mut selected, roles) = select_all(config)?;
+        select::check_string_requests(&config.strings, &selected)?;
         let warnings =
             select::plan_semaphores(&mut selected, config.pid, config.executable.as_deref())?;
         let planned = plan_all(
@@ -761,7 +765,9 @@ fn plan_all(
 /// Loads the program for uprobe_multi links, or `None` when the kernel has
 /// no such links (then perf-event uprobes serve).
 fn load_multi_program(ebpf: &Ebpf) -> Result<Option<MultiProgram>, TraceError> {
-    let mut fds: Vec<(String, MapFd)> = Vec::new();
+    // The descriptors aya holds for the maps it created: asking the kernel
+    // for a map by id (BPF_MAP_GET_FD_BY_ID) would need CAP_SYS_ADMIN.
+    let mut fds: Vec<(&str, BorrowedFd<'_>)> = Vec::new();
     for (name, map) in ebpf.maps() {
         let data = match map {
             Map::Array(data) | Map::PerCpuArray(data) | Map::RingBuf(data) | Map::HashMap(data) => {
@@ -769,16 +775,12 @@ fn load_multi_program(ebpf: &Ebpf) -> Result<Option<MultiProgram>, TraceError> {
             }
             _ => return Err(TraceError::Bpf(format!("unexpected map {name}"))),
         };
-        let fd = data
-            .info()
-            .and_then(|info| info.fd())
-            .map_err(|e| bpf_error(name, &e))?;
-        fds.push((name.to_owned(), fd));
+        fds.push((name, data.fd().as_fd()));
     }
     let map_fd = |symbol: &str| {
         fds.iter()
-            .find(|(name, _)| name == symbol)
-            .map(|(_, fd)| fd.as_fd().as_raw_fd())
+            .find(|(name, _)| *name == symbol)
+            .map(|(_, fd)| fd.as_raw_fd())
     };
     match MultiProgram::load(BPF_OBJECT, PROGRAM_SECTION, PROGRAM_NAME, map_fd) {
         Ok(program) => Ok(Some(program)),
@@ -918,8 +920,9 @@ fn classify_attach_error(source: io::Error, pid: Option<u32>, site: &SelectedSit
             reason: "exited while the tracer was attaching".into(),
         },
         (Some(libc::EACCES | libc::EPERM), _) => TraceError::Privileges(format!(
-            "the kernel refused a uprobe on {} ({source}): tracing needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN",
-            site.attach_path.display()
+            "the kernel refused a uprobe on {} ({source}): {}",
+            site.attach_path.display(),
+            privileges::needed()
         )),
         _ => TraceError::Attach {
             path: site.display_path.clone(),

@@ -1,10 +1,11 @@
 //! `usdt trace`.
 
 use super::CliError;
+use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
-use usdt_tracer::launch::{StoppedCommand, describe_status, split_command};
+use usdt_tracer::launch::{StoppedCommand, Termination, describe_status, split_command};
 use usdt_tracer::{
     AggregateReport, Aggregation, KeySource, ProbeSpec, StringRequest, TraceConfig, TraceError,
     Tracer, write_json_line, write_text_line,
@@ -12,6 +13,10 @@ use usdt_tracer::{
 
 /// How often the loop looks at the ring buffer when nothing wakes it.
 const POLL_SLICE: Duration = Duration::from_millis(10);
+
+/// How long a command (`-c`) the trace outlived has to exit after SIGTERM
+/// before it is sent SIGKILL.
+const COMMAND_GRACE: Duration = Duration::from_secs(1);
 
 /// Arguments of `usdt trace`.
 #[derive(Debug, clap::Args)]
@@ -137,28 +142,22 @@ pub fn run(args: TraceArgs) -> Result<(), CliError> {
         )));
     }
     config.ring_bytes = args.buffer_mib << 20;
-    let duration = match args.duration {
-        Some(secs) if !(secs.is_finite() && secs > 0.0) => {
-            return Err(CliError::Input(format!(
-                "--duration {secs}: expected a positive number of seconds"
-            )));
-        }
-        Some(secs) => Some(Duration::from_secs_f64(secs)),
-        None => None,
-    };
+    let duration = args
+        .duration
+        .map(|secs| seconds("--duration", secs))
+        .transpose()?;
     if args.count == Some(0) {
         return Err(CliError::Input("--count 0: expected at least 1".into()));
     }
-    let interval = match args.interval {
-        Some(secs) if !(secs.is_finite() && secs > 0.0) => {
-            return Err(CliError::Input(format!(
-                "--interval {secs}: expected a positive number of seconds"
-            )));
-        }
-        Some(secs) => Some(Duration::from_secs_f64(secs)),
-        None => None,
-    };
+    let interval = args
+        .interval
+        .map(|secs| seconds("--interval", secs))
+        .transpose()?;
 
+    // Signals wait from here on, so one arriving while attaching ends the
+    // trace cleanly as soon as it starts (the command unblocks them).
+    let signals =
+        SignalFd::new().map_err(|e| CliError::Failure(format!("cannot watch signals: {e}")))?;
     let mut command = match &args.command {
         Some(line) => {
             let argv = split_command(line)
@@ -177,8 +176,6 @@ pub fn run(args: TraceArgs) -> Result<(), CliError> {
     // A dropped, never-resumed command is killed, so an attach error leaves
     // nothing behind.
     let mut tracer = Tracer::attach(&config).map_err(trace_error)?;
-    let signals =
-        SignalFd::new().map_err(|e| CliError::Failure(format!("cannot watch signals: {e}")))?;
     let start_ns = monotonic_ns();
     let sites = tracer.attached_sites();
     let probes = tracer.probes().len();
@@ -195,29 +192,22 @@ pub fn run(args: TraceArgs) -> Result<(), CliError> {
             .resume_with(|pid| tracer.raise_after_exec(pid))
             .map_err(trace_error)?;
     }
-    let target = match config.pid {
-        Some(pid) => match PidFd::open(pid) {
-            Ok(fd) => Some((pid, fd)),
-            // Already gone: end at once.
-            Err(_) => {
-                eprintln!("usdt: process {pid} is not running");
-                None
-            }
-        },
-        None => None,
-    };
-    let target_gone_at_start = config.pid.is_some() && target.is_none();
+    // A process gone before its exit could be watched ends the trace at
+    // once, as if it had exited during it.
+    let target = config.pid.map(|pid| (pid, PidFd::open(pid).ok()));
+    let mut end_reason: Option<String> = None;
+    let mut target_exited = false;
+    if let Some((pid, None)) = &target {
+        end_reason = Some(format!("process {pid} exited"));
+        target_exited = true;
+    }
 
-    let deadline = duration.map(|d| Instant::now() + d);
-    let mut next_report = interval.map(|i| Instant::now() + i);
+    let deadline = duration.and_then(|d| Instant::now().checked_add(d));
+    let mut next_report = interval.and_then(|i| Instant::now().checked_add(i));
     let mut last_report = AggregateReport::default();
     let mut reports: u64 = 0;
-    let stdout = io::stdout();
-    let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    let mut printed: u64 = 0;
-    let mut write_error: Option<io::Error> = None;
-    let mut end_reason: Option<String> = None;
-    let mut stop = target_gone_at_start;
+    let mut out = EventOutput::new(io::stdout().lock());
+    let mut stop = target_exited;
     while !stop {
         let mut timeout = POLL_SLICE;
         if let Some(deadline) = deadline {
@@ -238,7 +228,7 @@ pub fn run(args: TraceArgs) -> Result<(), CliError> {
                 revents: 0,
             },
         ];
-        if let Some((_, pidfd)) = &target {
+        if let Some((_, Some(pidfd))) = &target {
             fds.push(libc::pollfd {
                 fd: pidfd.0.as_raw_fd(),
                 events: libc::POLLIN,
@@ -249,15 +239,8 @@ pub fn run(args: TraceArgs) -> Result<(), CliError> {
         let signalled = fds[1].revents != 0;
         let target_ended = fds.get(2).is_some_and(|fd| fd.revents != 0);
 
-        emit(
-            &mut tracer,
-            &args,
-            start_ns,
-            &mut out,
-            &mut printed,
-            &mut write_error,
-        );
-        if write_error.is_some() || args.count.is_some_and(|n| printed >= n) {
+        emit(&mut tracer, &args, start_ns, &mut out);
+        if out.error.is_some() || args.count.is_some_and(|n| out.accepted >= n) {
             stop = true;
         }
         if signalled {
@@ -268,6 +251,7 @@ pub fn run(args: TraceArgs) -> Result<(), CliError> {
             if let Some((pid, _)) = &target {
                 end_reason = Some(format!("process {pid} exited"));
             }
+            target_exited = true;
             stop = true;
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -275,13 +259,13 @@ pub fn run(args: TraceArgs) -> Result<(), CliError> {
         }
         if let (Some(next), Some(interval), false) = (next_report, interval, stop)
             && Instant::now() >= next
-            && write_error.is_none()
+            && out.error.is_none()
         {
-            next_report = Some(next + interval);
+            next_report = next.checked_add(interval);
             let report = tracer.aggregates().map_err(trace_error)?;
             reports += 1;
             if let Err(e) = print_report(&mut out, &report.since(&last_report), &args, reports) {
-                write_error = Some(e);
+                out.error = Some(e);
             }
             last_report = report;
         }
@@ -289,28 +273,17 @@ pub fn run(args: TraceArgs) -> Result<(), CliError> {
 
     // Detach first, then deliver what the probes wrote before it.
     tracer.detach();
-    if write_error.is_none() && args.count.is_none_or(|n| printed < n) {
-        emit(
-            &mut tracer,
-            &args,
-            start_ns,
-            &mut out,
-            &mut printed,
-            &mut write_error,
-        );
+    if out.error.is_none() && args.count.is_none_or(|n| out.accepted < n) {
+        emit(&mut tracer, &args, start_ns, &mut out);
     }
-    if write_error.is_none()
-        && let Err(e) = out.flush()
-    {
-        write_error = Some(e);
-    }
+    out.flush_events();
     let report = if args.aggregating() {
         Some(tracer.aggregates().map_err(trace_error)?)
     } else {
         None
     };
     if let Some(report) = &report
-        && write_error.is_none()
+        && out.error.is_none()
     {
         let shown = if interval.is_some() {
             report.since(&last_report)
@@ -318,41 +291,68 @@ pub fn run(args: TraceArgs) -> Result<(), CliError> {
             report.clone()
         };
         if let Err(e) = print_report(&mut out, &shown, &args, reports + 1) {
-            write_error = Some(e);
+            out.error = Some(e);
         }
     }
+    let delivered = out.delivered();
+    let write_error = out.error.take();
     drop(out);
     let drops = tracer.drops().map_err(trace_error)?;
     drop(tracer);
+
+    // A command the trace outlived is ended: SIGTERM, then SIGKILL.
+    let command_end = match &mut command {
+        Some(command) if target_exited => command.wait().ok().map(|s| (s, Termination::Exited)),
+        Some(command) => command.terminate(COMMAND_GRACE).ok(),
+        None => None,
+    };
 
     if let Some(report) = &report {
         for warning in loss_warnings(report, args.map_entries) {
             eprintln!("usdt: warning: {warning}");
         }
     }
+    let broken_pipe = write_error
+        .as_ref()
+        .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe);
     let mut summary = if let Some(report) = &report {
         let lost = report.losses.map_full + report.losses.starts_full + report.losses.faults;
-        if lost == 0 {
+        let mut summary = if lost == 0 {
             "usdt: aggregated in the kernel, no hit lost".to_owned()
         } else {
             format!(
                 "usdt: aggregated in the kernel, {lost} hit{} lost",
                 plural(lost as usize)
             )
+        };
+        if broken_pipe {
+            summary.push_str(", output closed");
         }
+        summary
+    } else if broken_pipe {
+        format!(
+            "usdt: output closed after {delivered} event{}, {drops} dropped",
+            plural(delivered as usize)
+        )
     } else {
         format!(
-            "usdt: {printed} event{}, {drops} dropped",
-            plural(printed as usize)
+            "usdt: {delivered} event{}, {drops} dropped",
+            plural(delivered as usize)
         )
     };
     if let Some(reason) = end_reason {
         summary.push_str(&format!(" ({reason})"));
     }
-    if let Some(command) = &mut command
-        && let Ok(status) = command.wait()
-    {
+    if let Some((status, how)) = command_end {
         summary.push_str(&format!("; command {}", describe_status(status)));
+        match how {
+            Termination::Exited => {}
+            Termination::Terminated => summary.push_str(" (usdt sent it SIGTERM)"),
+            Termination::Killed => summary.push_str(&format!(
+                " (usdt sent it SIGTERM, then SIGKILL {} s later)",
+                COMMAND_GRACE.as_secs()
+            )),
+        }
     }
     eprintln!("{summary}");
     match write_error {
@@ -360,6 +360,25 @@ pub fn run(args: TraceArgs) -> Result<(), CliError> {
         Some(e) => Err(CliError::Failure(format!("cannot write events: {e}"))),
         None => Ok(()),
     }
+}
+
+/// The value of option `option`, a positive number of seconds no longer
+/// than a `Duration` holds.
+fn seconds(option: &str, secs: f64) -> Result<Duration, CliError> {
+    let bad = || {
+        CliError::Input(format!(
+            "{option} {secs:?}: expected a positive number of seconds"
+        ))
+    };
+    if !(secs.is_finite() && secs > 0.0) {
+        return Err(bad());
+    }
+    Duration::try_from_secs_f64(secs).map_err(|_| {
+        CliError::Input(format!(
+            "{option} {secs:?}: too long (at most {} seconds)",
+            Duration::MAX.as_secs()
+        ))
+    })
 }
 
 /// Turns the probes and the aggregation options into aggregations.
@@ -421,26 +440,63 @@ fn add_aggregations(
 }
 
 /// Prints one report of the aggregations: text blocks, or JSON lines (with
-/// `"report"`, the report's number, when printing every interval).
+/// `"report"`, the report's number, when printing every interval). Every
+/// interval also states what it could not count: the map keeps the keys of
+/// earlier intervals (clearing them would lose the hits that race with it),
+/// so once it is full, hits of new keys go uncounted.
 fn print_report(
     out: &mut impl Write,
     report: &AggregateReport,
     args: &TraceArgs,
     number: u64,
 ) -> io::Result<()> {
+    let every_interval = args.interval.is_some();
+    let losses = report.losses;
     if args.json {
         for line in report.json_lines() {
-            match (args.interval.is_some(), line.strip_suffix('}')) {
+            match (every_interval, line.strip_suffix('}')) {
                 (true, Some(open)) => writeln!(out, "{open},\"report\":{number}}}")?,
                 _ => writeln!(out, "{line}")?,
             }
         }
+        if every_interval {
+            writeln!(
+                out,
+                "{{\"not_counted\":{{\"map_full\":{},\"starts_full\":{},\"faults\":{}}},\"report\":{number}}}",
+                losses.map_full, losses.starts_full, losses.faults
+            )?;
+        }
     } else {
-        if args.interval.is_some() {
+        if every_interval {
             writeln!(out, "--- {} ---", clock_time())?;
         }
         write!(out, "{}", report.render_text())?;
-        if args.interval.is_some() {
+        if every_interval {
+            let entries = args.map_entries;
+            for (count, what) in [
+                (
+                    losses.map_full,
+                    format!(
+                        "the aggregation map is full at {entries} entries; raise --map-entries"
+                    ),
+                ),
+                (
+                    losses.starts_full,
+                    format!("latency starts: the start map is full at {entries} entries"),
+                ),
+                (
+                    losses.faults,
+                    "the key or value argument could not be read".to_owned(),
+                ),
+            ] {
+                if count > 0 {
+                    writeln!(
+                        out,
+                        "not counted in this interval: {count} hit{} ({what})",
+                        plural(count as usize)
+                    )?;
+                }
+            }
             writeln!(out)?;
         }
     }
@@ -502,14 +558,7 @@ fn clock_time() -> String {
 }
 
 /// Writes every waiting event (up to `--count`).
-fn emit(
-    tracer: &mut Tracer,
-    args: &TraceArgs,
-    start_ns: u64,
-    out: &mut impl Write,
-    printed: &mut u64,
-    write_error: &mut Option<io::Error>,
-) {
+fn emit(tracer: &mut Tracer, args: &TraceArgs, start_ns: u64, out: &mut EventOutput<'_>) {
     let mut line = String::with_capacity(256);
     tracer.drain(|event| {
         line.clear();
@@ -519,17 +568,112 @@ fn emit(
             write_text_line(&mut line, &event, start_ns);
         }
         line.push('\n');
-        if let Err(e) = out.write_all(line.as_bytes()) {
-            *write_error = Some(e);
+        if !out.write_event(line.as_bytes()) {
             return false;
         }
-        *printed += 1;
-        args.count.is_none_or(|n| *printed < n)
+        args.count.is_none_or(|n| out.accepted < n)
     });
-    if write_error.is_none()
-        && let Err(e) = out.flush()
-    {
-        *write_error = Some(e);
+    out.flush_events();
+}
+
+/// Standard output, buffered, knowing how many event lines reached it (the
+/// rest of the buffer is lost when the reader goes away).
+struct EventOutput<'a> {
+    buffer: io::BufWriter<Counted<io::StdoutLock<'a>>>,
+    /// Bytes handed to the buffer.
+    queued: u64,
+    /// Where each event line not yet known delivered ends, in `queued`.
+    pending: VecDeque<u64>,
+    /// Event lines handed to the buffer.
+    accepted: u64,
+    /// Event lines the output took.
+    delivered: u64,
+    /// The first write error.
+    error: Option<io::Error>,
+}
+
+impl<'a> EventOutput<'a> {
+    fn new(stdout: io::StdoutLock<'a>) -> EventOutput<'a> {
+        EventOutput {
+            buffer: io::BufWriter::with_capacity(
+                1 << 16,
+                Counted {
+                    inner: stdout,
+                    written: 0,
+                },
+            ),
+            queued: 0,
+            pending: VecDeque::new(),
+            accepted: 0,
+            delivered: 0,
+            error: None,
+        }
+    }
+
+    /// Writes one event line; `false` (and the error kept) if it failed.
+    fn write_event(&mut self, line: &[u8]) -> bool {
+        if let Err(e) = self.write_all(line) {
+            self.error = Some(e);
+            return false;
+        }
+        self.accepted += 1;
+        self.pending.push_back(self.queued);
+        self.settle();
+        true
+    }
+
+    /// Flushes the buffer, unless writing already failed.
+    fn flush_events(&mut self) {
+        if self.error.is_none()
+            && let Err(e) = self.buffer.flush()
+        {
+            self.error = Some(e);
+        }
+        self.settle();
+    }
+
+    /// The event lines the output took.
+    fn delivered(&mut self) -> u64 {
+        self.settle();
+        self.delivered
+    }
+
+    fn settle(&mut self) {
+        let written = self.buffer.get_ref().written;
+        while self.pending.front().is_some_and(|&end| end <= written) {
+            self.pending.pop_front();
+            self.delivered += 1;
+        }
+    }
+}
+
+impl Write for EventOutput<'_> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        let n = self.buffer.write(bytes)?;
+        self.queued += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.buffer.flush()
+    }
+}
+
+/// A writer counting the bytes its inner writer took.
+struct Counted<W> {
+    inner: W,
+    written: u64,
+}
+
+impl<W: Write> Write for Counted<W> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(bytes)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
     }
 }
 

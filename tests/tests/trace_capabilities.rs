@@ -1,0 +1,184 @@
+//! `usdt trace` with exactly the capabilities the README documents, run
+//! through util-linux's `setpriv` (root's uid, every other capability
+//! dropped from the bounding set): CAP_BPF and CAP_PERFMON trace a path, a
+//! command and a process of the same privileges; `--pid` of a process that
+//! holds more capabilities also needs CAP_SYS_PTRACE; a missing capability
+//! is named in a one-line error.
+
+mod trace_support;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+use trace_support::*;
+use usdt_interop_tests::{require_bpf, require_tool};
+
+/// The documented set.
+const TRACING: &str = "+bpf,+perfmon";
+
+/// `command` run with only the capabilities `caps` (setpriv syntax).
+fn with_caps(caps: &str, command: &Command) -> Command {
+    let mut setpriv = Command::new("setpriv");
+    setpriv
+        .arg(format!("--bounding-set=-all,{caps}"))
+        .args(["--inh-caps=-all", "--ambient-caps=-all", "--"])
+        .arg(command.get_program())
+        .args(command.get_args());
+    setpriv
+}
+
+/// Runs `usdt ARGS` with only `caps`.
+fn usdt_with_caps(caps: &str, args: &[&str]) -> Output {
+    let mut command = usdt();
+    command.args(args);
+    with_caps(caps, &command)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run setpriv")
+}
+
+/// The `iteration` values of the events of a `--json` run.
+fn iterations(output: &Output) -> Vec<u64> {
+    named(&json_events(output), "sdt_args:iteration")
+        .iter()
+        .map(|e| arg_texts(e)[0].parse().unwrap())
+        .collect()
+}
+
+/// Starts `binary ARGS` (with only `caps` when given) and waits until it
+/// has run a little, so its libraries are mapped.
+fn start_target(binary: &Path, args: &[&str], caps: Option<&str>) -> Guard {
+    let mut command = Command::new(binary);
+    command.args(args);
+    let mut command = match caps {
+        Some(caps) => with_caps(caps, &command),
+        None => command,
+    };
+    let guard = Guard::spawn(&mut command);
+    std::thread::sleep(Duration::from_millis(200));
+    guard
+}
+
+fn capability_effective(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let hex = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .unwrap();
+    u64::from_str_radix(hex.trim(), 16).unwrap()
+}
+
+#[test]
+fn cap_bpf_and_cap_perfmon_trace_paths_commands_and_processes() {
+    let test = "cap_bpf_and_cap_perfmon_trace_paths_commands_and_processes";
+    if !require_bpf(test) || !require_tool(test, "setpriv") {
+        return;
+    }
+    let binary = build_c("trace_caps_ok", "sdt_args.c", &["-O2"]);
+    usdt();
+
+    // setpriv really leaves only the two capabilities.
+    let mut sleeper = Command::new("sleep");
+    sleeper.arg("5");
+    let sleeper = Guard::spawn(&mut with_caps(TRACING, &sleeper));
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        capability_effective(sleeper.pid()),
+        (1 << 38) | (1 << 39),
+        "setpriv did not leave exactly CAP_BPF and CAP_PERFMON"
+    );
+    drop(sleeper);
+
+    // A path: every process running the file (one started before).
+    let target = start_target(&binary, &["400", "10"], None);
+    let spec = format!("{}:sdt_args:iteration", binary.display());
+    let output = usdt_with_caps(TRACING, &["trace", "--json", "--count", "3", &spec]);
+    assert_success(&output);
+    let seen = iterations(&output);
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert!(seen.windows(2).all(|w| w[1] == w[0] + 1), "{seen:?}");
+    drop(target);
+
+    // A command, with its semaphore-guarded probe switched on.
+    let command = format!("{} 3", binary.display());
+    let output = usdt_with_caps(
+        TRACING,
+        &[
+            "trace",
+            "--json",
+            "-c",
+            &command,
+            "sdt_args:iteration",
+            "sdt_args:guarded",
+        ],
+    );
+    let stderr = assert_success(&output);
+    assert!(stderr.contains("command exited with status 0"), "{stderr}");
+    assert_eq!(iterations(&output), [0, 1, 2]);
+    let guarded = named(&json_events(&output), "sdt_args:guarded").len();
+    assert_eq!(guarded, 3, "the semaphore was not raised");
+
+    // A running process with the same capabilities.
+    let target = start_target(&binary, &["400", "10"], Some(TRACING));
+    let pid = target.pid().to_string();
+    let output = usdt_with_caps(
+        TRACING,
+        &[
+            "trace",
+            "--json",
+            "--count",
+            "2",
+            "--pid",
+            &pid,
+            "sdt_args:guarded",
+        ],
+    );
+    assert_success(&output);
+    assert_eq!(named(&json_events(&output), "sdt_args:guarded").len(), 2);
+}
+
+/// Asserts exit status 1 and one line on stderr containing `text`.
+fn assert_refused(output: &Output, text: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "not one line: {stderr}");
+    assert!(stderr.starts_with("usdt: "), "{stderr}");
+    assert!(stderr.contains(text), "expected `{text}` in: {stderr}");
+    assert!(output.stdout.is_empty());
+}
+
+#[test]
+fn a_missing_capability_is_named() {
+    let test = "a_missing_capability_is_named";
+    if !require_bpf(test) || !require_tool(test, "setpriv") {
+        return;
+    }
+    let binary = build_c("trace_caps_missing", "sdt_args.c", &["-O2"]);
+    usdt();
+    let spec = format!("{}:sdt_args:iteration", binary.display());
+    let output = usdt_with_caps("+bpf", &["trace", "--duration", "0.2", &spec]);
+    assert_refused(&output, "missing capability CAP_PERFMON ");
+    let output = usdt_with_caps("+perfmon", &["trace", "--duration", "0.2", &spec]);
+    assert_refused(&output, "missing capability CAP_BPF ");
+
+    // A process holding every capability (started by root): reading its
+    // memory takes CAP_SYS_PTRACE as well.
+    let target = start_target(&binary, &["400", "10"], None);
+    let pid = target.pid().to_string();
+    let args = [
+        "trace",
+        "--json",
+        "--count",
+        "2",
+        "--pid",
+        &pid,
+        "sdt_args:iteration",
+    ];
+    let output = usdt_with_caps(TRACING, &args);
+    assert_refused(&output, "missing capability CAP_SYS_PTRACE");
+    let output = usdt_with_caps(&format!("{TRACING},+sys_ptrace"), &args);
+    assert_success(&output);
+    assert_eq!(iterations(&output).len(), 2);
+    // The refused trace left the process running.
+    assert!(Path::new(&format!("/proc/{pid}")).exists());
+}
