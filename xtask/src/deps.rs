@@ -65,6 +65,8 @@ pub const TEST_PACKAGES: &[(&str, &str)] = &[
     // `script`: a pseudo-terminal for an interactive bash, whose readline()
     // the uprobe tests trace.
     ("bsdutils", "/usr/bin/script"),
+    // `setpriv`: runs usdt with only the capabilities it documents.
+    ("util-linux", "/usr/bin/setpriv"),
 ];
 
 /// Debian packages `cargo xtask bench-http` runs: the load generator.
