@@ -1,7 +1,6 @@
 //! `usdt trace`.
 
 use super::CliError;
-use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
@@ -577,17 +576,13 @@ fn emit(tracer: &mut Tracer, args: &TraceArgs, start_ns: u64, out: &mut EventOut
 }
 
 /// Standard output, buffered, knowing how many event lines reached it (the
-/// rest of the buffer is lost when the reader goes away).
+/// rest of the buffer is lost when the reader goes away). Every event is
+/// one line, and while events stream nothing else is written, so the lines
+/// the output took are the newlines it took.
 struct EventOutput<'a> {
-    buffer: io::BufWriter<Counted<io::StdoutLock<'a>>>,
-    /// Bytes handed to the buffer.
-    queued: u64,
-    /// Where each event line not yet known delivered ends, in `queued`.
-    pending: VecDeque<u64>,
+    buffer: io::BufWriter<LineCounter<io::StdoutLock<'a>>>,
     /// Event lines handed to the buffer.
     accepted: u64,
-    /// Event lines the output took.
-    delivered: u64,
     /// The first write error.
     error: Option<io::Error>,
 }
@@ -597,28 +592,23 @@ impl<'a> EventOutput<'a> {
         EventOutput {
             buffer: io::BufWriter::with_capacity(
                 1 << 16,
-                Counted {
+                LineCounter {
                     inner: stdout,
-                    written: 0,
+                    lines: 0,
                 },
             ),
-            queued: 0,
-            pending: VecDeque::new(),
             accepted: 0,
-            delivered: 0,
             error: None,
         }
     }
 
     /// Writes one event line; `false` (and the error kept) if it failed.
     fn write_event(&mut self, line: &[u8]) -> bool {
-        if let Err(e) = self.write_all(line) {
+        if let Err(e) = self.buffer.write_all(line) {
             self.error = Some(e);
             return false;
         }
         self.accepted += 1;
-        self.pending.push_back(self.queued);
-        self.settle();
         true
     }
 
@@ -629,29 +619,17 @@ impl<'a> EventOutput<'a> {
         {
             self.error = Some(e);
         }
-        self.settle();
     }
 
     /// The event lines the output took.
-    fn delivered(&mut self) -> u64 {
-        self.settle();
-        self.delivered
-    }
-
-    fn settle(&mut self) {
-        let written = self.buffer.get_ref().written;
-        while self.pending.front().is_some_and(|&end| end <= written) {
-            self.pending.pop_front();
-            self.delivered += 1;
-        }
+    fn delivered(&self) -> u64 {
+        self.buffer.get_ref().lines
     }
 }
 
 impl Write for EventOutput<'_> {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        let n = self.buffer.write(bytes)?;
-        self.queued += n as u64;
-        Ok(n)
+        self.buffer.write(bytes)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -659,16 +637,16 @@ impl Write for EventOutput<'_> {
     }
 }
 
-/// A writer counting the bytes its inner writer took.
-struct Counted<W> {
+/// A writer counting the lines (newlines) its inner writer took.
+struct LineCounter<W> {
     inner: W,
-    written: u64,
+    lines: u64,
 }
 
-impl<W: Write> Write for Counted<W> {
+impl<W: Write> Write for LineCounter<W> {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(bytes)?;
-        self.written += n as u64;
+        self.lines += bytes[..n].iter().filter(|&&b| b == b'\n').count() as u64;
         Ok(n)
     }
 
