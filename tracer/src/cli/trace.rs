@@ -157,7 +157,8 @@ pub fn run(args: TraceArgs) -> Result<(), CliError> {
     // trace cleanly as soon as it starts (the command unblocks them).
     let signals =
         SignalFd::new().map_err(|e| CliError::Failure(format!("cannot watch signals: {e}")))?;
-    let mut command = match &args.command {
+    // The guard ends the command however this function returns.
+    let mut command = CommandGuard(match &args.command {
         Some(line) => {
             let argv = split_command(line)
                 .map_err(|reason| CliError::Input(format!("-c {line:?}: {reason}")))?;
@@ -170,7 +171,7 @@ pub fn run(args: TraceArgs) -> Result<(), CliError> {
             config.pid = args.pid;
             None
         }
-    };
+    });
 
     // A dropped, never-resumed command is killed, so an attach error leaves
     // nothing behind.
@@ -186,10 +187,14 @@ pub fn run(args: TraceArgs) -> Result<(), CliError> {
         plural(probes),
         plural(sites)
     );
-    if let Some(command) = &mut command {
-        command
-            .resume_with(|pid| tracer.raise_after_exec(pid))
-            .map_err(trace_error)?;
+    // A signal while attaching (Ctrl-C reaches a command in the same
+    // process group too) ends the trace before the command runs.
+    let signalled_early = signal_pending(&signals);
+    if let (Some(command), false) = (&mut command.0, signalled_early) {
+        let resumed = command.resume_with(|pid| tracer.raise_after_exec(pid));
+        if !signal_pending(&signals) {
+            resumed.map_err(trace_error)?;
+        }
     }
     // A process gone before its exit could be watched ends the trace at
     // once, as if it had exited during it.
@@ -207,6 +212,10 @@ pub fn run(args: TraceArgs) -> Result<(), CliError> {
     let mut reports: u64 = 0;
     let mut out = EventOutput::new(io::stdout().lock());
     let mut stop = target_exited;
+    if signal_pending(&signals) {
+        end_reason = signals.read().map(|name| format!("{name} received"));
+        stop = true;
+    }
     while !stop {
         let mut timeout = POLL_SLICE;
         if let Some(deadline) = deadline {
@@ -292,6 +301,7 @@ pub fn run(args: TraceArgs) -> Result<(), CliError> {
         if let Err(e) = print_report(&mut out, &shown, &args, reports + 1) {
             out.error = Some(e);
         }
+        out.flush_events();
     }
     let delivered = out.delivered();
     let write_error = out.error.take();
@@ -300,7 +310,7 @@ pub fn run(args: TraceArgs) -> Result<(), CliError> {
     drop(tracer);
 
     // A command the trace outlived is ended: SIGTERM, then SIGKILL.
-    let command_end = match &mut command {
+    let command_end = match &mut command.0 {
         Some(command) if target_exited => command.wait().ok().map(|s| (s, Termination::Exited)),
         Some(command) => command.terminate(COMMAND_GRACE).ok(),
         None => None,
@@ -665,6 +675,30 @@ fn trace_error(error: TraceError) -> CliError {
 
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
+}
+
+/// A started command (`-c`), ended (SIGTERM, then SIGKILL) when the trace
+/// returns, even through an error; ending one that has exited only reaps
+/// it.
+struct CommandGuard(Option<StoppedCommand>);
+
+impl Drop for CommandGuard {
+    fn drop(&mut self) {
+        if let Some(command) = &mut self.0 {
+            let _ = command.terminate(COMMAND_GRACE);
+        }
+    }
+}
+
+/// Whether a watched signal has arrived (without taking it).
+fn signal_pending(signals: &SignalFd) -> bool {
+    let mut fds = [libc::pollfd {
+        fd: signals.fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    }];
+    poll(&mut fds, Duration::ZERO);
+    fds[0].revents != 0
 }
 
 fn poll(fds: &mut [libc::pollfd], timeout: Duration) {
