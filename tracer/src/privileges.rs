@@ -7,8 +7,9 @@
 //! is not needed. Tracing a running process (`--pid`) also reads its
 //! memory maps and files through `/proc/PID` and may write its semaphores
 //! through `/proc/PID/mem`: the kernel allows that to a process of the same
-//! user holding every capability the target holds, and to any process with
-//! CAP_SYS_PTRACE otherwise. A command started with `-c` is the tracer's own
+//! user holding every capability the target holds (and, where Yama's
+//! `ptrace_scope` is 1 or more, only to its ancestors), and to any process
+//! with CAP_SYS_PTRACE otherwise. A command started with `-c` is the tracer's own
 //! child and needs nothing more.
 
 use crate::error::{NO_SUCH_PROCESS, TraceError};
@@ -51,7 +52,10 @@ pub fn check_process(pid: u32) -> Result<(), TraceError> {
                 format!("cannot read the memory of process {pid}: {error}")
             } else {
                 format!(
-                    "missing capability CAP_SYS_PTRACE: process {pid} belongs to another user or holds capabilities this one lacks, and reading its memory needs CAP_SYS_PTRACE"
+                    "missing capability CAP_SYS_PTRACE: reading the memory of process {pid} needs it (the process belongs to another user, holds capabilities this one lacks, or Yama's ptrace_scope{} forbids it)",
+                    yama_scope()
+                        .map(|scope| format!(" = {scope}"))
+                        .unwrap_or_default()
                 )
             }))
         }
@@ -60,6 +64,16 @@ pub fn check_process(pid: u32) -> Result<(), TraceError> {
             source,
         }),
     }
+}
+
+/// Yama's `ptrace_scope`, where the kernel has Yama: 1 and above restrict
+/// reading another process's memory to its ancestors or CAP_SYS_PTRACE.
+fn yama_scope() -> Option<u8> {
+    std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// The effective capability set of this process.
