@@ -138,13 +138,24 @@ impl Drop for Slot {
     }
 }
 
-/// Answers a connection beyond the limit with `503` and closes it.
+/// Answers a connection beyond the limit with `503` and closes it, on a
+/// short-lived thread of its own so the accept loop does not wait: the
+/// answer is written, then what the client sent is read (for at most
+/// [`LINGER`]) before closing, so the kernel does not reset the connection
+/// and discard the answer before the client reads it.
 fn refuse(conn_id: u64, mut stream: TcpStream) {
     probes::error(|| (conn_id, 503, "too many connections"));
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
-    let response = Response::text(503, "too many connections\n");
-    let _ = http::write_response(&mut stream, &response, false, false);
-    probes::conn_close(|| (conn_id, 0, "too many connections"));
+    let answer = move || {
+        let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+        let response = Response::text(503, "too many connections\n");
+        let _ = http::write_response(&mut stream, &response, false, false);
+        let _ = stream.shutdown(Shutdown::Write);
+        let _ = stream.set_read_timeout(Some(LINGER));
+        drain(&mut stream);
+        probes::conn_close(|| (conn_id, 0, "too many connections"));
+    };
+    // Without a thread to spare, the connection is just closed.
+    let _ = thread::Builder::new().name("refuse".into()).spawn(answer);
 }
 
 /// Serves `stream` and fires `conn_close`, also if serving it panics.
@@ -371,6 +382,13 @@ const LINGER_BYTES: usize = 256 * 1024;
 fn linger(reader: &mut BufReader<Timed>, reason: &'static str) -> &'static str {
     let _ = reader.get_ref().stream.shutdown(Shutdown::Write);
     reader.get_mut().expire_after(LINGER);
+    drain(reader);
+    reason
+}
+
+/// Reads and discards what the client still sends, up to [`LINGER_BYTES`],
+/// until it closes, a read fails or times out.
+fn drain(reader: &mut impl Read) {
     let mut sink = [0; 8192];
     let mut drained = 0;
     while drained < LINGER_BYTES {
@@ -379,7 +397,6 @@ fn linger(reader: &mut BufReader<Timed>, reason: &'static str) -> &'static str {
             Ok(n) => drained += n,
         }
     }
-    reason
 }
 
 /// What a request asks for, once its method and path are known good.
