@@ -153,6 +153,28 @@ fn indexed_globals_without_pie() {
     for opt in ["-O0", "-O2"] {
         let flags = [opt, "-no-pie", "-fno-pie"];
         let binary = build_c("trace_c_programs_nopie", "sdt_args.c", &flags);
+        if opt == "-O2" {
+            // The build has the operand form this test is about.
+            let probes = usdt_reader::ElfFile::open(&binary)
+                .unwrap()
+                .probes()
+                .unwrap();
+            let indexed = probes
+                .iter()
+                .filter(|p| p.name == "indexed")
+                .flat_map(|p| p.arg_specs.as_ref().unwrap())
+                .filter(|spec| {
+                    matches!(
+                        spec.location,
+                        usdt_reader::ArgLocation::Address { index: Some(_), .. }
+                    )
+                })
+                .count();
+            assert!(
+                indexed > 0,
+                "{opt}: no `sym(,%reg,scale)` operand in sdt_args:indexed"
+            );
+        }
         let events = trace_sdt_args(&binary);
         assert_eq!(events.len(), 36, "{opt}: {events:?}");
         for (index, event) in events.iter().enumerate() {

@@ -503,7 +503,7 @@ mod tests {
             (status, Termination::Exited)
         );
 
-        let argv: Vec<String> = ["sh", "-c", "trap '' TERM; sleep 10"]
+        let argv: Vec<String> = ["sh", "-c", "trap '' TERM; exec sleep 10"]
             .iter()
             .map(|s| s.to_string())
             .collect();
