@@ -428,3 +428,50 @@ fn a_closed_output_ends_the_trace_and_counts_what_was_written() {
         first.len()
     );
 }
+
+#[test]
+fn a_bad_note_is_skipped_with_a_warning_and_the_rest_traced() {
+    if !require_bpf("a_bad_note_is_skipped_with_a_warning_and_the_rest_traced") {
+        return;
+    }
+    usdt();
+    let binary = build_c("trace_errors_bad_note", "sdt_args.c", &["-O2"]);
+    // A copy whose `stack` note has a provider that is not UTF-8.
+    let mut bytes = std::fs::read(&binary).unwrap();
+    let elf = goblin::elf::Elf::parse(&bytes).unwrap();
+    let section = elf
+        .section_headers
+        .iter()
+        .find(|h| elf.shdr_strtab.get_at(h.sh_name) == Some(".note.stapsdt"))
+        .unwrap()
+        .sh_offset as usize;
+    let file = usdt_reader::ElfFile::open(&binary).unwrap();
+    let stack = file
+        .notes()
+        .unwrap()
+        .into_iter()
+        .find(|n| n.name == "stack")
+        .unwrap();
+    // namesz/descsz/type (12), "stapsdt\0" (8), pc, base and semaphore (24).
+    let provider = section + stack.offset + 12 + 8 + 24;
+    drop(file);
+    bytes[provider] = 0xff;
+    let copy = binary.with_file_name("trace_errors_bad_note_copy");
+    std::fs::write(&copy, &bytes).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let command = format!("{} 3", copy.display());
+    let output = run_usdt(&["trace", "--json", "-c", &command, "sdt_args:iteration"]);
+    let stderr = assert_success(&output);
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("usdt: warning: "))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(
+        warnings[0].starts_with(&format!("usdt: warning: skipped: {}: ", copy.display()))
+            && warnings[0].ends_with("the provider string is not UTF-8"),
+        "{stderr}"
+    );
+    assert_eq!(json_events(&output).len(), 3, "{stderr}");
+}

@@ -266,13 +266,20 @@ pub(crate) fn select_sites(
     specs: &[ProbeSpec],
     pid: Option<u32>,
     executable: Option<&Path>,
+    warnings: &mut Vec<String>,
 ) -> Result<Vec<SelectedSite>, TraceError> {
     let mut sites: Vec<SelectedSite> = Vec::new();
     let mut process_modules: Option<Vec<(PathBuf, PathBuf, Vec<Probe>)>> = None;
     for spec in specs {
         if let Some(function) = &spec.function {
-            let (attach_path, display_path) =
-                function_file(spec, function, pid, executable, &mut process_modules)?;
+            let (attach_path, display_path) = function_file(
+                spec,
+                function,
+                pid,
+                executable,
+                &mut process_modules,
+                warnings,
+            )?;
             let file = ElfFile::open(&attach_path)?;
             let host = host_file(&file, &display_path, spec)?;
             let probe = function.site(&file)?;
@@ -293,14 +300,14 @@ pub(crate) fn select_sites(
         let scope;
         if let Some(path) = &spec.path {
             scope = path.display().to_string();
-            add_file_sites(&mut sites, path, path, spec)?;
+            add_file_sites(&mut sites, path, path, spec, warnings)?;
         } else if let Some(executable) = executable {
             scope = executable.display().to_string();
-            add_file_sites(&mut sites, executable, executable, spec)?;
+            add_file_sites(&mut sites, executable, executable, spec, warnings)?;
         } else if let Some(pid) = pid {
             scope = format!("process {pid}");
             if process_modules.is_none() {
-                process_modules = Some(read_process(pid)?);
+                process_modules = Some(read_process(pid, warnings)?);
             }
             let host = regs::host_arch().ok_or_else(unsupported_host)?;
             for (path, host_path, probes) in process_modules.iter().flatten() {
@@ -352,7 +359,7 @@ pub(crate) fn plan_semaphores(
     let running = match (pid, executable) {
         (Some(pid), None) if sites.iter().any(|s| s.probe.semaphore.is_some()) => {
             let process = Process::open(pid)?;
-            let modules = process.modules()?;
+            let modules = process.modules_partial()?.found;
             let mappings = process.mappings()?;
             Some((modules, mappings))
         }
@@ -426,10 +433,13 @@ fn add_file_sites(
     path: &Path,
     display: &Path,
     spec: &ProbeSpec,
+    warnings: &mut Vec<String>,
 ) -> Result<(), TraceError> {
     let file = ElfFile::open(path)?;
     let arch = host_file(&file, display, spec)?;
-    for probe in file.probes()? {
+    let probes = file.probes_partial()?;
+    warn_skipped(warnings, &probes.skipped);
+    for probe in probes.found {
         if spec.pattern.matches(&probe.provider, &probe.name) {
             push_unique(
                 sites,
@@ -456,6 +466,7 @@ fn function_file(
     pid: Option<u32>,
     executable: Option<&Path>,
     process_modules: &mut Option<Vec<ModuleProbes>>,
+    warnings: &mut Vec<String>,
 ) -> Result<(PathBuf, PathBuf), TraceError> {
     let Some(name) = &function.module else {
         let path = spec.path.clone().unwrap_or_default();
@@ -480,7 +491,7 @@ fn function_file(
         )));
     };
     if process_modules.is_none() {
-        *process_modules = Some(read_process(pid)?);
+        *process_modules = Some(read_process(pid, warnings)?);
     }
     let mut matches: Vec<&(PathBuf, PathBuf, Vec<Probe>)> = Vec::new();
     for module in process_modules.iter().flatten() {
@@ -537,19 +548,33 @@ fn push_unique(sites: &mut Vec<SelectedSite>, site: SelectedSite) {
 
 type ModuleProbes = (PathBuf, PathBuf, Vec<Probe>);
 
-fn read_process(pid: u32) -> Result<Vec<ModuleProbes>, TraceError> {
+/// The modules of process `pid` and their probes; a module or note that
+/// cannot be read is left out with a warning.
+fn read_process(pid: u32, warnings: &mut Vec<String>) -> Result<Vec<ModuleProbes>, TraceError> {
     if !Path::new(&format!("/proc/{pid}")).exists() {
         return Err(TraceError::Process {
             pid,
             reason: NO_SUCH_PROCESS.into(),
         });
     }
-    let process = Process::open(pid)?;
-    let modules = process.modules()?;
+    let modules = Process::open(pid)?.modules_partial()?;
+    warn_skipped(warnings, &modules.skipped);
     Ok(modules
+        .found
         .into_iter()
         .map(|m| (m.path, m.host_path, m.probes))
         .collect())
+}
+
+/// Adds a warning for each note or module the reader left out (once, as
+/// selection reads a file once per aggregation).
+fn warn_skipped(warnings: &mut Vec<String>, skipped: &[usdt_reader::Error]) {
+    for error in skipped {
+        let warning = format!("skipped: {error}");
+        if !warnings.contains(&warning) {
+            warnings.push(warning);
+        }
+    }
 }
 
 /// The host's architecture, if `file` (named `display`) is of it: a uprobe

@@ -227,10 +227,13 @@ impl Tracer {
         if let (Some(pid), None) = (config.pid, &config.executable) {
             privileges::check_process(pid)?;
         }
-        let (mut selected, roles) = select_all(config)?;
+        let (mut selected, roles, mut warnings) = select_all(config)?;
         select::check_string_requests(&config.strings, &selected)?;
-        let warnings =
-            select::plan_semaphores(&mut selected, config.pid, config.executable.as_deref())?;
+        warnings.extend(select::plan_semaphores(
+            &mut selected,
+            config.pid,
+            config.executable.as_deref(),
+        )?);
         let planned = plan_all(
             &selected,
             &roles,
@@ -581,7 +584,8 @@ impl Tracer {
         }
         let executable = self.executable.clone().unwrap_or_default();
         let module = usdt_reader::Process::open(pid)?
-            .modules()?
+            .modules_partial()?
+            .found
             .into_iter()
             .find(|m| same_file(&m.host_path, &executable))
             .ok_or_else(|| TraceError::Process {
@@ -623,9 +627,20 @@ fn same_file(a: &Path, b: &Path) -> bool {
 
 /// Selects the sites of the streamed probes and of every aggregation, in
 /// cookie order, with what each does. A site used twice is selected twice.
-fn select_all(config: &TraceConfig) -> Result<(Vec<SelectedSite>, Vec<Role>), TraceError> {
-    let select =
-        |specs: &[ProbeSpec]| select::select_sites(specs, config.pid, config.executable.as_deref());
+/// The sites of every probe the configuration names, the role of each, and
+/// warnings about notes or modules the reader left out.
+fn select_all(
+    config: &TraceConfig,
+) -> Result<(Vec<SelectedSite>, Vec<Role>, Vec<String>), TraceError> {
+    let mut warnings = Vec::new();
+    let mut select = |specs: &[ProbeSpec]| {
+        select::select_sites(
+            specs,
+            config.pid,
+            config.executable.as_deref(),
+            &mut warnings,
+        )
+    };
     let mut selected = Vec::new();
     let mut roles = Vec::new();
     let mut add = |sites: Vec<SelectedSite>, role: Role| {
@@ -675,7 +690,7 @@ fn select_all(config: &TraceConfig) -> Result<(Vec<SelectedSite>, Vec<Role>), Tr
             }
         }
     }
-    Ok((selected, roles))
+    Ok((selected, roles, warnings))
 }
 
 /// The plans of the selected sites (in cookie order), the probes they
