@@ -227,7 +227,11 @@ impl Tracer {
         if let (Some(pid), None) = (config.pid, &config.executable) {
             privileges::check_process(pid)?;
         }
-        let (mut selected, roles, mut warnings) = select_all(config)?;
+        let Selection {
+            sites: mut selected,
+            roles,
+            mut warnings,
+        } = select_all(config)?;
         select::check_string_requests(&config.strings, &selected)?;
         warnings.extend(select::plan_semaphores(
             &mut selected,
@@ -627,11 +631,19 @@ fn same_file(a: &Path, b: &Path) -> bool {
 
 /// Selects the sites of the streamed probes and of every aggregation, in
 /// cookie order, with what each does. A site used twice is selected twice.
+/// The sites of every probe a configuration names.
+struct Selection {
+    /// The sites, in order.
+    sites: Vec<SelectedSite>,
+    /// The role of each site.
+    roles: Vec<Role>,
+    /// Notes or modules the reader left out.
+    warnings: Vec<String>,
+}
+
 /// The sites of every probe the configuration names, the role of each, and
 /// warnings about notes or modules the reader left out.
-fn select_all(
-    config: &TraceConfig,
-) -> Result<(Vec<SelectedSite>, Vec<Role>, Vec<String>), TraceError> {
+fn select_all(config: &TraceConfig) -> Result<Selection, TraceError> {
     let mut warnings = Vec::new();
     let mut select = |specs: &[ProbeSpec]| {
         select::select_sites(
@@ -690,7 +702,11 @@ fn select_all(
             }
         }
     }
-    Ok((selected, roles, warnings))
+    Ok(Selection {
+        sites: selected,
+        roles,
+        warnings,
+    })
 }
 
 /// The plans of the selected sites (in cookie order), the probes they
