@@ -181,7 +181,7 @@ fn expand_probe(krate: &Path, provider: &str, probe: &ProbeDecl) -> TokenStream 
             provider: [#provider_lit],
             name: [#name_lit],
             semaphore: [self::#ident::SEMAPHORE],
-            args: [#(#arg_names = #values),*]
+            args: [#(#arg_names = &#values),*]
         );
     };
 

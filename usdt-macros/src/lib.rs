@@ -9,6 +9,7 @@ mod decl;
 mod expand;
 mod name;
 mod param_type;
+mod probe;
 
 use proc_macro::TokenStream;
 
@@ -48,6 +49,17 @@ pub fn provider(args: TokenStream, item: TokenStream) -> TokenStream {
         }
     };
     expand::expand(args, module)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// The expansion of usdt-runtime's `probe!` (which passes its own path
+/// first): not for direct use.
+#[doc(hidden)]
+#[proc_macro]
+pub fn __probe(input: TokenStream) -> TokenStream {
+    syn::parse::<probe::ProbeInput>(input)
+        .and_then(probe::expand)
         .unwrap_or_else(syn::Error::into_compile_error)
         .into()
 }

@@ -277,36 +277,16 @@ pub const PROBES_SUPPORTED: bool = cfg!(all(
 /// ```
 #[macro_export]
 macro_rules! probe {
-    ($provider:ident, $name:ident $(, $arg:expr)* $(,)?) => {{
-        const {
-            ::core::assert!(
-                $crate::is_valid_name(::core::stringify!($provider)),
-                ::core::concat!(
-                    "invalid USDT provider name `", ::core::stringify!($provider),
-                    "`: use ASCII letters, digits and `_`, not starting with a digit, at most 64 bytes"
-                )
-            );
-            ::core::assert!(
-                $crate::is_valid_name(::core::stringify!($name)),
-                ::core::concat!(
-                    "invalid USDT probe name `", ::core::stringify!($name),
-                    "`: use ASCII letters, digits and `_`, not starting with a digit, at most 64 bytes"
-                )
-            );
-        }
-        $crate::__usdt_site!(
-            provider: [::core::stringify!($provider)],
-            name: [::core::stringify!($name)],
-            semaphore: [],
-            args: [$(_ = $arg),*]
-        )
-    }};
+    ($($tokens:tt)*) => {
+        $crate::__private::probe!($crate; $($tokens)*)
+    };
 }
 
 /// Support for the macros' expansions; not a stable interface.
 #[doc(hidden)]
 pub mod __private {
     pub use crate::json::Json;
+    pub use usdt_macros::__probe as probe;
 
     /// The address of a two-slot argument's pair, exposed so the probe site
     /// (and the tracer) may read through it.

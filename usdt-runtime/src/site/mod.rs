@@ -17,8 +17,9 @@
 /// Emits one probe site. Arguments: `provider: [STR]`, `name: [STR]`,
 /// `semaphore: [PATH?]`, `args: [NAME = EXPR, ...]` where STR is a string
 /// literal or a macro call expanding to one, PATH names a
-/// [`Semaphore`](crate::Semaphore) static, and NAME is a string literal or
-/// `_` (named `argN` after its position).
+/// [`Semaphore`](crate::Semaphore) static, NAME is a string literal or `_`
+/// (named `argN` after its position) and EXPR borrows the argument (`&x`,
+/// written by the caller so that a type error points at the argument).
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __usdt_site {
@@ -68,7 +69,7 @@ macro_rules! __usdt_site {
                 [$([$A $a $r $n $s $k $sep [$argname] [$default]])*]
             );
         }
-        $crate::__usdt_call!(__usdt_site($(&$arg),*))
+        $crate::__usdt_call!(__usdt_site($($arg),*))
     }};
 }
 
