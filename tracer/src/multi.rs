@@ -235,18 +235,30 @@ struct UprobeMultiLinkAttr {
 const _: () = assert!(std::mem::offset_of!(UprobeMultiLinkAttr, path) == 16);
 const _: () = assert!(std::mem::offset_of!(UprobeMultiLinkAttr, pid) == 56);
 
+/// Loads the program. The verifier gives up with EAGAIN when a signal
+/// arrives while it works; the load is then tried again, a few times (as
+/// libbpf does).
 fn bpf_prog_load(attr: &ProgLoadAttr) -> io::Result<OwnedFd> {
-    // SAFETY: `attr` is a zero-padded bpf_attr prefix of the size passed;
-    // its pointers reference buffers that outlive the call.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_PROG_LOAD,
-            attr as *const ProgLoadAttr,
-            std::mem::size_of::<ProgLoadAttr>() as libc::c_uint,
-        )
-    };
-    into_fd(fd)
+    const ATTEMPTS: u32 = 5;
+    let mut attempt = 1;
+    loop {
+        // SAFETY: `attr` is a zero-padded bpf_attr prefix of the size
+        // passed; its pointers reference buffers that outlive the call.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                BPF_PROG_LOAD,
+                attr as *const ProgLoadAttr,
+                std::mem::size_of::<ProgLoadAttr>() as libc::c_uint,
+            )
+        };
+        match into_fd(fd) {
+            Err(error) if error.raw_os_error() == Some(libc::EAGAIN) && attempt < ATTEMPTS => {
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
 }
 
 fn into_fd(ret: libc::c_long) -> io::Result<OwnedFd> {
