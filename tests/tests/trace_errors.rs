@@ -17,18 +17,6 @@ use usdt_tracer::{TraceConfig, TraceError, Tracer};
 
 const CATALOG: &str = env!("CARGO_BIN_EXE_probe_catalog");
 
-/// Asserts exit status `code` and one line on stderr starting with
-/// `usdt: ` and containing `text`; returns that line.
-fn assert_failure(output: &Output, code: i32, text: &str) -> String {
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert_eq!(output.status.code(), Some(code), "{stderr}");
-    assert_eq!(stderr.lines().count(), 1, "not one line: {stderr}");
-    assert!(stderr.starts_with("usdt: "), "{stderr}");
-    assert!(stderr.contains(text), "expected `{text}` in: {stderr}");
-    assert!(output.stdout.is_empty(), "output despite the error");
-    stderr
-}
-
 #[test]
 fn bad_input_exits_with_status_2() {
     let catalog_probe = format!("{CATALOG}:store:order_placed");

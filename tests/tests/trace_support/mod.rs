@@ -306,3 +306,15 @@ pub fn wait_for_file(path: &Path, timeout: Duration) {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// Asserts exit status `code` and one line on stderr starting with
+/// `usdt: ` and containing `text`; returns that line.
+pub fn assert_failure(output: &Output, code: i32, text: &str) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(code), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "not one line: {stderr}");
+    assert!(stderr.starts_with("usdt: "), "{stderr}");
+    assert!(stderr.contains(text), "expected `{text}` in: {stderr}");
+    assert!(output.stdout.is_empty(), "output despite the error");
+    stderr
+}
