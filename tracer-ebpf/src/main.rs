@@ -39,7 +39,7 @@ use aya_ebpf::maps::{Array, HashMap, PerCpuArray, RingBuf};
 use aya_ebpf::programs::ProbeContext;
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
 use core::mem::MaybeUninit;
-use tracer_common::{
+use usdt_tracer_common::{
     ACTION_COUNT, ACTION_HISTOGRAM, ACTION_LATENCY_END, ACTION_LATENCY_START, ACTION_STREAM,
     AGG_ERR_COUNT, AGG_ERR_FAULT, AGG_ERR_FULL, AGG_ERR_STARTS_FULL, AGG_ERR_UNMATCHED,
     ARG_CONSTANT, ARG_MEMORY, ARG_REGISTER, AggKey, ArgPlan, Control, EVENT_FIXED_SIZE,

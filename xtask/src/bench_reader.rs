@@ -66,7 +66,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         "--release",
         "--quiet",
         "-p",
-        "usdt-tracer",
+        "usdt-cli",
         "--bin",
         "usdt",
     ]))?;

@@ -1,5 +1,5 @@
 //! `cargo xtask build-ebpf [--check]`: builds the tracer's BPF program and
-//! commits-ready copies it to `tracer/bpf/usdt-tracer.bpf.o`, the object the
+//! commits-ready copies it to `usdt-tracer/bpf/usdt-tracer.bpf.o`, the object the
 //! `usdt` binary embeds.
 //!
 //! The recipe: the `nightly` toolchain with `rust-src` (to build `core` for
@@ -20,7 +20,7 @@ const BPF_LINKER_VERSION: &str = "0.13.0";
 /// The BPF target.
 const TARGET: &str = "bpfel-unknown-none";
 /// The committed object, relative to the workspace root.
-pub const OBJECT: &str = "tracer/bpf/usdt-tracer.bpf.o";
+pub const OBJECT: &str = "usdt-tracer/bpf/usdt-tracer.bpf.o";
 /// The binary target of the `tracer-ebpf` crate.
 const BIN_NAME: &str = "usdt-tracer";
 

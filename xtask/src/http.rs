@@ -40,7 +40,7 @@ pub fn build() -> Result<Binaries, String> {
     let out = Command::new(env!("CARGO"))
         .args(["build", "--release", "--locked"])
         .args(["--package", "http_server", "--bin", "http_server"])
-        .args(["--package", "usdt-tracer", "--bin", "usdt"])
+        .args(["--package", "usdt-cli", "--bin", "usdt"])
         .args(["--message-format", "json-render-diagnostics"])
         .current_dir(workspace_root())
         .stderr(Stdio::inherit())

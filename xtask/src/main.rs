@@ -22,7 +22,7 @@ commands:
   demo        build the example HTTP server and `usdt`, start the server, list
               its probes and trace it while sending it requests (as root)
   test        install test dependencies, then run the whole test suite
-  build-ebpf  build the tracer's BPF object into tracer/bpf/ (--check: fail if
+  build-ebpf  build the tracer's BPF object into usdt-tracer/bpf/ (--check: fail if
               the committed object differs from a fresh build)
   fuzz [SECONDS]
               run each cargo-fuzz target of usdt-reader for SECONDS (60)

@@ -464,7 +464,7 @@ pub fn usdt_binary() -> &'static Path {
                 "--quiet",
                 "--locked",
                 "-p",
-                "usdt-tracer",
+                "usdt-cli",
                 "--bin",
                 "usdt",
             ])

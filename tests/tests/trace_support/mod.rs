@@ -16,7 +16,7 @@ pub fn usdt() -> Command {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     let path = BINARY.get_or_init(|| {
         let out = Command::new(env!("CARGO"))
-            .args(["build", "--package", "usdt-tracer", "--bin", "usdt"])
+            .args(["build", "--package", "usdt-cli", "--bin", "usdt"])
             .args(["--message-format", "json-render-diagnostics"])
             .stderr(Stdio::inherit())
             .output()

@@ -12,7 +12,7 @@ use crate::select::ProbeSpec;
 use crate::value::Value;
 use std::fmt;
 use std::str::FromStr;
-use tracer_common::{
+use usdt_tracer_common::{
     ACTION_COUNT, ACTION_HISTOGRAM, ACTION_LATENCY_END, ACTION_LATENCY_START, AggKey, KEY_ARG,
     KEY_NONE, KEY_PID, KEY_STRING, KEY_TID, STRING_NONE, SitePlan,
 };
@@ -369,7 +369,7 @@ fn describe(decoder: Decoder) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tracer_common::STRING_PTR_LEN;
+    use usdt_tracer_common::STRING_PTR_LEN;
 
     fn typed() -> (SitePlan, SiteDecoding) {
         let mut plan = SitePlan::default();

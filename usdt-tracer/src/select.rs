@@ -141,12 +141,12 @@ impl FromStr for StringRequest {
             .map(|n| n.trim().trim_start_matches("arg").parse::<usize>())
             .collect::<Result<Vec<_>, _>>()
             .map_err(|_| bad("expected argument numbers such as `0` or `1,2` (optionally after `provider:name:`)"))?;
-        if let Some(&n) = args.iter().find(|&&n| n >= tracer_common::MAX_ARGS) {
+        if let Some(&n) = args.iter().find(|&&n| n >= usdt_tracer_common::MAX_ARGS) {
             return Err(TraceError::BadSpec {
                 spec: text.to_owned(),
                 reason: format!(
                     "argument {n} does not exist (at most {} arguments)",
-                    tracer_common::MAX_ARGS
+                    usdt_tracer_common::MAX_ARGS
                 ),
             });
         }

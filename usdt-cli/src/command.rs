@@ -4,9 +4,7 @@
 //! pattern that matches no probe), 1 for any other failure; every failure
 //! prints one line on stderr.
 
-mod list;
-mod trace;
-
+use crate::{list, trace};
 use clap::{Parser, Subcommand};
 use std::fmt;
 

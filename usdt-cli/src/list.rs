@@ -1,6 +1,6 @@
 //! `usdt list`: the probes of ELF files or of a running process.
 
-use super::CliError;
+use crate::command::CliError;
 use serde::Serialize;
 use std::borrow::Cow;
 use std::io::{self, Write};

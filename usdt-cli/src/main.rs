@@ -1,6 +1,10 @@
 //! The `usdt` command: list and trace USDT probes.
 
-mod cli;
+mod command;
+mod list;
+mod trace;
+
+use command as cli;
 
 use clap::Parser;
 use clap::error::ErrorKind;

@@ -1,6 +1,6 @@
 //! `usdt trace`.
 
-use super::CliError;
+use crate::command::CliError;
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};

@@ -18,7 +18,7 @@
 use crate::regs;
 use crate::value::Value;
 use std::sync::Arc;
-use tracer_common::{
+use usdt_tracer_common::{
     ACTION_STREAM, ARG_CONSTANT, ARG_MEMORY, ARG_REGISTER, ArgPlan, EventHeader, MAX_ARGS, NO_REG,
     STRING_CSTR, STRING_NONE, STRING_PTR_LEN, SitePlan,
 };
@@ -378,7 +378,7 @@ pub(crate) fn decode(header: &EventHeader, strings: &[u8], decoding: &SiteDecodi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tracer_common::{NO_REG, STRING_PTR_LEN};
+    use usdt_tracer_common::{NO_REG, STRING_PTR_LEN};
     use usdt_reader::{NoSymbols, Signature, SymbolError, SymbolResolver, TypedArg, parse_args};
 
     /// Knows one symbol, as a file's symbol table would.

@@ -22,7 +22,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tracer_common::{
+use usdt_tracer_common::{
     AGG_ERR_FAULT, AGG_ERR_FULL, AGG_ERR_STARTS_FULL, AGG_ERR_UNMATCHED, AGG_ERRORS_MAP,
     AGGREGATES_MAP, AggKey, CONTROL_MAP, Control, DROPS_MAP, EVENT_FIXED_SIZE, EVENT_HEADER_SIZE,
     EVENTS_MAP, EventHeader, HISTOGRAM_BUCKETS, PROGRAM_NAME, PROGRAM_SECTION, SITES_MAP,
@@ -312,7 +312,7 @@ impl Tracer {
             let cpus = aya::util::nr_cpus().map_or(1, |n| n as u32);
             let settings = Control {
                 armed: 1,
-                wake_bytes: tracer_common::wake_bytes(config.ring_bytes, cpus),
+                wake_bytes: usdt_tracer_common::wake_bytes(config.ring_bytes, cpus),
             };
             let mut control: Array<&mut MapData, Control> = ebpf
                 .map_mut(CONTROL_MAP)

@@ -6,7 +6,7 @@ use crate::value::{Value, write_json_string};
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
-use tracer_common::HISTOGRAM_BUCKETS;
+use usdt_tracer_common::HISTOGRAM_BUCKETS;
 
 /// Width of the widest bar of a histogram, in characters (as bcc's).
 const BAR_WIDTH: u64 = 40;
@@ -93,7 +93,7 @@ impl AggregateLosses {
 
 /// A histogram of power-of-two buckets: bucket 0 counts negative values,
 /// bucket `b` (1 to 64) the values from `2^(b-1)` to `2^b - 1`, with 0 in
-/// bucket 1 (see `tracer_common::log2_bucket`).
+/// bucket 1 (see `usdt_tracer_common::log2_bucket`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Log2Histogram {
     /// Counts per bucket.
