@@ -1,6 +1,6 @@
 //! `usdt list`: the probes of ELF files or of a running process.
 
-use crate::command::CliError;
+use crate::error::CliError;
 use serde::Serialize;
 use std::borrow::Cow;
 use std::io::{self, Write};

@@ -1,17 +1,38 @@
 //! The `usdt` command: list and trace USDT probes.
+//!
+//! Exit status: 0 on success, 2 for bad usage or bad input (including a
+//! pattern that matches no probe), 1 for any other failure; every failure
+//! prints one line on stderr.
 
-mod command;
+mod error;
+mod events;
 mod list;
+mod report;
+mod signals;
 mod trace;
 
-use command as cli;
-
-use clap::Parser;
 use clap::error::ErrorKind;
+use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+/// List and trace USDT (sys/sdt.h) probes in ELF files and running processes.
+#[derive(Debug, Parser)]
+#[command(name = "usdt", version)]
+struct Command {
+    #[command(subcommand)]
+    action: Action,
+}
+
+#[derive(Debug, Subcommand)]
+enum Action {
+    /// List the probes of ELF files or of a running process.
+    List(list::ListArgs),
+    /// Attach to probes and print their events.
+    Trace(trace::TraceArgs),
+}
+
 fn main() -> ExitCode {
-    let command = match cli::Command::try_parse() {
+    let command = match Command::try_parse() {
         Ok(command) => command,
         Err(error)
             if matches!(
@@ -27,12 +48,16 @@ fn main() -> ExitCode {
             // several lines with usage and tips).
             eprintln!(
                 "usdt: {}; see `usdt --help`",
-                first_line(&error.to_string())
+                first_paragraph(&error.to_string())
             );
             return ExitCode::from(2);
         }
     };
-    match cli::run(command) {
+    let result = match command.action {
+        Action::List(args) => list::run(args),
+        Action::Trace(args) => trace::run(args),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("usdt: {error}");
@@ -43,7 +68,7 @@ fn main() -> ExitCode {
 
 /// The first paragraph of a clap error on one line, without its `error: `
 /// prefix (the rest is usage and tips).
-fn first_line(message: &str) -> String {
+fn first_paragraph(message: &str) -> String {
     let paragraph: Vec<&str> = message
         .lines()
         .take_while(|line| !line.trim().is_empty())

@@ -1,17 +1,16 @@
 //! `usdt trace`.
 
-use crate::command::CliError;
-use std::io::{self, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use crate::error::CliError;
+use crate::events::{EventOutput, write_text_line};
+use crate::report::{loss_warnings, print_report};
+use crate::signals::{self, ProcessExit, Signals};
+use std::io;
 use std::time::{Duration, Instant};
 use usdt_tracer::launch::{StoppedCommand, Termination, describe_status, split_command};
 use usdt_tracer::{
-    AggregateReport, Aggregation, KeySource, ProbeSpec, StringRequest, TraceConfig, TraceError,
-    Tracer, write_json_line, write_text_line,
+    AggregateReport, Aggregation, KeySource, POLL_SLICE, ProbeSpec, StringRequest, TraceConfig,
+    Tracer,
 };
-
-/// How often the loop looks at the ring buffer when nothing wakes it.
-const POLL_SLICE: Duration = Duration::from_millis(10);
 
 /// How long a command (`-c`) the trace outlived has to exit after SIGTERM
 /// before it is sent SIGKILL.
@@ -30,7 +29,7 @@ pub struct TraceArgs {
     command: Option<String>,
     /// Print one JSON object per event per line.
     #[arg(long)]
-    json: bool,
+    pub json: bool,
     /// Stop after N events.
     #[arg(long, value_name = "N")]
     count: Option<u64>,
@@ -85,7 +84,7 @@ pub struct TraceArgs {
     /// Print the aggregations every SECS seconds (the counts of that
     /// interval), not only at the end.
     #[arg(long, value_name = "SECS", help_heading = "Aggregating in the kernel")]
-    interval: Option<f64>,
+    pub interval: Option<f64>,
     /// Entry limit of the aggregation maps (distinct keys and buckets, and
     /// pending latency starts); updates that find a map full are reported.
     #[arg(
@@ -94,7 +93,7 @@ pub struct TraceArgs {
         default_value_t = usdt_tracer::DEFAULT_MAP_ENTRIES,
         help_heading = "Aggregating in the kernel"
     )]
-    map_entries: u32,
+    pub map_entries: u32,
     /// Probes: `PATH:provider:name` (every process running PATH, including
     /// later ones), `usdt:PATH:provider:name`, or `provider:name` with
     /// `--pid`/`-c`; `*` and `?` globs in provider and name. Functions:
@@ -107,62 +106,35 @@ pub struct TraceArgs {
 
 impl TraceArgs {
     /// Whether any in-kernel aggregation is asked for.
-    fn aggregating(&self) -> bool {
+    pub fn aggregating(&self) -> bool {
         self.hits || !self.hist.is_empty() || self.latency.is_some()
     }
 }
 
 /// Runs `usdt trace`.
 pub fn run(args: TraceArgs) -> Result<(), CliError> {
-    let mut config = TraceConfig::new();
-    let mut specs = Vec::new();
-    for probe in &args.probes {
-        specs.push(probe.parse::<ProbeSpec>().map_err(trace_error)?);
-    }
-    if args.aggregating() {
-        add_aggregations(&args, specs, &mut config)?;
-    } else {
-        if args.interval.is_some() {
-            return Err(CliError::Input(
-                "--interval prints aggregations: add --hits, --hist or --latency".into(),
-            ));
-        }
-        config.probes = specs;
-    }
-    for request in &args.strings {
-        config
-            .strings
-            .push(request.parse::<StringRequest>().map_err(trace_error)?);
-    }
-    if !args.buffer_mib.is_power_of_two() || args.buffer_mib > 1024 {
-        return Err(CliError::Input(format!(
-            "--buffer-mib {}: expected a power of two up to 1024",
-            args.buffer_mib
-        )));
-    }
-    config.ring_bytes = args.buffer_mib << 20;
+    let mut config = configure(&args)?;
     let duration = args
         .duration
         .map(|secs| seconds("--duration", secs))
         .transpose()?;
-    if args.count == Some(0) {
-        return Err(CliError::Input("--count 0: expected at least 1".into()));
-    }
     let interval = args
         .interval
         .map(|secs| seconds("--interval", secs))
         .transpose()?;
 
-    // Signals wait from here on, so one arriving while attaching ends the
-    // trace cleanly as soon as it starts (the command unblocks them).
+    // Signals are caught from here on, so one arriving while attaching ends
+    // the trace cleanly as soon as it starts.
     let signals =
-        SignalFd::new().map_err(|e| CliError::Failure(format!("cannot watch signals: {e}")))?;
-    // The guard ends the command however this function returns.
+        Signals::catch().map_err(|e| CliError::Failure(format!("cannot catch signals: {e}")))?;
+    // The guard ends the command however this function returns; a dropped,
+    // never-resumed command is killed, so an attach error leaves nothing
+    // behind.
     let mut command = CommandGuard(match &args.command {
         Some(line) => {
             let argv = split_command(line)
                 .map_err(|reason| CliError::Input(format!("-c {line:?}: {reason}")))?;
-            let command = StoppedCommand::spawn(&argv).map_err(trace_error)?;
+            let command = StoppedCommand::spawn(&argv)?;
             config.pid = Some(command.pid());
             config.executable = Some(command.program().to_path_buf());
             Some(command)
@@ -173,9 +145,7 @@ pub fn run(args: TraceArgs) -> Result<(), CliError> {
         }
     });
 
-    // A dropped, never-resumed command is killed, so an attach error leaves
-    // nothing behind.
-    let mut tracer = Tracer::attach(&config).map_err(trace_error)?;
+    let mut tracer = Tracer::attach(&config)?;
     let start_ns = monotonic_ns();
     let sites = tracer.attached_sites();
     let probes = tracer.probes().len();
@@ -189,16 +159,15 @@ pub fn run(args: TraceArgs) -> Result<(), CliError> {
     );
     // A signal while attaching (Ctrl-C reaches a command in the same
     // process group too) ends the trace before the command runs.
-    let signalled_early = signal_pending(&signals);
-    if let (Some(command), false) = (&mut command.0, signalled_early) {
+    if let (Some(command), None) = (&mut command.0, signals.received()) {
         let resumed = command.resume_with(|pid| tracer.raise_after_exec(pid));
-        if !signal_pending(&signals) {
-            resumed.map_err(trace_error)?;
+        if signals.received().is_none() {
+            resumed?;
         }
     }
     // A process gone before its exit could be watched ends the trace at
     // once, as if it had exited during it.
-    let target = config.pid.map(|pid| (pid, PidFd::open(pid).ok()));
+    let target = config.pid.map(|pid| (pid, ProcessExit::watch(pid).ok()));
     let mut end_reason: Option<String> = None;
     let mut target_exited = false;
     if let Some((pid, None)) = &target {
@@ -212,11 +181,11 @@ pub fn run(args: TraceArgs) -> Result<(), CliError> {
     let mut reports: u64 = 0;
     let mut out = EventOutput::new(io::stdout().lock());
     let mut stop = target_exited;
-    if signal_pending(&signals) {
-        end_reason = signals.read().map(|name| format!("{name} received"));
-        stop = true;
-    }
     while !stop {
+        if let Some(signal) = signals.received() {
+            end_reason = Some(format!("{signal} received"));
+            break;
+        }
         let mut timeout = POLL_SLICE;
         if let Some(deadline) = deadline {
             timeout = timeout.min(deadline.saturating_duration_since(Instant::now()));
@@ -224,38 +193,18 @@ pub fn run(args: TraceArgs) -> Result<(), CliError> {
         if let Some(next) = next_report {
             timeout = timeout.min(next.saturating_duration_since(Instant::now()));
         }
-        let mut fds = vec![
-            libc::pollfd {
-                fd: tracer.ring_fd().as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: signals.fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        if let Some((_, Some(pidfd))) = &target {
-            fds.push(libc::pollfd {
-                fd: pidfd.0.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            });
-        }
-        poll(&mut fds, timeout);
-        let signalled = fds[1].revents != 0;
-        let target_ended = fds.get(2).is_some_and(|fd| fd.revents != 0);
+        let exit = target.as_ref().and_then(|(_, exit)| exit.as_ref());
+        let woken = signals::wait(tracer.ring_fd(), exit, timeout);
 
         emit(&mut tracer, &args, start_ns, &mut out);
         if out.error.is_some() || args.count.is_some_and(|n| out.accepted >= n) {
             stop = true;
         }
-        if signalled {
-            end_reason = signals.read().map(|name| format!("{name} received"));
+        if let Some(signal) = signals.received() {
+            end_reason = Some(format!("{signal} received"));
             stop = true;
         }
-        if target_ended {
+        if woken.exited {
             if let Some((pid, _)) = &target {
                 end_reason = Some(format!("process {pid} exited"));
             }
@@ -270,7 +219,7 @@ pub fn run(args: TraceArgs) -> Result<(), CliError> {
             && out.error.is_none()
         {
             next_report = next.checked_add(interval);
-            let report = tracer.aggregates().map_err(trace_error)?;
+            let report = tracer.aggregates()?;
             reports += 1;
             if let Err(e) = print_report(&mut out, &report.since(&last_report), &args, reports) {
                 out.error = Some(e);
@@ -286,7 +235,7 @@ pub fn run(args: TraceArgs) -> Result<(), CliError> {
     }
     out.flush_events();
     let report = if args.aggregating() {
-        Some(tracer.aggregates().map_err(trace_error)?)
+        Some(tracer.aggregates()?)
     } else {
         None
     };
@@ -306,7 +255,7 @@ pub fn run(args: TraceArgs) -> Result<(), CliError> {
     let delivered = out.delivered();
     let write_error = out.error.take();
     drop(out);
-    let drops = tracer.drops().map_err(trace_error)?;
+    let drops = tracer.drops()?;
     drop(tracer);
 
     // A command the trace outlived is ended: SIGTERM, then SIGKILL.
@@ -371,6 +320,40 @@ pub fn run(args: TraceArgs) -> Result<(), CliError> {
     }
 }
 
+/// The tracer configuration the options ask for (all but the target).
+fn configure(args: &TraceArgs) -> Result<TraceConfig, CliError> {
+    let mut config = TraceConfig::new();
+    let specs = args
+        .probes
+        .iter()
+        .map(|probe| probe.parse::<ProbeSpec>())
+        .collect::<Result<Vec<_>, _>>()?;
+    if args.aggregating() {
+        add_aggregations(args, specs, &mut config)?;
+    } else {
+        if args.interval.is_some() {
+            return Err(CliError::Input(
+                "--interval prints aggregations: add --hits, --hist or --latency".into(),
+            ));
+        }
+        config.probes = specs;
+    }
+    for request in &args.strings {
+        config.strings.push(request.parse::<StringRequest>()?);
+    }
+    if !args.buffer_mib.is_power_of_two() || args.buffer_mib > 1024 {
+        return Err(CliError::Input(format!(
+            "--buffer-mib {}: expected a power of two up to 1024",
+            args.buffer_mib
+        )));
+    }
+    config.ring_bytes = args.buffer_mib << 20;
+    if args.count == Some(0) {
+        return Err(CliError::Input("--count 0: expected at least 1".into()));
+    }
+    Ok(config)
+}
+
 /// The value of option `option`, a positive number of seconds no longer
 /// than a `Duration` holds.
 fn seconds(option: &str, secs: f64) -> Result<Duration, CliError> {
@@ -424,8 +407,7 @@ fn add_aggregations(
             .by
             .as_deref()
             .map(str::parse::<KeySource>)
-            .transpose()
-            .map_err(trace_error)?;
+            .transpose()?;
         config.aggregations.push(Aggregation::Hits {
             probes: specs.clone(),
             by,
@@ -435,7 +417,7 @@ fn add_aggregations(
         let probes: Vec<&str> = specs.iter().map(ProbeSpec::as_str).collect();
         config
             .aggregations
-            .push(Aggregation::histogram(&probes, arg).map_err(trace_error)?);
+            .push(Aggregation::histogram(&probes, arg)?);
     }
     if let (Some(pair), Some(key)) = (&args.latency, &args.key) {
         let [start, end] = pair.as_slice() else {
@@ -443,127 +425,9 @@ fn add_aggregations(
         };
         config
             .aggregations
-            .push(Aggregation::latency(start, end, key).map_err(trace_error)?);
+            .push(Aggregation::latency(start, end, key)?);
     }
     Ok(())
-}
-
-/// Prints one report of the aggregations: text blocks, or JSON lines (with
-/// `"report"`, the report's number, when printing every interval). Every
-/// interval also states what it could not count: the map keeps the keys of
-/// earlier intervals (clearing them would lose the hits that race with it),
-/// so once it is full, hits of new keys go uncounted.
-fn print_report(
-    out: &mut impl Write,
-    report: &AggregateReport,
-    args: &TraceArgs,
-    number: u64,
-) -> io::Result<()> {
-    let every_interval = args.interval.is_some();
-    let losses = report.losses;
-    if args.json {
-        for line in report.json_lines() {
-            match (every_interval, line.strip_suffix('}')) {
-                (true, Some(open)) => writeln!(out, "{open},\"report\":{number}}}")?,
-                _ => writeln!(out, "{line}")?,
-            }
-        }
-        if every_interval {
-            writeln!(
-                out,
-                "{{\"not_counted\":{{\"map_full\":{},\"starts_full\":{},\"faults\":{}}},\"report\":{number}}}",
-                losses.map_full, losses.starts_full, losses.faults
-            )?;
-        }
-    } else {
-        if every_interval {
-            writeln!(out, "--- {} ---", clock_time())?;
-        }
-        write!(out, "{}", report.render_text())?;
-        if every_interval {
-            let entries = args.map_entries;
-            for (count, what) in [
-                (
-                    losses.map_full,
-                    format!(
-                        "the aggregation map is full at {entries} entries; raise --map-entries"
-                    ),
-                ),
-                (
-                    losses.starts_full,
-                    format!("latency starts: the start map is full at {entries} entries"),
-                ),
-                (
-                    losses.faults,
-                    "the key or value argument could not be read".to_owned(),
-                ),
-            ] {
-                if count > 0 {
-                    writeln!(
-                        out,
-                        "not counted in this interval: {count} hit{} ({what})",
-                        plural(count as usize)
-                    )?;
-                }
-            }
-            writeln!(out)?;
-        }
-    }
-    out.flush()
-}
-
-/// Hits the aggregations could not count, as warnings.
-fn loss_warnings(report: &AggregateReport, map_entries: u32) -> Vec<String> {
-    let losses = report.losses;
-    let mut warnings = Vec::new();
-    if losses.map_full > 0 {
-        warnings.push(format!(
-            "the aggregation map was full ({map_entries} entries): {} hit{} not counted; raise --map-entries",
-            losses.map_full,
-            plural(losses.map_full as usize)
-        ));
-    }
-    if losses.starts_full > 0 {
-        warnings.push(format!(
-            "the latency start map was full ({map_entries} entries): {} start{} not recorded; raise --map-entries",
-            losses.starts_full,
-            plural(losses.starts_full as usize)
-        ));
-    }
-    if losses.unmatched_ends > 0 {
-        warnings.push(format!(
-            "{} latency end{} had no start (begun before the trace, or not recorded)",
-            losses.unmatched_ends,
-            plural(losses.unmatched_ends as usize)
-        ));
-    }
-    if report.pending_starts > 0 {
-        warnings.push(format!(
-            "{} latency start{} had no end yet",
-            report.pending_starts,
-            plural(report.pending_starts as usize)
-        ));
-    }
-    if losses.faults > 0 {
-        warnings.push(format!(
-            "{} hit{} skipped: the key or value argument could not be read",
-            losses.faults,
-            plural(losses.faults as usize)
-        ));
-    }
-    warnings
-}
-
-/// The local time of day, `HH:MM:SS`, as bcc's tools head each interval.
-fn clock_time() -> String {
-    // SAFETY: time(NULL) and localtime_r write only into values we own.
-    let tm = unsafe {
-        let now = libc::time(std::ptr::null_mut());
-        let mut tm: libc::tm = std::mem::zeroed();
-        libc::localtime_r(&now, &mut tm);
-        tm
-    };
-    format!("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec)
 }
 
 /// Writes every waiting event (up to `--count`).
@@ -572,7 +436,9 @@ fn emit(tracer: &mut Tracer, args: &TraceArgs, start_ns: u64, out: &mut EventOut
     tracer.drain(|event| {
         line.clear();
         if args.json {
-            write_json_line(&mut line, &event);
+            // Events hold strings and integers only: they always serialize.
+            let json = serde_json::to_string(&event).expect("events always serialize");
+            line.push_str(&json);
         } else {
             write_text_line(&mut line, &event, start_ns);
         }
@@ -585,95 +451,8 @@ fn emit(tracer: &mut Tracer, args: &TraceArgs, start_ns: u64, out: &mut EventOut
     out.flush_events();
 }
 
-/// Standard output, buffered, knowing how many event lines reached it (the
-/// rest of the buffer is lost when the reader goes away). Every event is
-/// one line, and while events stream nothing else is written, so the lines
-/// the output took are the newlines it took.
-struct EventOutput<'a> {
-    buffer: io::BufWriter<LineCounter<io::StdoutLock<'a>>>,
-    /// Event lines handed to the buffer.
-    accepted: u64,
-    /// The first write error.
-    error: Option<io::Error>,
-}
-
-impl<'a> EventOutput<'a> {
-    fn new(stdout: io::StdoutLock<'a>) -> EventOutput<'a> {
-        EventOutput {
-            buffer: io::BufWriter::with_capacity(
-                1 << 16,
-                LineCounter {
-                    inner: stdout,
-                    lines: 0,
-                },
-            ),
-            accepted: 0,
-            error: None,
-        }
-    }
-
-    /// Writes one event line; `false` (and the error kept) if it failed.
-    fn write_event(&mut self, line: &[u8]) -> bool {
-        if let Err(e) = self.buffer.write_all(line) {
-            self.error = Some(e);
-            return false;
-        }
-        self.accepted += 1;
-        true
-    }
-
-    /// Flushes the buffer, unless writing already failed.
-    fn flush_events(&mut self) {
-        if self.error.is_none()
-            && let Err(e) = self.buffer.flush()
-        {
-            self.error = Some(e);
-        }
-    }
-
-    /// The event lines the output took.
-    fn delivered(&self) -> u64 {
-        self.buffer.get_ref().lines
-    }
-}
-
-impl Write for EventOutput<'_> {
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        self.buffer.write(bytes)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.buffer.flush()
-    }
-}
-
-/// A writer counting the lines (newlines) its inner writer took.
-struct LineCounter<W> {
-    inner: W,
-    lines: u64,
-}
-
-impl<W: Write> Write for LineCounter<W> {
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(bytes)?;
-        self.lines += bytes[..n].iter().filter(|&&b| b == b'\n').count() as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-fn trace_error(error: TraceError) -> CliError {
-    if error.is_input() {
-        CliError::Input(error.to_string())
-    } else {
-        CliError::Failure(error.to_string())
-    }
-}
-
-fn plural(n: usize) -> &'static str {
+/// `""` for one, `"s"` for other counts.
+pub fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
@@ -690,105 +469,8 @@ impl Drop for CommandGuard {
     }
 }
 
-/// Whether a watched signal has arrived (without taking it).
-fn signal_pending(signals: &SignalFd) -> bool {
-    let mut fds = [libc::pollfd {
-        fd: signals.fd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    }];
-    poll(&mut fds, Duration::ZERO);
-    fds[0].revents != 0
-}
-
-fn poll(fds: &mut [libc::pollfd], timeout: Duration) {
-    // SAFETY: `fds` is a valid array of pollfd for the call's duration.
-    unsafe {
-        libc::poll(
-            fds.as_mut_ptr(),
-            fds.len() as libc::nfds_t,
-            timeout.as_millis() as libc::c_int,
-        )
-    };
-}
-
 /// CLOCK_MONOTONIC now, the clock of event timestamps.
 fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes the struct we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-/// SIGINT, SIGTERM and SIGHUP, blocked and delivered through a descriptor
-/// so the loop can stop cleanly.
-struct SignalFd {
-    fd: OwnedFd,
-}
-
-impl SignalFd {
-    fn new() -> io::Result<SignalFd> {
-        // SAFETY: sigset operations on a set we own; sigprocmask changes
-        // this thread's mask (the program is single-threaded here).
-        let fd = unsafe {
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-                libc::sigaddset(&mut set, signal);
-            }
-            if libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK)
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: signalfd returned a new descriptor nothing else owns.
-        Ok(SignalFd {
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
-        })
-    }
-
-    /// The name of the signal that arrived, if one did.
-    fn read(&self) -> Option<&'static str> {
-        // SAFETY: signalfd_siginfo is plain data; read fills at most its size.
-        let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
-        let size = std::mem::size_of::<libc::signalfd_siginfo>();
-        // SAFETY: reads into the struct we own, at most its size.
-        let n = unsafe {
-            libc::read(
-                self.fd.as_raw_fd(),
-                (&mut info as *mut libc::signalfd_siginfo).cast(),
-                size,
-            )
-        };
-        if n as usize != size {
-            return None;
-        }
-        Some(match info.ssi_signo as i32 {
-            libc::SIGINT => "SIGINT",
-            libc::SIGTERM => "SIGTERM",
-            libc::SIGHUP => "SIGHUP",
-            _ => "signal",
-        })
-    }
-}
-
-/// A pidfd: readable when the process exits.
-struct PidFd(OwnedFd);
-
-impl PidFd {
-    fn open(pid: u32) -> io::Result<PidFd> {
-        // SAFETY: pidfd_open takes a pid and flags and returns a new fd.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: the system call returned a new descriptor nothing else owns.
-        Ok(PidFd(unsafe { OwnedFd::from_raw_fd(fd as i32) }))
-    }
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
 }

@@ -3,9 +3,17 @@
 use std::io;
 use std::path::PathBuf;
 
-/// Why tracing could not start or continue. Every message is one line that
-/// names what failed and where.
+/// Why tracing could not start or continue.
+///
+/// Each message is one line naming what failed and where; the underlying
+/// failure, where there is one, is the error's [`source`], so a caller
+/// prints the whole chain (`message: source: source...`) or matches on the
+/// variant and its source (a verifier rejection, a missing map and a
+/// kernel refusal are different variants).
+///
+/// [`source`]: std::error::Error::source
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TraceError {
     /// A probe specification or string request could not be parsed.
     #[error("bad probe `{spec}`: {reason}")]
@@ -76,20 +84,44 @@ pub enum TraceError {
         /// What cannot be done.
         reason: String,
     },
+    /// The tracer runs only on hosts whose registers it knows.
+    #[error("the tracer supports x86-64 and aarch64 hosts only")]
+    UnsupportedHost,
+    /// The running kernel lacks something tracing needs.
+    #[error("this kernel {missing}")]
+    KernelFeature {
+        /// What it lacks, as a phrase ("has no uprobe PMU").
+        missing: String,
+    },
     /// The process lacks a capability tracing needs.
-    #[error("{0}")]
-    Privileges(String),
-    /// The traced process does not exist, or exited while the tracer was
-    /// attaching.
-    #[error("process {pid} {reason}")]
-    Process {
-        /// The process id.
-        pid: u32,
-        /// What happened.
+    #[error("{reason}")]
+    Privileges {
+        /// Which capability is missing and what for.
         reason: String,
     },
+    /// The process to trace does not exist (or has exited and waits to be
+    /// reaped).
+    #[error("process {pid} does not exist")]
+    NoSuchProcess {
+        /// The process id.
+        pid: u32,
+    },
+    /// The traced process exited while the tracer was attaching.
+    #[error("process {pid} exited while the tracer was attaching")]
+    ProcessExited {
+        /// The process id.
+        pid: u32,
+    },
+    /// The traced process does not map a file the tracer expected in it.
+    #[error("process {pid} does not map {path}", path = path.display())]
+    NotMapped {
+        /// The process id.
+        pid: u32,
+        /// The file.
+        path: PathBuf,
+    },
     /// The kernel refused a uprobe or link for a site.
-    #[error("cannot attach {provider}:{name} in {path} at file offset {offset:#x}: {source}", path = path.display())]
+    #[error("cannot attach {provider}:{name} in {path} at file offset {offset:#x}", path = path.display())]
     Attach {
         /// The module holding the site.
         path: PathBuf,
@@ -100,17 +132,65 @@ pub enum TraceError {
         /// The site's file offset.
         offset: u64,
         /// The kernel's answer.
+        #[source]
         source: io::Error,
     },
-    /// The BPF program or its maps could not be loaded or used.
-    #[error("BPF: {0}")]
-    Bpf(String),
+    /// The embedded BPF object could not be loaded (its maps created).
+    #[error("cannot load the BPF object")]
+    Load(#[source] aya::EbpfError),
+    /// The BPF object is not what `tracer-ebpf` builds.
+    #[error("bad BPF object: {reason}")]
+    BadObject {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The BPF object lacks a map or program the tracer uses.
+    #[error("the BPF object has no {what} `{name}`")]
+    Missing {
+        /// `map` or `program`.
+        what: &'static str,
+        /// Its name.
+        name: &'static str,
+    },
+    /// The kernel's verifier rejected the BPF program.
+    #[error("the kernel rejected the BPF program: {reason}")]
+    Rejected {
+        /// The verifier's verdict: the rejected instruction and the
+        /// messages after it, on one line.
+        reason: String,
+        /// The whole verifier log.
+        log: String,
+        /// The system call's error.
+        #[source]
+        source: io::Error,
+    },
+    /// The BPF program could not be loaded or used for another reason.
+    #[error("BPF program `{program}`")]
+    Program {
+        /// The program's name.
+        program: &'static str,
+        /// aya's error.
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    /// A BPF map could not be opened, read or written.
+    #[error("BPF map `{map}`: cannot {action}")]
+    Map {
+        /// The map's name.
+        map: &'static str,
+        /// What was being done ("store a site plan").
+        action: &'static str,
+        /// aya's error.
+        #[source]
+        source: aya::maps::MapError,
+    },
     /// Any other system failure.
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Io {
         /// What was being done.
         context: String,
         /// The failure.
+        #[source]
         source: io::Error,
     },
 }
@@ -127,13 +207,68 @@ impl TraceError {
             | TraceError::BadKey { .. }
             | TraceError::NoMatch { .. }
             | TraceError::NoFunction { .. }
-            | TraceError::Unsupported { .. } => true,
+            | TraceError::Unsupported { .. }
+            | TraceError::NoSuchProcess { .. } => true,
             TraceError::Reader(error) => error.is_bad_input(),
-            TraceError::Process { reason, .. } => reason == NO_SUCH_PROCESS,
             _ => false,
+        }
+    }
+
+    /// A [`TraceError::Rejected`] from the kernel's answer to a program
+    /// load and the verifier's log.
+    pub(crate) fn rejected(source: io::Error, log: String) -> TraceError {
+        TraceError::Rejected {
+            reason: verifier_reason(&log),
+            log,
+            source,
+        }
+    }
+
+    /// The error for a failed program load: a verifier rejection keeps the
+    /// log; anything else keeps aya's error.
+    pub(crate) fn program(
+        program: &'static str,
+        source: aya::programs::ProgramError,
+    ) -> TraceError {
+        match source {
+            aya::programs::ProgramError::LoadError {
+                io_error,
+                verifier_log,
+            } => TraceError::rejected(io_error, verifier_log.to_string()),
+            source => TraceError::Program { program, source },
         }
     }
 }
 
-/// [`TraceError::Process`] reason for a pid that does not exist.
-pub(crate) const NO_SUCH_PROCESS: &str = "does not exist";
+/// Why the verifier refused a program, from its log: the rejected
+/// instruction and the messages after it (the lines before the final
+/// `processed N insns` statistics), on one line.
+fn verifier_reason(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    let end = lines
+        .iter()
+        .rposition(|l| l.starts_with("processed "))
+        .unwrap_or(lines.len());
+    lines[end.saturating_sub(3)..end].join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::verifier_reason;
+
+    #[test]
+    fn verifier_reasons_name_the_instruction_and_the_message() {
+        let log = "0: R1=ctx() R10=fp0
+4026: (71) r1 = *(u8 *)(r0 +32)
+invalid access to map value, value_size=304 off=312 size=1
+R0 max value is outside of the allowed memory range
+processed 227 insns (limit 1000000) max_states_per_insn 0 total_states 20 peak_states 20 mark_read 0
+";
+        assert_eq!(
+            verifier_reason(log),
+            "4026: (71) r1 = *(u8 *)(r0 +32); invalid access to map value, value_size=304 off=312 size=1; R0 max value is outside of the allowed memory range"
+        );
+        assert_eq!(verifier_reason(""), "");
+        assert_eq!(verifier_reason("one line"), "one line");
+    }
+}

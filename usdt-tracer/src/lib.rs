@@ -50,8 +50,11 @@
 #![deny(missing_docs)]
 
 mod aggregate;
+mod attach;
+mod config;
+mod decode;
 mod error;
-mod format;
+mod event;
 mod function;
 pub mod launch;
 mod multi;
@@ -59,6 +62,7 @@ mod plan;
 mod privileges;
 mod regs;
 mod report;
+mod role;
 mod select;
 mod semaphore;
 mod tracer;
@@ -66,10 +70,11 @@ mod uprobe;
 mod value;
 
 pub use aggregate::{Aggregation, DEFAULT_MAP_ENTRIES, KeySource};
+pub use config::{DEFAULT_RING_BYTES, TraceConfig};
 pub use error::TraceError;
-pub use format::{json_line, text_line, write_json_line, write_text_line};
+pub use event::{Event, ProbeInfo};
 pub use function::{FunctionArg, FunctionName, FunctionProbe, ValueType};
 pub use report::{AggregateLosses, AggregateReport, AggregateResult, HitCount, Log2Histogram};
 pub use select::{ProbeSpec, StringRequest};
-pub use tracer::{DEFAULT_RING_BYTES, Event, ProbeInfo, TraceConfig, Tracer};
+pub use tracer::{POLL_SLICE, Tracer};
 pub use value::Value;

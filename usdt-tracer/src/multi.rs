@@ -44,7 +44,8 @@ pub(crate) struct MultiProgram {
 pub(crate) enum LoadError {
     /// The object is not what `tracer-ebpf` builds.
     Object(String),
-    /// The kernel refused the program (no uprobe_multi, or the verifier).
+    /// The kernel refused the program (no uprobe_multi, or the verifier):
+    /// its answer and the verifier's log.
     Kernel(io::Error, String),
 }
 
@@ -124,9 +125,8 @@ impl MultiProgram {
                 // The log ends at its first NUL: the verifier rewinds it
                 // when it backtracks, leaving older text after the end.
                 let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
-                let text = String::from_utf8_lossy(&log[..end]);
-                let last = verifier_reason(&text);
-                Err(LoadError::Kernel(error, last))
+                let text = String::from_utf8_lossy(&log[..end]).into_owned();
+                Err(LoadError::Kernel(error, text))
             }
         }
     }
@@ -136,18 +136,6 @@ impl MultiProgram {
         use std::os::fd::AsFd;
         self.fd.as_fd()
     }
-}
-
-/// Why the verifier refused a program, from its log: the rejected
-/// instruction and the messages after it (the lines before the final
-/// `processed N insns` statistics), on one line.
-fn verifier_reason(log: &str) -> String {
-    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
-    let end = lines
-        .iter()
-        .rposition(|l| l.starts_with("processed "))
-        .unwrap_or(lines.len());
-    lines[end.saturating_sub(3)..end].join("; ")
 }
 
 /// Attaches `program` at `offsets` of `path` (with `ref_ctr_offsets`, 0 for
@@ -268,25 +256,4 @@ fn into_fd(ret: libc::c_long) -> io::Result<OwnedFd> {
     // SAFETY: the system call returned a new descriptor that nothing else
     // owns.
     Ok(unsafe { OwnedFd::from_raw_fd(ret as RawFd) })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::verifier_reason;
-
-    #[test]
-    fn verifier_reasons_name_the_instruction_and_the_message() {
-        let log = "0: R1=ctx() R10=fp0
-4026: (71) r1 = *(u8 *)(r0 +32)
-invalid access to map value, value_size=304 off=312 size=1
-R0 max value is outside of the allowed memory range
-processed 227 insns (limit 1000000) max_states_per_insn 0 total_states 20 peak_states 20 mark_read 0
-";
-        assert_eq!(
-            verifier_reason(log),
-            "4026: (71) r1 = *(u8 *)(r0 +32); invalid access to map value, value_size=304 off=312 size=1; R0 max value is outside of the allowed memory range"
-        );
-        assert_eq!(verifier_reason(""), "");
-        assert_eq!(verifier_reason("one line"), "one line");
-    }
 }

@@ -15,67 +15,21 @@
 //! and `i128` are (low, high) pairs; floats are IEEE bits. Without metadata
 //! every slot is an integer, unless the user asked for a C string.
 
+use crate::aggregate::KeyDecoder;
+use crate::decode::{Decoder, SiteDecoding, SiteState};
+use crate::error::TraceError;
+use crate::event::ProbeInfo;
 use crate::regs;
-use crate::value::Value;
+use crate::role::{self, Role};
+use crate::select::{SelectedSite, StringRequest};
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::Arc;
-use usdt_tracer_common::{
-    ACTION_STREAM, ARG_CONSTANT, ARG_MEMORY, ARG_REGISTER, ArgPlan, EventHeader, MAX_ARGS, NO_REG,
-    STRING_CSTR, STRING_NONE, STRING_PTR_LEN, SitePlan,
-};
 use usdt_reader::{Arch, ArgKind, ArgLocation, ArgSpec, Probe, Register};
-
-/// How to turn a site's raw slots into one [`Value`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Decoder {
-    /// An integer slot, already extended by the BPF program.
-    Int { slot: usize, signed: bool },
-    /// A 128-bit integer from (low, high) slots.
-    Wide { low: usize, signed: bool },
-    /// `bool`.
-    Bool(usize),
-    /// `char`.
-    Char(usize),
-    /// `f32` bits in the low half of the slot.
-    F32(usize),
-    /// `f64` bits.
-    F64(usize),
-    /// A raw pointer.
-    Pointer(usize),
-    /// A string copied through the slot's pointer: a (pointer, length)
-    /// pair when `pair` (`&str`), else NUL-terminated (`&CStr`, C strings).
-    Str { slot: usize, pair: bool },
-    /// Bytes copied through a (pointer, length) pair (`&[u8]`).
-    Bytes(usize),
-    /// JSON text copied through a (pointer, length) pair.
-    Json(usize),
-}
-
-impl Decoder {
-    /// The slots whose values this decoder reads.
-    fn slots(self) -> std::ops::RangeInclusive<usize> {
-        match self {
-            Decoder::Wide { low, .. } => low..=low + 1,
-            Decoder::Str { slot, pair: true } => slot..=slot + 1,
-            Decoder::Bytes(s) | Decoder::Json(s) => s..=s + 1,
-            Decoder::Str { slot, pair: false } => slot..=slot,
-            Decoder::Int { slot, .. } => slot..=slot,
-            Decoder::Bool(s)
-            | Decoder::Char(s)
-            | Decoder::F32(s)
-            | Decoder::F64(s)
-            | Decoder::Pointer(s) => s..=s,
-        }
-    }
-}
-
-/// How to decode the events of one site.
-#[derive(Debug, Clone)]
-pub(crate) struct SiteDecoding {
-    /// One decoder per argument shown to the user.
-    pub decoders: Vec<Decoder>,
-    /// Declared argument names (from typed metadata); empty when unknown.
-    pub names: Arc<[String]>,
-}
+use usdt_tracer_common::{
+    ACTION_STREAM, ARG_CONSTANT, ARG_MEMORY, ARG_REGISTER, ArgPlan, MAX_ARGS, NO_REG, STRING_CSTR,
+    STRING_NONE, STRING_PTR_LEN, SitePlan,
+};
 
 /// Why a site cannot be planned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -313,73 +267,95 @@ fn extend(raw: u64, size: u8, signed: bool) -> u64 {
     }
 }
 
-/// Decodes one event's values. `strings` is the record's string area.
-pub(crate) fn decode(header: &EventHeader, strings: &[u8], decoding: &SiteDecoding) -> Vec<Value> {
-    let count = (header.arg_count as usize).min(MAX_ARGS);
-    // Start of each slot's string in the packed area.
-    let mut starts = [0usize; MAX_ARGS];
-    let mut offset = 0;
-    for (slot, start) in starts.iter_mut().enumerate().take(count) {
-        *start = offset;
-        offset += header.string_len[slot] as usize;
+/// The plans of the selected sites (in cookie order), the probes they
+/// belong to, what user space keeps per site, and per aggregation the probe
+/// ids it covers with how to show their keys.
+pub(crate) struct Planned {
+    pub plans: Vec<SitePlan>,
+    pub probes: Vec<Arc<ProbeInfo>>,
+    pub sites: Vec<SiteState>,
+    pub keys: Vec<Vec<(u32, KeyDecoder)>>,
+}
+
+/// Plans every site for its role; groups sites into probes by (module,
+/// provider, name).
+pub(crate) fn plan_all(
+    selected: &[SelectedSite],
+    roles: &[Role],
+    strings: &[StringRequest],
+    aggregations: usize,
+) -> Result<Planned, TraceError> {
+    let mut probe_index: HashMap<(PathBuf, String, String), usize> = HashMap::new();
+    let mut counted: HashSet<(PathBuf, u64, bool)> = HashSet::new();
+    let mut infos: Vec<ProbeInfo> = Vec::new();
+    let mut plans = Vec::with_capacity(selected.len());
+    let mut sites = Vec::with_capacity(selected.len());
+    let mut keys: Vec<Vec<(u32, KeyDecoder)>> = vec![Vec::new(); aggregations];
+    for (site, role) in selected.iter().zip(roles) {
+        let probe = &site.probe;
+        let key = (
+            site.display_path.clone(),
+            probe.provider.clone(),
+            probe.name.clone(),
+        );
+        let id = *probe_index.entry(key).or_insert_with(|| {
+            infos.push(ProbeInfo {
+                provider: probe.provider.clone(),
+                name: probe.name.clone(),
+                path: site.display_path.clone(),
+                signature: probe.signature.clone(),
+                sites: 0,
+                semaphore: probe.semaphore_offset.is_some(),
+            });
+            infos.len() - 1
+        });
+        if counted.insert((site.attach_path.clone(), probe.file_offset, site.ret)) {
+            infos[id].sites += 1;
+        }
+        let unsupported = |reason: String| TraceError::Unsupported {
+            path: site.display_path.clone(),
+            provider: probe.provider.clone(),
+            name: probe.name.clone(),
+            address: probe.address,
+            reason,
+        };
+        let cstr = StringRequest::args_for(strings, &probe.provider, &probe.name);
+        let (mut plan, decoding) =
+            plan_site(site.arch, probe, id as u32, &cstr).map_err(|e| unsupported(e.0))?;
+        let shown = role::apply_role(&mut plan, &decoding, role).map_err(unsupported)?;
+        let aggregation = match role {
+            Role::Stream => None,
+            Role::Count { index, .. }
+            | Role::Histogram { index, .. }
+            | Role::LatencyStart { index, .. }
+            | Role::LatencyEnd { index, .. } => Some(*index as usize),
+        };
+        if let Some(covered) = aggregation.and_then(|index| keys.get_mut(index))
+            && !matches!(role, Role::LatencyStart { .. } | Role::LatencyEnd { .. })
+            && !covered.iter().any(|(probe, _)| *probe == id as u32)
+        {
+            covered.push((id as u32, shown));
+        }
+        plans.push(plan);
+        sites.push(SiteState {
+            probe: id,
+            address: probe.address,
+            decoding,
+        });
     }
-    let copied = |slot: usize| -> &[u8] {
-        let start = starts[slot].min(strings.len());
-        let end = (starts[slot] + header.string_len[slot] as usize).min(strings.len());
-        &strings[start..end]
-    };
-    let cut = |slot: usize| header.truncated & (1 << slot) != 0;
-    decoding
-        .decoders
-        .iter()
-        .map(|&decoder| {
-            if decoder
-                .slots()
-                .any(|slot| slot >= count || header.faults & (1 << slot) != 0)
-            {
-                return Value::Fault;
-            }
-            match decoder {
-                Decoder::Int { slot, signed: true } => Value::Signed(header.args[slot] as i64),
-                Decoder::Int {
-                    slot,
-                    signed: false,
-                } => Value::Unsigned(header.args[slot]),
-                Decoder::Wide { low, signed } => {
-                    let wide = (header.args[low] as u128) | ((header.args[low + 1] as u128) << 64);
-                    if signed {
-                        Value::I128(wide as i128)
-                    } else {
-                        Value::U128(wide)
-                    }
-                }
-                Decoder::Bool(slot) => Value::Bool(header.args[slot] != 0),
-                Decoder::Char(slot) => Value::Char(header.args[slot] as u32),
-                Decoder::F32(slot) => Value::F32(f32::from_bits(header.args[slot] as u32)),
-                Decoder::F64(slot) => Value::F64(f64::from_bits(header.args[slot])),
-                Decoder::Pointer(slot) => Value::Pointer(header.args[slot]),
-                Decoder::Str { slot, .. } => Value::Str {
-                    text: String::from_utf8_lossy(copied(slot)).into_owned(),
-                    truncated: cut(slot),
-                },
-                Decoder::Bytes(slot) => Value::Bytes {
-                    bytes: copied(slot).to_vec(),
-                    truncated: cut(slot),
-                },
-                Decoder::Json(slot) => Value::Json {
-                    text: String::from_utf8_lossy(copied(slot)).into_owned(),
-                    truncated: cut(slot),
-                },
-            }
-        })
-        .collect()
+    Ok(Planned {
+        plans,
+        probes: infos.into_iter().map(Arc::new).collect(),
+        sites,
+        keys,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use usdt_tracer_common::{NO_REG, STRING_PTR_LEN};
     use usdt_reader::{NoSymbols, Signature, SymbolError, SymbolResolver, TypedArg, parse_args};
+    use usdt_tracer_common::{NO_REG, STRING_PTR_LEN};
 
     /// Knows one symbol, as a file's symbol table would.
     struct OneSymbol(&'static str, u64);
@@ -654,125 +630,5 @@ mod tests {
         )
         .unwrap_err();
         assert!(error.0.starts_with("unsupported argument: "), "{}", error.0);
-    }
-
-    fn header(args: &[u64]) -> EventHeader {
-        let mut header = EventHeader {
-            arg_count: args.len() as u8,
-            ..EventHeader::default()
-        };
-        header.args[..args.len()].copy_from_slice(args);
-        header
-    }
-
-    #[test]
-    fn decodes_integers_wide_values_and_faults() {
-        let decoding = SiteDecoding {
-            decoders: vec![
-                Decoder::Int {
-                    slot: 0,
-                    signed: true,
-                },
-                Decoder::Wide {
-                    low: 1,
-                    signed: true,
-                },
-                Decoder::Bool(3),
-                Decoder::Char(4),
-                Decoder::F64(5),
-                Decoder::Int {
-                    slot: 6,
-                    signed: false,
-                },
-            ],
-            names: Vec::new().into(),
-        };
-        let mut h = header(&[
-            -5i64 as u64,
-            1,
-            u64::MAX,
-            2,
-            'é' as u64,
-            (-0.5f64).to_bits(),
-            9,
-        ]);
-        h.faults = 1 << 6;
-        let values = decode(&h, &[], &decoding);
-        assert_eq!(
-            values,
-            [
-                Value::Signed(-5),
-                Value::I128(-(1i128 << 64) + 1),
-                Value::Bool(true),
-                Value::Char('é' as u32),
-                Value::F64(-0.5),
-                Value::Fault,
-            ]
-        );
-    }
-
-    #[test]
-    fn decodes_packed_strings() {
-        let decoding = SiteDecoding {
-            decoders: vec![
-                Decoder::Str {
-                    slot: 0,
-                    pair: true,
-                },
-                Decoder::Bytes(2),
-                Decoder::Str {
-                    slot: 4,
-                    pair: false,
-                },
-                Decoder::Json(5),
-            ],
-            names: Vec::new().into(),
-        };
-        let mut h = header(&[0x1000, 5, 0x2000, 300, 0x3000, 0x4000, 2]);
-        h.string_len[0] = 5;
-        h.string_len[2] = 3;
-        h.string_len[4] = 2;
-        h.string_len[5] = 2;
-        h.truncated = 1 << 2;
-        h.faults = 0;
-        let strings = b"hello\x00\x01\x02okno";
-        let values = decode(&h, strings, &decoding);
-        assert_eq!(
-            values[0],
-            Value::Str {
-                text: "hello".into(),
-                truncated: false
-            }
-        );
-        assert_eq!(
-            values[1],
-            Value::Bytes {
-                bytes: vec![0, 1, 2],
-                truncated: true
-            }
-        );
-        assert_eq!(
-            values[2],
-            Value::Str {
-                text: "ok".into(),
-                truncated: false
-            }
-        );
-        assert_eq!(
-            values[3],
-            Value::Json {
-                text: "no".into(),
-                truncated: false
-            }
-        );
-        // A record shorter than its lengths claim never panics.
-        let values = decode(&h, b"he", &decoding);
-        assert_eq!(
-            values[0],
-            Value::Str {
-                text: "he".into(),
-                truncated: false
-            }
-        );
     }
 }

@@ -12,7 +12,7 @@
 //! with CAP_SYS_PTRACE otherwise. A command started with `-c` is the tracer's own
 //! child and needs nothing more.
 
-use crate::error::{NO_SUCH_PROCESS, TraceError};
+use crate::error::TraceError;
 use std::io;
 
 const CAP_SYS_PTRACE: u32 = 19;
@@ -27,7 +27,7 @@ const NEEDED: &str = "tracing needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN";
 /// open uprobe perf events (CAP_PERFMON), or has CAP_SYS_ADMIN, which
 /// covers both on any kernel.
 pub fn check() -> Result<(), TraceError> {
-    missing(effective()?).map_or(Ok(()), |message| Err(TraceError::Privileges(message)))
+    missing(effective()?).map_or(Ok(()), |reason| Err(TraceError::Privileges { reason }))
 }
 
 /// Checks that process `pid` exists and that this process may read and
@@ -41,14 +41,11 @@ pub fn check_process(pid: u32) -> Result<(), TraceError> {
             if error.kind() == io::ErrorKind::NotFound
                 || error.raw_os_error() == Some(libc::ESRCH) =>
         {
-            Err(TraceError::Process {
-                pid,
-                reason: NO_SUCH_PROCESS.into(),
-            })
+            Err(TraceError::NoSuchProcess { pid })
         }
         Err(error) if matches!(error.raw_os_error(), Some(libc::EACCES | libc::EPERM)) => {
             let has_ptrace = effective()? & (1 << CAP_SYS_PTRACE) != 0;
-            Err(TraceError::Privileges(if has_ptrace {
+            let reason = if has_ptrace {
                 format!("cannot read the memory of process {pid}: {error}")
             } else {
                 format!(
@@ -57,7 +54,8 @@ pub fn check_process(pid: u32) -> Result<(), TraceError> {
                         .map(|scope| format!(" = {scope}"))
                         .unwrap_or_default()
                 )
-            }))
+            };
+            Err(TraceError::Privileges { reason })
         }
         Err(source) => Err(TraceError::Io {
             context: format!("cannot read the memory of process {pid}"),

@@ -1,12 +1,13 @@
 //! What the in-kernel aggregations hold, and how it prints: tables of
 //! counts, and log2 histograms in the style of bcc's `print_log2_hist`.
 
-use crate::tracer::ProbeInfo;
-use crate::value::{Value, write_json_string};
+use crate::aggregate::{Aggregation, KeyDecoder};
+use crate::event::{ProbeInfo, ProbeName};
+use crate::value::Value;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
-use usdt_tracer_common::HISTOGRAM_BUCKETS;
+use usdt_tracer_common::{AggKey, HISTOGRAM_BUCKETS};
 
 /// Width of the widest bar of a histogram, in characters (as bcc's).
 const BAR_WIDTH: u64 = 40;
@@ -190,32 +191,130 @@ impl Log2Histogram {
         }
         out
     }
-
-    /// The non-empty buckets as a JSON array of `{"low", "high", "count"}`
-    /// (a negative bucket has `low` `null` and `high` -1).
-    fn write_json(&self, out: &mut String) {
-        out.push('[');
-        let mut first = true;
-        for (bucket, &count) in self.buckets.iter().enumerate() {
-            if count == 0 {
-                continue;
-            }
-            if !first {
-                out.push(',');
-            }
-            first = false;
-            if bucket == 0 {
-                write!(out, "{{\"low\":null,\"high\":-1,\"count\":{count}}}").unwrap();
-            } else {
-                let (low, high) = Log2Histogram::bounds(bucket);
-                write!(out, "{{\"low\":{low},\"high\":{high},\"count\":{count}}}").unwrap();
-            }
-        }
-        out.push(']');
-    }
 }
 
 impl AggregateReport {
+    /// The report of the counter map's `entries` (key and count), for the
+    /// aggregations `specs` of a tracer whose probes are `probes`, with the
+    /// hits it could not count. Entries of an aggregation, probe or bucket
+    /// the tracer does not know (none, unless the map was written by
+    /// something else) are left out.
+    pub(crate) fn from_entries(
+        specs: &[(Aggregation, Vec<(u32, KeyDecoder)>)],
+        probes: &[Arc<ProbeInfo>],
+        entries: impl IntoIterator<Item = (AggKey, u64)>,
+        losses: AggregateLosses,
+        pending_starts: u64,
+    ) -> AggregateReport {
+        let mut results: Vec<AggregateResult> = specs
+            .iter()
+            .map(|(spec, keys)| match spec {
+                Aggregation::Hits { by, .. } => AggregateResult::Hits {
+                    by: by.as_ref().map(ToString::to_string),
+                    // Every probe shows, with no hit too, when not keyed.
+                    counts: if by.is_none() {
+                        keys.iter()
+                            .map(|(probe, _)| HitCount {
+                                probe: probes[*probe as usize].clone(),
+                                key: None,
+                                count: 0,
+                            })
+                            .collect()
+                    } else {
+                        Vec::new()
+                    },
+                },
+                Aggregation::Histogram { arg, .. } => AggregateResult::Histogram {
+                    arg: arg.clone(),
+                    histograms: keys
+                        .iter()
+                        .map(|(probe, _)| {
+                            (probes[*probe as usize].clone(), Log2Histogram::default())
+                        })
+                        .collect(),
+                },
+                Aggregation::Latency {
+                    start,
+                    end,
+                    start_key,
+                    end_key,
+                } => AggregateResult::Latency {
+                    start: start.to_string(),
+                    end: end.to_string(),
+                    key: if start_key == end_key {
+                        start_key.to_string()
+                    } else {
+                        format!("{start_key},{end_key}")
+                    },
+                    histogram: Box::default(),
+                },
+            })
+            .collect();
+        for (key, count) in entries {
+            let Some(result) = results.get_mut(key.aggregation as usize) else {
+                continue;
+            };
+            let bucket = key.value as usize;
+            match result {
+                AggregateResult::Hits { counts, .. } => {
+                    let Some(decoder) = specs
+                        .get(key.aggregation as usize)
+                        .into_iter()
+                        .flat_map(|(_, keys)| keys)
+                        .find(|(probe, _)| *probe == key.probe_id)
+                        .map(|(_, decoder)| *decoder)
+                    else {
+                        continue;
+                    };
+                    let Some(probe) = probes.get(key.probe_id as usize) else {
+                        continue;
+                    };
+                    let value = decoder.decode(&key);
+                    // Each map entry is its own row, except the per-probe
+                    // counters without a key, listed beforehand.
+                    let listed = value.is_none().then(|| {
+                        counts
+                            .iter_mut()
+                            .find(|row| Arc::ptr_eq(&row.probe, probe) && row.key.is_none())
+                    });
+                    match listed.flatten() {
+                        Some(row) => row.count += count,
+                        None => counts.push(HitCount {
+                            probe: probe.clone(),
+                            key: value,
+                            count,
+                        }),
+                    }
+                }
+                AggregateResult::Histogram { histograms, .. } => {
+                    let probe = probes.get(key.probe_id as usize);
+                    if let Some((_, histogram)) = histograms
+                        .iter_mut()
+                        .find(|(p, _)| probe.is_some_and(|probe| Arc::ptr_eq(p, probe)))
+                        && bucket < HISTOGRAM_BUCKETS
+                    {
+                        histogram.buckets[bucket] += count;
+                    }
+                }
+                AggregateResult::Latency { histogram, .. } => {
+                    if bucket < HISTOGRAM_BUCKETS {
+                        histogram.buckets[bucket] += count;
+                    }
+                }
+            }
+        }
+        for result in &mut results {
+            if let AggregateResult::Hits { counts, .. } = result {
+                sort_counts(counts);
+            }
+        }
+        AggregateReport {
+            results,
+            losses,
+            pending_starts,
+        }
+    }
+
     /// What was added since `earlier` (an older report of the same tracer):
     /// counts and buckets minus the earlier ones, rows that did not change
     /// left out (except per-probe counts without a key).
@@ -373,32 +472,23 @@ impl AggregateReport {
     /// The report as JSON lines, one object per table:
     ///
     /// - `{"aggregation":"hits","provider","name","path","count"}` per probe
-    ///   without a key; with a key, `"by"` and `"counts":[{"key","count"}]`;
+    ///   without a key; with a key, `"by"` and `"counts":[{"key","count"}]`
+    ///   (and `"truncated":true` on a string key cut at the key bound);
     /// - `{"aggregation":"histogram","provider","name","path","arg","total",
     ///   "buckets":[{"low","high","count"}]}` (non-empty buckets);
     /// - `{"aggregation":"latency","start","end","key","unit":"usecs",
     ///   "total","buckets":[...]}`.
     pub fn json_lines(&self) -> Vec<String> {
         let mut lines = Vec::new();
-        let head = |kind: &str, probe: Option<&ProbeInfo>| {
-            let mut line = format!("{{\"aggregation\":\"{kind}\"");
-            if let Some(probe) = probe {
-                line.push_str(",\"provider\":");
-                write_json_string(&mut line, &probe.provider);
-                line.push_str(",\"name\":");
-                write_json_string(&mut line, &probe.name);
-                line.push_str(",\"path\":");
-                write_json_string(&mut line, &probe.path.to_string_lossy());
-            }
-            line
-        };
         for result in &self.results {
             match result {
                 AggregateResult::Hits { by: None, counts } => {
                     for row in counts {
-                        let mut line = head("hits", Some(&row.probe));
-                        write!(line, ",\"count\":{}}}", row.count).unwrap();
-                        lines.push(line);
+                        lines.push(json::line(&json::Hits {
+                            aggregation: "hits",
+                            probe: ProbeName::of(&row.probe),
+                            count: row.count,
+                        }));
                     }
                 }
                 AggregateResult::Hits {
@@ -406,37 +496,30 @@ impl AggregateReport {
                     counts,
                 } => {
                     for (probe, rows) in rows_by_probe(counts) {
-                        let mut line = head("hits", Some(probe));
-                        line.push_str(",\"by\":");
-                        write_json_string(&mut line, by);
-                        line.push_str(",\"counts\":[");
-                        for (i, row) in rows.into_iter().enumerate() {
-                            if i > 0 {
-                                line.push(',');
-                            }
-                            line.push_str("{\"key\":");
-                            match &row.key {
-                                Some(key) => key.write_json(&mut line),
-                                None => line.push_str("null"),
-                            }
-                            if row.key.as_ref().is_some_and(Value::is_truncated) {
-                                line.push_str(",\"truncated\":true");
-                            }
-                            write!(line, ",\"count\":{}}}", row.count).unwrap();
-                        }
-                        line.push_str("]}");
-                        lines.push(line);
+                        lines.push(json::line(&json::KeyedHits {
+                            aggregation: "hits",
+                            probe: ProbeName::of(probe),
+                            by,
+                            counts: rows
+                                .into_iter()
+                                .map(|row| json::KeyCount {
+                                    key: row.key.as_ref(),
+                                    truncated: row.key.as_ref().is_some_and(Value::is_truncated),
+                                    count: row.count,
+                                })
+                                .collect(),
+                        }));
                     }
                 }
                 AggregateResult::Histogram { arg, histograms } => {
                     for (probe, histogram) in histograms {
-                        let mut line = head("histogram", Some(probe));
-                        line.push_str(",\"arg\":");
-                        write_json_string(&mut line, arg);
-                        write!(line, ",\"total\":{},\"buckets\":", histogram.total()).unwrap();
-                        histogram.write_json(&mut line);
-                        line.push('}');
-                        lines.push(line);
+                        lines.push(json::line(&json::Histogram {
+                            aggregation: "histogram",
+                            probe: ProbeName::of(probe),
+                            arg,
+                            total: histogram.total(),
+                            buckets: json::Buckets(histogram),
+                        }));
                     }
                 }
                 AggregateResult::Latency {
@@ -444,22 +527,15 @@ impl AggregateReport {
                     end,
                     key,
                     histogram,
-                } => {
-                    let mut line = head("latency", None);
-                    for (field, value) in [("start", start), ("end", end), ("key", key)] {
-                        write!(line, ",\"{field}\":").unwrap();
-                        write_json_string(&mut line, value);
-                    }
-                    write!(
-                        line,
-                        ",\"unit\":\"usecs\",\"total\":{},\"buckets\":",
-                        histogram.total()
-                    )
-                    .unwrap();
-                    histogram.write_json(&mut line);
-                    line.push('}');
-                    lines.push(line);
-                }
+                } => lines.push(json::line(&json::Latency {
+                    aggregation: "latency",
+                    start,
+                    end,
+                    key,
+                    unit: "usecs",
+                    total: histogram.total(),
+                    buckets: json::Buckets(histogram),
+                })),
             }
         }
         lines
@@ -468,7 +544,7 @@ impl AggregateReport {
 
 /// Sorts counts highest first, then by probe and key (integers by value,
 /// others by text).
-pub(crate) fn sort_counts(counts: &mut [HitCount]) {
+fn sort_counts(counts: &mut [HitCount]) {
     counts.sort_by_cached_key(|row| {
         let number = match row.key {
             Some(Value::Unsigned(n)) => Some(i128::from(n)),
@@ -508,6 +584,108 @@ fn count_width(counts: &[HitCount]) -> usize {
         .max()
         .unwrap_or(0)
         .max(4)
+}
+
+/// The shapes of [`AggregateReport::json_lines`].
+mod json {
+    use super::Log2Histogram;
+    use crate::event::ProbeName;
+    use crate::value::Value;
+    use serde::Serialize;
+    use serde::ser::{SerializeSeq, Serializer};
+
+    /// One line of JSON. The shapes below hold strings, integers and
+    /// [`Value`]s, none of which can fail to serialize.
+    pub(super) fn line(shape: &impl Serialize) -> String {
+        serde_json::to_string(shape).expect("report lines always serialize")
+    }
+
+    /// Hits of one probe, without a key.
+    #[derive(Serialize)]
+    pub(super) struct Hits<'a> {
+        pub aggregation: &'static str,
+        #[serde(flatten)]
+        pub probe: ProbeName<'a>,
+        pub count: u64,
+    }
+
+    /// Hits of one probe per key.
+    #[derive(Serialize)]
+    pub(super) struct KeyedHits<'a> {
+        pub aggregation: &'static str,
+        #[serde(flatten)]
+        pub probe: ProbeName<'a>,
+        pub by: &'a str,
+        pub counts: Vec<KeyCount<'a>>,
+    }
+
+    /// One key's hits.
+    #[derive(Serialize)]
+    pub(super) struct KeyCount<'a> {
+        pub key: Option<&'a Value>,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        pub truncated: bool,
+        pub count: u64,
+    }
+
+    /// One probe's histogram of an argument.
+    #[derive(Serialize)]
+    pub(super) struct Histogram<'a> {
+        pub aggregation: &'static str,
+        #[serde(flatten)]
+        pub probe: ProbeName<'a>,
+        pub arg: &'a str,
+        pub total: u64,
+        pub buckets: Buckets<'a>,
+    }
+
+    /// A latency histogram.
+    #[derive(Serialize)]
+    pub(super) struct Latency<'a> {
+        pub aggregation: &'static str,
+        pub start: &'a str,
+        pub end: &'a str,
+        pub key: &'a str,
+        pub unit: &'static str,
+        pub total: u64,
+        pub buckets: Buckets<'a>,
+    }
+
+    /// The non-empty buckets of a histogram as `{"low", "high", "count"}`
+    /// (the negative bucket has `low` null and `high` -1).
+    pub(super) struct Buckets<'a>(pub &'a Log2Histogram);
+
+    impl Serialize for Buckets<'_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            #[derive(Serialize)]
+            struct Bucket {
+                low: Option<u64>,
+                high: i128,
+                count: u64,
+            }
+            let mut seq = serializer.serialize_seq(None)?;
+            for (bucket, &count) in self.0.buckets.iter().enumerate() {
+                if count == 0 {
+                    continue;
+                }
+                seq.serialize_element(&if bucket == 0 {
+                    Bucket {
+                        low: None,
+                        high: -1,
+                        count,
+                    }
+                } else {
+                    let (low, high) = Log2Histogram::bounds(bucket);
+                    Bucket {
+                        low: Some(low),
+                        high: high.into(),
+                        count,
+                    }
+                })?;
+            }
+            seq.end()
+        }
+    }
 }
 
 #[cfg(test)]
@@ -641,5 +819,105 @@ mod tests {
             text.contains("http:request_done hits by status\nHITS  STATUS\n   4  200\n   2  500\n"),
             "{text}"
         );
+    }
+
+    fn key(aggregation: u32, probe_id: u32, value: u64) -> AggKey {
+        AggKey {
+            aggregation,
+            probe_id,
+            value,
+            ..AggKey::default()
+        }
+    }
+
+    #[test]
+    fn map_entries_become_results() {
+        let start = probe("request_start");
+        let done = probe("request_done");
+        let probes = vec![start.clone(), done.clone()];
+        let specs = vec![
+            (
+                Aggregation::hits(&["http:*"], None).unwrap(),
+                vec![(0, KeyDecoder::Nothing), (1, KeyDecoder::Nothing)],
+            ),
+            (
+                Aggregation::hits(&["http:request_done"], Some("status")).unwrap(),
+                vec![(1, KeyDecoder::Unsigned)],
+            ),
+            (
+                Aggregation::histogram(&["http:request_done"], "bytes").unwrap(),
+                vec![(1, KeyDecoder::Nothing)],
+            ),
+            (
+                Aggregation::latency("http:request_start", "http:request_done", "id").unwrap(),
+                Vec::new(),
+            ),
+        ];
+        let entries = vec![
+            (key(0, 1, 0), 3),
+            (key(1, 1, 200), 2),
+            (key(1, 1, 404), 1),
+            (key(2, 1, 11), 4),
+            (key(2, 1, 12), 1),
+            (key(3, 0, 5), 2),
+            // Unknown aggregation, probe and bucket: left out.
+            (key(9, 0, 0), 1),
+            (key(1, 7, 200), 1),
+            (key(2, 1, 65), 1),
+        ];
+        let losses = AggregateLosses {
+            map_full: 1,
+            ..AggregateLosses::default()
+        };
+        let report = AggregateReport::from_entries(&specs, &probes, entries, losses, 2);
+        assert_eq!(report.losses, losses);
+        assert_eq!(report.pending_starts, 2);
+        match &report.results[0] {
+            AggregateResult::Hits { by: None, counts } => {
+                // Highest first; a probe without hits is still listed.
+                let rows: Vec<(&str, u64)> = counts
+                    .iter()
+                    .map(|r| (r.probe.name.as_str(), r.count))
+                    .collect();
+                assert_eq!(rows, [("request_done", 3), ("request_start", 0)]);
+            }
+            other => panic!("{other:?}"),
+        }
+        match &report.results[1] {
+            AggregateResult::Hits {
+                by: Some(by),
+                counts,
+            } => {
+                assert_eq!(by, "status");
+                let rows: Vec<(Option<Value>, u64)> =
+                    counts.iter().map(|r| (r.key.clone(), r.count)).collect();
+                assert_eq!(
+                    rows,
+                    [
+                        (Some(Value::Unsigned(200)), 2),
+                        (Some(Value::Unsigned(404)), 1)
+                    ]
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        match &report.results[2] {
+            AggregateResult::Histogram { arg, histograms } => {
+                assert_eq!(arg, "bytes");
+                assert!(Arc::ptr_eq(&histograms[0].0, &done));
+                assert_eq!(histograms[0].1.buckets[11], 4);
+                assert_eq!(histograms[0].1.buckets[12], 1);
+                assert_eq!(histograms[0].1.total(), 5);
+            }
+            other => panic!("{other:?}"),
+        }
+        match &report.results[3] {
+            AggregateResult::Latency { key, histogram, .. } => {
+                assert_eq!(key, "id");
+                assert_eq!(histogram.buckets[5], 2);
+                assert_eq!(histogram.total(), 2);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

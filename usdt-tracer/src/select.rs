@@ -2,7 +2,7 @@
 //! `provider:name` with a pid, `uprobe:FILE:FUNCTION`), string requests, and
 //! their resolution to the sites to attach through usdt-reader.
 
-use crate::error::{NO_SUCH_PROCESS, TraceError};
+use crate::error::TraceError;
 use crate::function::{self, FunctionProbe};
 use crate::regs;
 use crate::semaphore;
@@ -309,7 +309,7 @@ pub(crate) fn select_sites(
             if process_modules.is_none() {
                 process_modules = Some(read_process(pid, warnings)?);
             }
-            let host = regs::host_arch().ok_or_else(unsupported_host)?;
+            let host = regs::host_arch().ok_or(TraceError::UnsupportedHost)?;
             for (path, host_path, probes) in process_modules.iter().flatten() {
                 for probe in probes
                     .iter()
@@ -552,10 +552,7 @@ type ModuleProbes = (PathBuf, PathBuf, Vec<Probe>);
 /// cannot be read is left out with a warning.
 fn read_process(pid: u32, warnings: &mut Vec<String>) -> Result<Vec<ModuleProbes>, TraceError> {
     if !Path::new(&format!("/proc/{pid}")).exists() {
-        return Err(TraceError::Process {
-            pid,
-            reason: NO_SUCH_PROCESS.into(),
-        });
+        return Err(TraceError::NoSuchProcess { pid });
     }
     let modules = Process::open(pid)?.modules_partial()?;
     warn_skipped(warnings, &modules.skipped);
@@ -580,7 +577,7 @@ fn warn_skipped(warnings: &mut Vec<String>, skipped: &[usdt_reader::Error]) {
 /// The host's architecture, if `file` (named `display`) is of it: a uprobe
 /// on a file of another architecture would never fire.
 fn host_file(file: &ElfFile, display: &Path, spec: &ProbeSpec) -> Result<Arch, TraceError> {
-    let host = regs::host_arch().ok_or_else(unsupported_host)?;
+    let host = regs::host_arch().ok_or(TraceError::UnsupportedHost)?;
     if file.arch() != host {
         return Err(TraceError::BadSpec {
             spec: spec.to_string(),
@@ -592,10 +589,6 @@ fn host_file(file: &ElfFile, display: &Path, spec: &ProbeSpec) -> Result<Arch, T
         });
     }
     Ok(host)
-}
-
-fn unsupported_host() -> TraceError {
-    TraceError::Bpf("the tracer supports x86-64 and aarch64 hosts only".into())
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! Decoded argument values and how they print.
 
-use std::fmt::{self, Write as _};
+use serde::{Serialize, Serializer};
+use serde_json::value::RawValue;
+use std::fmt;
 
 /// One decoded probe argument.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,49 +70,43 @@ impl Value {
             }
         )
     }
+}
 
-    /// Appends the value as JSON: integers exactly (any width), floats as
-    /// the shortest number that reads back to the same value (non-finite
-    /// ones as the strings `NaN`, `inf`, `-inf`), strings as strings, bytes as an
-    /// array of numbers, JSON arguments verbatim when they are complete and
-    /// valid, `null` for a fault.
-    pub fn write_json(&self, out: &mut String) {
+/// Serializes as JSON wants it: integers exactly (any width: 128-bit values
+/// never pass through a float), floats as the shortest number that reads
+/// back to the same value (non-finite ones as the strings `NaN`, `inf`,
+/// `-inf`), a `char` as a one-character string (a value that is no `char`
+/// as its number), strings as strings, bytes as an array of numbers, JSON
+/// arguments verbatim when they are complete and valid (else as a string),
+/// `null` for a fault.
+impl Serialize for Value {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
-            Value::Unsigned(v) | Value::Pointer(v) => write!(out, "{v}").unwrap(),
-            Value::Signed(v) => write!(out, "{v}").unwrap(),
-            Value::U128(v) => write!(out, "{v}").unwrap(),
-            Value::I128(v) => write!(out, "{v}").unwrap(),
-            Value::Bool(v) => write!(out, "{v}").unwrap(),
+            Value::Unsigned(v) | Value::Pointer(v) => serializer.serialize_u64(*v),
+            Value::Signed(v) => serializer.serialize_i64(*v),
+            Value::U128(v) => serializer.serialize_u128(*v),
+            Value::I128(v) => serializer.serialize_i128(*v),
+            Value::Bool(v) => serializer.serialize_bool(*v),
             Value::Char(v) => match char::from_u32(*v) {
-                Some(c) => write_json_string(out, c.encode_utf8(&mut [0; 4])),
-                None => write!(out, "{v}").unwrap(),
+                Some(c) => serializer.serialize_char(c),
+                None => serializer.serialize_u32(*v),
             },
-            Value::F32(v) if v.is_finite() => write!(out, "{v:?}").unwrap(),
-            Value::F64(v) if v.is_finite() => write!(out, "{v:?}").unwrap(),
-            Value::F32(v) => write_json_string(out, &format!("{v:?}")),
-            Value::F64(v) => write_json_string(out, &format!("{v:?}")),
-            Value::Str { text, .. } => write_json_string(out, text),
-            Value::Bytes { bytes, .. } => {
-                out.push('[');
-                for (i, b) in bytes.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    write!(out, "{b}").unwrap();
-                }
-                out.push(']');
-            }
-            Value::Json { text, truncated } => {
-                let valid = !truncated
-                    && !text.contains(['\n', '\r'])
-                    && serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok();
-                if valid {
-                    out.push_str(text.trim());
-                } else {
-                    write_json_string(out, text);
+            Value::F32(v) if v.is_finite() => serializer.serialize_f32(*v),
+            Value::F64(v) if v.is_finite() => serializer.serialize_f64(*v),
+            Value::F32(v) => serializer.serialize_str(&format!("{v:?}")),
+            Value::F64(v) => serializer.serialize_str(&format!("{v:?}")),
+            Value::Str { text, .. } => serializer.serialize_str(text),
+            Value::Bytes { bytes, .. } => serializer.collect_seq(bytes),
+            // Embedded as it is only when that keeps the output on one
+            // line and valid.
+            Value::Json { text, truncated } if !truncated && !text.contains(['\n', '\r']) => {
+                match RawValue::from_string(text.trim().to_owned()) {
+                    Ok(raw) => raw.serialize(serializer),
+                    Err(_) => serializer.serialize_str(text),
                 }
             }
-            Value::Fault => out.push_str("null"),
+            Value::Json { text, .. } => serializer.serialize_str(text),
+            Value::Fault => serializer.serialize_none(),
         }
     }
 }
@@ -164,46 +160,12 @@ impl fmt::Display for Value {
     }
 }
 
-/// Appends `text` as a JSON string literal.
-pub(crate) fn write_json_string(out: &mut String, text: &str) {
-    if text.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
-        // Serializing a &str cannot fail.
-        out.push_str(&serde_json::to_string(text).unwrap_or_default());
-    } else {
-        // Nothing to escape (every other character stands for itself).
-        out.push('"');
-        out.push_str(text);
-        out.push('"');
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn json(value: &Value) -> String {
-        let mut out = String::new();
-        value.write_json(&mut out);
-        out
-    }
-
-    #[test]
-    fn json_strings_escape_what_json_needs() {
-        for text in [
-            "plain",
-            "",
-            "a\"b",
-            "back\\slash",
-            "tab\there",
-            "\u{1}",
-            "ünï €",
-            "\u{7f}",
-        ] {
-            let mut out = String::new();
-            write_json_string(&mut out, text);
-            assert_eq!(out, serde_json::to_string(text).unwrap());
-            assert_eq!(serde_json::from_str::<String>(&out).unwrap(), text);
-        }
+        serde_json::to_string(value).unwrap()
     }
 
     #[test]
@@ -223,7 +185,8 @@ mod tests {
     #[test]
     fn floats_strings_and_faults() {
         assert_eq!(json(&Value::F64(-2.5)), "-2.5");
-        assert_eq!(json(&Value::F32(f32::MAX)), "3.4028235e38");
+        assert_eq!(json(&Value::F32(f32::MAX)).parse::<f32>(), Ok(f32::MAX));
+        assert_eq!(json(&Value::F64(1e-300)).parse::<f64>(), Ok(1e-300));
         assert_eq!(json(&Value::F64(1.0)), "1.0");
         assert_eq!(json(&Value::F64(f64::NEG_INFINITY)), "\"-inf\"");
         assert_eq!(json(&Value::F32(f32::NAN)), "\"NaN\"");
@@ -263,6 +226,11 @@ mod tests {
             truncated: false,
         };
         assert_eq!(json(&bad), r#""nope""#);
+        let lines = Value::Json {
+            text: "{\"a\":\n1}".into(),
+            truncated: false,
+        };
+        assert_eq!(json(&lines), r#""{\"a\":\n1}""#);
     }
 
     #[test]

@@ -1,0 +1,216 @@
+//! Attaching the loaded program to the selected sites: uprobe_multi links
+//! (one per file) where the kernel has them, one perf-event uprobe per site
+//! otherwise.
+
+use crate::config::TraceConfig;
+use crate::error::TraceError;
+use crate::multi::{self, LoadError, MultiProgram};
+use crate::privileges;
+use crate::select::{SelectedSite, SemaphoreMode};
+use crate::tracer::BPF_OBJECT;
+use crate::uprobe::{self, UprobePmu};
+use aya::Ebpf;
+use aya::maps::Map;
+use aya::programs::UProbe;
+use std::collections::HashSet;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+use usdt_tracer_common::{PROGRAM_NAME, PROGRAM_SECTION};
+
+/// Attaches the program of `ebpf` to every selected site (the cookie of a
+/// site is its index): through uprobe_multi links where the kernel has
+/// them (one per file, fast to attach and to detach) unless `config` asks
+/// for perf events, else one perf-event uprobe per site.
+pub(crate) fn attach_sites(
+    ebpf: &mut Ebpf,
+    selected: &[SelectedSite],
+    config: &TraceConfig,
+) -> Result<Vec<OwnedFd>, TraceError> {
+    let multi_program = if config.perf_event_links {
+        None
+    } else {
+        load_multi_program(ebpf)?
+    };
+    match multi_program {
+        Some(program) => attach_multi(&program, selected, config.pid),
+        None => attach_perf_events(ebpf, selected, config.pid),
+    }
+}
+
+/// Loads the program for uprobe_multi links, or `None` when the kernel has
+/// no such links (then perf-event uprobes serve).
+fn load_multi_program(ebpf: &Ebpf) -> Result<Option<MultiProgram>, TraceError> {
+    // The descriptors aya holds for the maps it created: asking the kernel
+    // for a map by id (BPF_MAP_GET_FD_BY_ID) would need CAP_SYS_ADMIN.
+    let mut fds: Vec<(&str, BorrowedFd<'_>)> = Vec::new();
+    for (name, map) in ebpf.maps() {
+        let data = match map {
+            Map::Array(data) | Map::PerCpuArray(data) | Map::RingBuf(data) | Map::HashMap(data) => {
+                data
+            }
+            _ => {
+                return Err(TraceError::BadObject {
+                    reason: format!("unexpected kind of map {name}"),
+                });
+            }
+        };
+        fds.push((name, data.fd().as_fd()));
+    }
+    let map_fd = |symbol: &str| {
+        fds.iter()
+            .find(|(name, _)| *name == symbol)
+            .map(|(_, fd)| fd.as_raw_fd())
+    };
+    match MultiProgram::load(BPF_OBJECT, PROGRAM_SECTION, PROGRAM_NAME, map_fd) {
+        Ok(program) => Ok(Some(program)),
+        Err(LoadError::Object(reason)) => Err(TraceError::BadObject { reason }),
+        // Kernels before 6.6 have no uprobe_multi.
+        Err(LoadError::Kernel(error, _))
+            if matches!(error.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP)) =>
+        {
+            Ok(None)
+        }
+        Err(LoadError::Kernel(error, log)) => Err(TraceError::rejected(error, log)),
+    }
+}
+
+/// uprobe_multi links: one per file and kind of uprobe (entry or return)
+/// with every selected site of it; the cookie of a site is its index. A
+/// site selected for several uses goes into as many links, one offset per
+/// link.
+fn attach_multi(
+    program: &MultiProgram,
+    selected: &[SelectedSite],
+    pid: Option<u32>,
+) -> Result<Vec<OwnedFd>, TraceError> {
+    let mut groups: Vec<(&Path, bool, HashSet<u64>, Vec<usize>)> = Vec::new();
+    for (index, site) in selected.iter().enumerate() {
+        let offset = site.probe.file_offset;
+        let group = groups.iter_mut().find(|(file, ret, offsets, _)| {
+            *file == site.attach_path.as_path() && *ret == site.ret && !offsets.contains(&offset)
+        });
+        match group {
+            Some((_, _, offsets, members)) => {
+                offsets.insert(offset);
+                members.push(index);
+            }
+            None => groups.push((
+                &site.attach_path,
+                site.ret,
+                std::iter::once(offset).collect(),
+                vec![index],
+            )),
+        }
+    }
+    let mut links = Vec::with_capacity(groups.len());
+    for (file, ret, _, members) in groups {
+        let group: Vec<(usize, &SelectedSite)> = members
+            .iter()
+            .map(|&index| (index, &selected[index]))
+            .collect();
+        let offsets: Vec<u64> = group.iter().map(|(_, s)| s.probe.file_offset).collect();
+        let ref_ctrs: Vec<u64> = group.iter().map(|(_, s)| ref_ctr(s).unwrap_or(0)).collect();
+        let cookies: Vec<u64> = group.iter().map(|(index, _)| *index as u64).collect();
+        match multi::link(program.fd(), file, &offsets, &ref_ctrs, &cookies, pid, ret) {
+            Ok(link) => links.push(link),
+            Err(error) => {
+                // Find the site the kernel refuses, to name it.
+                for (index, site) in &group {
+                    let one = multi::link(
+                        program.fd(),
+                        file,
+                        &[site.probe.file_offset],
+                        &[ref_ctr(site).unwrap_or(0)],
+                        &[*index as u64],
+                        pid,
+                        ret,
+                    );
+                    if let Err(error) = one {
+                        return Err(classify_attach_error(error, pid, site));
+                    }
+                }
+                return Err(classify_attach_error(error, pid, group[0].1));
+            }
+        }
+    }
+    Ok(links)
+}
+
+/// One perf-event uprobe per site, linked to the program aya loads.
+fn attach_perf_events(
+    ebpf: &mut Ebpf,
+    selected: &[SelectedSite],
+    pid: Option<u32>,
+) -> Result<Vec<OwnedFd>, TraceError> {
+    let pmu = UprobePmu::detect().map_err(|source| TraceError::Io {
+        context: "this kernel has no uprobe PMU (/sys/bus/event_source/devices/uprobe)".into(),
+        source,
+    })?;
+    if !pmu.supports_semaphores() && selected.iter().any(|s| ref_ctr(s).is_some()) {
+        return Err(TraceError::KernelFeature {
+            missing: "cannot raise USDT semaphores (no uprobe ref_ctr_offset)".into(),
+        });
+    }
+    let program: &mut UProbe = ebpf
+        .program_mut(PROGRAM_NAME)
+        .ok_or(TraceError::Missing {
+            what: "program",
+            name: PROGRAM_NAME,
+        })?
+        .try_into()
+        .map_err(|source| TraceError::program(PROGRAM_NAME, source))?;
+    program
+        .load()
+        .map_err(|source| TraceError::program(PROGRAM_NAME, source))?;
+    let program_fd = program
+        .fd()
+        .map_err(|source| TraceError::program(PROGRAM_NAME, source))?;
+    let mut links = Vec::with_capacity(selected.len());
+    for (index, site) in selected.iter().enumerate() {
+        let fail = |error| classify_attach_error(error, pid, site);
+        let event = pmu
+            .open(
+                &site.attach_path,
+                site.probe.file_offset,
+                ref_ctr(site),
+                pid,
+                site.ret,
+            )
+            .map_err(fail)?;
+        links
+            .push(uprobe::link_perf_event(program_fd.as_fd(), &event, index as u64).map_err(fail)?);
+        // `event` closes here; the link keeps the perf event alive.
+    }
+    Ok(links)
+}
+
+/// The semaphore file offset to hand the kernel for `site`: none when the
+/// tracer raises the semaphore itself.
+fn ref_ctr(site: &SelectedSite) -> Option<u64> {
+    match site.semaphore {
+        SemaphoreMode::Kernel => site.probe.semaphore_offset,
+        SemaphoreMode::Manual { .. } | SemaphoreMode::AfterExec { .. } => None,
+    }
+}
+
+/// The error for the kernel's refusal of a uprobe or link at `site`.
+fn classify_attach_error(source: io::Error, pid: Option<u32>, site: &SelectedSite) -> TraceError {
+    match (source.raw_os_error(), pid) {
+        (Some(libc::ESRCH), Some(pid)) => TraceError::ProcessExited { pid },
+        (Some(libc::EACCES | libc::EPERM), _) => TraceError::Privileges {
+            reason: format!(
+                "the kernel refused a uprobe on {} ({source}): {}",
+                site.attach_path.display(),
+                privileges::needed()
+            ),
+        },
+        _ => TraceError::Attach {
+            path: site.display_path.clone(),
+            provider: site.probe.provider.clone(),
+            name: site.probe.name.clone(),
+            offset: site.probe.file_offset,
+            source,
+        },
+    }
+}

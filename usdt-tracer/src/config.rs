@@ -1,0 +1,103 @@
+//! What to trace and how: [`TraceConfig`].
+
+use crate::aggregate::{Aggregation, DEFAULT_MAP_ENTRIES};
+use crate::error::TraceError;
+use crate::select::{ProbeSpec, StringRequest};
+use std::path::PathBuf;
+
+/// Default size of the event ring buffer.
+pub const DEFAULT_RING_BYTES: u32 = 8 << 20;
+
+/// What to trace and how.
+#[derive(Debug, Clone)]
+pub struct TraceConfig {
+    /// The probes to attach to.
+    pub probes: Vec<ProbeSpec>,
+    /// Trace only this process (and search its modules for probes given
+    /// without a path). `None`: every process running the files.
+    pub pid: Option<u32>,
+    /// Where probes without a path are searched when the process has not
+    /// started yet (the program `-c` runs).
+    pub executable: Option<PathBuf>,
+    /// Arguments to copy as C strings.
+    pub strings: Vec<StringRequest>,
+    /// Size of the event ring buffer in bytes (a power of two, at least one
+    /// page).
+    pub ring_bytes: u32,
+    /// Attach through one perf-event uprobe per site even where the kernel
+    /// has uprobe_multi links (6.6+), which attach a whole file at once and
+    /// detach much faster. Older kernels always use perf events.
+    pub perf_event_links: bool,
+    /// Aggregations computed in the kernel (their probes are not streamed
+    /// unless `probes` names them too); read them with
+    /// [`Tracer::aggregates`].
+    pub aggregations: Vec<Aggregation>,
+    /// Entry limit of the aggregation counter map (all aggregations share
+    /// it) and of the map of pending latency starts. A full map is counted
+    /// in [`AggregateLosses`], never silently ignored.
+    pub map_entries: u32,
+}
+
+impl Default for TraceConfig {
+    fn default() -> Self {
+        TraceConfig::new()
+    }
+}
+
+impl TraceConfig {
+    /// An empty configuration: no probes, every process, default buffer.
+    pub fn new() -> TraceConfig {
+        TraceConfig {
+            probes: Vec::new(),
+            pid: None,
+            executable: None,
+            strings: Vec::new(),
+            ring_bytes: DEFAULT_RING_BYTES,
+            perf_event_links: false,
+            aggregations: Vec::new(),
+            map_entries: DEFAULT_MAP_ENTRIES,
+        }
+    }
+
+    /// Adds an in-kernel aggregation (see [`Aggregation`]).
+    pub fn aggregate(mut self, aggregation: Aggregation) -> TraceConfig {
+        self.aggregations.push(aggregation);
+        self
+    }
+
+    /// Adds a probe specification (see [`ProbeSpec`]).
+    pub fn probe(mut self, spec: &str) -> Result<TraceConfig, TraceError> {
+        self.probes.push(spec.parse()?);
+        Ok(self)
+    }
+
+    /// Traces only process `pid`.
+    pub fn pid(mut self, pid: u32) -> TraceConfig {
+        self.pid = Some(pid);
+        self
+    }
+
+    /// Checks what the tracer cannot do with this configuration before
+    /// anything else happens.
+    pub(crate) fn validate(&self) -> Result<(), TraceError> {
+        if self.probes.is_empty() && self.aggregations.is_empty() {
+            return Err(TraceError::BadSpec {
+                spec: String::new(),
+                reason: "no probe given".into(),
+            });
+        }
+        if self.map_entries == 0 {
+            return Err(TraceError::BadSpec {
+                spec: "0".into(),
+                reason: "the aggregation maps need at least one entry".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Adds a string request (see [`StringRequest`]).
+    pub fn strings(mut self, request: &str) -> Result<TraceConfig, TraceError> {
+        self.strings.push(request.parse()?);
+        Ok(self)
+    }
+}
