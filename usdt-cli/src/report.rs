@@ -2,6 +2,7 @@
 //! aggregations could not count.
 
 use crate::trace::{TraceArgs, plural};
+use serde::Serialize;
 use std::io::{self, Write};
 use usdt_tracer::AggregateReport;
 
@@ -19,18 +20,32 @@ pub fn print_report(
     let every_interval = args.interval.is_some();
     let losses = report.losses;
     if args.json {
-        for line in report.json_lines() {
-            match (every_interval, line.strip_suffix('}')) {
-                (true, Some(open)) => writeln!(out, "{open},\"report\":{number}}}")?,
-                _ => writeln!(out, "{line}")?,
-            }
+        let report_number = every_interval.then_some(number);
+        for line in report.json_lines(report_number) {
+            writeln!(out, "{line}")?;
         }
         if every_interval {
-            writeln!(
-                out,
-                "{{\"not_counted\":{{\"map_full\":{},\"starts_full\":{},\"faults\":{}}},\"report\":{number}}}",
-                losses.map_full, losses.starts_full, losses.faults
-            )?;
+            #[derive(Serialize)]
+            struct NotCounted {
+                map_full: u64,
+                starts_full: u64,
+                faults: u64,
+            }
+            #[derive(Serialize)]
+            struct Line {
+                not_counted: NotCounted,
+                report: u64,
+            }
+            let line = Line {
+                not_counted: NotCounted {
+                    map_full: losses.map_full,
+                    starts_full: losses.starts_full,
+                    faults: losses.faults,
+                },
+                report: number,
+            };
+            serde_json::to_writer(&mut *out, &line)?;
+            writeln!(out)?;
         }
     } else {
         if every_interval {

@@ -478,13 +478,17 @@ impl AggregateReport {
     ///   "buckets":[{"low","high","count"}]}` (non-empty buckets);
     /// - `{"aggregation":"latency","start","end","key","unit":"usecs",
     ///   "total","buckets":[...]}`.
-    pub fn json_lines(&self) -> Vec<String> {
+    ///
+    /// With `report` (the number of a report printed every interval), each
+    /// object also has `"report": N`.
+    pub fn json_lines(&self, report: Option<u64>) -> Vec<String> {
         let mut lines = Vec::new();
         for result in &self.results {
             match result {
                 AggregateResult::Hits { by: None, counts } => {
                     for row in counts {
                         lines.push(json::line(&json::Hits {
+                            report,
                             aggregation: "hits",
                             probe: ProbeName::of(&row.probe),
                             count: row.count,
@@ -497,6 +501,7 @@ impl AggregateReport {
                 } => {
                     for (probe, rows) in rows_by_probe(counts) {
                         lines.push(json::line(&json::KeyedHits {
+                            report,
                             aggregation: "hits",
                             probe: ProbeName::of(probe),
                             by,
@@ -514,6 +519,7 @@ impl AggregateReport {
                 AggregateResult::Histogram { arg, histograms } => {
                     for (probe, histogram) in histograms {
                         lines.push(json::line(&json::Histogram {
+                            report,
                             aggregation: "histogram",
                             probe: ProbeName::of(probe),
                             arg,
@@ -528,6 +534,7 @@ impl AggregateReport {
                     key,
                     histogram,
                 } => lines.push(json::line(&json::Latency {
+                    report,
                     aggregation: "latency",
                     start,
                     end,
@@ -607,6 +614,8 @@ mod json {
         #[serde(flatten)]
         pub probe: ProbeName<'a>,
         pub count: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub report: Option<u64>,
     }
 
     /// Hits of one probe per key.
@@ -617,6 +626,8 @@ mod json {
         pub probe: ProbeName<'a>,
         pub by: &'a str,
         pub counts: Vec<KeyCount<'a>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub report: Option<u64>,
     }
 
     /// One key's hits.
@@ -637,6 +648,8 @@ mod json {
         pub arg: &'a str,
         pub total: u64,
         pub buckets: Buckets<'a>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub report: Option<u64>,
     }
 
     /// A latency histogram.
@@ -649,6 +662,8 @@ mod json {
         pub unit: &'static str,
         pub total: u64,
         pub buckets: Buckets<'a>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub report: Option<u64>,
     }
 
     /// The non-empty buckets of a histogram as `{"low", "high", "count"}`
@@ -803,7 +818,7 @@ mod tests {
         }
         assert_eq!(delta.losses.unmatched_ends, 2);
 
-        let lines = delta.json_lines();
+        let lines = delta.json_lines(None);
         let hits: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
         assert_eq!(hits["aggregation"], "hits");
         assert_eq!(hits["by"], "status");
@@ -813,6 +828,11 @@ mod tests {
         assert_eq!(latency["buckets"][0]["low"], 2);
         assert_eq!(latency["buckets"][0]["high"], 3);
         assert_eq!(latency["buckets"][0]["count"], 2);
+        assert!(hits.get("report").is_none());
+        for line in delta.json_lines(Some(3)) {
+            let object: serde_json::Value = serde_json::from_str(&line).unwrap();
+            assert_eq!(object["report"], 3, "{line}");
+        }
 
         let text = delta.render_text();
         assert!(
