@@ -1,4 +1,14 @@
-//! Support code for the workspace's cross-crate and interoperability tests.
+//! Support code for the workspace's cross-crate and interoperability tests
+//! (the `interop` test binary, one module per subject, and the example
+//! server's tests).
+//!
+//! This root holds what every kind of test uses: skipping, scratch
+//! directories, running commands, compiling the C fixtures, child processes.
+//! The modules hold what tests of one subject share: [`cli`] the `usdt`
+//! command, [`elf`] independent readings of ELF files (goblin, readelf),
+//! [`macros`] the binary contract of the probe macros and gdb, [`reader`]
+//! the C fixtures built for every architecture, [`trace`] traced programs
+//! and what `usdt trace` prints.
 //!
 //! Tests that need root and BPF, or an external tool such as `gdb` or
 //! `bpftrace`, call [`require_bpf`] or [`require_tool`] first. Without the
@@ -8,8 +18,15 @@
 
 #![deny(missing_docs)]
 
+pub mod cli;
+pub mod elf;
+pub mod macros;
+pub mod reader;
+pub mod trace;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// The environment variable that turns skips into failures.
 pub const REQUIRE_ENV: &str = "USDT_REQUIRE_BPF";
@@ -139,17 +156,49 @@ pub fn compile_c(compiler: &str, source: &str, flags: &[&str], out_dir: &Path) -
     out
 }
 
-/// The directory holding the Rust toolchain's `ld.lld` wrapper, for `cc
-/// -fuse-ld=lld -B DIR` (lld lays out segments differently from GNU ld).
-pub fn rust_lld_dir() -> Option<PathBuf> {
+/// The `cc` flag `-BDIR` that, with `-fuse-ld=lld`, links with the Rust
+/// toolchain's `ld.lld` wrapper (lld lays out segments differently from GNU
+/// ld); `None`, after skipping `test` (see [`skip`]), when the toolchain has
+/// no lld.
+pub fn lld_flag(test: &str) -> Option<String> {
     let sysroot = run(Command::new("rustc").args(["--print", "sysroot"]));
     let version = run(Command::new("rustc").arg("-vV"));
-    let host = version.lines().find_map(|l| l.strip_prefix("host: "))?;
-    let dir = Path::new(sysroot.trim())
-        .join("lib/rustlib")
-        .join(host)
-        .join("bin/gcc-ld");
-    dir.join("ld.lld").exists().then_some(dir)
+    let host = version.lines().find_map(|l| l.strip_prefix("host: "));
+    let dir = host.map(|host| {
+        Path::new(sysroot.trim())
+            .join("lib/rustlib")
+            .join(host)
+            .join("bin/gcc-ld")
+    });
+    match dir {
+        Some(dir) if dir.join("ld.lld").exists() => Some(format!("-B{}", dir.display())),
+        _ => {
+            skip(test, "the Rust toolchain has no gcc-ld/ld.lld");
+            None
+        }
+    }
+}
+
+/// A directory under `out` holding `sys/sdt.h` and `sys/sdt-config.h`
+/// alone, for cross compilers (the header is installed only in the host's
+/// multiarch include directory); pass it with `-I`.
+pub fn sdt_include_dir(out: &Path) -> PathBuf {
+    let candidates = [
+        "/usr/include/sys",
+        "/usr/include/x86_64-linux-gnu/sys",
+        "/usr/include/aarch64-linux-gnu/sys",
+    ];
+    let source = candidates
+        .iter()
+        .map(Path::new)
+        .find(|dir| dir.join("sdt.h").is_file())
+        .expect("sys/sdt.h (systemtap-sdt-dev) is installed");
+    let include = out.join("include");
+    std::fs::create_dir_all(include.join("sys")).unwrap();
+    for header in ["sdt.h", "sdt-config.h"] {
+        std::fs::copy(source.join(header), include.join("sys").join(header)).unwrap();
+    }
+    include
 }
 
 /// `provider:name` of a probe or event printed by `usdt list --json` or
@@ -160,4 +209,80 @@ pub fn json_probe_name(object: &serde_json::Value) -> String {
         object["provider"].as_str().expect("a provider string"),
         object["name"].as_str().expect("a name string")
     )
+}
+
+/// A child process, killed (and reaped) when dropped.
+pub struct Guard(pub Child);
+
+impl Guard {
+    /// Starts `command` with piped stdin, stdout and stderr.
+    pub fn spawn(command: &mut Command) -> Guard {
+        Guard(
+            command
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}")),
+        )
+    }
+
+    /// The child's pid.
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// Waits for the child to exit and returns its output (what is left
+    /// of the streams not taken).
+    pub fn finish(mut self) -> Output {
+        let mut stdout = Vec::new();
+        let mut stderr = Vec::new();
+        if let Some(mut out) = self.0.stdout.take() {
+            std::io::Read::read_to_end(&mut out, &mut stdout).expect("read stdout");
+        }
+        if let Some(mut err) = self.0.stderr.take() {
+            std::io::Read::read_to_end(&mut err, &mut stderr).expect("read stderr");
+        }
+        let status = self.0.wait().expect("wait");
+        Output {
+            status,
+            stdout,
+            stderr,
+        }
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits (up to 10 s) until process `pid` maps a file whose path contains
+/// `file` (its dynamic loader has run).
+pub fn wait_for_mapping(pid: u32, file: &str) {
+    let start = Instant::now();
+    while !std::fs::read_to_string(format!("/proc/{pid}/maps"))
+        .unwrap_or_default()
+        .contains(file)
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "process {pid} never mapped {file}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The `len` bytes at address `address` of process `pid`, read through
+/// `/proc/PID/mem`.
+pub fn read_memory(pid: u32, address: u64, len: usize) -> Vec<u8> {
+    use std::os::unix::fs::FileExt;
+    let mem = std::fs::File::open(format!("/proc/{pid}/mem"))
+        .unwrap_or_else(|e| panic!("open /proc/{pid}/mem: {e}"));
+    let mut buf = vec![0; len];
+    mem.read_exact_at(&mut buf, address)
+        .unwrap_or_else(|e| panic!("read {address:#x} of process {pid}: {e}"));
+    buf
 }

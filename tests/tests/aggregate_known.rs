@@ -5,15 +5,14 @@
 //! delays are far from bucket edges (17 ms in 16,384-32,767 us, 135 ms in
 //! 131,072-262,143 us) so a loaded machine cannot move them.
 
-mod trace_support;
-
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
-use trace_support::*;
-use usdt_interop_tests::{require_bpf, scratch_dir};
+use usdt_interop_tests::cli::*;
+use usdt_interop_tests::trace::*;
+use usdt_interop_tests::{Guard, require_bpf};
 
 /// The values agg_known fires through agg:size, in order.
 const SIZES: [i64; 15] = [
@@ -36,11 +35,7 @@ const SIZES: [i64; 15] = [
 
 /// agg_known at -O0 and -O2.
 fn fixtures(test: &str) -> Vec<PathBuf> {
-    let dir = scratch_dir(test);
-    ["-O0", "-O2"]
-        .iter()
-        .map(|opt| usdt_interop_tests::compile_c("cc", "agg_known.c", &[opt], &dir))
-        .collect()
+    build_c_at_o0_and_o2(test, "agg_known.c")
 }
 
 /// Runs `usdt trace --json ARGS -c BINARY [ARG]` and returns its aggregation
@@ -348,8 +343,7 @@ fn intervals_add_up_to_the_total() {
     if !require_bpf("intervals_add_up_to_the_total") {
         return;
     }
-    let dir = scratch_dir("aggregate_intervals");
-    let binary = usdt_interop_tests::compile_c("cc", "uprobe_target.c", &["-O2"], &dir);
+    let binary = build_c("aggregate_intervals", "uprobe_target.c", &["-O2"]);
     usdt();
     let mut target = Guard::spawn(Command::new(&binary).arg("wait"));
     let mut stdout = std::io::BufReader::new(target.0.stdout.take().expect("stdout"));
@@ -463,6 +457,7 @@ fn one_probe_streamed_and_aggregated_through_both_kinds_of_links() {
         return;
     }
     use usdt_tracer::{AggregateResult, Aggregation, TraceConfig, Tracer, Value};
+    let _tracing = tracing_in_process();
     let binary = &fixtures("aggregate_library")[1];
     let event = format!("{}:agg:event", binary.display());
     for perf_event_links in [false, true] {

@@ -2,13 +2,14 @@
 //! status and one-line error of every kind of bad input, on the C fixtures
 //! and the `probe_catalog` example.
 
-mod reader_support;
-
-use reader_support::{fixture, fixtures, usdt_binary, with_two_bad_notes};
+use crate::CATALOG;
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+use usdt_interop_tests::cli::{run_usdt, usdt};
+use usdt_interop_tests::elf::edit_notes;
+use usdt_interop_tests::reader::{fixture, fixtures, start_looping, with_two_bad_notes};
 use usdt_interop_tests::require_tool;
 use usdt_reader::{ElfFile, Process};
 
@@ -20,12 +21,11 @@ fn tools() -> bool {
         .all(|tool| require_tool(TEST, tool))
 }
 
-fn usdt(args: &[&str]) -> Output {
-    Command::new(usdt_binary())
-        .arg("list")
-        .args(args)
-        .output()
-        .unwrap()
+/// Runs `usdt list ARGS`.
+fn list(args: &[&str]) -> Output {
+    let mut full = vec!["list"];
+    full.extend_from_slice(args);
+    run_usdt(&full)
 }
 
 fn stdout(output: &Output) -> String {
@@ -34,7 +34,7 @@ fn stdout(output: &Output) -> String {
 
 /// Runs `usdt list ARGS`, requiring success.
 fn ok(args: &[&str]) -> String {
-    let output = usdt(args);
+    let output = list(args);
     assert!(
         output.status.success(),
         "usdt list {args:?}: {}",
@@ -46,7 +46,7 @@ fn ok(args: &[&str]) -> String {
 /// Runs `usdt list ARGS`, requiring exit status `code`, no output and one
 /// line on stderr; returns that line.
 fn fails(args: &[&str], code: i32) -> String {
-    let output = usdt(args);
+    let output = list(args);
     let stderr = String::from_utf8(output.stderr.clone()).unwrap();
     assert_eq!(
         output.status.code(),
@@ -78,7 +78,7 @@ fn table_is_aligned_and_complete() {
     if !tools() {
         return;
     }
-    let path = &fixture(fixtures(TEST), "x86_64_args_O2").path;
+    let path = &fixture(fixtures(), "x86_64_args_O2").path;
     let text = ok(&[path.to_str().unwrap()]);
     let lines: Vec<&str> = text.lines().collect();
     let probes = ElfFile::open(path).unwrap().probes().unwrap();
@@ -110,7 +110,7 @@ fn json_lines_carry_every_field() {
     if !tools() {
         return;
     }
-    let path = &fixture(fixtures(TEST), "x86_64_lib_O2").path;
+    let path = &fixture(fixtures(), "x86_64_lib_O2").path;
     let lines = json_lines(&ok(&["--json", path.to_str().unwrap()]));
     let probes = ElfFile::open(path).unwrap().probes().unwrap();
     assert_eq!(lines.len(), probes.len());
@@ -152,7 +152,7 @@ fn unparseable_operands_are_listed_with_their_error() {
     if !tools() {
         return;
     }
-    let path = &fixture(fixtures(TEST), "x86_64_lib_O2_stripped").path;
+    let path = &fixture(fixtures(), "x86_64_lib_O2_stripped").path;
     let lines = json_lines(&ok(&["--json", path.to_str().unwrap()]));
     let counter = lines.iter().find(|l| l["name"] == "counter").unwrap();
     assert_eq!(counter["arg_specs"], Value::Null);
@@ -169,7 +169,7 @@ fn patterns_select_probes() {
     if !tools() {
         return;
     }
-    let fixtures = fixtures(TEST);
+    let fixtures = fixtures();
     let args = fixture(fixtures, "x86_64_args_O0")
         .path
         .to_str()
@@ -208,14 +208,13 @@ fn patterns_select_probes() {
 
 #[test]
 fn typed_signatures_show_in_the_table() {
-    let catalog = env!("CARGO_BIN_EXE_probe_catalog");
-    let text = ok(&[catalog, "store:*"]);
+    let text = ok(&[CATALOG, "store:*"]);
     assert!(
         text.lines().any(|line| line.contains("order_placed")
             && line.ends_with("(order_id: u64, customer: &str, total_cents: i64)")),
         "{text}"
     );
-    let lines = json_lines(&ok(&["--json", catalog, "store:order_json"]));
+    let lines = json_lines(&ok(&["--json", CATALOG, "store:order_json"]));
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0]["signature_text"], "(order_id: u64, order: json)");
     assert_eq!(lines[0]["signature"]["guarded"], true);
@@ -228,27 +227,14 @@ fn pid_lists_every_module_with_runtime_addresses() {
     if !tools() {
         return;
     }
-    let main = &fixture(fixtures(TEST), "x86_64_lib_main_O2").path;
-    let mut child = Command::new(main)
-        .args(["100000", "10"])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let start = Instant::now();
-    while !std::fs::read_to_string(format!("/proc/{pid}/maps"))
-        .unwrap_or_default()
-        .contains("libsdt_lib.so")
-    {
-        assert!(start.elapsed() < Duration::from_secs(10));
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let main = &fixture(fixtures(), "x86_64_lib_main_O2").path;
+    let child = start_looping(main, "libsdt_lib.so");
+    let pid = child.pid();
     let pid_text = pid.to_string();
     let json = ok(&["--pid", &pid_text, "--json"]);
     let table = ok(&["-p", &pid_text, "sdt_lib:*"]);
     let modules = Process::open(pid).unwrap().modules().unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
 
     let lines = json_lines(&json);
     let expected: usize = modules.iter().map(|m| m.probes.len()).sum();
@@ -292,7 +278,7 @@ fn bad_input_exits_2_with_one_line() {
     if !tools() {
         return;
     }
-    let args = fixture(fixtures(TEST), "x86_64_args_O2")
+    let args = fixture(fixtures(), "x86_64_args_O2")
         .path
         .to_str()
         .unwrap()
@@ -332,7 +318,7 @@ fn bad_input_exits_2_with_one_line() {
     // A file without probes lists nothing, successfully: no JSON lines, and
     // in text no table header alone but a note on stderr.
     assert_eq!(ok(&["--json", "/bin/ls"]), "");
-    let text = usdt(&["/bin/ls"]);
+    let text = list(&["/bin/ls"]);
     assert!(text.status.success(), "{text:?}");
     assert!(text.stdout.is_empty(), "{}", stdout(&text));
     assert_eq!(
@@ -343,9 +329,8 @@ fn bad_input_exits_2_with_one_line() {
 
 #[test]
 fn a_closed_pipe_is_not_a_failure() {
-    let catalog = env!("CARGO_BIN_EXE_probe_catalog");
-    let mut child = Command::new(usdt_binary())
-        .args(["list", "--json", catalog])
+    let mut child = usdt()
+        .args(["list", "--json", CATALOG])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -365,12 +350,12 @@ fn unparseable_operands_are_marked_in_the_table() {
     if !tools() {
         return;
     }
-    let path = fixture(fixtures(TEST), "x86_64_lib_O2_stripped")
+    let path = fixture(fixtures(), "x86_64_lib_O2_stripped")
         .path
         .to_str()
         .unwrap()
         .to_string();
-    let output = usdt(&[&path]);
+    let output = list(&[&path]);
     assert!(output.status.success(), "{output:?}");
     let table = stdout(&output);
     let row = table.lines().find(|l| l.contains(" counter ")).unwrap();
@@ -390,12 +375,12 @@ fn bad_notes_are_skipped_with_a_warning() {
     if !tools() {
         return;
     }
-    let f = fixture(fixtures(TEST), "x86_64_args_O2");
+    let f = fixture(fixtures(), "x86_64_args_O2");
     let dir = usdt_interop_tests::scratch_dir("list_cli_bad_notes");
     let bad = dir.join("two_bad_notes");
     std::fs::write(&bad, with_two_bad_notes(f)).unwrap();
     let bad = bad.to_str().unwrap();
-    let output = usdt(&["--json", bad]);
+    let output = list(&["--json", bad]);
     assert!(output.status.success(), "{output:?}");
     let names: Vec<String> = json_lines(&stdout(&output))
         .iter()
@@ -423,12 +408,7 @@ fn bad_notes_are_skipped_with_a_warning() {
         )
     );
     // A file whose every note is bad is bad input.
-    let file = ElfFile::open(&f.path).unwrap();
-    let section = reader_support::section_offset("readelf", &f.path, ".note.stapsdt");
-    let mut bytes = std::fs::read(&f.path).unwrap();
-    for note in file.notes().unwrap() {
-        bytes[section + note.offset + 12 + 8 + 24] = 0xff;
-    }
+    let bytes = edit_notes(&f.path, |_, descriptor| descriptor[24] = 0xff);
     let all_bad = dir.join("all_bad_notes");
     std::fs::write(&all_bad, bytes).unwrap();
     let all_bad = all_bad.to_str().unwrap();
@@ -443,7 +423,7 @@ fn a_fifo_is_an_error_not_a_hang() {
     let dir = usdt_interop_tests::scratch_dir("list_cli_fifo");
     let fifo = dir.join("fifo");
     usdt_interop_tests::run(Command::new("mkfifo").arg(&fifo));
-    let mut child = Command::new(usdt_binary())
+    let mut child = usdt()
         .arg("list")
         .arg(&fifo)
         .stdout(Stdio::piped())

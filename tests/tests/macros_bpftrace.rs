@@ -3,34 +3,37 @@
 //! typed probes, whose closures then run. Runs as root (CI sets
 //! `USDT_REQUIRE_BPF=1`, which turns a skip into a failure).
 
-mod macros_support;
-
-use macros_support::*;
+use crate::catalog;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
-use usdt_interop_tests::{require_bpf, require_tool, run};
+use usdt_interop_tests::macros::*;
+use usdt_interop_tests::{Guard, require_bpf, require_tool, run, scratch_dir};
 
-/// A running `probe_catalog --loop`, with its stdout lines.
+/// A running `probe_catalog --loop` (killed when dropped), with its stdout
+/// lines.
 struct Catalog {
-    child: Child,
+    child: Guard,
     pid: u32,
     lines: Receiver<String>,
 }
 
 impl Catalog {
-    /// Starts `probe_catalog --loop SECONDS --wait`; it fires nothing
-    /// until [`Catalog::go`].
-    fn start(seconds: u32) -> Catalog {
-        let mut child = Command::new(catalog())
-            .args(["--loop", &seconds.to_string(), "--wait"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start probe_catalog");
-        let stdout = child.stdout.take().unwrap();
+    /// Starts `path` (probe_catalog) with `--loop SECONDS --wait`; it fires
+    /// nothing until [`Catalog::go`].
+    fn start(path: &Path, seconds: u32) -> Catalog {
+        let mut child = Guard(
+            Command::new(path)
+                .args(["--loop", &seconds.to_string(), "--wait"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("start probe_catalog"),
+        );
+        let stdout = child.0.stdout.take().unwrap();
         let (tx, lines) = channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
@@ -41,7 +44,7 @@ impl Catalog {
             }
         });
         let mut catalog = Catalog {
-            pid: child.id(),
+            pid: child.pid(),
             child,
             lines,
         };
@@ -52,7 +55,7 @@ impl Catalog {
     /// Lets the process start firing.
     fn go(&mut self) {
         use std::io::Write;
-        let mut stdin = self.child.stdin.take().unwrap();
+        let mut stdin = self.child.0.stdin.take().unwrap();
         stdin.write_all(b"go\n").unwrap();
     }
 
@@ -71,11 +74,14 @@ impl Catalog {
     }
 }
 
-impl Drop for Catalog {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A copy of probe_catalog in a scratch directory named `test`, for a
+/// test that traces every process running the file: the kernel raises the
+/// semaphores of such a trace in each of them, which must not reach the
+/// processes of the other tests running the catalog at the same time.
+fn private_catalog(test: &str) -> PathBuf {
+    let copy = scratch_dir(test).join("probe_catalog");
+    std::fs::copy(catalog(), &copy).expect("copy probe_catalog");
+    copy
 }
 
 /// Runs bpftrace with `args` until it exits (at most `timeout`), returning
@@ -135,8 +141,8 @@ fn bpftrace_attached_to_a_running_process_reads_a_guarded_probe() {
     if !require_bpf(test) || !require_tool(test, "bpftrace") {
         return;
     }
-    let mut running = Catalog::start(60);
     let path = catalog();
+    let mut running = Catalog::start(path, 60);
     let pid = running.pid.to_string();
     // Fifty hits: after the first, the kernel turns the 5-byte nop into a
     // call to its uprobe trampoline, which writes below the stack pointer;
@@ -164,7 +170,7 @@ fn bpftrace_attached_to_a_running_process_reads_a_guarded_probe() {
     // The process saw the semaphore raised, and is still running.
     running.expect_line("enabled: store:order_placed", Duration::from_secs(10));
     assert!(
-        running.child.try_wait().unwrap().is_none(),
+        running.child.0.try_wait().unwrap().is_none(),
         "probe_catalog died"
     );
     // The kernel optimized the site: the process maps its trampoline.
@@ -181,12 +187,12 @@ fn bpftrace_attached_system_wide_enables_probes_through_the_kernel() {
     if !require_bpf(test) || !require_tool(test, "bpftrace") {
         return;
     }
-    let path = catalog();
+    let path = private_catalog(test);
     let p = path.display();
     // Without -p, bpftrace never touches the process: the kernel raises the
     // semaphore (the uprobe's ref_ctr_offset) in every process mapping the
     // file. Events are filtered to the one process this test starts.
-    let mut running = Catalog::start(60);
+    let mut running = Catalog::start(&path, 60);
     let pid = running.pid;
     let script = format!(
         "usdt:{p}:catalog:text /pid == {pid} && !@text/ {{ @text = 1; printf(\"text %s|%s|%lu\\n\", str(arg0, arg1), str(arg2, arg3), arg5); }}

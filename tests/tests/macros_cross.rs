@@ -7,38 +7,25 @@
 //! control, evaluates them and has notes. The same library also builds for
 //! x86_64-apple-darwin, whose Mach-O objects have no ELF sections.
 
-mod macros_support;
-
 use goblin::elf::Elf;
-use macros_support::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use usdt_interop_tests::{require_tool, run, skip, target_dir};
+use usdt_interop_tests::elf::*;
+use usdt_interop_tests::macros::*;
+use usdt_interop_tests::{require_tool, run, skip};
 
 const AARCH64: &str = "aarch64-unknown-linux-gnu";
 
 /// Builds `packages` of the fixture workspace for `target` with the stable
-/// toolchain into the shared fixture target directory.
-fn cross_build(target: &str, packages: &[&str]) -> PathBuf {
-    let src = fixture_workspace();
-    let build_dir = target_dir().join("macros-variants").join("target");
-    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.current_dir(&src)
-        .args([
-            "build",
-            "--offline",
-            "--release",
-            "--quiet",
-            "--target",
-            target,
-        ])
-        .env("CARGO_TARGET_DIR", &build_dir)
-        .env(
-            "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER",
-            "aarch64-linux-gnu-gcc",
-        )
-        .env_remove("RUSTFLAGS");
+/// toolchain into the target directory the variants share.
+fn cross_build(workspace: &FixtureWorkspace, target: &str, packages: &[&str]) -> PathBuf {
+    let build_dir = workspace.target_dir("target");
+    let mut cmd = workspace.build(cargo(), &build_dir);
+    cmd.args(["--offline", "--target", target]).env(
+        "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER",
+        "aarch64-linux-gnu-gcc",
+    );
     for package in packages {
         cmd.args(["-p", package]);
     }
@@ -74,7 +61,8 @@ fn aarch64_notes_follow_the_contract() {
     {
         return;
     }
-    let dir = cross_build(AARCH64, &["catalog"]);
+    let workspace = FixtureWorkspace::lock();
+    let dir = cross_build(&workspace, AARCH64, &["catalog"]);
     let binary = dir.join("probe_catalog");
     let notes = readelf_notes("aarch64-linux-gnu-readelf", &binary);
 
@@ -153,35 +141,36 @@ fn aarch64_notes_follow_the_contract() {
 /// for that target: with the nightly toolchain and `build-std` for a target
 /// whose standard library is not installed, with the stable one otherwise.
 /// `lib_only` builds just its library (an rlib, through code generation).
-fn build_freestanding(target: &str, rustflags: &str, lib_only: bool) -> PathBuf {
-    let src = fixture_workspace();
-    let build_dir = target_dir()
-        .join("macros-variants")
-        .join("target-freestanding");
+fn build_freestanding(
+    workspace: &FixtureWorkspace,
+    target: &str,
+    rustflags: &str,
+    lib_only: bool,
+) -> PathBuf {
+    let build_dir = workspace.target_dir("target-freestanding");
     let flags_var = format!(
         "CARGO_TARGET_{}_RUSTFLAGS",
         target.to_uppercase().replace('-', "_")
     );
     let nightly = !has_std(target);
-    let mut cmd = if nightly {
+    let cargo = if nightly {
         let mut cmd = Command::new("rustup");
         cmd.args(["run", "nightly", "cargo"])
-            .args(["-Z", "build-std=core,alloc"])
             .env_remove("RUSTC")
             .env_remove("RUSTUP_TOOLCHAIN")
             .env_remove("CARGO");
         cmd
     } else {
-        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        cargo()
     };
-    cmd.current_dir(&src)
-        .args(["build", "--release", "--quiet"])
-        .args(["-p", "unsupported_target", "--target", target])
+    let mut cmd = workspace.build(cargo, &build_dir);
+    if nightly {
+        cmd.args(["-Z", "build-std=core,alloc"]);
+    }
+    cmd.args(["-p", "unsupported_target", "--target", target])
         .args(if lib_only { &["--lib"][..] } else { &[] })
         .args(["--config", "profile.release.panic=\"abort\""])
-        .env("CARGO_TARGET_DIR", &build_dir)
-        .env(flags_var, rustflags)
-        .env_remove("RUSTFLAGS");
+        .env(flags_var, rustflags);
     run(&mut cmd);
     build_dir
         .join(target)
@@ -223,8 +212,13 @@ fn unsupported_target_compiles_probes_to_nothing() {
     }
     // x86_64-unknown-none: no USDT support. The program runs on Linux with
     // raw system calls and exits 0 when nothing was evaluated or enabled.
-    let freestanding =
-        build_freestanding("x86_64-unknown-none", "-C relocation-model=static", false);
+    let workspace = FixtureWorkspace::lock();
+    let freestanding = build_freestanding(
+        &workspace,
+        "x86_64-unknown-none",
+        "-C relocation-model=static",
+        false,
+    );
     for name in [".note.stapsdt", ".usdt.types", ".stapsdt.base", ".probes"] {
         assert!(
             !has_section(&freestanding, name),
@@ -241,19 +235,20 @@ fn unsupported_target_compiles_probes_to_nothing() {
     // Control: the same program for x86_64 Linux has the probe and evaluates
     // the plain probe's argument (exit code 1).
     let linux = build_freestanding(
+        &workspace,
         "x86_64-unknown-linux-gnu",
         "-C link-arg=-nostartfiles",
         false,
     );
     assert!(has_section(&linux, ".note.stapsdt"));
     let notes = readelf_notes("readelf", &linux);
-    let probes: Vec<String> = notes.iter().map(Note::probe).collect();
+    let probes: Vec<String> = notes.iter().map(ReadelfNote::probe).collect();
     assert_eq!(probes, ["other:plain", "lazy:fired", "lazy:empty"]);
     let status = Command::new(&linux).status().unwrap();
     assert_eq!(status.code(), Some(1));
 
     // A Mach-O target: code generation must not ask for ELF sections.
-    let dir = build_freestanding("x86_64-apple-darwin", "", true)
+    let dir = build_freestanding(&workspace, "x86_64-apple-darwin", "", true)
         .parent()
         .unwrap()
         .to_path_buf();

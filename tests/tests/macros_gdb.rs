@@ -4,9 +4,8 @@
 //! and bytes through their pointers, JSON, for plain and typed probes.
 //! gdb raises the typed probes' semaphores, so their closures run.
 
-mod macros_support;
-
-use macros_support::*;
+use crate::catalog;
+use usdt_interop_tests::macros::*;
 use usdt_interop_tests::require_tool;
 
 #[test]
@@ -14,7 +13,7 @@ fn gdb_reads_every_argument_value() {
     if !require_tool("gdb_reads_every_argument_value", "gdb") {
         return;
     }
-    assert_gdb_reads_sites(&catalog(), &[], &catalog_sites());
+    assert_gdb_reads_sites(catalog(), &[], &catalog_sites());
 }
 
 #[test]
@@ -31,6 +30,6 @@ fn typed_closures_run_only_while_a_tracer_listens() {
         "store:order_placed".to_string(),
         vec!["print $_probe_arg0".to_string()],
     )];
-    let hits = gdb_hits(&catalog(), &[], &commands);
+    let hits = gdb_hits(catalog(), &[], &commands);
     assert_eq!(hits["store:order_placed"], vec![vec!["42".to_string()]]);
 }

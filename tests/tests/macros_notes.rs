@@ -3,12 +3,12 @@
 //! argument string, the 5-byte nop at each site, `.stapsdt.base`, the
 //! semaphores in `.probes`, and the `.usdt.types` records.
 
-mod macros_support;
-
+use crate::catalog;
 use goblin::elf::Elf;
 use goblin::elf::section_header::{SHF_ALLOC, SHF_EXECINSTR, SHF_WRITE, SHT_NOTE, SHT_PROGBITS};
-use macros_support::*;
 use std::collections::{BTreeMap, HashMap};
+use usdt_interop_tests::elf::*;
+use usdt_interop_tests::macros::*;
 use usdt_interop_tests::require_tool;
 
 /// Sites grouped by probe, as multisets of normalized argument strings.
@@ -31,7 +31,7 @@ fn readelf_lists_every_probe_with_its_argument_formats() {
     ) {
         return;
     }
-    let notes = readelf_notes("readelf", &catalog());
+    let notes = readelf_notes("readelf", catalog());
     let expected = by_probe(
         catalog_sites()
             .iter()
@@ -69,21 +69,17 @@ fn sites_are_five_byte_nops_with_the_base_and_semaphores_of_sys_sdt_h() {
         return;
     }
     let path = catalog();
-    let bytes = read(&path);
+    let bytes = read(path);
     let elf = Elf::parse(&bytes).unwrap();
-    let notes = readelf_notes("readelf", &path);
+    let notes = readelf_notes("readelf", path);
     assert_eq!(notes.len(), catalog_sites().len());
 
     let base = section(&elf, &bytes, ".stapsdt.base").expect(".stapsdt.base");
     assert_eq!(base.sh_type, SHT_PROGBITS);
     assert_eq!(base.size, 1);
     assert_ne!(base.flags & SHF_ALLOC as u64, 0);
-    let text = elf
-        .section_headers
-        .iter()
-        .find(|sh| elf.shdr_strtab.get_at(sh.sh_name) == Some(".text"))
-        .unwrap();
-    assert_ne!(text.sh_flags & SHF_EXECINSTR as u64, 0);
+    let text = section(&elf, &bytes, ".text").expect(".text");
+    assert_ne!(text.flags & SHF_EXECINSTR as u64, 0);
 
     let probes = section(&elf, &bytes, ".probes").expect(".probes");
     assert_eq!(probes.sh_type, SHT_PROGBITS);
@@ -96,7 +92,7 @@ fn sites_are_five_byte_nops_with_the_base_and_semaphores_of_sys_sdt_h() {
     for note in &notes {
         assert_eq!(note.base, base.addr, "{}: base", note.probe());
         assert!(
-            note.location >= text.sh_addr && note.location + 5 <= text.sh_addr + text.sh_size,
+            note.location >= text.addr && note.location + 5 <= text.addr + text.size,
             "{}: pc {:#x} outside .text",
             note.probe(),
             note.location
@@ -147,7 +143,7 @@ fn usdt_types_records_name_every_argument() {
         return;
     }
     let path = catalog();
-    let bytes = read(&path);
+    let bytes = read(path);
     let elf = Elf::parse(&bytes).unwrap();
     let types = section(&elf, &bytes, ".usdt.types").expect(".usdt.types");
     assert_eq!(types.sh_type, SHT_PROGBITS);
@@ -160,7 +156,7 @@ fn usdt_types_records_name_every_argument() {
     );
     assert_eq!(types.addr, 0);
     let records = parse_type_records(types.data);
-    let notes = readelf_notes("readelf", &path);
+    let notes = readelf_notes("readelf", path);
     assert_eq!(records.len(), notes.len(), "one record per note");
 
     // Each note has exactly one record with its pc, provider and name.
@@ -202,8 +198,7 @@ fn usdt_types_records_name_every_argument() {
 
 #[test]
 fn note_section_is_a_non_allocated_note() {
-    let path = catalog();
-    let bytes = read(&path);
+    let bytes = read(catalog());
     let elf = Elf::parse(&bytes).unwrap();
     let notes = section(&elf, &bytes, ".note.stapsdt").expect(".note.stapsdt");
     assert_eq!(notes.sh_type, SHT_NOTE);
@@ -217,9 +212,9 @@ fn functions_with_probe_sites_leave_the_red_zone_alone() {
     if !require_tool(test, "objdump") || !require_tool(test, "readelf") {
         return;
     }
-    let pcs: Vec<u64> = readelf_notes("readelf", &catalog())
+    let pcs: Vec<u64> = readelf_notes("readelf", catalog())
         .iter()
         .map(|n| n.location)
         .collect();
-    assert_no_red_zone_use(&catalog(), &pcs);
+    assert_no_red_zone_use(catalog(), &pcs);
 }

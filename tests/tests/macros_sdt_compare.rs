@@ -3,14 +3,13 @@
 //! `.stapsdt.base` and the semaphores in `.probes`. Both binaries are
 //! checked against the same invariants, and their shapes compared.
 
-mod macros_support;
-
+use crate::catalog;
 use goblin::elf::Elf;
 use goblin::elf::program_header::{PF_X, PT_LOAD};
 use goblin::elf::section_header::{SHF_ALLOC, SHF_EXECINSTR, SHF_WRITE};
-use macros_support::*;
 use std::path::Path;
 use std::process::Command;
+use usdt_interop_tests::elf::{read, readelf_notes, section};
 use usdt_interop_tests::{fixtures_dir, require_tool, run, scratch_dir};
 
 /// One note decoded from the raw section bytes.
@@ -196,14 +195,14 @@ fn notes_have_the_structure_of_sys_sdt_h() {
         .arg(&c_binary));
 
     let c_shape = shape(&c_binary);
-    let rust_shape = shape(&catalog());
+    let rust_shape = shape(catalog());
     assert_eq!(c_shape.note_kinds, vec![("stapsdt".to_string(), 3)]);
     assert_eq!(c_shape.semaphore_sizes, vec![2]);
     assert_eq!(rust_shape, c_shape);
 
     // The same probe names and argument sizes for the probes both have.
     let c_notes = readelf_notes("readelf", &c_binary);
-    let rust_notes = readelf_notes("readelf", &catalog());
+    let rust_notes = readelf_notes("readelf", catalog());
     for c in &c_notes {
         let rust = rust_notes
             .iter()

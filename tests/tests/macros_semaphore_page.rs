@@ -8,10 +8,13 @@
 //! segment's copy. usdt-runtime starts `.probes` on a page boundary so that
 //! never happens.
 
-mod trace_support;
-
+use crate::CATALOG;
+use goblin::elf::Elf;
+use std::path::Path;
 use std::process::Command;
-use trace_support::{json_events, start_trace, usdt};
+use usdt_interop_tests::cli::usdt;
+use usdt_interop_tests::elf::{read, section};
+use usdt_interop_tests::trace::{json_events, start_trace};
 use usdt_interop_tests::{require_bpf, run};
 use usdt_reader::ElfFile;
 
@@ -26,18 +29,21 @@ const PF_W: u32 = 2;
 /// what makes it never happen.)
 fn assert_semaphores_on_own_page(path: &str) {
     let file = ElfFile::open(path).expect("open the binary");
-    let probes_section = goblin_section(path, ".probes");
+    let bytes = read(Path::new(path));
+    let elf = Elf::parse(&bytes).expect("parse the binary");
+    let probes_section =
+        section(&elf, &bytes, ".probes").unwrap_or_else(|| panic!("{path} has no .probes section"));
     assert_eq!(
-        probes_section.0 % PAGE,
+        probes_section.addr % PAGE,
         0,
         "{path}: .probes address {:#x}",
-        probes_section.0
+        probes_section.addr
     );
     assert_eq!(
-        probes_section.1 % PAGE,
+        probes_section.offset % PAGE,
         0,
         "{path}: .probes offset {:#x}",
-        probes_section.1
+        probes_section.offset
     );
 
     let segments = file.load_segments();
@@ -64,22 +70,10 @@ fn assert_semaphores_on_own_page(path: &str) {
     }
 }
 
-/// Address and file offset of section `name` of the ELF file at `path`.
-fn goblin_section(path: &str, name: &str) -> (u64, u64) {
-    let bytes = std::fs::read(path).expect("read the binary");
-    let elf = goblin::elf::Elf::parse(&bytes).expect("parse the binary");
-    let header = elf
-        .section_headers
-        .iter()
-        .find(|h| elf.shdr_strtab.get_at(h.sh_name) == Some(name))
-        .unwrap_or_else(|| panic!("{path} has no {name} section"));
-    (header.sh_addr, header.sh_offset)
-}
-
 #[test]
 fn semaphores_sit_on_a_page_no_other_segment_maps() {
     assert_semaphores_on_own_page(TICK);
-    assert_semaphores_on_own_page(env!("CARGO_BIN_EXE_probe_catalog"));
+    assert_semaphores_on_own_page(CATALOG);
 }
 
 #[test]

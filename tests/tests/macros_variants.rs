@@ -8,36 +8,34 @@
 //! reads the right values from the binary, from the cdylib loaded by a C
 //! program and from `probe_catalog` (a probe of every argument type).
 
-mod macros_support;
-
 use goblin::elf::Elf;
-use macros_support::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
-use usdt_interop_tests::{fixtures_dir, require_tool, run, target_dir};
-
-/// The variants share one build directory: one build at a time.
-static BUILD: Mutex<()> = Mutex::new(());
+use usdt_interop_tests::elf::*;
+use usdt_interop_tests::macros::*;
+use usdt_interop_tests::{fixtures_dir, require_tool, run};
 
 /// Builds the fixture with the `--config` settings of a variant and returns
 /// the directory holding its `app`, `libprobes_cdylib.so` and
 /// `probe_catalog`.
-fn build(variant: &str, config: &[&str]) -> PathBuf {
-    let src = fixture_workspace();
-    let build_dir = target_dir().join("macros-variants").join("target");
-    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.current_dir(&src)
-        .args(["build", "--offline", "--release", "--quiet"])
-        .args(["-p", "app", "-p", "probes_cdylib", "-p", "catalog"])
-        .env("CARGO_TARGET_DIR", &build_dir)
-        .env_remove("RUSTFLAGS");
+fn build(workspace: &FixtureWorkspace, variant: &str, config: &[&str]) -> PathBuf {
+    let build_dir = workspace.target_dir("target");
+    let mut cmd = workspace.build(cargo(), &build_dir);
+    cmd.args([
+        "--offline",
+        "-p",
+        "app",
+        "-p",
+        "probes_cdylib",
+        "-p",
+        "catalog",
+    ]);
     for setting in config {
         cmd.args(["--config", setting]);
     }
     run(&mut cmd);
-    let out = target_dir().join("macros-variants").join(variant);
+    let out = workspace.target_dir(variant);
     std::fs::create_dir_all(&out).unwrap();
     for artifact in ["app", "libprobes_cdylib.so", "probe_catalog"] {
         std::fs::copy(build_dir.join("release").join(artifact), out.join(artifact)).unwrap();
@@ -243,8 +241,8 @@ fn check_variant(variant: &str, config: &[&str]) {
     {
         return;
     }
-    let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = build(variant, config);
+    let workspace = FixtureWorkspace::lock();
+    let dir = build(&workspace, variant, config);
     let stripped = config.iter().any(|c| c.contains(".strip="));
 
     let app = dir.join("app");

@@ -5,14 +5,15 @@
 //! pointer to a 16-byte pair for 2-slot kinds). Corrupt records are typed
 //! errors; an unknown record version is skipped.
 
+use crate::CATALOG;
 use std::collections::BTreeMap;
-use std::process::Command;
-use usdt_interop_tests::run;
+use std::path::Path;
+use usdt_interop_tests::elf::readelf_section;
 use usdt_reader::types::TypesError;
 use usdt_reader::{ArgKind, ArgLocation, ElfFile, Error, Probe};
 
 fn catalog() -> ElfFile {
-    ElfFile::open(env!("CARGO_BIN_EXE_probe_catalog")).unwrap()
+    ElfFile::open(CATALOG).unwrap()
 }
 
 /// The note slots of each kind on a 64-bit target, restated from the
@@ -124,27 +125,15 @@ fn typed_provider_signatures_read_as_declared() {
     );
 }
 
-/// The file offset and size of `.usdt.types`, from readelf.
-fn types_section(path: &str) -> (usize, usize) {
-    let text = run(Command::new("readelf").arg("-SW").arg(path));
-    let line = text.lines().find(|l| l.contains(".usdt.types")).unwrap();
-    let rest = &line[line.find(".usdt.types").unwrap()..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // .usdt.types PROGBITS ADDRESS OFFSET SIZE ES FLAGS ...
-    (
-        usize::from_str_radix(fields[3], 16).unwrap(),
-        usize::from_str_radix(fields[4], 16).unwrap(),
-    )
-}
-
 #[test]
 fn bad_records_are_typed_errors_and_new_versions_are_skipped() {
     if !usdt_interop_tests::require_tool("reader_catalog", "readelf") {
         return;
     }
-    let path = env!("CARGO_BIN_EXE_probe_catalog");
-    let bytes = std::fs::read(path).unwrap();
-    let (offset, size) = types_section(path);
+    let bytes = std::fs::read(CATALOG).unwrap();
+    // The file offset and size of `.usdt.types`, from readelf.
+    let types = readelf_section("readelf", Path::new(CATALOG), ".usdt.types").expect(".usdt.types");
+    let (offset, size) = (types.offset, types.size);
     assert!(size > 0);
     assert_eq!(bytes[offset], 0x55, "records start with the magic number");
 

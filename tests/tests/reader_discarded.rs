@@ -4,7 +4,7 @@
 //! there would land in the ELF header).
 
 use std::process::Command;
-use usdt_interop_tests::{compile_c, require_tool, run, rust_lld_dir, scratch_dir, skip};
+use usdt_interop_tests::{compile_c, lld_flag, require_tool, run, scratch_dir};
 use usdt_reader::ElfFile;
 
 #[test]
@@ -13,12 +13,10 @@ fn notes_of_discarded_functions_are_not_probe_sites() {
     if !require_tool(test, "gcc") {
         return;
     }
-    let Some(lld) = rust_lld_dir() else {
-        skip(test, "the Rust toolchain has no gcc-ld/ld.lld");
+    let Some(lld) = lld_flag(test) else {
         return;
     };
     let out = scratch_dir("reader_discarded");
-    let lld = format!("-B{}", lld.display());
     let binary = compile_c(
         "gcc",
         "sdt_discarded.c",

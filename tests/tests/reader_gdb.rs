@@ -10,12 +10,10 @@
 //! applies the parsed size and sign and requires all three to agree: our
 //! value, gdb's, and the value the fixture's comment documents.
 
-mod reader_support;
-
-use reader_support::{cross_fixtures, cross_tools_present, fixture, fixtures};
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::process::Command;
+use usdt_interop_tests::reader::{cross_fixtures, cross_tools_present, fixture, fixtures};
 use usdt_interop_tests::{require_tool, run};
 use usdt_reader::{ArgLocation, ArgSpec, ElfFile, Probe, Register};
 
@@ -301,7 +299,7 @@ fn parsed_locations_read_the_values_gdb_reads() {
     {
         return;
     }
-    let fixtures = fixtures(TEST);
+    let fixtures = fixtures();
     let mut compared_with_gdb = 0;
     for level in ["O0", "O2"] {
         let args = &fixture(fixtures, &format!("x86_64_args_{level}")).path;
@@ -366,7 +364,7 @@ fn i386_globals_without_pie_read_the_values_gdb_reads() {
     }
     {
         let level = "O2";
-        let path = &fixture(cross_fixtures(TEST), &format!("i386_args_{level}")).path;
+        let path = &fixture(cross_fixtures(), &format!("i386_args_{level}")).path;
         let probes: Vec<Probe> = ElfFile::open(path)
             .unwrap()
             .probes()

@@ -6,59 +6,13 @@
 //! chrooted process, and a process in a mount namespace of its own (as in a
 //! container), whose files only `/proc/PID/root` reaches.
 
-mod reader_support;
-
-use reader_support::{fixture, fixtures};
-use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-use usdt_interop_tests::require_tool;
+use std::process::{Command, Stdio};
+use usdt_interop_tests::reader::{fixture, fixtures, start_looping};
+use usdt_interop_tests::{Guard, read_memory, require_tool, wait_for_mapping};
 use usdt_reader::{Error, Module, Process};
 
 const TEST: &str = "reader_process";
-
-/// A child process killed when dropped.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `program` looping for a long while and waits until it has mapped
-/// `library` (its dynamic loader has run).
-fn start(program: &Path, library: &str) -> Running {
-    let child = Command::new(program)
-        .args(["100000", "10"])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let running = Running(child);
-    let maps = format!("/proc/{}/maps", running.0.id());
-    let start = Instant::now();
-    while !std::fs::read_to_string(&maps)
-        .unwrap_or_default()
-        .contains(library)
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "{library} never mapped"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    running
-}
-
-fn read_memory(pid: u32, address: u64, len: usize) -> Vec<u8> {
-    let mut mem = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
-    mem.seek(SeekFrom::Start(address)).unwrap();
-    let mut buf = vec![0; len];
-    mem.read_exact(&mut buf).unwrap();
-    buf
-}
 
 fn module<'a>(modules: &'a [Module], name: &str) -> &'a Module {
     modules
@@ -94,10 +48,10 @@ fn modules_biases_and_runtime_addresses() {
     if !require_tool(TEST, "gcc") || !require_tool(TEST, "aarch64-linux-gnu-gcc") {
         return;
     }
-    let fixtures = fixtures(TEST);
+    let fixtures = fixtures();
     let main = &fixture(fixtures, "x86_64_lib_main_O2").path;
-    let running = start(main, "libsdt_lib.so");
-    let pid = running.0.id();
+    let running = start_looping(main, "libsdt_lib.so");
+    let pid = running.pid();
     let process = Process::open(pid).unwrap();
     assert_eq!(process.pid(), pid);
     let modules = process.modules().unwrap();
@@ -146,7 +100,7 @@ fn a_deleted_library_is_read_through_map_files() {
     if !require_tool(TEST, "gcc") || !require_tool(TEST, "aarch64-linux-gnu-gcc") {
         return;
     }
-    let fixtures = fixtures(TEST);
+    let fixtures = fixtures();
     // A private copy of the program and its library, then the library is
     // removed while the process runs.
     let dir = usdt_interop_tests::scratch_dir("reader_process_deleted");
@@ -154,9 +108,9 @@ fn a_deleted_library_is_read_through_map_files() {
     let lib = dir.join("libsdt_lib.so");
     std::fs::copy(&fixture(fixtures, "x86_64_lib_main_O2").path, &main).unwrap();
     std::fs::copy(&fixture(fixtures, "x86_64_lib_O2").path, &lib).unwrap();
-    let running = start(&main, "libsdt_lib.so");
+    let running = start_looping(&main, "libsdt_lib.so");
     std::fs::remove_file(&lib).unwrap();
-    let pid = running.0.id();
+    let pid = running.pid();
     let modules = Process::open(pid).unwrap().modules().unwrap();
     let deleted = module(&modules, "libsdt_lib.so");
     assert_eq!(deleted.path, lib, "the path as the process saw it");
@@ -186,10 +140,10 @@ fn a_chrooted_process_is_read_from_its_root() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let running = Running(child);
+    let running = Guard(child);
     // chroot execs the program in the same process.
-    let pid = running.0.id();
-    wait_for_library(pid);
+    let pid = running.pid();
+    wait_for_mapping(pid, "/app/libsdt_lib.so");
     let modules = Process::open(pid).unwrap().modules().unwrap();
     let exe = module(&modules, "sdt_lib_main");
     let lib = module(&modules, "libsdt_lib.so");
@@ -224,7 +178,7 @@ fn can_isolate(tool: &str, root_reason: &str) -> bool {
 /// A root directory holding the program and its library under /app, which
 /// does not exist outside it, plus the dynamic loader and libc.
 fn make_root(name: &str) -> PathBuf {
-    let fixtures = fixtures(TEST);
+    let fixtures = fixtures();
     let root = usdt_interop_tests::scratch_dir(name);
     let app = root.join("app");
     std::fs::create_dir_all(&app).unwrap();
@@ -265,21 +219,6 @@ fn make_root(name: &str) -> PathBuf {
     root
 }
 
-/// Waits until process `pid` maps the library under /app.
-fn wait_for_library(pid: u32) {
-    let start = Instant::now();
-    while !std::fs::read_to_string(format!("/proc/{pid}/maps"))
-        .unwrap_or_default()
-        .contains("/app/libsdt_lib.so")
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "the program never started"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 #[test]
 fn files_are_read_through_another_mount_namespace() {
     if !can_isolate("unshare", "mount namespaces need root") {
@@ -300,9 +239,9 @@ fn files_are_read_through_another_mount_namespace() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let running = Running(child);
-    let pid = running.0.id();
-    wait_for_library(pid);
+    let running = Guard(child);
+    let pid = running.pid();
+    wait_for_mapping(pid, "/app/libsdt_lib.so");
     let modules = Process::open(pid).unwrap().modules().unwrap();
     let exe = module(&modules, "sdt_lib_main");
     let lib = module(&modules, "libsdt_lib.so");

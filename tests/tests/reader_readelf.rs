@@ -5,15 +5,13 @@
 //! argument string equals readelf's; file offsets land on the probe's nop;
 //! semaphores and symbol operands land on the symbols readelf lists.
 
-mod reader_support;
-
-use reader_support::{
-    Fixture, ReadelfNote, cross_fixtures, cross_tools_present, fixture, fixtures, readelf_notes,
-    with_two_bad_notes,
-};
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
+use usdt_interop_tests::elf::{ReadelfNote, edit_notes, readelf_notes, readelf_section};
+use usdt_interop_tests::reader::{
+    Fixture, cross_fixtures, cross_tools_present, fixture, fixtures, with_two_bad_notes,
+};
 use usdt_interop_tests::{require_tool, run};
 use usdt_reader::{ArgErrorKind, ArgLocation, ArgSpec, ElfFile, Error, Probe, note, split_args};
 
@@ -55,38 +53,20 @@ fn readelf_symbols(readelf: &str, path: &Path) -> HashMap<String, Vec<u64>> {
     symbols
 }
 
-/// The address of `.stapsdt.base`, from `readelf -SW`.
-fn stapsdt_base(readelf: &str, path: &Path) -> Option<u64> {
-    let text = run(Command::new(readelf).arg("-SW").arg(path));
-    text.lines().find_map(|line| {
-        let rest = &line[line.find(".stapsdt.base")?..];
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        // .stapsdt.base PROGBITS ADDRESS OFFSET SIZE ...
-        u64::from_str_radix(fields[2], 16).ok()
-    })
-}
-
 fn check_fixture(f: &Fixture) {
     let expected = readelf_notes(f.readelf, &f.path);
     assert!(!expected.is_empty(), "{}: readelf found no notes", f.name);
     let file = ElfFile::open(&f.path).unwrap_or_else(|e| panic!("{}: {e}", f.name));
     let notes = file.notes().unwrap();
-    let ours: Vec<ReadelfNote> = notes
-        .iter()
-        .map(|n| ReadelfNote {
-            provider: n.provider.to_string(),
-            name: n.name.to_string(),
-            location: n.pc,
-            base: n.base,
-            semaphore: n.semaphore,
-            args: n.args.to_string(),
-        })
-        .collect();
+    let ours: Vec<ReadelfNote> = notes.iter().map(ReadelfNote::from).collect();
     assert_eq!(ours, expected, "{}: notes differ from readelf's", f.name);
 
     let probes = file.probes().unwrap();
     assert_eq!(probes.len(), expected.len());
-    let base = stapsdt_base(f.readelf, &f.path).expect(".stapsdt.base section");
+    // The address of `.stapsdt.base`, from `readelf -SW`.
+    let base = readelf_section(f.readelf, &f.path, ".stapsdt.base")
+        .expect(".stapsdt.base section")
+        .address;
     let symbols = readelf_symbols(f.readelf, &f.path);
     let data = std::fs::read(&f.path).unwrap();
     for (probe, note) in probes.iter().zip(&expected) {
@@ -204,7 +184,7 @@ fn every_fixture_agrees_with_readelf() {
     if !tools_present(TEST) {
         return;
     }
-    let fixtures = fixtures(TEST);
+    let fixtures = fixtures();
     assert!(fixtures.len() >= 20);
     for f in fixtures {
         check_fixture(f);
@@ -216,7 +196,7 @@ fn layouts_and_architectures() {
     if !tools_present(TEST) {
         return;
     }
-    let fixtures = fixtures(TEST);
+    let fixtures = fixtures();
     let open = |name: &str| ElfFile::open(&fixture(fixtures, name).path).unwrap();
     use usdt_reader::{Arch, Endian};
     for (name, arch, is_64, endian) in [
@@ -255,7 +235,7 @@ fn stripped_files_keep_their_probes() {
     if !tools_present(TEST) {
         return;
     }
-    let fixtures = fixtures(TEST);
+    let fixtures = fixtures();
     for arch in ["x86_64", "aarch64"] {
         for name in ["args", "lib"] {
             let full = ElfFile::open(&fixture(fixtures, &format!("{arch}_{name}_O2")).path)
@@ -315,25 +295,15 @@ fn a_moved_stapsdt_base_adjusts_addresses() {
     if !tools_present(TEST) {
         return;
     }
-    let f = fixture(fixtures(TEST), "x86_64_args_O2");
+    let f = fixture(fixtures(), "x86_64_args_O2");
     let file = ElfFile::open(&f.path).unwrap();
     let probes = file.probes().unwrap();
-    let notes = file.notes().unwrap();
-    // Rewrite every note's base as if the file had been written before the
-    // sections moved 0x10 bytes down: sites and semaphores move alike.
-    let section_offset = {
-        let text = run(Command::new("readelf").arg("-SW").arg(&f.path));
-        let line = text.lines().find(|l| l.contains(".note.stapsdt")).unwrap();
-        let rest = &line[line.find(".note.stapsdt").unwrap()..];
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        usize::from_str_radix(fields[3], 16).unwrap()
-    };
-    let mut bytes = std::fs::read(&f.path).unwrap();
-    for note in &notes {
-        // namesz/descsz/type (12) + "stapsdt\0" (8), then pc, base.
-        let base_at = section_offset + note.offset + 12 + 8 + 8;
-        bytes[base_at..base_at + 8].copy_from_slice(&(note.base + 0x10).to_le_bytes());
-    }
+    // Rewrite every note's base (after its pc) as if the file had been
+    // written before the sections moved 0x10 bytes down: sites and
+    // semaphores move alike.
+    let bytes = edit_notes(&f.path, |note, descriptor| {
+        descriptor[8..16].copy_from_slice(&(note.base + 0x10).to_le_bytes())
+    });
     let moved = ElfFile::parse(bytes).unwrap().probes().unwrap();
     for (before, after) in probes.iter().zip(&moved) {
         assert_eq!(after.address, before.address - 0x10);
@@ -372,7 +342,7 @@ fn truncated_and_corrupted_files_are_errors_not_panics() {
     if !tools_present(TEST) {
         return;
     }
-    let f = fixture(fixtures(TEST), "x86_64_args_O2");
+    let f = fixture(fixtures(), "x86_64_args_O2");
     let bytes = std::fs::read(&f.path).unwrap();
     // Every prefix length up to the headers, and a spread beyond.
     let lengths = (0..256).chain((256..bytes.len()).step_by(997));
@@ -401,7 +371,7 @@ fn cross_compiled_fixtures_agree_with_readelf() {
     if !cross_tools_present(TEST) {
         return;
     }
-    let fixtures = cross_fixtures(TEST);
+    let fixtures = cross_fixtures();
     assert_eq!(fixtures.len(), 15);
     for f in fixtures {
         check_fixture(f);
@@ -431,7 +401,7 @@ fn cross_compiled_operands_have_the_expected_structure() {
         return;
     }
     use usdt_reader::{Arch, Endian};
-    let fixtures = cross_fixtures(TEST);
+    let fixtures = cross_fixtures();
     // Architecture, ELF class and byte order, the frame register -O0 keeps
     // `iteration`'s stack slot at, and the register -O2 passes it in.
     for (arch, expected_arch, is_64, endian, frame, passed) in [
@@ -574,7 +544,7 @@ fn bad_notes_are_skipped_and_reported() {
     if !tools_present(TEST) {
         return;
     }
-    let f = fixture(fixtures(TEST), "x86_64_args_O2");
+    let f = fixture(fixtures(), "x86_64_args_O2");
     let good = ElfFile::open(&f.path).unwrap().probes().unwrap();
     let file = ElfFile::parse(with_two_bad_notes(f)).unwrap();
     // The strict calls fail on the first bad note.

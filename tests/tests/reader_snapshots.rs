@@ -4,10 +4,9 @@
 //! `probe_catalog` example built from this SDK's macros (through the
 //! snapshot helper applications use). Addresses are left out.
 
-mod reader_support;
-
-use reader_support::{cross_fixtures, cross_tools_present, fixture, fixtures};
+use crate::CATALOG;
 use serde::Serialize;
+use usdt_interop_tests::reader::{cross_fixtures, cross_tools_present, fixture, fixtures};
 use usdt_interop_tests::require_tool;
 use usdt_reader::{ArgLocation, ArgSpec, ElfFile, Probe};
 
@@ -89,7 +88,7 @@ fn c_fixtures_per_architecture() {
     {
         return;
     }
-    let fixtures = fixtures(TEST);
+    let fixtures = fixtures();
     for name in [
         "x86_64_args_O0",
         "x86_64_args_O2",
@@ -115,7 +114,7 @@ fn cross_compiled_fixtures_per_architecture() {
     if !cross_tools_present(TEST) {
         return;
     }
-    let fixtures = cross_fixtures(TEST);
+    let fixtures = cross_fixtures();
     for arch in ["riscv64", "s390x", "ppc64le", "arm", "i386"] {
         for name in ["args_O0", "args_O2", "lib_O2"] {
             let name = format!("{arch}_{name}");
@@ -130,7 +129,6 @@ fn cross_compiled_fixtures_per_architecture() {
 fn probe_catalog_metadata() {
     // The helper applications call from their own tests, on the example
     // built from this SDK's macros: sorted, no addresses or registers.
-    let catalog = env!("CARGO_BIN_EXE_probe_catalog");
-    let probes = usdt_reader::snapshot::of_file(catalog).unwrap();
+    let probes = usdt_reader::snapshot::of_file(CATALOG).unwrap();
     snapshot("reader_probe_catalog", probes);
 }

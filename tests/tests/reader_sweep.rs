@@ -3,13 +3,11 @@
 //! `.note.stapsdt` section its notes must equal `readelf -n`'s, and every
 //! probe's arguments must parse (zero parse errors).
 
-mod reader_support;
-
-use reader_support::{ReadelfNote, readelf_notes};
 use std::collections::HashSet;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use usdt_interop_tests::elf::{ReadelfNote, readelf_notes};
 use usdt_interop_tests::require_tool;
 use usdt_reader::ElfFile;
 
@@ -86,14 +84,7 @@ fn every_elf_file_under_usr_agrees_with_readelf() {
             .notes()
             .unwrap()
             .iter()
-            .map(|n| ReadelfNote {
-                provider: n.provider.to_string(),
-                name: n.name.to_string(),
-                location: n.pc,
-                base: n.base,
-                semaphore: n.semaphore,
-                args: n.args.to_string(),
-            })
+            .map(ReadelfNote::from)
             .collect();
         assert_eq!(ours, expected, "{}", path.display());
         let listed = file

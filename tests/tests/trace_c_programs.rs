@@ -6,13 +6,12 @@
 //! path traces processes started after the tracer attached. Strings around
 //! the copy bound come from tests/fixtures/sdt_strings.c.
 
-mod trace_support;
-
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Duration;
-use trace_support::*;
-use usdt_interop_tests::{require_bpf, require_tool, run};
+use usdt_interop_tests::cli::*;
+use usdt_interop_tests::trace::*;
+use usdt_interop_tests::{Guard, require_bpf, require_tool, run};
 
 /// The values sdt_args passes in iteration `i`, per probe, as the JSON text
 /// of each argument.
@@ -363,7 +362,7 @@ fn shared_library_probes_through_the_pid_of_a_process() {
     let pid = target.pid();
     std::thread::sleep(Duration::from_millis(200));
     let semaphore = semaphore_address(pid, "libsdt_lib.so", "sdt_lib", "guarded");
-    let evaluations = symbol_address(pid, "libsdt_lib.so", "sdt_lib_guarded_evaluations");
+    let evaluations = runtime_symbol_address(pid, "libsdt_lib.so", "sdt_lib_guarded_evaluations");
     assert_eq!(read_u16(pid, semaphore), 0);
     assert_eq!(
         read_u64(pid, evaluations),
@@ -578,6 +577,7 @@ fn a_full_ring_buffer_counts_every_lost_event() {
     if !require_bpf("a_full_ring_buffer_counts_every_lost_event") {
         return;
     }
+    let _tracing = tracing_in_process();
     let binary = build_c("trace_c_programs_drops", "sdt_args.c", &["-O2"]);
     // 2000 iterations and a one-page ring buffer nobody reads until the
     // program has exited: most events cannot fit.

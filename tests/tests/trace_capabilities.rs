@@ -5,13 +5,12 @@
 //! holds more capabilities also needs CAP_SYS_PTRACE; a missing capability
 //! is named in a one-line error.
 
-mod trace_support;
-
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
-use trace_support::*;
-use usdt_interop_tests::{require_bpf, require_tool};
+use usdt_interop_tests::cli::*;
+use usdt_interop_tests::trace::*;
+use usdt_interop_tests::{Guard, require_bpf, require_tool};
 
 /// The documented set.
 const TRACING: &str = "+bpf,+perfmon";

@@ -2,20 +2,19 @@
 //! (2 for bad usage or input, 1 for other failures) and nothing left
 //! attached; and the ends of a trace (target exit, duration).
 
-mod trace_support;
-
+use crate::CATALOG;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-use trace_support::*;
-use usdt_interop_tests::require_bpf;
+use usdt_interop_tests::cli::*;
+use usdt_interop_tests::elf::edit_notes;
+use usdt_interop_tests::trace::*;
+use usdt_interop_tests::{Guard, require_bpf};
 use usdt_tracer::launch::StoppedCommand;
 use usdt_tracer::{TraceConfig, TraceError, Tracer};
-
-const CATALOG: &str = env!("CARGO_BIN_EXE_probe_catalog");
 
 #[test]
 fn bad_input_exits_with_status_2() {
@@ -236,6 +235,8 @@ fn a_failure_while_attaching_leaves_nothing_attached() {
     let spec = format!("{}:sdt_args:guarded", binary.display());
     let (system_wide, _stderr) = start_trace(&[&spec]);
 
+    // No other test attaches in this process while this one counts links.
+    let _alone = alone_tracing_in_process();
     let me = std::process::id();
     assert_eq!(links_of(me), 0);
     let command = StoppedCommand::spawn(&[binary.display().to_string()]).unwrap();
@@ -272,17 +273,7 @@ fn a_file_of_another_architecture_is_refused() {
     // sys/sdt.h is installed for the host only: hand the cross compiler a
     // directory holding it alone.
     let dir = usdt_interop_tests::scratch_dir(test);
-    let sys = dir.join("include/sys");
-    std::fs::create_dir_all(&sys).unwrap();
-    for header in ["sdt.h", "sdt-config.h"] {
-        let found = ["/usr/include/sys", "/usr/include/x86_64-linux-gnu/sys"]
-            .iter()
-            .map(|d| PathBuf::from(d).join(header))
-            .find(|p| p.is_file())
-            .expect("sys/sdt.h is installed");
-        std::fs::copy(found, sys.join(header)).unwrap();
-    }
-    let include = format!("-I{}", dir.join("include").display());
+    let include = format!("-I{}", usdt_interop_tests::sdt_include_dir(&dir).display());
     let binary = usdt_interop_tests::compile_c(compiler, "sdt_args.c", &["-O2", &include], &dir);
     let spec = format!("{}:sdt_args:iteration", binary.display());
     let line = assert_failure(
@@ -425,25 +416,14 @@ fn a_bad_note_is_skipped_with_a_warning_and_the_rest_traced() {
     usdt();
     let binary = build_c("trace_errors_bad_note", "sdt_args.c", &["-O2"]);
     // A copy whose `stack` note has a provider that is not UTF-8.
-    let mut bytes = std::fs::read(&binary).unwrap();
-    let elf = goblin::elf::Elf::parse(&bytes).unwrap();
-    let section = elf
-        .section_headers
-        .iter()
-        .find(|h| elf.shdr_strtab.get_at(h.sh_name) == Some(".note.stapsdt"))
-        .unwrap()
-        .sh_offset as usize;
-    let file = usdt_reader::ElfFile::open(&binary).unwrap();
-    let stack = file
-        .notes()
-        .unwrap()
-        .into_iter()
-        .find(|n| n.name == "stack")
-        .unwrap();
-    // namesz/descsz/type (12), "stapsdt\0" (8), pc, base and semaphore (24).
-    let provider = section + stack.offset + 12 + 8 + 24;
-    drop(file);
-    bytes[provider] = 0xff;
+    let mut edited = 0;
+    let bytes = edit_notes(&binary, |note, descriptor| {
+        if note.name == "stack" {
+            descriptor[24] = 0xff;
+            edited += 1;
+        }
+    });
+    assert_eq!(edited, 1);
     let copy = binary.with_file_name("trace_errors_bad_note_copy");
     std::fs::write(&copy, &bytes).unwrap();
     std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();

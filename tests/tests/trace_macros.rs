@@ -4,17 +4,15 @@
 //! does not evaluate its arguments untraced, fires when traced, and its
 //! semaphore is back to 0 after the tracer exits (also after Ctrl-C).
 
-mod trace_support;
-
+use crate::CATALOG;
 use std::io::{BufReader, Read};
 use std::process::Command;
 use std::time::Duration;
-use trace_support::*;
-use usdt_interop_tests::{require_bpf, run};
+use usdt_interop_tests::cli::*;
+use usdt_interop_tests::trace::*;
+use usdt_interop_tests::{Guard, require_bpf, run};
 use usdt_tracer::launch::StoppedCommand;
 use usdt_tracer::{Event, TraceConfig, Tracer, Value};
-
-const CATALOG: &str = env!("CARGO_BIN_EXE_probe_catalog");
 
 fn s(text: &str) -> Value {
     Value::Str {
@@ -34,6 +32,7 @@ fn bytes(bytes: &[u8]) -> Value {
 /// instruction, and returns every event; `perf_event_links` attaches one
 /// perf-event uprobe per site instead of uprobe_multi links.
 fn trace_catalog_once(perf_event_links: bool) -> Vec<Event> {
+    let _tracing = tracing_in_process();
     let mut command = StoppedCommand::spawn(&[CATALOG.to_owned()]).expect("spawn probe_catalog");
     let mut config = TraceConfig::new()
         .probe("catalog:*")

@@ -3,14 +3,13 @@
 //! real program, `/usr/bin/python3.11`, whose semaphore-guarded
 //! `python:function__entry` is traced by pid with its strings decoded.
 
-mod trace_support;
-
 use std::io::BufReader;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-use trace_support::*;
-use usdt_interop_tests::{require_bpf, run, scratch_dir, skip};
+use usdt_interop_tests::cli::*;
+use usdt_interop_tests::trace::*;
+use usdt_interop_tests::{Guard, require_bpf, run, scratch_dir, skip};
 
 const PEERS: &str = env!("CARGO_BIN_EXE_trace_peer_probes");
 

@@ -5,14 +5,13 @@
 //! passed (registers and stack slots) and the values returned. Function
 //! lookup (`ElfFile::functions`) is checked against readelf.
 
-mod trace_support;
-
 use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use trace_support::*;
-use usdt_interop_tests::{compile_c, require_bpf, require_tool, run, scratch_dir};
+use usdt_interop_tests::cli::*;
+use usdt_interop_tests::trace::*;
+use usdt_interop_tests::{Guard, require_bpf, require_tool, run};
 use usdt_reader::ElfFile;
 use usdt_tracer::{TraceConfig, Tracer, Value};
 
@@ -22,11 +21,7 @@ const COMPUTE_TYPES: &str =
 
 /// uprobe_target at -O0 and -O2.
 fn fixtures(test: &str) -> Vec<PathBuf> {
-    let dir = scratch_dir(test);
-    ["-O0", "-O2"]
-        .iter()
-        .map(|opt| compile_c("cc", "uprobe_target.c", &[opt], &dir))
-        .collect()
+    build_c_at_o0_and_o2(test, "uprobe_target.c")
 }
 
 /// What compute() returns in iteration `i` (see the fixture).
@@ -271,6 +266,7 @@ fn return_probes_through_perf_event_links() {
     if !require_bpf("return_probes_through_perf_event_links") {
         return;
     }
+    let _tracing = tracing_in_process();
     let binary = &fixtures("uprobe_perf_event_links")[0];
     let path = binary.display().to_string();
     let mut config = TraceConfig::new()

@@ -4,11 +4,9 @@
 //! what the client sent and received; and an interval's counts are only
 //! that interval's requests.
 
-mod support;
-
+use crate::support::{Server, request};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-use support::{Server, request};
 use usdt_tracer::{
     AggregateReport, AggregateResult, Aggregation, Log2Histogram, TraceConfig, Tracer, Value,
 };

@@ -4,13 +4,11 @@
 //! the test reads its count of those computations and the probes'
 //! `enabled()` directly, and traces itself.
 
-mod support;
-
+use crate::support::{Connection, text};
 use http_server::probes;
 use http_server::server::{CostlyArguments, costly_arguments};
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
-use support::{Connection, text};
 use usdt_tracer::{TraceConfig, Tracer};
 
 /// Sends a request on a new connection; returns the client's address.

@@ -2,11 +2,9 @@
 //! keep-alive, pipelining, body framing, `HEAD`, `Expect: 100-continue`,
 //! HTTP/1.0, the error answers, timeouts and the connection limit.
 
-mod support;
-
+use crate::support::{Connection, Server};
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
-use support::{Connection, Server};
 
 /// `GET path` with a Host.
 fn get(path: &str) -> String {
@@ -83,7 +81,7 @@ fn head_sends_the_get_headers_without_a_body() {
     conn.send(get("/bytes/3").as_bytes());
     let get = conn.reply(false);
     assert_eq!(get.body, b"xxx");
-    let without_length = |r: &support::Reply| {
+    let without_length = |r: &crate::support::Reply| {
         let mut h = r.headers.clone();
         h.retain(|(n, _)| n != "Content-Length");
         h

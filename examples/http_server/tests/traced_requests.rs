@@ -3,11 +3,9 @@
 //! statuses are the ones the server handled, and that the connection and
 //! error probes report the connections and errors the client saw.
 
-mod support;
-
+use crate::support::{Connection, Server, get, text, unsigned};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-use support::{Connection, Server, get, text, unsigned};
 use usdt_tracer::{Event, TraceConfig, Tracer, Value};
 
 #[test]

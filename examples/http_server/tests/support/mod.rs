@@ -1,8 +1,6 @@
 //! Shared by the server's tests: the server as a child process and a
 //! minimal HTTP client.
 
-#![allow(dead_code)] // Each test file uses a different subset.
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};

@@ -1,19 +1,14 @@
-//! Shared by the `macros_*` tests: what the `probe_catalog` example fires
-//! (written out from the binary contract, independently of usdt-runtime's
-//! own tables), and readers of the oracles' output (readelf, gdb) and of the
-//! raw ELF sections.
-#![allow(dead_code)]
+//! The binary contract of the probe macros, restated independently of
+//! usdt-runtime's own tables: what the `probe_catalog` fixture program fires
+//! (every site, argument kind and value) and the note arguments that must
+//! carry it; gdb reading those values back; the `macros_variants` fixture
+//! workspace; and the x86-64 red zone check.
 
-use goblin::elf::Elf;
+use crate::run;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use usdt_interop_tests::run;
-
-/// The example binary built with this package.
-pub fn catalog() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_probe_catalog"))
-}
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 // ---------------------------------------------------------------------------
 // The binary contract, restated.
@@ -21,13 +16,16 @@ pub fn catalog() -> PathBuf {
 /// An argument kind of the contract: display name, `.usdt.types` code and
 /// the signed size of each note slot on a 64-bit target.
 pub struct Kind {
+    /// The kind as a Rust type (`u8`, `&str`, ...) or `ptr`, `json`.
     pub name: &'static str,
+    /// Its code in `.usdt.types`.
     pub code: u8,
+    /// The signed size of each of its note slots.
     pub sizes: &'static [i8],
 }
 
 /// Every kind of the contract.
-pub const KINDS: &[Kind] = &[
+const KINDS: &[Kind] = &[
     Kind {
         name: "u8",
         code: 1,
@@ -161,19 +159,25 @@ pub enum Value {
 /// One Rust argument of one site: name, kind, value.
 #[derive(Clone, Debug)]
 pub struct Arg {
+    /// The declared name (`arg0`, `arg1`, ... for plain probes).
     pub name: String,
+    /// The name of its [`Kind`].
     pub kind: &'static str,
+    /// The value fired.
     pub value: Value,
 }
 
 /// One expected site.
 #[derive(Clone, Debug)]
 pub struct Site {
+    /// The provider name.
     pub provider: &'static str,
+    /// The probe name.
     pub name: &'static str,
     /// Typed provider probe: a semaphore in the note, flag bit 0 in
     /// `.usdt.types`.
     pub guarded: bool,
+    /// The Rust arguments, in order.
     pub args: Vec<Arg>,
 }
 
@@ -484,7 +488,7 @@ fn expected_args(site: &Site, one: impl Fn(i8) -> String, two: impl Fn(i8) -> St
 }
 
 /// The 64-bit general-purpose registers of x86-64, as `%name`.
-pub const X86_64_REGS: &[&str] = &[
+const X86_64_REGS: &[&str] = &[
     "%rax", "%rbx", "%rcx", "%rdx", "%rsi", "%rdi", "%rbp", "%rsp", "%r8", "%r9", "%r10", "%r11",
     "%r12", "%r13", "%r14", "%r15",
 ];
@@ -592,195 +596,6 @@ fn normalize_args(args: &str, word: impl Fn(&str) -> String) -> String {
 }
 
 // ---------------------------------------------------------------------------
-// readelf -n
-
-/// One stapsdt note as `readelf -n` shows it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Note {
-    pub provider: String,
-    pub name: String,
-    pub location: u64,
-    pub base: u64,
-    pub semaphore: u64,
-    pub args: String,
-}
-
-impl Note {
-    /// `provider:name`.
-    pub fn probe(&self) -> String {
-        format!("{}:{}", self.provider, self.name)
-    }
-}
-
-/// The stapsdt notes of `path` according to `readelf` (or a cross
-/// `readelf`).
-pub fn readelf_notes(readelf: &str, path: &Path) -> Vec<Note> {
-    let out = run(Command::new(readelf).arg("-n").arg("-W").arg(path));
-    parse_readelf_notes(&out)
-}
-
-/// Parses `readelf -n` output.
-pub fn parse_readelf_notes(out: &str) -> Vec<Note> {
-    let mut notes = Vec::new();
-    let mut current: Option<Note> = None;
-    for line in out.lines() {
-        let line = line.trim();
-        // With -W the provider shares the owner's line.
-        if let Some((_, p)) = line.split_once("Provider: ") {
-            current = Some(Note {
-                provider: p.to_string(),
-                name: String::new(),
-                location: 0,
-                base: 0,
-                semaphore: 0,
-                args: String::new(),
-            });
-        } else if let Some(n) = line.strip_prefix("Name: ") {
-            current.as_mut().expect("Name after Provider").name = n.to_string();
-        } else if let Some(rest) = line.strip_prefix("Location: ") {
-            let note = current.as_mut().expect("Location after Provider");
-            for field in rest.split(", ") {
-                let (key, value) = field.split_once(": ").unwrap_or(("Location", field));
-                let value = u64::from_str_radix(value.trim().trim_start_matches("0x"), 16)
-                    .unwrap_or_else(|_| panic!("bad address in `{line}`"));
-                match key {
-                    "Location" => note.location = value,
-                    "Base" => note.base = value,
-                    "Semaphore" => note.semaphore = value,
-                    _ => panic!("unexpected field in `{line}`"),
-                }
-            }
-        } else if let Some(a) = line.strip_prefix("Arguments:") {
-            let mut note = current.take().expect("Arguments after Provider");
-            note.args = a.trim().to_string();
-            notes.push(note);
-        }
-    }
-    notes
-}
-
-// ---------------------------------------------------------------------------
-// Raw ELF sections and the `.usdt.types` records
-
-/// A file's bytes.
-pub fn read(path: &Path) -> Vec<u8> {
-    std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
-}
-
-/// The section named `name`: (type, flags, address, size, contents).
-pub fn section<'a>(elf: &Elf, bytes: &'a [u8], name: &str) -> Option<SectionInfo<'a>> {
-    elf.section_headers.iter().find_map(|sh| {
-        if elf.shdr_strtab.get_at(sh.sh_name) != Some(name) {
-            return None;
-        }
-        let data = if sh.sh_type == goblin::elf::section_header::SHT_NOBITS {
-            &[][..]
-        } else {
-            &bytes[sh.sh_offset as usize..(sh.sh_offset + sh.sh_size) as usize]
-        };
-        Some(SectionInfo {
-            sh_type: sh.sh_type,
-            flags: sh.sh_flags,
-            addr: sh.sh_addr,
-            size: sh.sh_size,
-            align: sh.sh_addralign,
-            data,
-        })
-    })
-}
-
-/// What the tests look at in a section header.
-#[derive(Debug)]
-pub struct SectionInfo<'a> {
-    pub sh_type: u32,
-    pub flags: u64,
-    pub addr: u64,
-    pub size: u64,
-    pub align: u64,
-    pub data: &'a [u8],
-}
-
-/// One record of `.usdt.types`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TypeRecord {
-    pub flags: u8,
-    pub pc: u64,
-    pub provider: String,
-    pub name: String,
-    pub args: Vec<(u8, String)>,
-}
-
-/// Parses a little-endian 64-bit `.usdt.types` section, panicking on any
-/// deviation from the format.
-pub fn parse_type_records(mut data: &[u8]) -> Vec<TypeRecord> {
-    fn take<'a>(data: &mut &'a [u8], n: usize) -> &'a [u8] {
-        assert!(data.len() >= n, "truncated .usdt.types record");
-        let (head, tail) = data.split_at(n);
-        *data = tail;
-        head
-    }
-    fn cstr(data: &mut &[u8]) -> String {
-        let end = data
-            .iter()
-            .position(|&b| b == 0)
-            .expect("unterminated string in .usdt.types");
-        let s = String::from_utf8(data[..end].to_vec()).expect("UTF-8 in .usdt.types");
-        *data = &data[end + 1..];
-        s
-    }
-    let mut records = Vec::new();
-    while !data.is_empty() {
-        let head = take(&mut data, 4);
-        assert_eq!(head[0], 0x55, "bad magic in .usdt.types");
-        assert_eq!(head[1], 1, "bad version in .usdt.types");
-        let count = head[2];
-        assert!(count <= 12, "too many arguments in .usdt.types");
-        let flags = head[3];
-        let pc = u64::from_le_bytes(take(&mut data, 8).try_into().unwrap());
-        let provider = cstr(&mut data);
-        let name = cstr(&mut data);
-        let args = (0..count)
-            .map(|_| {
-                let kind = take(&mut data, 1)[0];
-                (kind, cstr(&mut data))
-            })
-            .collect();
-        records.push(TypeRecord {
-            flags,
-            pc,
-            provider,
-            name,
-            args,
-        });
-    }
-    records
-}
-
-/// The address of the ELF symbol `name`, if the symbol table has it.
-pub fn symbol_address(elf: &Elf, name: &str) -> Option<u64> {
-    elf.syms
-        .iter()
-        .find(|s| elf.strtab.get_at(s.st_name) == Some(name))
-        .map(|s| s.st_value)
-}
-
-/// The bytes of the file mapped at virtual address `addr` (through the
-/// PT_LOAD segment that contains it).
-pub fn bytes_at<'a>(elf: &Elf, bytes: &'a [u8], addr: u64, len: usize) -> &'a [u8] {
-    let ph = elf
-        .program_headers
-        .iter()
-        .find(|ph| {
-            ph.p_type == goblin::elf::program_header::PT_LOAD
-                && ph.p_vaddr <= addr
-                && addr + len as u64 <= ph.p_vaddr + ph.p_filesz
-        })
-        .unwrap_or_else(|| panic!("no PT_LOAD segment holds {addr:#x}"));
-    let offset = (addr - ph.p_vaddr + ph.p_offset) as usize;
-    &bytes[offset..offset + len]
-}
-
-// ---------------------------------------------------------------------------
 // gdb
 
 /// The values gdb prints for each hit of each probe: for every hit of a
@@ -805,7 +620,7 @@ pub fn gdb_hits(
     }
     script.push_str("run\n");
     static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let dir = usdt_interop_tests::scratch_dir(&format!(
+    let dir = crate::scratch_dir(&format!(
         "gdb-{}-{}-{}",
         binary.file_name().unwrap().to_string_lossy(),
         std::process::id(),
@@ -841,7 +656,7 @@ pub fn gdb_hits(
 
 /// The gdb expressions that read each argument of `site`, with the value
 /// each must print.
-pub fn gdb_reads(site: &Site) -> Vec<(String, String)> {
+fn gdb_reads(site: &Site) -> Vec<(String, String)> {
     let mut reads = Vec::new();
     let mut slot = 0;
     for arg in &site.args {
@@ -938,7 +753,7 @@ pub fn assert_gdb_reads_sites(binary: &Path, args: &[&str], sites: &[Site]) {
 }
 
 /// How gdb prints a byte array with `print/x`.
-pub fn gdb_hex_array(bytes: &[u8]) -> String {
+fn gdb_hex_array(bytes: &[u8]) -> String {
     let items: Vec<String> = bytes.iter().map(|b| format!("{b:#x}")).collect();
     format!("{{{}}}", items.join(", "))
 }
@@ -946,30 +761,58 @@ pub fn gdb_hex_array(bytes: &[u8]) -> String {
 // ---------------------------------------------------------------------------
 // The fixture workspace
 
-/// The `macros_variants` fixture workspace, copied to a directory under the
-/// target directory, each `Cargo.toml.in` written as `Cargo.toml` pointing at
-/// this checkout's usdt-runtime and tests, with this workspace's lock file so
-/// the same dependency versions are used offline. Returns its directory.
-pub fn fixture_workspace() -> PathBuf {
-    let root = usdt_interop_tests::target_dir().join("macros-variants");
-    let src = root.join("src");
-    let runtime = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .join("usdt-runtime");
-    let tests = Path::new(env!("CARGO_MANIFEST_DIR"));
-    copy_template(
-        &usdt_interop_tests::fixtures_dir().join("macros_variants"),
-        &src,
-        &runtime,
-        tests,
-    );
-    let lock = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .join("Cargo.lock");
-    std::fs::copy(lock, src.join("Cargo.lock")).unwrap();
-    src
+/// This build's cargo (`$CARGO`, or `cargo` from `PATH`).
+pub fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+/// The `macros_variants` fixture workspace, held by one test at a time: the
+/// tests that build it share its directory and target directories.
+pub struct FixtureWorkspace {
+    /// The workspace's directory.
+    dir: PathBuf,
+    _lock: MutexGuard<'static, ()>,
+}
+
+impl FixtureWorkspace {
+    /// Waits until no other test holds the workspace, then copies it to a
+    /// directory under the target directory, each `Cargo.toml.in` written
+    /// as `Cargo.toml` pointing at this checkout's usdt-runtime and tests,
+    /// with this workspace's lock file so the same dependency versions are
+    /// used offline.
+    pub fn lock() -> FixtureWorkspace {
+        static LOCK: Mutex<()> = Mutex::new(());
+        let lock = LOCK.lock().unwrap_or_else(PoisonError::into_inner);
+        let dir = crate::target_dir().join("macros-variants").join("src");
+        let tests = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let checkout = tests.parent().unwrap();
+        copy_template(
+            &crate::fixtures_dir().join("macros_variants"),
+            &dir,
+            &checkout.join("usdt-runtime"),
+            tests,
+        );
+        std::fs::copy(checkout.join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
+        FixtureWorkspace { dir, _lock: lock }
+    }
+
+    /// The target directory called `name` of the workspace's builds (kept
+    /// between runs, beside the workspace).
+    pub fn target_dir(&self, name: &str) -> PathBuf {
+        self.dir.parent().unwrap().join(name)
+    }
+
+    /// `cargo build --release --quiet` in the workspace, by `cargo` (see
+    /// [`cargo`], or another toolchain's), into `target_dir`, without the
+    /// environment's `RUSTFLAGS`; the caller adds the build's arguments.
+    pub fn build(&self, mut cargo: Command, target_dir: &Path) -> Command {
+        cargo
+            .current_dir(&self.dir)
+            .args(["build", "--release", "--quiet"])
+            .env("CARGO_TARGET_DIR", target_dir)
+            .env_remove("RUSTFLAGS");
+        cargo
+    }
 }
 
 fn copy_template(from: &Path, to: &Path, runtime: &Path, tests: &Path) {

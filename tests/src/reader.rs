@@ -1,13 +1,12 @@
-//! Shared by the `reader_*` and `list_*` tests: building the C fixtures
-//! (sdt_args.c, sdt_lib.c, sdt_lib_main.c, sdt_bare.c) for every target this
-//! machine can compile for, reading `readelf -n`, and finding the `usdt`
-//! binary.
-#![allow(dead_code)]
+//! The C fixtures (sdt_args.c, sdt_lib.c, sdt_lib_main.c, sdt_bare.c)
+//! built once per test binary for every target this machine can compile
+//! for, each with the readelf that understands it and the nop at its
+//! probe sites.
 
+use crate::{Guard, fixtures_dir, run, scratch_dir, sdt_include_dir, wait_for_mapping};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use usdt_interop_tests::{fixtures_dir, run, target_dir};
 
 /// One built fixture: a file with probes and how to check it.
 #[derive(Debug, Clone)]
@@ -25,25 +24,25 @@ pub struct Fixture {
 }
 
 /// The x86 one-byte `nop` that sys/sdt.h emits.
-pub const X86_NOP: &[u8] = &[0x90];
+const X86_NOP: &[u8] = &[0x90];
 /// The aarch64 `nop` (0xd503201f), little-endian.
-pub const AARCH64_NOP_LE: &[u8] = &[0x1f, 0x20, 0x03, 0xd5];
+const AARCH64_NOP_LE: &[u8] = &[0x1f, 0x20, 0x03, 0xd5];
 /// The aarch64 `nop`, big-endian data (instructions stay little-endian on
 /// aarch64_be, so the same bytes).
-pub const AARCH64_NOP_BE: &[u8] = &[0x1f, 0x20, 0x03, 0xd5];
+const AARCH64_NOP_BE: &[u8] = &[0x1f, 0x20, 0x03, 0xd5];
 
 /// The riscv64 compressed `c.nop` that `nop` assembles to with the C
 /// extension (rv64gc), little-endian.
-pub const RISCV_NOP: &[u8] = &[0x01, 0x00];
+const RISCV_NOP: &[u8] = &[0x01, 0x00];
 /// The s390x `nop` (`bc 0,0`), big-endian.
-pub const S390X_NOP: &[u8] = &[0x47, 0x00, 0x00, 0x00];
+const S390X_NOP: &[u8] = &[0x47, 0x00, 0x00, 0x00];
 /// The powerpc `nop` (`ori 0,0,0`, 0x60000000), little-endian.
-pub const PPC64LE_NOP: &[u8] = &[0x00, 0x00, 0x00, 0x60];
+const PPC64LE_NOP: &[u8] = &[0x00, 0x00, 0x00, 0x60];
 /// The Thumb-2 `nop` (0xbf00) that armhf code (Thumb by default) has.
-pub const THUMB_NOP: &[u8] = &[0x00, 0xbf];
+const THUMB_NOP: &[u8] = &[0x00, 0xbf];
 
 /// A cross target: fixture name prefix, compiler, readelf, nop, flags.
-pub type CrossTarget = (
+type CrossTarget = (
     &'static str,
     &'static str,
     &'static str,
@@ -55,7 +54,7 @@ pub type CrossTarget = (
 /// readelf, the probe site's nop, and extra flags. i386 is linked static
 /// and without PIE so that it runs here (under gdb) and addresses globals
 /// absolutely (`g_i32`, `g_array32(,%eax,4)`).
-pub const CROSS_TARGETS: [CrossTarget; 5] = [
+const CROSS_TARGETS: [CrossTarget; 5] = [
     (
         "riscv64",
         "riscv64-linux-gnu-gcc",
@@ -93,39 +92,43 @@ pub const CROSS_TARGETS: [CrossTarget; 5] = [
     ),
 ];
 
-/// Whether every cross compiler and readelf of [`CROSS_TARGETS`] is
-/// installed (each missing one is reported through `require_tool`).
+/// Whether the compiler and readelf of every target of [`cross_fixtures`]
+/// (riscv64, s390x, ppc64le, armhf, i386) are installed (each missing one
+/// is reported through `require_tool`).
 pub fn cross_tools_present(test: &str) -> bool {
     CROSS_TARGETS
         .iter()
         .flat_map(|(_, compiler, readelf, _, _)| [*compiler, *readelf])
         // Every tool is checked, so each missing one is reported.
-        .filter(|tool| !usdt_interop_tests::require_tool(test, tool))
+        .filter(|tool| !crate::require_tool(test, tool))
         .count()
         == 0
 }
 
 /// Builds sdt_args at -O0 and -O2 (`{arch}_args_{level}`) and the shared
 /// library sdt_lib at -O2 (`{arch}_lib_O2`) for every cross target.
-pub fn build_cross_fixtures(dir: &Path) -> Vec<Fixture> {
+fn build_cross_fixtures(dir: &Path) -> Vec<Fixture> {
     let include = sdt_include_dir(dir);
     let inc = format!("-I{}", include.display());
     let src = |name: &str| fixtures_dir().join(name);
     let mut fixtures = Vec::new();
     for (arch, compiler, readelf, nop, extra) in CROSS_TARGETS {
-        for opt in ["-O0", "-O2"] {
-            let name = format!("{arch}_args_{}", &opt[1..]);
-            let path = dir.join(&name);
-            let mut flags = vec![opt, inc.as_str()];
-            flags.extend_from_slice(extra);
-            cc(compiler, &flags, &[&src("sdt_args.c")], &path);
+        let mut add = |name: String, path: PathBuf| {
             fixtures.push(Fixture {
                 name,
                 path,
                 readelf,
                 nop,
                 stripped: false,
-            });
+            })
+        };
+        for opt in ["-O0", "-O2"] {
+            let name = format!("{arch}_args_{}", &opt[1..]);
+            let path = dir.join(&name);
+            let mut flags = vec![opt, inc.as_str()];
+            flags.extend_from_slice(extra);
+            cc(compiler, &flags, &[&src("sdt_args.c")], &path);
+            add(name, path);
         }
         let name = format!("{arch}_lib_O2");
         let path = dir.join(format!("lib{name}.so"));
@@ -135,48 +138,20 @@ pub fn build_cross_fixtures(dir: &Path) -> Vec<Fixture> {
             &[&src("sdt_lib.c")],
             &path,
         );
-        fixtures.push(Fixture {
-            name,
-            path,
-            readelf,
-            nop,
-            stripped: false,
-        });
+        add(name, path);
     }
     fixtures
 }
 
 /// The cross fixtures, built once per test binary into a scratch
-/// directory of their own (`{test}_cross`).
-pub fn cross_fixtures(test: &str) -> &'static [Fixture] {
+/// directory of their own.
+pub fn cross_fixtures() -> &'static [Fixture] {
     static FIXTURES: OnceLock<Vec<Fixture>> = OnceLock::new();
-    FIXTURES.get_or_init(|| {
-        build_cross_fixtures(&usdt_interop_tests::scratch_dir(&format!("{test}_cross")))
-    })
+    FIXTURES.get_or_init(|| build_cross_fixtures(&scratch_dir("reader_cross_fixtures")))
 }
 
-/// A directory holding `sys/sdt.h` and `sys/sdt-config.h` alone, for cross
-/// compilers (the header is installed only in the host's multiarch
-/// include directory).
-fn sdt_include_dir(out: &Path) -> PathBuf {
-    let candidates = [
-        "/usr/include/sys",
-        "/usr/include/x86_64-linux-gnu/sys",
-        "/usr/include/aarch64-linux-gnu/sys",
-    ];
-    let source = candidates
-        .iter()
-        .map(Path::new)
-        .find(|dir| dir.join("sdt.h").is_file())
-        .expect("sys/sdt.h (systemtap-sdt-dev) is installed");
-    let include = out.join("include");
-    std::fs::create_dir_all(include.join("sys")).unwrap();
-    for header in ["sdt.h", "sdt-config.h"] {
-        std::fs::copy(source.join(header), include.join("sys").join(header)).unwrap();
-    }
-    include
-}
-
+/// Compiles `inputs` with `compiler` and `flags` into `out`, warnings
+/// being errors, with debug information.
 fn cc(compiler: &str, flags: &[&str], inputs: &[&Path], out: &Path) {
     run(Command::new(compiler)
         .args(["-Wall", "-Wextra", "-Werror", "-g"])
@@ -186,13 +161,43 @@ fn cc(compiler: &str, flags: &[&str], inputs: &[&Path], out: &Path) {
         .arg(out));
 }
 
+/// Builds the shared library sdt_lib.c (`libsdt_lib.so`) and the program
+/// sdt_lib_main.c linked against it (found next to it through `$ORIGIN`)
+/// into `dir` with `compiler` and `flags`; returns (program, library).
+pub(crate) fn build_library_and_main(
+    compiler: &str,
+    flags: &[&str],
+    dir: &Path,
+) -> (PathBuf, PathBuf) {
+    std::fs::create_dir_all(dir).unwrap();
+    let library = dir.join("libsdt_lib.so");
+    let mut library_flags = flags.to_vec();
+    library_flags.extend(["-shared", "-fPIC"]);
+    cc(
+        compiler,
+        &library_flags,
+        &[&fixtures_dir().join("sdt_lib.c")],
+        &library,
+    );
+    let main = dir.join("sdt_lib_main");
+    // The library comes after the source so the linker resolves it.
+    run(Command::new(compiler)
+        .args(["-Wall", "-Wextra", "-Werror", "-g"])
+        .args(flags)
+        .arg(fixtures_dir().join("sdt_lib_main.c"))
+        .arg(format!("-L{}", dir.display()))
+        .args(["-lsdt_lib", "-Wl,-rpath,$ORIGIN", "-o"])
+        .arg(&main));
+    (main, library)
+}
+
 /// Builds every fixture variant into `dir`: sdt_args at -O0 and -O2 (and
 /// for x86-64 without PIE too), the
 /// shared library at -O0 and -O2 and its program, stripped copies, the
 /// same for aarch64, and sdt_bare for i386 (PIE and not), aarch64
 /// big-endian, and aarch64 ILP32 (both byte orders). Needs gcc and
 /// gcc-aarch64-linux-gnu.
-pub fn build_fixtures(dir: &Path) -> Vec<Fixture> {
+fn build_fixtures(dir: &Path) -> Vec<Fixture> {
     let include = sdt_include_dir(dir);
     let inc = format!("-I{}", include.display());
     let src = |name: &str| fixtures_dir().join(name);
@@ -230,14 +235,7 @@ pub fn build_fixtures(dir: &Path) -> Vec<Fixture> {
             );
 
             let lib_dir = dir.join(format!("{arch}_lib_{level}"));
-            std::fs::create_dir_all(&lib_dir).unwrap();
-            let lib = lib_dir.join("libsdt_lib.so");
-            cc(
-                compiler,
-                &[opt, &inc, "-shared", "-fPIC"],
-                &[&src("sdt_lib.c")],
-                &lib,
-            );
+            let (main, lib) = build_library_and_main(compiler, &[opt, &inc], &lib_dir);
             add(
                 &format!("{arch}_lib_{level}"),
                 lib.clone(),
@@ -245,15 +243,6 @@ pub fn build_fixtures(dir: &Path) -> Vec<Fixture> {
                 nop,
                 false,
             );
-            let main = lib_dir.join("sdt_lib_main");
-            let lib_flag = format!("-L{}", lib_dir.display());
-            // The library comes after the source so the linker resolves it.
-            run(Command::new(compiler)
-                .args(["-Wall", "-Wextra", "-Werror", "-g", opt, &inc])
-                .arg(src("sdt_lib_main.c"))
-                .arg(&lib_flag)
-                .args(["-lsdt_lib", "-Wl,-rpath,$ORIGIN", "-o"])
-                .arg(&main));
             add(
                 &format!("{arch}_lib_main_{level}"),
                 main,
@@ -368,11 +357,15 @@ pub fn build_fixtures(dir: &Path) -> Vec<Fixture> {
     fixtures
 }
 
-/// The fixtures, built once per test binary into `test`'s scratch
-/// directory.
-pub fn fixtures(test: &str) -> &'static [Fixture] {
+/// The fixtures: sdt_args at -O0 and -O2 (and for x86-64 without PIE
+/// too), the shared library at -O0 and -O2 and its program, stripped
+/// copies, the same for aarch64, and sdt_bare for i386 (PIE and not),
+/// aarch64 big-endian and aarch64 ILP32 (both byte orders); built once per
+/// test binary into a scratch directory of their own. Needs gcc and
+/// gcc-aarch64-linux-gnu.
+pub fn fixtures() -> &'static [Fixture] {
     static FIXTURES: OnceLock<Vec<Fixture>> = OnceLock::new();
-    FIXTURES.get_or_init(|| build_fixtures(&usdt_interop_tests::scratch_dir(test)))
+    FIXTURES.get_or_init(|| build_fixtures(&scratch_dir("reader_fixtures")))
 }
 
 /// The fixture called `name`.
@@ -383,105 +376,18 @@ pub fn fixture<'a>(fixtures: &'a [Fixture], name: &str) -> &'a Fixture {
         .unwrap_or_else(|| panic!("no fixture {name}"))
 }
 
-/// One stapsdt note as `readelf -n` prints it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReadelfNote {
-    pub provider: String,
-    pub name: String,
-    pub location: u64,
-    pub base: u64,
-    pub semaphore: u64,
-    pub args: String,
-}
-
-/// The stapsdt notes of `path`, by running `readelf` (or a cross readelf)
-/// with `-n` and reading its `Provider:`, `Name:`, `Location:` and
-/// `Arguments:` lines.
-pub fn readelf_notes(readelf: &str, path: &Path) -> Vec<ReadelfNote> {
-    let text = run(Command::new(readelf).arg("-n").arg("-W").arg(path));
-    parse_readelf_notes(&text)
-}
-
-/// Parses the stapsdt part of `readelf -n` output.
-pub fn parse_readelf_notes(text: &str) -> Vec<ReadelfNote> {
-    let hex = |s: &str| u64::from_str_radix(s.trim().trim_start_matches("0x"), 16).unwrap();
-    let mut notes = Vec::new();
-    let mut current: Option<ReadelfNote> = None;
-    for line in text.lines() {
-        let trimmed = line.trim_start();
-        // With -W the provider shares the line of the note's header.
-        if let Some(at) = line.find("Provider: ") {
-            let provider = &line[at + "Provider: ".len()..];
-            current = Some(ReadelfNote {
-                provider: provider.to_string(),
-                name: String::new(),
-                location: 0,
-                base: 0,
-                semaphore: 0,
-                args: String::new(),
-            });
-        } else if let (Some(name), Some(note)) = (trimmed.strip_prefix("Name: "), current.as_mut())
-        {
-            note.name = name.to_string();
-        } else if let (Some(rest), Some(note)) =
-            (trimmed.strip_prefix("Location: "), current.as_mut())
-        {
-            // `Location: 0x..., Base: 0x..., Semaphore: 0x...`
-            let fields: Vec<&str> = rest.split(", ").collect();
-            note.location = hex(fields[0]);
-            note.base = hex(fields[1].trim_start_matches("Base: "));
-            note.semaphore = hex(fields[2].trim_start_matches("Semaphore: "));
-        } else if trimmed.starts_with("Arguments:") {
-            let mut note = current.take().expect("Arguments: after Provider:");
-            note.args = trimmed
-                .strip_prefix("Arguments:")
-                .unwrap()
-                .trim_start_matches(' ')
-                .to_string();
-            notes.push(note);
-        }
-    }
-    notes
-}
-
-/// The `usdt` binary, built from the current sources.
-///
-/// `cargo test` does not build other packages' binaries, and a nested
-/// cargo on the same target directory would wait for the lock the outer
-/// one holds, so this builds `usdt` into a target directory of its own
-/// (cargo's own freshness check makes later calls quick).
-pub fn usdt_binary() -> &'static Path {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        if let Some(path) = std::env::var_os("USDT_BIN") {
-            return PathBuf::from(path);
-        }
-        let target = target_dir().join("usdt-cli-build");
-        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
-        run(Command::new(env!("CARGO"))
-            .args([
-                "build", "--quiet", "--locked", "-p", "usdt-cli", "--bin", "usdt",
-            ])
-            .arg("--manifest-path")
-            .arg(&manifest)
-            .arg("--target-dir")
-            .arg(&target)
-            .env_remove("CARGO_TARGET_DIR"));
-        target.join("debug").join("usdt")
-    })
-}
-
-/// The file offset of `section` in `path`, from `readelf -SW`.
-pub fn section_offset(readelf: &str, path: &Path, section: &str) -> usize {
-    let text = run(Command::new(readelf).arg("-SW").arg(path));
-    let line = text
-        .lines()
-        .find(|l| l.contains(&format!("{section} ")))
-        .unwrap_or_else(|| panic!("{}: no section {section}", path.display()));
-    let rest = &line[line.find(section).unwrap()..];
-    // NAME TYPE ADDRESS OFFSET SIZE ...
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    usize::from_str_radix(fields[3], 16).unwrap()
+/// Starts `program` (built from sdt_lib_main.c) looping for a long while
+/// and waits until it has mapped `library` (its dynamic loader has run).
+pub fn start_looping(program: &Path, library: &str) -> Guard {
+    let running = Guard(
+        Command::new(program)
+            .args(["100000", "10"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display())),
+    );
+    wait_for_mapping(running.pid(), library);
+    running
 }
 
 /// The bytes of `f` (a little-endian 64-bit fixture built from sdt_args.c)
@@ -489,18 +395,9 @@ pub fn section_offset(readelf: &str, path: &Path, section: &str) -> usize {
 /// `sdt_args:guarded`'s semaphore moved outside every segment. The other
 /// notes are intact.
 pub fn with_two_bad_notes(f: &Fixture) -> Vec<u8> {
-    let file = usdt_reader::ElfFile::open(&f.path).unwrap();
-    let section = section_offset(f.readelf, &f.path, ".note.stapsdt");
-    let mut bytes = std::fs::read(&f.path).unwrap();
-    for note in file.notes().unwrap() {
-        // namesz/descsz/type (12) + "stapsdt\0" (8), then pc, base,
-        // semaphore (8 bytes each) and the provider.
-        let desc = section + note.offset + 12 + 8;
-        match note.name {
-            "stack" => bytes[desc + 24] = 0xff,
-            "guarded" => bytes[desc + 16..desc + 24].copy_from_slice(&0xdead_0000u64.to_le_bytes()),
-            _ => {}
-        }
-    }
-    bytes
+    crate::elf::edit_notes(&f.path, |note, descriptor| match note.name {
+        "stack" => descriptor[24] = 0xff,
+        "guarded" => descriptor[16..24].copy_from_slice(&0xdead_0000u64.to_le_bytes()),
+        _ => {}
+    })
 }

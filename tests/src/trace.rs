@@ -1,0 +1,202 @@
+//! Tracing: the C programs traced (built into scratch directories), `usdt
+//! trace` started in the background and its output read, a traced
+//! process's memory (semaphores, symbols) read, and the lock that keeps a
+//! test counting this process's BPF links from seeing another test's.
+
+use crate::cli::{run_usdt, usdt};
+use crate::{Guard, compile_c, read_memory, scratch_dir};
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{ChildStderr, Output};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
+use usdt_reader::Module;
+
+/// Compiles the C fixture `source` with `flags` into a fresh scratch
+/// directory named `test`.
+pub fn build_c(test: &str, source: &str, flags: &[&str]) -> PathBuf {
+    let dir = scratch_dir(test);
+    compile_c("cc", source, flags, &dir)
+}
+
+/// The C fixture `source` at -O0 and -O2, in that order, in a fresh
+/// scratch directory named `test`.
+pub fn build_c_at_o0_and_o2(test: &str, source: &str) -> Vec<PathBuf> {
+    let dir = scratch_dir(test);
+    ["-O0", "-O2"]
+        .iter()
+        .map(|opt| compile_c("cc", source, &[opt], &dir))
+        .collect()
+}
+
+/// Builds C fixture `source` at -O2, linked by the Rust toolchain's lld
+/// (which lays out segments differently from GNU ld), into a directory
+/// named after `name`; `None` (after skipping `test`) when the toolchain
+/// has no lld.
+pub fn build_c_with_lld(test: &str, name: &str, source: &str) -> Option<PathBuf> {
+    let lld_flag = crate::lld_flag(test)?;
+    Some(build_c(name, source, &["-O2", "-fuse-ld=lld", &lld_flag]))
+}
+
+/// Builds `libsdt_lib.so` (at `opt`) and `sdt_lib_main` linked against it
+/// (found next to it through `$ORIGIN`) into a fresh scratch directory
+/// named `test`; returns (main, library).
+pub fn build_shared_fixture(test: &str, opt: &str) -> (PathBuf, PathBuf) {
+    crate::reader::build_library_and_main("cc", &[opt], &scratch_dir(test))
+}
+
+/// Runs `usdt trace ARGS` and checks that it fails as a usage error: exit
+/// status 2, one line on stderr containing `text`, nothing on stdout.
+pub fn assert_trace_usage_error(args: &[&str], text: &str) {
+    let mut full = vec!["trace"];
+    full.extend_from_slice(args);
+    let output = run_usdt(&full);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(text), "expected `{text}` in {stderr}");
+    assert!(output.stdout.is_empty(), "{args:?}: output on stdout");
+}
+
+/// The events of a `usdt trace --json` run, one JSON object per line (a
+/// command run with `-c` shares the standard output: its lines are skipped).
+pub fn json_events(output: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8(output.stdout.clone())
+        .expect("utf-8 output")
+        .lines()
+        .filter(|line| line.starts_with("{\"provider\":"))
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect()
+}
+
+/// The events named `provider:name` among `events`.
+pub fn named<'a>(events: &'a [serde_json::Value], name: &str) -> Vec<&'a serde_json::Value> {
+    let (provider, probe) = name.split_once(':').expect("provider:name");
+    events
+        .iter()
+        .filter(|e| e["provider"] == provider && e["name"] == probe)
+        .collect()
+}
+
+/// The `args` array of an event as text values, each exactly as the JSON
+/// line wrote it (integers of any width stay exact).
+pub fn arg_texts(event: &serde_json::Value) -> Vec<String> {
+    event["args"]
+        .as_array()
+        .expect("args array")
+        .iter()
+        .map(|v| match v {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+        .collect()
+}
+
+/// Reads lines of a child's stream until one satisfies `done` or `timeout`
+/// passes; returns the lines read.
+pub fn read_until(
+    stream: &mut BufReader<impl Read>,
+    timeout: Duration,
+    done: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    let start = Instant::now();
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    while start.elapsed() < timeout {
+        line.clear();
+        if stream.read_line(&mut line).expect("read line") == 0 {
+            break;
+        }
+        let finished = done(line.trim_end());
+        lines.push(line.trim_end().to_owned());
+        if finished {
+            return lines;
+        }
+    }
+    panic!("timed out or stream ended; lines so far: {lines:?}");
+}
+
+/// Starts `usdt trace ARGS` in the background and waits until it reports
+/// that it attached (its "tracing ..." line on stderr).
+pub fn start_trace(args: &[&str]) -> (Guard, BufReader<ChildStderr>) {
+    let mut guard = Guard::spawn(usdt().arg("trace").args(args));
+    let mut stderr = BufReader::new(guard.0.stderr.take().expect("stderr"));
+    read_until(&mut stderr, Duration::from_secs(60), |line| {
+        line.starts_with("usdt: tracing ")
+    });
+    (guard, stderr)
+}
+
+/// Reads the `u16` at runtime address `address` of process `pid` (a
+/// semaphore).
+pub fn read_u16(pid: u32, address: u64) -> u16 {
+    u16::from_ne_bytes(read_memory(pid, address, 2).try_into().unwrap())
+}
+
+/// Reads the `u64` at runtime address `address` of process `pid`.
+pub fn read_u64(pid: u32, address: u64) -> u64 {
+    u64::from_ne_bytes(read_memory(pid, address, 8).try_into().unwrap())
+}
+
+/// The module of process `pid` whose path ends with `module`.
+fn module_of(pid: u32, module: &str) -> Module {
+    let process = usdt_reader::Process::open(pid).expect("open process");
+    let modules = process.modules().expect("modules");
+    modules
+        .into_iter()
+        .find(|m| m.path.to_string_lossy().ends_with(module))
+        .unwrap_or_else(|| panic!("process {pid} maps no {module}"))
+}
+
+/// The runtime address in process `pid` of the semaphore of probe
+/// `provider:name` in the module whose path ends with `module`.
+pub fn semaphore_address(pid: u32, module: &str, provider: &str, name: &str) -> u64 {
+    let module = module_of(pid, module);
+    let probe = module
+        .probes
+        .iter()
+        .find(|p| p.provider == provider && p.name == name)
+        .unwrap_or_else(|| {
+            panic!(
+                "no probe {provider}:{name} in {module:?}",
+                module = module.path
+            )
+        });
+    probe.semaphore.expect("the probe has a semaphore") + module.bias
+}
+
+/// The runtime address in process `pid` of symbol `symbol` of the module
+/// whose path ends with `module` (read from the file's symbol table, or
+/// its dynamic one).
+pub fn runtime_symbol_address(pid: u32, module: &str, symbol: &str) -> u64 {
+    let module = module_of(pid, module);
+    let bytes = crate::elf::read(&module.host_path);
+    let elf = goblin::elf::Elf::parse(&bytes).expect("parse module");
+    let value = crate::elf::symbol_address(&elf, symbol)
+        .or_else(|| {
+            elf.dynsyms
+                .iter()
+                .find(|sym| elf.dynstrtab.get_at(sym.st_name) == Some(symbol))
+                .map(|sym| sym.st_value)
+        })
+        .unwrap_or_else(|| panic!("no symbol {symbol} in {}", module.path.display()));
+    value + module.bias
+}
+
+/// Tests that attach the tracer library in this process, against the one
+/// that counts this process's BPF links.
+static IN_PROCESS: RwLock<()> = RwLock::new(());
+
+/// For a test attaching the tracer library in this process: while the
+/// guard lives, no test counts this process's BPF links (see
+/// [`alone_tracing_in_process`]). Such tests may run together.
+pub fn tracing_in_process() -> RwLockReadGuard<'static, ()> {
+    IN_PROCESS.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// For a test counting this process's BPF links: while the guard lives,
+/// no other test attaches the tracer library in this process (see
+/// [`tracing_in_process`]).
+pub fn alone_tracing_in_process() -> RwLockWriteGuard<'static, ()> {
+    IN_PROCESS.write().unwrap_or_else(PoisonError::into_inner)
+}

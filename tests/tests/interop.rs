@@ -1,0 +1,41 @@
+//! The cross-crate and interoperability tests, in one test binary with a
+//! module per subject: the probe macros' output against the binary
+//! contract, sys/sdt.h, readelf, gdb and bpftrace (`macros_*`); usdt-reader
+//! against readelf and gdb on C programs of every architecture and on
+//! running processes (`reader_*`); the `usdt` command (`list_cli`,
+//! `trace_*`, `aggregate_known`, `uprobe_functions`). Their shared code is
+//! the `usdt_interop_tests` library.
+
+use std::path::Path;
+
+mod aggregate_known;
+mod list_cli;
+mod macros_bpftrace;
+mod macros_cross;
+mod macros_gdb;
+mod macros_notes;
+mod macros_sdt_compare;
+mod macros_semaphore_page;
+mod macros_variants;
+mod reader_catalog;
+mod reader_discarded;
+mod reader_gdb;
+mod reader_process;
+mod reader_readelf;
+mod reader_snapshots;
+mod reader_sweep;
+mod trace_c_programs;
+mod trace_capabilities;
+mod trace_errors;
+mod trace_macros;
+mod trace_peers;
+mod uprobe_functions;
+
+/// The `probe_catalog` fixture program (tests/src/bin/probe_catalog.rs),
+/// built with this package: a probe of every argument kind.
+const CATALOG: &str = env!("CARGO_BIN_EXE_probe_catalog");
+
+/// [`CATALOG`] as a path.
+fn catalog() -> &'static Path {
+    Path::new(CATALOG)
+}
