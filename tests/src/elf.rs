@@ -104,6 +104,7 @@ pub struct TypeRecord {
 /// Parses a little-endian 64-bit `.usdt.types` section, panicking on any
 /// deviation from the format.
 pub fn parse_type_records(mut data: &[u8]) -> Vec<TypeRecord> {
+    use usdt_format::{MAX_ARGS, TYPES_MAGIC, TYPES_VERSION};
     fn take<'a>(data: &mut &'a [u8], n: usize) -> &'a [u8] {
         assert!(data.len() >= n, "truncated .usdt.types record");
         let (head, tail) = data.split_at(n);
@@ -122,10 +123,13 @@ pub fn parse_type_records(mut data: &[u8]) -> Vec<TypeRecord> {
     let mut records = Vec::new();
     while !data.is_empty() {
         let head = take(&mut data, 4);
-        assert_eq!(head[0], 0x55, "bad magic in .usdt.types");
-        assert_eq!(head[1], 1, "bad version in .usdt.types");
+        assert_eq!(head[0], TYPES_MAGIC, "bad magic in .usdt.types");
+        assert_eq!(head[1], TYPES_VERSION, "bad version in .usdt.types");
         let count = head[2];
-        assert!(count <= 12, "too many arguments in .usdt.types");
+        assert!(
+            usize::from(count) <= MAX_ARGS,
+            "too many arguments in .usdt.types"
+        );
         let flags = head[3];
         let pc = u64::from_le_bytes(take(&mut data, 8).try_into().unwrap());
         let provider = cstr(&mut data);

@@ -15,7 +15,7 @@
 //!   `USDT_AGGREGATES` hash map, pending starts in `USDT_STARTS`; a full
 //!   map is counted in `USDT_AGG_ERRORS`.
 //!
-//! See `tracer-common` for the layouts.
+//! See `usdt-tracer-common` for the layouts and the map and program names.
 //!
 //! The program is sleepable: a read that fails because the page is not
 //! mapped in yet (a string literal or a global the process never touched)
@@ -42,10 +42,11 @@ use core::mem::MaybeUninit;
 use usdt_tracer_common::{
     ACTION_COUNT, ACTION_HISTOGRAM, ACTION_LATENCY_END, ACTION_LATENCY_START, ACTION_STREAM,
     AGG_ERR_COUNT, AGG_ERR_FAULT, AGG_ERR_FULL, AGG_ERR_STARTS_FULL, AGG_ERR_UNMATCHED,
-    ARG_CONSTANT, ARG_MEMORY, ARG_REGISTER, AggKey, ArgPlan, Control, EVENT_FIXED_SIZE,
-    EVENT_HEADER_SIZE, EventHeader, KEY_ARG, KEY_NONE, KEY_PID, KEY_STRING, KEY_TEXT_CAP, KEY_TID,
-    MAX_ARGS, NO_REG, STRING_CAP, STRING_CLASSES, STRING_CSTR, STRING_PTR_LEN, SitePlan, StartKey,
-    log2_bucket,
+    AGG_ERRORS_MAP, AGGREGATES_MAP, ARG_CONSTANT, ARG_COUNT_MASK, ARG_MEMORY, ARG_REGISTER, AggKey,
+    ArgPlan, CONTROL_MAP, Control, DROPS_MAP, EVENT_FIXED_SIZE, EVENT_HEADER_SIZE, EVENTS_MAP,
+    EventHeader, KEY_ARG, KEY_NONE, KEY_PID, KEY_STRING, KEY_TEXT_CAP, KEY_TID, MAX_ARGS, NO_REG,
+    PENDING_MAP, PROGRAM_NAME, SITES_MAP, STARTS_MAP, STRING_CAP, STRING_CLASSES, STRING_CSTR,
+    STRING_PTR_LEN, SitePlan, StartKey, log2_bucket,
 };
 
 /// Default ring buffer size; user space sets the real one at load time.
@@ -54,39 +55,100 @@ const DEFAULT_RING_BYTES: u32 = 1 << 22;
 /// Page size assumed when faulting in the second page of a string.
 const PAGE: u64 = 4096;
 
-/// Site plans, indexed by attach cookie. User space sets the size.
-#[map(name = "USDT_SITES")]
-static USDT_SITES: Array<SitePlan> = Array::with_max_entries(1, 0);
+/// Whether two names are the same (`str` equality is not `const`).
+const fn same_name(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
 
-/// Event records for user space.
-#[map(name = "USDT_EVENTS")]
-static USDT_EVENTS: RingBuf = RingBuf::with_byte_size(DEFAULT_RING_BYTES, 0);
+/// Fails the build unless the item `$item` (a map or the program, which aya
+/// names after their static or function) has the name the shared constant
+/// `$name` gives user space.
+macro_rules! named {
+    ($item:ident, $name:path) => {
+        const _: () = assert!(
+            same_name(stringify!($item), $name),
+            concat!(
+                "`",
+                stringify!($item),
+                "` is not named as `",
+                stringify!($name),
+                "` says"
+            )
+        );
+    };
+}
 
-/// Records that did not fit in `USDT_EVENTS`, at index 0.
-#[map(name = "USDT_DROPS")]
-static USDT_DROPS: Array<u64> = Array::with_max_entries(1, 0);
+/// Declares a map (named after its static) whose name is the shared
+/// constant `$name`.
+macro_rules! shared_map {
+    ($name:path, $(#[$attr:meta])* static $ident:ident: $ty:ty = $init:expr;) => {
+        $(#[$attr])*
+        #[map]
+        static $ident: $ty = $init;
+        named!($ident, $name);
+    };
+}
 
-/// Bytes of records written on each CPU since it last woke the reader, for
-/// [`wakeup_flags`].
-#[map(name = "USDT_PENDING")]
-static USDT_PENDING: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+shared_map! {
+    SITES_MAP,
+    /// Site plans, indexed by attach cookie. User space sets the size.
+    static USDT_SITES: Array<SitePlan> = Array::with_max_entries(1, 0);
+}
 
-/// The program's settings, at index 0: armed once user space has attached
-/// every site, and how often to wake the reader.
-#[map(name = "USDT_CONTROL")]
-static USDT_CONTROL: Array<Control> = Array::with_max_entries(1, 0);
+shared_map! {
+    EVENTS_MAP,
+    /// Event records for user space.
+    static USDT_EVENTS: RingBuf = RingBuf::with_byte_size(DEFAULT_RING_BYTES, 0);
+}
 
-/// Aggregation counters. User space sets the size.
-#[map(name = "USDT_AGGREGATES")]
-static USDT_AGGREGATES: HashMap<AggKey, u64> = HashMap::with_max_entries(1, 0);
+shared_map! {
+    DROPS_MAP,
+    /// Records that did not fit in `USDT_EVENTS`, at index 0.
+    static USDT_DROPS: Array<u64> = Array::with_max_entries(1, 0);
+}
 
-/// Pending latency starts. User space sets the size.
-#[map(name = "USDT_STARTS")]
-static USDT_STARTS: HashMap<StartKey, u64> = HashMap::with_max_entries(1, 0);
+shared_map! {
+    PENDING_MAP,
+    /// Bytes of records written on each CPU since it last woke the reader,
+    /// for [`wakeup_flags`].
+    static USDT_PENDING: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+}
 
-/// Aggregation error counters, indexed by `AGG_ERR_*`.
-#[map(name = "USDT_AGG_ERRORS")]
-static USDT_AGG_ERRORS: Array<u64> = Array::with_max_entries(AGG_ERR_COUNT, 0);
+shared_map! {
+    CONTROL_MAP,
+    /// The program's settings, at index 0: armed once user space has
+    /// attached every site, and how often to wake the reader.
+    static USDT_CONTROL: Array<Control> = Array::with_max_entries(1, 0);
+}
+
+shared_map! {
+    AGGREGATES_MAP,
+    /// Aggregation counters. User space sets the size.
+    static USDT_AGGREGATES: HashMap<AggKey, u64> = HashMap::with_max_entries(1, 0);
+}
+
+shared_map! {
+    STARTS_MAP,
+    /// Pending latency starts. User space sets the size.
+    static USDT_STARTS: HashMap<StartKey, u64> = HashMap::with_max_entries(1, 0);
+}
+
+shared_map! {
+    AGG_ERRORS_MAP,
+    /// Aggregation error counters, indexed by `AGG_ERR_*`.
+    static USDT_AGG_ERRORS: Array<u64> = Array::with_max_entries(AGG_ERR_COUNT, 0);
+}
 
 /// The uprobe program attached to every probe site. Everything is inlined
 /// into it: the uprobe_multi loader loads its section alone, without
@@ -116,6 +178,11 @@ pub fn usdt_site(ctx: ProbeContext) -> u32 {
     0
 }
 
+// The program's function: the one `usdt_site` names, named as user space
+// expects.
+const _: fn(*mut core::ffi::c_void) -> u32 = usdt_site;
+named!(usdt_site, PROGRAM_NAME);
+
 /// Streams one hit to the ring buffer.
 #[inline(always)]
 fn stream_site(ctx: &ProbeContext, plan: &SitePlan, cookie: u32, wake_bytes: u32) {
@@ -129,13 +196,18 @@ fn stream_site(ctx: &ProbeContext, plan: &SitePlan, cookie: u32, wake_bytes: u32
     if strings == STRING_CLASSES[0] {
         // No strings: a short record, the fixed part and the site's
         // arguments, all of it written above (only written bytes are
-        // sent). count <= MAX_ARGS < 16; the mask shows the verifier that
-        // the length stays inside the header. Its unwritten tail lies in
-        // the range the verifier checks, which it allows: programs loaded
-        // with CAP_PERFMON may pass partly written stack to helpers.
-        // SAFETY: EVENT_FIXED_SIZE + 8 * 15 bytes fit in the header.
+        // sent). count <= MAX_ARGS <= ARG_COUNT_MASK; the mask shows the
+        // verifier that the length stays inside the header. Its unwritten
+        // tail lies in the range the verifier checks, which it allows:
+        // programs loaded with CAP_PERFMON may pass partly written stack to
+        // helpers.
+        // SAFETY: EVENT_FIXED_SIZE + 8 * ARG_COUNT_MASK bytes fit in the
+        // header.
         let record = unsafe {
-            core::slice::from_raw_parts(header.cast::<u8>(), EVENT_FIXED_SIZE + 8 * (count & 15))
+            core::slice::from_raw_parts(
+                header.cast::<u8>(),
+                EVENT_FIXED_SIZE + 8 * (count & ARG_COUNT_MASK),
+            )
         };
         let flags = wakeup_flags(record.len(), wake_bytes);
         if USDT_EVENTS.output::<[u8]>(record, flags).is_err() {

@@ -5,10 +5,7 @@ use crate::name::name_problem;
 use crate::param_type::ParamType;
 use proc_macro2::TokenStream;
 use syn::{Attribute, FnArg, ForeignItemFn, Ident, Pat, ReturnType, Type, Visibility};
-
-/// The most Rust-level arguments a probe takes, and the most note
-/// arguments (sys/sdt.h's limit).
-pub const MAX_ARGS: usize = 12;
+use usdt_format::MAX_ARGS;
 
 /// One probe of a provider.
 pub struct ProbeDecl {

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{AttrStyle, Item, ItemMod, LitStr, Path};
+use usdt_format::PROBES_SECTION;
 
 /// Expands `#[provider(args)] mod ... { ... }`.
 pub fn expand(args: ProviderArgs, module: ItemMod) -> syn::Result<TokenStream> {
@@ -247,8 +248,8 @@ fn expand_probe(krate: &Path, provider: &str, probe: &ProbeDecl) -> TokenStream 
 
     let module_doc = format!(" The semaphore of the USDT probe `{full_name}`.");
     let static_doc = format!(
-        " The semaphore of `{full_name}`, named `{}` (a hidden symbol) in section `.probes`: tracers \
-         raise it while they have the probe enabled.",
+        " The semaphore of `{full_name}`, named `{}` (a hidden symbol) in section `{PROBES_SECTION}`: \
+         tracers raise it while they have the probe enabled.",
         symbol.value()
     );
     let enabled_doc = format!(" Whether a tracer has the USDT probe `{full_name}` enabled.");

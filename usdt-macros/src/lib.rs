@@ -1,7 +1,8 @@
 //! Procedural macros behind `usdt_runtime`; use them through that crate.
 //!
 //! The macros validate declarations and generate calls into usdt-runtime,
-//! which holds the probe sites' assembly and the binary format.
+//! which holds the probe sites' assembly; the binary format (the argument
+//! limit, the argument kinds) is usdt-format's.
 #![deny(missing_docs)]
 
 mod attr;

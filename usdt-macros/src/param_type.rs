@@ -8,6 +8,7 @@ use syn::{
     GenericArgument, Lifetime, ParenthesizedGenericArguments, PathArguments, Type, TypeBareFn,
     TypePath, TypeReference,
 };
+use usdt_format::ArgKind;
 
 /// The classes of parameter types. String-like and byte-like parameters
 /// accept any value that can lend the borrowed form, so a closure may
@@ -77,21 +78,26 @@ impl ParamType {
         }
     }
 
+    /// The argument's kind where the syntax tells it and it matters for
+    /// [`slots`](ParamType::slots): strings, bytes, C strings, JSON and the
+    /// 128-bit integers.
+    fn kind(&self) -> Option<ArgKind> {
+        match self {
+            ParamType::Str => Some(ArgKind::Str),
+            ParamType::Bytes => Some(ArgKind::Bytes),
+            ParamType::CStr => Some(ArgKind::CStr),
+            ParamType::Json(_) => Some(ArgKind::Json),
+            ParamType::Borrowed(ty) | ParamType::Exact(ty) => [ArgKind::U128, ArgKind::I128]
+                .into_iter()
+                .find(|kind| is_path(ty, &[&[kind.name()]])),
+        }
+    }
+
     /// How many note arguments the parameter takes, as far as the syntax
     /// tells (a type alias of `u128` counts one here; the runtime's
     /// compile-time check counts it right).
     pub fn slots(&self) -> usize {
-        match self {
-            ParamType::Str | ParamType::Bytes | ParamType::Json(_) => 2,
-            ParamType::CStr => 1,
-            ParamType::Borrowed(ty) | ParamType::Exact(ty) => {
-                if is_path(ty, &[&["u128"], &["i128"]]) {
-                    2
-                } else {
-                    1
-                }
-            }
-        }
+        self.kind().map_or(1, ArgKind::slots)
     }
 }
 

@@ -11,9 +11,7 @@ use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{Expr, Ident, LitStr, Token};
-
-/// The most arguments a probe takes (sys/sdt.h's limit).
-const MAX_ARGS: usize = 12;
+use usdt_format::MAX_ARGS;
 
 /// `PATH; provider, name, arg, ...` where PATH is usdt-runtime's path.
 pub struct ProbeInput {

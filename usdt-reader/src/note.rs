@@ -11,15 +11,12 @@
 use crate::bytes::{Layout, cstr_at};
 use thiserror::Error;
 
-/// The owner name of a SystemTap probe note.
-pub const STAPSDT_OWNER: &[u8] = b"stapsdt";
-/// The note type of a SystemTap probe descriptor (`NT_STAPSDT`).
-pub const NT_STAPSDT: u32 = 3;
-/// The name of the section that holds the notes.
-pub const STAPSDT_SECTION: &str = ".note.stapsdt";
-/// The name of the one-byte section whose address the notes record, to
-/// detect prelink-style moves.
-pub const STAPSDT_BASE_SECTION: &str = ".stapsdt.base";
+pub use usdt_format::STAPSDT_NOTE_SECTION as STAPSDT_SECTION;
+pub use usdt_format::{NT_STAPSDT, STAPSDT_BASE_SECTION};
+
+/// The owner name of a SystemTap probe note, as the note's bytes hold it
+/// (without the NUL).
+pub const STAPSDT_OWNER: &[u8] = usdt_format::STAPSDT_NOTE_NAME.as_bytes();
 
 /// One probe site as the note records it, borrowing its strings from the
 /// section data. Addresses are the raw link-time values of the note.

@@ -2,19 +2,10 @@
 //! macros next to every probe site.
 //!
 //! The section is a non-allocated PROGBITS section of back-to-back records,
-//! without padding:
-//!
-//! ```text
-//! u8    magic       0x55 ('U')
-//! u8    version     1
-//! u8    arg count N (Rust-level arguments, 0..=12)
-//! u8    flags       bit 0: the site is guarded by a semaphore
-//! addr  pc          4 or 8 bytes by ELF class, in the file's byte order:
-//!                   the same link-time value as the site's stapsdt pc
-//! cstr  provider
-//! cstr  name
-//! N times: u8 kind (an ArgKind code), cstr argument name
-//! ```
+//! without padding, laid out as [`usdt_format`] defines them: a header
+//! (magic, version, argument count, flags), the site's pc (4 or 8 bytes by
+//! ELF class, in the file's byte order), provider and name, then one kind
+//! code and name per argument.
 //!
 //! A record belongs to the stapsdt note with the same (pc, provider, name).
 //! A record of an unknown version ends the walk (its length is unknown)
@@ -26,147 +17,21 @@ use serde::Serialize;
 use std::fmt;
 use thiserror::Error;
 
-/// The name of the section holding the records.
-pub const TYPES_SECTION: &str = ".usdt.types";
-/// The first byte of every record.
-pub const MAGIC: u8 = 0x55;
-/// The record version this reader understands.
-pub const VERSION: u8 = 1;
-/// The most Rust-level arguments a record may describe.
-pub const MAX_ARGS: u8 = 12;
+pub use usdt_format::TYPES_MAGIC as MAGIC;
+pub use usdt_format::TYPES_VERSION as VERSION;
+pub use usdt_format::{ArgKind, TYPES_SECTION};
+use usdt_format::{
+    TYPES_ARG_COUNT_OFFSET, TYPES_FLAG_GUARDED, TYPES_FLAGS_OFFSET, TYPES_MAGIC_OFFSET,
+    TYPES_PC_OFFSET, TYPES_VERSION_OFFSET,
+};
 
-/// The Rust type of one probe argument, as recorded by the macros.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ArgKind {
-    /// `u8`.
-    U8,
-    /// `u16`.
-    U16,
-    /// `u32`.
-    U32,
-    /// `u64`.
-    U64,
-    /// `usize`.
-    Usize,
-    /// `i8`.
-    I8,
-    /// `i16`.
-    I16,
-    /// `i32`.
-    I32,
-    /// `i64`.
-    I64,
-    /// `isize`.
-    Isize,
-    /// `u128`: two note arguments (low, high 64 bits).
-    U128,
-    /// `i128`: two note arguments (low, signed high 64 bits).
-    I128,
-    /// `bool` (`1@`).
-    Bool,
-    /// `char` (`4@`, a Unicode scalar value).
-    Char,
-    /// `f32` (`4@`, IEEE bits).
-    F32,
-    /// `f64` (`8@`, IEEE bits).
-    F64,
-    /// A raw pointer.
-    Ptr,
-    /// `&CStr`: a pointer to a NUL-terminated string.
-    CStr,
-    /// `&str` / `String`: two note arguments (pointer, length in bytes).
-    Str,
-    /// `&[u8]` / `Vec<u8>`: two note arguments (pointer, length).
-    Bytes,
-    /// A value serialized as JSON text: two note arguments (pointer, length).
-    Json,
-}
+/// The most Rust-level arguments a record may describe (the format's limit,
+/// which fits the record's one-byte count).
+pub const MAX_ARGS: u8 = usdt_format::MAX_ARGS as u8;
 
-impl ArgKind {
-    /// Every kind, in code order.
-    pub const ALL: [ArgKind; 21] = [
-        ArgKind::U8,
-        ArgKind::U16,
-        ArgKind::U32,
-        ArgKind::U64,
-        ArgKind::Usize,
-        ArgKind::I8,
-        ArgKind::I16,
-        ArgKind::I32,
-        ArgKind::I64,
-        ArgKind::Isize,
-        ArgKind::U128,
-        ArgKind::I128,
-        ArgKind::Bool,
-        ArgKind::Char,
-        ArgKind::F32,
-        ArgKind::F64,
-        ArgKind::Ptr,
-        ArgKind::CStr,
-        ArgKind::Str,
-        ArgKind::Bytes,
-        ArgKind::Json,
-    ];
-
-    /// The kind's code in a record (1 for `u8` ... 21 for JSON).
-    pub fn code(self) -> u8 {
-        self as u8 + 1
-    }
-
-    /// The kind with record code `code`, if any.
-    pub fn from_code(code: u8) -> Option<ArgKind> {
-        Self::ALL.get(usize::from(code).checked_sub(1)?).copied()
-    }
-
-    /// How many note arguments the kind takes: 2 for 128-bit integers,
-    /// strings, byte slices and JSON, else 1.
-    pub fn slots(self) -> usize {
-        match self {
-            ArgKind::U128 | ArgKind::I128 | ArgKind::Str | ArgKind::Bytes | ArgKind::Json => 2,
-            _ => 1,
-        }
-    }
-
-    /// The name shown in signatures: `u64`, `&str`, `&CStr`, `&[u8]`,
-    /// `json`, ...
-    pub fn name(self) -> &'static str {
-        match self {
-            ArgKind::U8 => "u8",
-            ArgKind::U16 => "u16",
-            ArgKind::U32 => "u32",
-            ArgKind::U64 => "u64",
-            ArgKind::Usize => "usize",
-            ArgKind::I8 => "i8",
-            ArgKind::I16 => "i16",
-            ArgKind::I32 => "i32",
-            ArgKind::I64 => "i64",
-            ArgKind::Isize => "isize",
-            ArgKind::U128 => "u128",
-            ArgKind::I128 => "i128",
-            ArgKind::Bool => "bool",
-            ArgKind::Char => "char",
-            ArgKind::F32 => "f32",
-            ArgKind::F64 => "f64",
-            ArgKind::Ptr => "ptr",
-            ArgKind::CStr => "&CStr",
-            ArgKind::Str => "&str",
-            ArgKind::Bytes => "&[u8]",
-            ArgKind::Json => "json",
-        }
-    }
-}
-
-impl Serialize for ArgKind {
-    /// The kind's display name (`u64`, `&str`, ...).
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.name())
-    }
-}
-
-impl fmt::Display for ArgKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
+/// Serializes a kind as its display name (`u64`, `&str`, ...).
+fn serialize_kind<S: serde::Serializer>(kind: &ArgKind, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(kind.name())
 }
 
 /// One declared argument of a typed probe.
@@ -174,7 +39,8 @@ impl fmt::Display for ArgKind {
 pub struct TypedArg {
     /// The declared parameter name (`arg0`, `arg1`, ... for plain probes).
     pub name: String,
-    /// Its type.
+    /// Its type, serialized as its name (`u64`, `&str`, ...).
+    #[serde(serialize_with = "serialize_kind")]
     pub kind: ArgKind,
 }
 
@@ -226,8 +92,8 @@ pub struct TypeRecord<'data> {
 /// A malformed `.usdt.types` record; `offset` is that of the record.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum TypesError {
-    /// The record does not start with 0x55.
-    #[error("type record at offset {offset:#x} has magic {found:#04x}, not 0x55")]
+    /// The record does not start with [`MAGIC`].
+    #[error("type record at offset {offset:#x} has magic {found:#04x}, not {MAGIC:#04x}")]
     BadMagic {
         /// Offset of the record.
         offset: usize,
@@ -242,15 +108,15 @@ pub enum TypesError {
         /// The field that runs past the end.
         field: &'static str,
     },
-    /// More than 12 arguments.
-    #[error("type record at offset {offset:#x} declares {count} arguments, more than 12")]
+    /// More than [`MAX_ARGS`] arguments.
+    #[error("type record at offset {offset:#x} declares {count} arguments, more than {MAX_ARGS}")]
     TooManyArgs {
         /// Offset of the record.
         offset: usize,
         /// The declared count.
         count: u8,
     },
-    /// An argument kind code outside 1..=21.
+    /// An argument kind code that names no [`ArgKind`].
     #[error("type record at offset {offset:#x}: argument {index} has unknown kind {code}")]
     BadKind {
         /// Offset of the record.
@@ -296,22 +162,24 @@ impl<'data> TypeRecords<'data> {
         let offset = self.position;
         let data = self.data;
         let truncated = |field| TypesError::Truncated { offset, field };
-        let header = data.get(offset..offset + 4).ok_or(truncated("header"))?;
-        if header[0] != MAGIC {
+        let header = data
+            .get(offset..offset + TYPES_PC_OFFSET)
+            .ok_or(truncated("header"))?;
+        if header[TYPES_MAGIC_OFFSET] != MAGIC {
             return Err(TypesError::BadMagic {
                 offset,
-                found: header[0],
+                found: header[TYPES_MAGIC_OFFSET],
             });
         }
-        if header[1] != VERSION {
+        if header[TYPES_VERSION_OFFSET] != VERSION {
             return Ok(None);
         }
-        let count = header[2];
+        let count = header[TYPES_ARG_COUNT_OFFSET];
         if count > MAX_ARGS {
             return Err(TypesError::TooManyArgs { offset, count });
         }
-        let guarded = header[3] & 1 != 0;
-        let mut position = offset + 4;
+        let guarded = header[TYPES_FLAGS_OFFSET] & TYPES_FLAG_GUARDED != 0;
+        let mut position = offset + TYPES_PC_OFFSET;
         let pc = self.layout.address(data, position).ok_or(truncated("pc"))?;
         position += self.layout.address_size();
         let mut string = |field: &'static str| -> Result<&'data str, TypesError> {
@@ -407,22 +275,6 @@ mod tests {
     }
 
     #[test]
-    fn kinds_round_trip() {
-        for (i, kind) in ArgKind::ALL.iter().enumerate() {
-            assert_eq!(kind.code() as usize, i + 1);
-            assert_eq!(ArgKind::from_code(kind.code()), Some(*kind));
-        }
-        assert_eq!(ArgKind::from_code(0), None);
-        assert_eq!(ArgKind::from_code(22), None);
-        assert_eq!(ArgKind::Str.slots(), 2);
-        assert_eq!(ArgKind::I128.slots(), 2);
-        assert_eq!(ArgKind::Char.slots(), 1);
-        assert_eq!(ArgKind::Bytes.name(), "&[u8]");
-        assert_eq!(ArgKind::CStr.code(), 18);
-        assert_eq!(ArgKind::Json.code(), 21);
-    }
-
-    #[test]
     fn records_in_every_layout() {
         for endian in [Endian::Little, Endian::Big] {
             for is_64 in [false, true] {
@@ -463,15 +315,20 @@ mod tests {
         let good = record(layout, 0x10, "p", "n", 0, &[(1, "a")]);
         let mut bad_magic = good.clone();
         bad_magic[0] = 0x54;
+        let error = TypeRecords::new(&bad_magic, layout).next();
         assert_eq!(
-            TypeRecords::new(&bad_magic, layout).next(),
+            error,
             Some(Err(TypesError::BadMagic {
                 offset: 0,
                 found: 0x54
             }))
         );
+        assert_eq!(
+            error.unwrap().unwrap_err().to_string(),
+            "type record at offset 0x0 has magic 0x54, not 0x55"
+        );
         let mut bad_kind = good.clone();
-        bad_kind[4 + 8 + 4] = 99;
+        bad_kind[TYPES_PC_OFFSET + 8 + 4] = 99;
         assert_eq!(
             TypeRecords::new(&bad_kind, layout).next(),
             Some(Err(TypesError::BadKind {
@@ -481,13 +338,21 @@ mod tests {
             }))
         );
         let mut many = good.clone();
-        many[2] = 13;
+        many[TYPES_ARG_COUNT_OFFSET] = MAX_ARGS + 1;
         assert_eq!(
             TypeRecords::new(&many, layout).next(),
             Some(Err(TypesError::TooManyArgs {
                 offset: 0,
-                count: 13
+                count: MAX_ARGS + 1
             }))
+        );
+        assert_eq!(
+            TypesError::TooManyArgs {
+                offset: 0,
+                count: 13
+            }
+            .to_string(),
+            "type record at offset 0x0 declares 13 arguments, more than 12"
         );
         for cut in 1..good.len() {
             let result = TypeRecords::new(&good[..cut], layout).next();
@@ -497,7 +362,7 @@ mod tests {
             );
         }
         let mut not_utf8 = good.clone();
-        not_utf8[12] = 0xff;
+        not_utf8[TYPES_PC_OFFSET + 8] = 0xff;
         assert!(matches!(
             TypeRecords::new(&not_utf8, layout).next(),
             Some(Err(TypesError::NotUtf8 {

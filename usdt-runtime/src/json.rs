@@ -1,6 +1,6 @@
 //! JSON probe arguments: `#[json]` parameters of typed providers.
 
-use crate::arg::{ArgKind, ProbeArg};
+use crate::{ArgKind, ProbeArg};
 use alloc::vec::Vec;
 
 /// A value that a typed provider can pass as a `#[json]` argument: any

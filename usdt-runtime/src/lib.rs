@@ -143,32 +143,33 @@
 //!
 //! # The binary format
 //!
-//! This is the contract between this crate, which writes probes, and the
-//! tools that read them.
+//! The stapsdt notes, the `.usdt.types` records and the [`ArgKind`] codes
+//! this crate writes are the contract between it and the tools that read
+//! probes; [`usdt_format`] defines them (section names, record layout,
+//! magic, version, kind codes, the argument limit). How this crate writes
+//! them:
 //!
-//! ## stapsdt notes
-//!
-//! Each site has a note in `.note.stapsdt` (type `SHT_NOTE`, not allocated),
-//! owner `stapsdt`, type 3, whose descriptor holds three 8-byte addresses
-//! (the site's pc, the address of `_.stapsdt.base`, the semaphore's address
-//! or 0) and three NUL-terminated strings: provider, name and the argument
-//! string. `.stapsdt.base` is the one-byte allocated section sys/sdt.h
-//! defines, used to adjust for prelinking (here also flagged
-//! `SHF_GNU_RETAIN`). Typed providers' semaphores are `u16`s in the writable
-//! section `.probes`, which starts on a page boundary (4 KiB on x86-64,
-//! 64 KiB on aarch64): the kernel raises a semaphore in the first writable
-//! mapping of its file page, and with lld's layout the page after the RELRO
-//! segment is mapped twice, so a semaphore there would be raised in the
-//! wrong copy in processes started while a tracer is attached.
+//! - Each site's note in `.note.stapsdt` keeps sys/sdt.h's section flags, so
+//!   our probes and other crates' can share an object file, and holds three
+//!   8-byte addresses. `.stapsdt.base` is sys/sdt.h's one-byte section,
+//!   here also flagged `SHF_GNU_RETAIN`.
+//! - Typed providers' semaphores are `u16`s in the writable section
+//!   `.probes`, which starts on a page boundary (4 KiB on x86-64, 64 KiB on
+//!   aarch64): the kernel raises a semaphore in the first writable mapping
+//!   of its file page, and with lld's layout the page after the RELRO
+//!   segment is mapped twice, so a semaphore there would be raised in the
+//!   wrong copy in processes started while a tracer is attached.
+//! - Next to every note is a `.usdt.types` record whose section's only flag
+//!   is `SHF_GNU_RETAIN` (without it GNU ld drops the section; it is not
+//!   loaded at run time). Its arguments are named as declared, `arg0`,
+//!   `arg1`, ... for [`probe!`].
 //!
 //! The linker's section garbage collection (always on for Rust) keeps every
 //! function that holds a probe site, and `.stapsdt.base`: both are
-//! referenced from `.usdt.types` (below), which is flagged `SHF_GNU_RETAIN`.
-//! Without that, lld drops an unused function and `.stapsdt.base` but keeps
-//! the notes, whose addresses then point at whatever lies at the start of
-//! the file (C programs built with sys/sdt.h and `--gc-sections` suffer
-//! this). The notes themselves keep sys/sdt.h's section flags, so our probes
-//! and other crates' can share an object file.
+//! referenced from `.usdt.types`, which is a root of the collection. Without
+//! that, lld drops an unused function and `.stapsdt.base` but keeps the
+//! notes, whose addresses then point at whatever lies at the start of the
+//! file (C programs built with sys/sdt.h and `--gc-sections` suffer this).
 //!
 //! Every Rust argument is passed in one general-purpose register, widened to
 //! 64 bits (sign-extended for signed types, zero-extended otherwise), so a
@@ -183,43 +184,8 @@
 //!   `8@[x0] 8@[x0, 8]` on aarch64. Strings, bytes and JSON pass (pointer,
 //!   length in bytes); 128-bit integers pass (low 64 bits, high 64 bits), the
 //!   high half signed for `i128` (`8@0(%rax) -8@8(%rax)`).
-//! - A probe has at most 12 note arguments (sys/sdt.h's limit), so two-slot
-//!   arguments count twice.
-//!
-//! ## `.usdt.types`
-//!
-//! Next to every note this crate writes a record in the section
-//! `.usdt.types` (`SHT_PROGBITS`, not allocated: not loaded at run time;
-//! its only flag is `SHF_GNU_RETAIN`, without which GNU ld drops it) so a
-//! reader can show the Rust signature, `http:request_start(id: u64, method:
-//! &str, path: &str)`, and a tracer can decode strings and floats. Records
-//! follow each other with no padding or alignment:
-//!
-//! | field | size | content |
-//! | --- | --- | --- |
-//! | magic | 1 | `0x55` (`U`) |
-//! | version | 1 | `1` |
-//! | arg count N | 1 | Rust-level arguments, 0 to 12 (not note arguments) |
-//! | flags | 1 | bit 0: the site is guarded by a semaphore (typed provider); other bits 0 |
-//! | pc | address width (8 on 64-bit targets), target byte order | the same link-time value as the `pc` of the site's note |
-//! | provider | NUL-terminated | |
-//! | name | NUL-terminated | |
-//! | N times: kind | 1 | an [`ArgKind`] code |
-//! | N times: arg name | NUL-terminated | the declared parameter name; `arg0`, `arg1`, ... for [`probe!`] |
-//!
-//! A reader matches a record to a note by (pc, provider, name). Sites without
-//! a record (C programs, other crates' probes) have no signature. The
-//! [`ArgKind`] codes, with slots and display names, are:
-//!
-//! | code | kind | slots | code | kind | slots | code | kind | slots |
-//! | --- | --- | --- | --- | --- | --- | --- | --- | --- |
-//! | 1 | `u8` | 1 | 8 | `i32` | 1 | 15 | `f32` | 1 |
-//! | 2 | `u16` | 1 | 9 | `i64` | 1 | 16 | `f64` | 1 |
-//! | 3 | `u32` | 1 | 10 | `isize` | 1 | 17 | `ptr` | 1 |
-//! | 4 | `u64` | 1 | 11 | `u128` | 2 | 18 | `&CStr` | 1 |
-//! | 5 | `usize` | 1 | 12 | `i128` | 2 | 19 | `&str` | 2 |
-//! | 6 | `i8` | 1 | 13 | `bool` | 1 | 20 | `&[u8]` | 2 |
-//! | 7 | `i16` | 1 | 14 | `char` | 1 | 21 | `json` | 2 |
+//! - A probe has at most [`usdt_format::MAX_ARGS`] (12) note arguments
+//!   (sys/sdt.h's limit), so two-slot arguments count twice.
 //!
 //! # Names
 //!
@@ -241,10 +207,11 @@ mod name;
 mod semaphore;
 mod site;
 
-pub use arg::{ArgKind, ProbeArg};
+pub use arg::ProbeArg;
 pub use json::JsonArg;
 pub use name::{MAX_NAME_LEN, is_valid_name};
 pub use semaphore::Semaphore;
+pub use usdt_format::ArgKind;
 pub use usdt_macros::provider;
 
 /// Whether this target emits probes (Linux on x86-64 or aarch64). Elsewhere
@@ -286,7 +253,20 @@ macro_rules! probe {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::json::Json;
+    pub use usdt_format as format;
     pub use usdt_macros::__probe as probe;
+
+    /// The one note argument size the site's assembly needs for `kind` on
+    /// this target: the size of a one-slot kind, the second slot's size of
+    /// a two-slot kind (the first is always `8`).
+    pub const fn site_size(kind: crate::ArgKind) -> i8 {
+        let sizes = kind.note_sizes(core::mem::size_of::<usize>() as i8);
+        if kind.slots() == 2 {
+            sizes[1]
+        } else {
+            sizes[0]
+        }
+    }
 
     /// The address of a two-slot argument's pair, exposed so the probe site
     /// (and the tracer) may read through it.

@@ -29,12 +29,21 @@
 //!
 //! Every type is plain old data with explicit padding so both sides agree on
 //! the layout byte for byte; the `user` feature implements `aya::Pod` for
-//! them.
+//! them. The maps and the program are named once, here ([`PROGRAM_NAME`],
+//! [`PROGRAM_SECTION`] and the `*_MAP` constants): the BPF program's build
+//! fails on a map or program named otherwise, and this crate's tests check
+//! the committed object's maps (names, types, key and value sizes) and
+//! program against them.
 #![no_std]
 #![deny(missing_docs)]
 
-/// Most arguments a probe site can carry (sys/sdt.h's limit).
-pub const MAX_ARGS: usize = 12;
+/// Most arguments a probe site can carry: the format's limit (sys/sdt.h's).
+pub use usdt_format::MAX_ARGS;
+
+/// The smallest all-ones mask that keeps every argument count up to
+/// [`MAX_ARGS`]: `count & ARG_COUNT_MASK` shows the verifier that a count
+/// (at most [`MAX_ARGS`], so unchanged by the mask) is bounded.
+pub const ARG_COUNT_MASK: usize = (MAX_ARGS + 1).next_power_of_two() - 1;
 
 /// Most bytes copied for one string argument, including the terminating NUL
 /// of a C string. Longer strings are truncated and flagged.
@@ -54,7 +63,8 @@ pub const EVENTS_MAP: &str = "USDT_EVENTS";
 /// counting records that did not fit in the ring buffer.
 pub const DROPS_MAP: &str = "USDT_DROPS";
 /// Name of the per-CPU array map (one `u64` at index 0): bytes of records
-/// each CPU has written since it last woke the reader.
+/// each CPU has written since it last woke the reader. Only the program uses
+/// it; user space never reads it, but loads it with the others.
 pub const PENDING_MAP: &str = "USDT_PENDING";
 /// Name of the array map (one [`Control`] at index 0) that arms the program
 /// and says how often it wakes the reader.
@@ -334,7 +344,9 @@ const _: () = assert!(core::mem::size_of::<SitePlan>() == 16 + 24 * MAX_ARGS);
 const _: () = assert!(EVENT_HEADER_SIZE == 40 + 8 * MAX_ARGS + 2 * MAX_ARGS);
 const _: () = assert!(EVENT_HEADER_SIZE.is_multiple_of(8));
 const _: () = assert!(EVENT_FIXED_SIZE == 40);
-const _: () = assert!(EVENT_FIXED_SIZE + 8 * 15 <= EVENT_HEADER_SIZE);
+const _: () = assert!(EVENT_FIXED_SIZE + 8 * ARG_COUNT_MASK <= EVENT_HEADER_SIZE);
+// One bit per argument in `EventHeader::faults` and `truncated`.
+const _: () = assert!(MAX_ARGS <= u16::BITS as usize);
 const _: () = assert!(STRING_CLASSES[STRING_CLASSES.len() - 1] == MAX_ARGS);
 const _: () = assert!(core::mem::size_of::<AggKey>() == 16 + KEY_TEXT_CAP);
 const _: () = assert!(core::mem::size_of::<StartKey>() == 16);

@@ -53,7 +53,7 @@ macro_rules! __usdt_asm {
                     $crate::__usdt_note_tail!(),
                     $crate::__usdt_semaphore_page!($($sem)?),
                     $crate::__usdt_types_head!(),
-                    ".byte 0x55, 1, {nargs}, ", $crate::__usdt_flags!($($sem)?), "\n",
+                    ".byte {magic}, {version}, {nargs}, {flags}\n",
                     ".8byte 990b\n",
                     ".asciz \"", $($provider)+, "\"\n",
                     ".asciz \"", $($name)+, "\"\n",
@@ -66,11 +66,15 @@ macro_rules! __usdt_asm {
                 $(
                     $r = in(reg) $r,
                     $n = const <$A as $crate::ProbeArg>::KIND.slots(),
-                    $s = const <$A as $crate::ProbeArg>::KIND.site_size(),
+                    $s = const $crate::__private::site_size(<$A as $crate::ProbeArg>::KIND),
                     $k = const <$A as $crate::ProbeArg>::KIND.code(),
                 )*
                 $(sem = sym $sem,)?
+                note_type = const $crate::__private::format::NT_STAPSDT,
+                magic = const $crate::__private::format::TYPES_MAGIC,
+                version = const $crate::__private::format::TYPES_VERSION,
                 nargs = const 0u8 $(+ { let _ = $default; 1u8 })*,
+                flags = const $crate::__usdt_flags!($($sem)?),
                 options(readonly, preserves_flags),
             )
         }
@@ -128,7 +132,9 @@ macro_rules! __usdt_semaphore_page {
     ($sem:path) => {
         ::core::concat!(
             ".ifndef _.usdt.probes.page\n",
-            ".pushsection .probes,\"awGR\",\"progbits\",_.usdt.probes.page,comdat\n",
+            ".pushsection ",
+            $crate::__private::format::literal!(PROBES_SECTION),
+            ",\"awGR\",\"progbits\",_.usdt.probes.page,comdat\n",
             ".balign ",
             $crate::__usdt_page_size!(),
             "\n",
@@ -141,30 +147,34 @@ macro_rules! __usdt_semaphore_page {
     };
 }
 
-/// The `.usdt.types` flags byte: bit 0 set when the site is guarded by a
-/// semaphore.
+/// The `.usdt.types` flags byte: guarded when the site has a semaphore.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __usdt_flags {
     () => {
-        "0"
+        0u8
     };
     ($sem:path) => {
-        "1"
+        $crate::__private::format::TYPES_FLAG_GUARDED
     };
 }
 
 /// The start of a stapsdt note, up to and including its base field: what
-/// sys/sdt.h emits. The note's pc is label `990`.
+/// sys/sdt.h emits. The note's pc is label `990`; its type is the asm
+/// operand `note_type`.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __usdt_note_head {
     () => {
         ::core::concat!(
-            ".pushsection .note.stapsdt,\"?\",\"note\"\n",
+            ".pushsection ",
+            $crate::__private::format::literal!(STAPSDT_NOTE_SECTION),
+            ",\"?\",\"note\"\n",
             ".balign 4\n",
-            ".4byte 992f-991f, 994f-993f, 3\n",
-            "991: .asciz \"stapsdt\"\n",
+            ".4byte 992f-991f, 994f-993f, {note_type}\n",
+            "991: .asciz \"",
+            $crate::__private::format::literal!(STAPSDT_NOTE_NAME),
+            "\"\n",
             "992: .balign 4\n",
             "993: .8byte 990b\n",
             ".8byte _.stapsdt.base\n",
@@ -184,7 +194,11 @@ macro_rules! __usdt_note_tail {
             "994: .balign 4\n",
             ".popsection\n",
             ".ifndef _.stapsdt.base\n",
-            ".pushsection .stapsdt.base,\"aGR\",\"progbits\",.stapsdt.base,comdat\n",
+            ".pushsection ",
+            $crate::__private::format::literal!(STAPSDT_BASE_SECTION),
+            ",\"aGR\",\"progbits\",",
+            $crate::__private::format::literal!(STAPSDT_BASE_SECTION),
+            ",comdat\n",
             ".weak _.stapsdt.base\n",
             ".hidden _.stapsdt.base\n",
             "_.stapsdt.base: .space 1\n",
@@ -208,7 +222,9 @@ macro_rules! __usdt_note_tail {
 macro_rules! __usdt_types_head {
     () => {
         ::core::concat!(
-            ".pushsection .usdt.types,\"?R\",\"progbits\"\n",
+            ".pushsection ",
+            $crate::__private::format::literal!(TYPES_SECTION),
+            ",\"?R\",\"progbits\"\n",
             ".reloc ., BFD_RELOC_NONE, _.stapsdt.base\n",
         )
     };
@@ -229,7 +245,7 @@ macro_rules! __usdt_semaphore {
     ($(#[$meta:meta])* $vis:vis static $ident:ident = $symbol:literal;) => {
         $(#[$meta])*
         #[unsafe(export_name = $symbol)]
-        #[unsafe(link_section = ".probes")]
+        #[unsafe(link_section = $crate::__private::format::literal!(PROBES_SECTION))]
         $vis static $ident: $crate::Semaphore = $crate::Semaphore::new();
 
         ::core::arch::global_asm!(".hidden {semaphore}", semaphore = sym $ident);

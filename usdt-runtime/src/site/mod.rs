@@ -27,8 +27,17 @@ macro_rules! __usdt_site {
         provider: [$($provider:tt)+], name: [$($name:tt)+], semaphore: [$($sem:tt)*],
         args: [$($argname:tt = $arg:expr),* $(,)?]
     ) => {
-        $crate::__usdt_site!(@zip
-            [provider: [$($provider)+], name: [$($name)+], semaphore: [$($sem)*]]
+        $crate::__usdt_site!(@pool
+            [@zip [provider: [$($provider)+], name: [$($name)+], semaphore: [$($sem)*]]]
+            [[$($argname = $arg),*] []]
+        )
+    };
+    // The identifiers of one argument (type parameter, parameter, register
+    // operand, slot count, size and kind operands, separator, default name),
+    // one set per argument a probe may have: `usdt_format::MAX_ARGS` sets
+    // (checked below). Expands to `__usdt_site!(BEFORE [POOL] AFTER)`.
+    (@pool [$($before:tt)*] [$($after:tt)*]) => {
+        $crate::__usdt_site!($($before)*
             [
                 [A0 a0 r0 n0 s0 k0 "" "arg0"] [A1 a1 r1 n1 s1 k1 " " "arg1"]
                 [A2 a2 r2 n2 s2 k2 " " "arg2"] [A3 a3 r3 n3 s3 k3 " " "arg3"]
@@ -37,16 +46,26 @@ macro_rules! __usdt_site {
                 [A8 a8 r8 n8 s8 k8 " " "arg8"] [A9 a9 r9 n9 s9 k9 " " "arg9"]
                 [A10 a10 r10 n10 s10 k10 " " "arg10"] [A11 a11 r11 n11 s11 k11 " " "arg11"]
             ]
-            [$($argname = $arg),*]
-            []
+            $($after)*
         )
+    };
+    // The number of sets in the pool.
+    (@count [$($set:tt)*]) => {
+        0usize $(+ $crate::__usdt_site!(@one $set))*
+    };
+    (@one $set:tt) => {
+        1usize
     };
     // Pair each argument with the next set of identifiers from the pool.
     (@zip $hdr:tt [$next:tt $($pool:tt)*] [$argname:tt = $arg:expr $(, $($rest:tt)*)?] [$($acc:tt)*]) => {
         $crate::__usdt_site!(@zip $hdr [$($pool)*] [$($($rest)*)?] [$($acc)* [$next $argname $arg]])
     };
     (@zip $hdr:tt [] [$($rest:tt)+] $acc:tt) => {
-        ::core::compile_error!("a USDT probe takes at most 12 arguments")
+        ::core::compile_error!(::core::concat!(
+            "a USDT probe takes at most ",
+            $crate::__private::format::literal!(MAX_ARGS),
+            " arguments"
+        ))
     };
     (@zip $hdr:tt $pool:tt [] $acc:tt) => {
         $crate::__usdt_site!(@emit $hdr $acc)
@@ -60,8 +79,12 @@ macro_rules! __usdt_site {
         fn __usdt_site<$($A: $crate::ProbeArg + ?::core::marker::Sized),*>($($a: &$A),*) {
             const {
                 ::core::assert!(
-                    0 $(+ <$A as $crate::ProbeArg>::KIND.slots() as usize)* <= 12,
-                    "a USDT probe takes at most 12 note arguments (&str, &[u8], u128, i128 and #[json] arguments take two each)"
+                    0 $(+ <$A as $crate::ProbeArg>::KIND.slots())* <= $crate::__private::format::MAX_ARGS,
+                    ::core::concat!(
+                        "a USDT probe takes at most ",
+                        $crate::__private::format::literal!(MAX_ARGS),
+                        " note arguments (&str, &[u8], u128, i128 and #[json] arguments take two each)"
+                    )
                 )
             };
             $crate::__usdt_asm!(
@@ -72,6 +95,9 @@ macro_rules! __usdt_site {
         $crate::__usdt_call!(__usdt_site($($arg),*))
     }};
 }
+
+// The pool has one set of identifiers per argument a probe may have.
+const _: () = assert!(__usdt_site!(@pool [@count] []) == usdt_format::MAX_ARGS);
 
 #[cfg(all(
     target_os = "linux",
