@@ -10,6 +10,7 @@ mod expand;
 mod name;
 mod param_type;
 mod probe;
+mod spans;
 
 use proc_macro::TokenStream;
 

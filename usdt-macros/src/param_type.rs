@@ -95,19 +95,6 @@ impl ParamType {
     }
 }
 
-/// Whether `ty` is a type every build knows to be a probe argument (a
-/// primitive number, `bool`, `char`, a raw pointer), which needs no bound.
-pub fn is_builtin_arg(ty: &Type) -> bool {
-    const PRIMITIVES: &[&str] = &[
-        "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize",
-        "bool", "char", "f32", "f64",
-    ];
-    match strip_groups(ty) {
-        Type::Ptr(_) => true,
-        other => PRIMITIVES.iter().any(|p| is_path(other, &[&[p]])),
-    }
-}
-
 const STRING_PATHS: &[&[&str]] = &[
     &["String"],
     &["std", "string", "String"],
@@ -298,15 +285,5 @@ mod tests {
         assert_eq!(text(&b), "& '__usdt_l2 Bar < 'static >");
         assert_eq!(text(&f), "fn (& u8)");
         assert_eq!(lifetimes.params.len(), 3);
-    }
-
-    #[test]
-    fn builtin_arguments_need_no_bound() {
-        for ty in ["u8", "i128", "bool", "char", "f64", "*const u8", "*mut Foo"] {
-            assert!(is_builtin_arg(&syn::parse_str(ty).unwrap()), "{ty}");
-        }
-        for ty in ["Foo", "Vec<u8>", "&u8"] {
-            assert!(!is_builtin_arg(&syn::parse_str(ty).unwrap()), "{ty}");
-        }
     }
 }

@@ -204,10 +204,25 @@ pub trait ProbeArg {
 
     /// The words a tracer reads for this value.
     fn to_words(&self) -> [u64; 2];
+
+    /// The value itself. The macros pass every argument through this call so
+    /// that an unsupported type is reported once, at the argument, without
+    /// the notes a bound of a generic function adds.
+    #[doc(hidden)]
+    #[inline(always)]
+    fn __usdt_arg(&self) -> &Self {
+        self
+    }
 }
+
+// Every impl below is `#[diagnostic::do_not_recommend]`: an unsupported
+// argument is then reported as `T cannot be a USDT probe argument` with the
+// trait's note listing the supported types, instead of a list of eight of
+// the 40-odd impls and "and 33 others".
 
 macro_rules! unsigned_arg {
     ($($ty:ty => $kind:ident),* $(,)?) => {$(
+        #[diagnostic::do_not_recommend]
         impl ProbeArg for $ty {
             const KIND: ArgKind = ArgKind::$kind;
             #[inline(always)]
@@ -220,6 +235,7 @@ macro_rules! unsigned_arg {
 
 macro_rules! signed_arg {
     ($($ty:ty => $kind:ident),* $(,)?) => {$(
+        #[diagnostic::do_not_recommend]
         impl ProbeArg for $ty {
             const KIND: ArgKind = ArgKind::$kind;
             #[inline(always)]
@@ -234,6 +250,7 @@ macro_rules! signed_arg {
 unsigned_arg!(u8 => U8, u16 => U16, u32 => U32, u64 => U64, usize => Usize);
 signed_arg!(i8 => I8, i16 => I16, i32 => I32, i64 => I64, isize => Isize);
 
+#[diagnostic::do_not_recommend]
 impl ProbeArg for u128 {
     const KIND: ArgKind = ArgKind::U128;
     #[inline(always)]
@@ -242,6 +259,7 @@ impl ProbeArg for u128 {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl ProbeArg for i128 {
     const KIND: ArgKind = ArgKind::I128;
     #[inline(always)]
@@ -250,6 +268,7 @@ impl ProbeArg for i128 {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl ProbeArg for bool {
     const KIND: ArgKind = ArgKind::Bool;
     #[inline(always)]
@@ -258,6 +277,7 @@ impl ProbeArg for bool {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl ProbeArg for char {
     const KIND: ArgKind = ArgKind::Char;
     #[inline(always)]
@@ -266,6 +286,7 @@ impl ProbeArg for char {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl ProbeArg for f32 {
     const KIND: ArgKind = ArgKind::F32;
     #[inline(always)]
@@ -274,6 +295,7 @@ impl ProbeArg for f32 {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl ProbeArg for f64 {
     const KIND: ArgKind = ArgKind::F64;
     #[inline(always)]
@@ -282,6 +304,7 @@ impl ProbeArg for f64 {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl<T: ?Sized> ProbeArg for *const T {
     const KIND: ArgKind = ArgKind::Ptr;
     #[inline(always)]
@@ -290,6 +313,7 @@ impl<T: ?Sized> ProbeArg for *const T {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl<T: ?Sized> ProbeArg for *mut T {
     const KIND: ArgKind = ArgKind::Ptr;
     #[inline(always)]
@@ -298,6 +322,7 @@ impl<T: ?Sized> ProbeArg for *mut T {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl ProbeArg for CStr {
     const KIND: ArgKind = ArgKind::CStr;
     #[inline(always)]
@@ -306,6 +331,7 @@ impl ProbeArg for CStr {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl ProbeArg for str {
     const KIND: ArgKind = ArgKind::Str;
     #[inline(always)]
@@ -314,6 +340,7 @@ impl ProbeArg for str {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl ProbeArg for [u8] {
     const KIND: ArgKind = ArgKind::Bytes;
     #[inline(always)]
@@ -322,6 +349,7 @@ impl ProbeArg for [u8] {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl<const N: usize> ProbeArg for [u8; N] {
     const KIND: ArgKind = ArgKind::Bytes;
     #[inline(always)]
@@ -330,6 +358,7 @@ impl<const N: usize> ProbeArg for [u8; N] {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl<T: ProbeArg + ?Sized> ProbeArg for &T {
     const KIND: ArgKind = T::KIND;
     #[inline(always)]
@@ -338,6 +367,7 @@ impl<T: ProbeArg + ?Sized> ProbeArg for &T {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl<T: ProbeArg + ?Sized> ProbeArg for &mut T {
     const KIND: ArgKind = T::KIND;
     #[inline(always)]
@@ -348,6 +378,7 @@ impl<T: ProbeArg + ?Sized> ProbeArg for &mut T {
 
 macro_rules! nonzero_arg {
     ($($ty:ty),* $(,)?) => {$(
+        #[diagnostic::do_not_recommend]
         impl ProbeArg for core::num::NonZero<$ty> {
             const KIND: ArgKind = <$ty as ProbeArg>::KIND;
             #[inline(always)]
@@ -370,6 +401,7 @@ mod alloc_impls {
     use alloc::string::String;
     use alloc::vec::Vec;
 
+    #[diagnostic::do_not_recommend]
     impl ProbeArg for String {
         const KIND: ArgKind = ArgKind::Str;
         #[inline(always)]
@@ -378,6 +410,7 @@ mod alloc_impls {
         }
     }
 
+    #[diagnostic::do_not_recommend]
     impl ProbeArg for Vec<u8> {
         const KIND: ArgKind = ArgKind::Bytes;
         #[inline(always)]
@@ -386,6 +419,7 @@ mod alloc_impls {
         }
     }
 
+    #[diagnostic::do_not_recommend]
     impl ProbeArg for CString {
         const KIND: ArgKind = ArgKind::CStr;
         #[inline(always)]
@@ -394,6 +428,7 @@ mod alloc_impls {
         }
     }
 
+    #[diagnostic::do_not_recommend]
     impl<T: ProbeArg + ?Sized> ProbeArg for Box<T> {
         const KIND: ArgKind = T::KIND;
         #[inline(always)]
@@ -402,6 +437,7 @@ mod alloc_impls {
         }
     }
 
+    #[diagnostic::do_not_recommend]
     impl<T: ProbeArg + ToOwned + ?Sized> ProbeArg for Cow<'_, T> {
         const KIND: ArgKind = T::KIND;
         #[inline(always)]
