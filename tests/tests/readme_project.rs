@@ -88,6 +88,18 @@ fn cargo(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Output {
         .unwrap_or_else(|e| panic!("cannot run cargo {args:?}: {e}"))
 }
 
+/// `cargo ARGS` as [`cargo`] runs it, which must succeed.
+fn cargo_ok(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let output = cargo(dir, args, envs);
+    assert!(
+        output.status.success(),
+        "cargo {args:?}:\n{}",
+        text(&output)
+    );
+    output
+}
+
+/// Standard output then standard error, as text.
 fn text(output: &Output) -> String {
     format!(
         "{}{}",
@@ -138,12 +150,11 @@ fn a_new_application_follows_the_readme() {
         std::fs::write(&path, body).unwrap();
     }
 
-    let build = cargo(
+    let build = cargo_ok(
         &app,
         &["build", "--message-format", "json-render-diagnostics"],
         &[],
     );
-    assert!(build.status.success(), "cargo build:\n{}", text(&build));
     let program = String::from_utf8_lossy(&build.stdout)
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
@@ -169,15 +180,10 @@ fn a_new_application_follows_the_readme() {
 
     // The binary-crate recipe records the program's probes.
     let snapshots = app.join("tests/snapshots");
-    let recorded = cargo(
+    cargo_ok(
         &app,
         &["test", "--test", "probes"],
         &[("INSTA_UPDATE", "always")],
-    );
-    assert!(
-        recorded.status.success(),
-        "cargo test:\n{}",
-        text(&recorded)
     );
     let snapshot = std::fs::read_to_string(snapshots.join("probes__probe_metadata.snap"))
         .expect("the snapshot was written");
@@ -185,15 +191,10 @@ fn a_new_application_follows_the_readme() {
         assert!(snapshot.contains(&format!("name: {name}")), "{snapshot}");
     }
     // Kept: the next run compares against it and passes.
-    let compared = cargo(
+    cargo_ok(
         &app,
         &["test", "--test", "probes"],
         &[("INSTA_UPDATE", "no")],
-    );
-    assert!(
-        compared.status.success(),
-        "cargo test:\n{}",
-        text(&compared)
     );
 
     // The library recipe, in this binary crate's test binary, which has no

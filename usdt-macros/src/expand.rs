@@ -127,40 +127,24 @@ fn expand_probe(krate: &Path, provider: &str, probe: &ProbeDecl) -> TokenStream 
         };
         // What the site receives: a value of the declared type (`str` for
         // `&str`), as a place expression.
-        if matches!(
-            param.class,
-            ParamType::Str | ParamType::Bytes | ParamType::CStr
-        ) {
-            // These convert to the standard types whatever the declaration
-            // names; name the declared type too, so that the `use` that
-            // brought it (`use std::ffi::CStr`) counts as used.
-            let declared = lifetimes.generalize(&param.ty);
-            conversions.push(quote! {
-                let _: ::core::marker::PhantomData<#declared> = ::core::marker::PhantomData;
-            });
-        }
         let site_value = match &param.class {
-            ParamType::Str => {
-                type_params.push(accept(quote!(#private::StrArg)));
+            ParamType::Str | ParamType::Bytes | ParamType::CStr => {
+                let (accepts, method, target) = match param.class {
+                    ParamType::Str => (quote!(StrArg), "probe_str", quote!(str)),
+                    ParamType::Bytes => (quote!(BytesArg), "probe_bytes", quote!([u8])),
+                    _ => (quote!(CStrArg), "probe_cstr", quote!(::core::ffi::CStr)),
+                };
+                let method = format_ident!("{method}");
+                type_params.push(accept(quote!(#private::#accepts)));
                 returns.push(quote!(#generic));
+                // The value converts to the standard type whatever the
+                // declaration names; name the declared type too, so that
+                // the `use` that brought it (`use std::ffi::CStr`) counts
+                // as used.
+                let declared = lifetimes.generalize(&param.ty);
                 conversions.push(quote! {
-                    let #value: &str = #private::StrArg::probe_str(&#value);
-                });
-                quote!(*#value)
-            }
-            ParamType::Bytes => {
-                type_params.push(accept(quote!(#private::BytesArg)));
-                returns.push(quote!(#generic));
-                conversions.push(quote! {
-                    let #value: &[u8] = #private::BytesArg::probe_bytes(&#value);
-                });
-                quote!(*#value)
-            }
-            ParamType::CStr => {
-                type_params.push(accept(quote!(#private::CStrArg)));
-                returns.push(quote!(#generic));
-                conversions.push(quote! {
-                    let #value: &::core::ffi::CStr = #private::CStrArg::probe_cstr(&#value);
+                    let _: ::core::marker::PhantomData<#declared> = ::core::marker::PhantomData;
+                    let #value: &#target = #private::#accepts::#method(&#value);
                 });
                 quote!(*#value)
             }
