@@ -5,7 +5,7 @@ use proc_macro2::Span;
 use std::collections::HashMap;
 use syn::visit_mut::{self, VisitMut};
 use syn::{
-    GenericArgument, Lifetime, ParenthesizedGenericArguments, PathArguments, Type, TypeBareFn,
+    GenericArgument, Lifetime, ParenthesizedGenericArguments, PathArguments, Type, TypeFnPtr,
     TypePath, TypeReference,
 };
 
@@ -120,7 +120,10 @@ fn strip_groups(ty: &Type) -> &Type {
 /// The identifiers of a plain path type (no `<...>` arguments except on
 /// the last segment, no qualified self).
 fn path_idents(ty: &Type) -> Option<(Vec<String>, &PathArguments)> {
-    let Type::Path(TypePath { qself: None, path }) = ty else {
+    let Type::Path(TypePath {
+        qself: None, path, ..
+    }) = ty
+    else {
         return None;
     };
     let last = path.segments.last()?;
@@ -220,7 +223,7 @@ impl VisitMut for LifetimeParams {
     }
 
     // Lifetimes inside `fn(&T)` and `Fn(&T)` are bound there: leave them.
-    fn visit_type_bare_fn_mut(&mut self, _: &mut TypeBareFn) {}
+    fn visit_type_fn_ptr_mut(&mut self, _: &mut TypeFnPtr) {}
     fn visit_parenthesized_generic_arguments_mut(&mut self, _: &mut ParenthesizedGenericArguments) {
     }
 }

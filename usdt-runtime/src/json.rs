@@ -20,7 +20,7 @@ pub trait JsonArg {
 
 #[cfg(feature = "serde")]
 #[diagnostic::do_not_recommend]
-impl<T: serde::Serialize + ?Sized> JsonArg for T {
+impl<T: serde_core::Serialize + ?Sized> JsonArg for T {
     fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_else(|_| b"null".to_vec())
     }
