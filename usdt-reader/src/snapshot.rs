@@ -8,7 +8,8 @@
 //! `insta::assert_yaml_snapshot!`:
 //!
 //! ```no_run
-//! // A library crate: its tests link the code that holds the probes.
+//! // A library crate's unit test: its test binary is built from the code
+//! // that holds the probes.
 //! #[test]
 //! fn probe_metadata() {
 //!     let probes = usdt_reader::snapshot::current_exe().unwrap();
@@ -129,7 +130,7 @@ pub fn of_file(path: impl AsRef<Path>) -> Result<Vec<ProbeSnapshot>, Error> {
 
 /// The snapshot entries of the running executable (a test binary, when
 /// called from a test): one call for `insta::assert_yaml_snapshot!`. For a
-/// library crate, whose tests link the code that holds its probes.
+/// library crate's unit tests, built from the code that holds its probes.
 ///
 /// An executable without probes is an error
 /// ([`Error::NoProbesInExecutable`]), not an empty snapshot: the tests of a
