@@ -4,7 +4,7 @@
 use crate::name::name_problem;
 use crate::param_type::ParamType;
 use proc_macro2::TokenStream;
-use syn::{Attribute, FnArg, ForeignItemFn, Ident, Pat, ReturnType, Type, Visibility};
+use syn::{Attribute, FnArg, ForeignItemFn, Ident, Pat, ReturnType, Safety, Type, Visibility};
 use usdt_format::MAX_ARGS;
 
 /// One probe of a provider.
@@ -46,14 +46,24 @@ impl ProbeDecl {
                 format!("invalid USDT probe name: {problem}"),
             ));
         }
+        if let Some(t) = &item.modifiers.defaultness {
+            errors.push(syn::Error::new_spanned(t, "a probe cannot be `default`"));
+        }
         if let Some(t) = &sig.constness {
             errors.push(syn::Error::new_spanned(t, "a probe cannot be `const`"));
         }
         if let Some(t) = &sig.asyncness {
             errors.push(syn::Error::new_spanned(t, "a probe cannot be `async`"));
         }
-        if let Some(t) = &sig.unsafety {
-            errors.push(syn::Error::new_spanned(t, "a probe cannot be `unsafe`"));
+        match &sig.safety {
+            Safety::Unsafe(t) => {
+                errors.push(syn::Error::new_spanned(t, "a probe cannot be `unsafe`"))
+            }
+            Safety::Safe(t) => errors.push(syn::Error::new_spanned(
+                t,
+                "a probe declaration takes no `safe`: probes are always safe to call",
+            )),
+            _ => {}
         }
         if let Some(t) = &sig.abi {
             errors.push(syn::Error::new_spanned(t, "a probe has no ABI"));

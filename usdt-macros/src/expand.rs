@@ -1,18 +1,20 @@
 //! Code generation for `#[provider]`: one guarded function and one module
-//! (semaphore, `enabled()`) per probe. Argument types are checked where they
-//! are declared: each becomes a `where TYPE: ProbeArg` (or `JsonArg`) bound
-//! spanned at the declared type, so an unsupported type is reported there,
-//! once.
+//! (semaphore, `enabled()`) per probe. Declared types are checked in the
+//! function's body, by calls spanned at the declared type (`ProbeArg`, or
+//! `JsonArg` for `#[json]`), so an unsupported type is reported there, once,
+//! and never again where the probe is called. What a call may return for a
+//! parameter is a bound on the function whose trait (`StrArg`, `RefArg`, ...)
+//! says which values the parameter takes.
 
 use crate::attr::ProviderArgs;
 use crate::decl::{Errors, ProbeDecl};
 use crate::name::name_problem;
-use crate::param_type::{LifetimeParams, ParamType, is_builtin_arg};
+use crate::param_type::{LifetimeParams, ParamType};
+use crate::spans::{checked_arg, spanned_over, trait_call};
 use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote, quote_spanned};
+use quote::{format_ident, quote};
 use std::collections::HashMap;
 use syn::ext::IdentExt;
-use syn::spanned::Spanned;
 use syn::{AttrStyle, Item, ItemMod, LitStr, Path};
 use usdt_format::PROBES_SECTION;
 
@@ -110,68 +112,77 @@ fn expand_probe(krate: &Path, provider: &str, probe: &ProbeDecl) -> TokenStream 
     let mut type_params = Vec::new();
     let mut returns = Vec::new();
     let mut conversions = Vec::new();
-    let mut bounds = Vec::new();
+    let mut site_args = Vec::new();
     let mut values = Vec::new();
+    let private = quote!(#krate::__private);
+    let probe_arg = quote!(#krate::ProbeArg);
     for (i, param) in params.iter().enumerate() {
         let value = format_ident!("__usdt_v{}", i);
         let generic = format_ident!("__UsdtV{}", i);
-        let span = param.ty.span();
-        match &param.class {
-            ParamType::Str => {
-                type_params.push(quote!(#generic: ::core::convert::AsRef<str>));
+        // The bound a returned value must meet, spanned at the declared type
+        // so that "required by this bound" points there; its trait says
+        // which values the parameter takes.
+        let accept = |bound: TokenStream| {
+            let bound = spanned_over(&bound, &param.ty);
+            quote!(#generic: #bound)
+        };
+        // What the site receives: a value of the declared type (`str` for
+        // `&str`), as a place expression.
+        let site_value = match &param.class {
+            ParamType::Str | ParamType::Bytes | ParamType::CStr => {
+                let (accepts, method, target) = match param.class {
+                    ParamType::Str => (quote!(StrArg), "probe_str", quote!(str)),
+                    ParamType::Bytes => (quote!(BytesArg), "probe_bytes", quote!([u8])),
+                    _ => (quote!(CStrArg), "probe_cstr", quote!(::core::ffi::CStr)),
+                };
+                let method = format_ident!("{method}");
+                type_params.push(accept(quote!(#private::#accepts)));
                 returns.push(quote!(#generic));
+                // The value converts to the standard type whatever the
+                // declaration names; name the declared type too, so that
+                // the `use` that brought it (`use std::ffi::CStr`) counts
+                // as used.
+                let declared = lifetimes.generalize(&param.ty);
                 conversions.push(quote! {
-                    let #value: &str = ::core::convert::AsRef::<str>::as_ref(&#value);
+                    let _: ::core::marker::PhantomData<#declared> = ::core::marker::PhantomData;
+                    let #value: &#target = #private::#accepts::#method(&#value);
                 });
-            }
-            ParamType::Bytes => {
-                type_params.push(quote!(#generic: ::core::convert::AsRef<[u8]>));
-                returns.push(quote!(#generic));
-                conversions.push(quote! {
-                    let #value: &[u8] = ::core::convert::AsRef::<[u8]>::as_ref(&#value);
-                });
-            }
-            ParamType::CStr => {
-                type_params.push(quote!(#generic: ::core::convert::AsRef<::core::ffi::CStr>));
-                returns.push(quote!(#generic));
-                conversions.push(quote! {
-                    let #value: &::core::ffi::CStr =
-                        ::core::convert::AsRef::<::core::ffi::CStr>::as_ref(&#value);
-                });
+                quote!(*#value)
             }
             ParamType::Borrowed(ty) => {
                 let general = lifetimes.generalize(ty);
-                type_params.push(quote!(#generic: ::core::borrow::Borrow<#general>));
+                type_params.push(accept(quote!(#private::RefArg<#general>)));
                 returns.push(quote!(#generic));
                 conversions.push(quote! {
-                    let #value: &#general = ::core::borrow::Borrow::<#general>::borrow(&#value);
+                    let #value: &#general = #private::RefArg::<#general>::probe_ref(&#value);
                 });
-                if !is_builtin_arg(ty) {
-                    let krate = respanned(&krate, span);
-                    bounds.push(quote_spanned! {span=> #general: #krate::ProbeArg });
-                }
+                quote!(*#value)
             }
             ParamType::Json(ty) => {
                 let general = lifetimes.generalize(ty);
-                type_params.push(quote!(#generic: ::core::borrow::Borrow<#general>));
+                type_params.push(accept(quote!(#private::RefArg<#general>)));
                 returns.push(quote!(#generic));
-                let krate = respanned(&krate, span);
-                bounds.push(quote_spanned! {span=> #general: #krate::JsonArg });
+                // `JsonArg::to_json` reports a type that is not
+                // `Serialize` at the declared type, once.
+                let to_json = trait_call(
+                    &quote!(#krate::JsonArg),
+                    "to_json",
+                    quote!(*#value),
+                    &param.ty,
+                );
                 conversions.push(quote! {
-                    let #value = #krate::__private::Json::encode::<#general>(
-                        ::core::borrow::Borrow::<#general>::borrow(&#value),
-                    );
+                    let #value: &#general = #private::RefArg::<#general>::probe_ref(&#value);
+                    let #value = #private::Json::from_text(#to_json);
                 });
+                quote!(#value)
             }
             ParamType::Exact(ty) => {
                 let general = lifetimes.generalize(ty);
                 returns.push(quote!(#general));
-                if !is_builtin_arg(ty) {
-                    let krate = respanned(&krate, span);
-                    bounds.push(quote_spanned! {span=> #general: #krate::ProbeArg });
-                }
+                quote!(#value)
             }
-        }
+        };
+        site_args.push(checked_arg(&probe_arg, site_value, &param.ty));
         values.push(value);
     }
     let arg_names = params
@@ -182,7 +193,7 @@ fn expand_probe(krate: &Path, provider: &str, probe: &ProbeDecl) -> TokenStream 
             provider: [#provider_lit],
             name: [#name_lit],
             semaphore: [self::#ident::SEMAPHORE],
-            args: [#(#arg_names = &#values),*]
+            args: [#(#arg_names = #site_args),*]
         );
     };
 
@@ -233,7 +244,6 @@ fn expand_probe(krate: &Path, provider: &str, probe: &ProbeDecl) -> TokenStream 
             #[allow(clippy::type_complexity)]
             #vis fn #ident<#(#lifetime_params,)* #(#type_params,)* __UsdtArgs>(args: __UsdtArgs)
             where
-                #(#bounds,)*
                 __UsdtArgs: ::core::ops::FnOnce() -> #ret,
             {
                 if self::#ident::SEMAPHORE.is_enabled() {
@@ -274,24 +284,4 @@ fn expand_probe(krate: &Path, provider: &str, probe: &ProbeDecl) -> TokenStream 
         }
 
     }
-}
-
-/// `tokens` with every span set to `span`, so that an error about a bound
-/// built from them points at the user's type rather than at the attribute.
-fn respanned(tokens: &impl quote::ToTokens, span: Span) -> TokenStream {
-    tokens
-        .to_token_stream()
-        .into_iter()
-        .map(|mut tree| {
-            if let proc_macro2::TokenTree::Group(group) = &tree {
-                let mut inner =
-                    proc_macro2::Group::new(group.delimiter(), respanned(&group.stream(), span));
-                inner.set_span(span);
-                tree = proc_macro2::TokenTree::Group(inner);
-            } else {
-                tree.set_span(span);
-            }
-            tree
-        })
-        .collect()
 }

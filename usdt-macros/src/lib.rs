@@ -11,6 +11,7 @@ mod expand;
 mod name;
 mod param_type;
 mod probe;
+mod spans;
 
 use proc_macro::TokenStream;
 

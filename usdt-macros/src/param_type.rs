@@ -5,7 +5,7 @@ use proc_macro2::Span;
 use std::collections::HashMap;
 use syn::visit_mut::{self, VisitMut};
 use syn::{
-    GenericArgument, Lifetime, ParenthesizedGenericArguments, PathArguments, Type, TypeBareFn,
+    GenericArgument, Lifetime, ParenthesizedGenericArguments, PathArguments, Type, TypeFnPtr,
     TypePath, TypeReference,
 };
 use usdt_format::ArgKind;
@@ -101,19 +101,6 @@ impl ParamType {
     }
 }
 
-/// Whether `ty` is a type every build knows to be a probe argument (a
-/// primitive number, `bool`, `char`, a raw pointer), which needs no bound.
-pub fn is_builtin_arg(ty: &Type) -> bool {
-    const PRIMITIVES: &[&str] = &[
-        "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize",
-        "bool", "char", "f32", "f64",
-    ];
-    match strip_groups(ty) {
-        Type::Ptr(_) => true,
-        other => PRIMITIVES.iter().any(|p| is_path(other, &[&[p]])),
-    }
-}
-
 const STRING_PATHS: &[&[&str]] = &[
     &["String"],
     &["std", "string", "String"],
@@ -139,7 +126,10 @@ fn strip_groups(ty: &Type) -> &Type {
 /// The identifiers of a plain path type (no `<...>` arguments except on
 /// the last segment, no qualified self).
 fn path_idents(ty: &Type) -> Option<(Vec<String>, &PathArguments)> {
-    let Type::Path(TypePath { qself: None, path }) = ty else {
+    let Type::Path(TypePath {
+        qself: None, path, ..
+    }) = ty
+    else {
         return None;
     };
     let last = path.segments.last()?;
@@ -239,7 +229,7 @@ impl VisitMut for LifetimeParams {
     }
 
     // Lifetimes inside `fn(&T)` and `Fn(&T)` are bound there: leave them.
-    fn visit_type_bare_fn_mut(&mut self, _: &mut TypeBareFn) {}
+    fn visit_type_fn_ptr_mut(&mut self, _: &mut TypeFnPtr) {}
     fn visit_parenthesized_generic_arguments_mut(&mut self, _: &mut ParenthesizedGenericArguments) {
     }
 }
@@ -304,15 +294,5 @@ mod tests {
         assert_eq!(text(&b), "& '__usdt_l2 Bar < 'static >");
         assert_eq!(text(&f), "fn (& u8)");
         assert_eq!(lifetimes.params.len(), 3);
-    }
-
-    #[test]
-    fn builtin_arguments_need_no_bound() {
-        for ty in ["u8", "i128", "bool", "char", "f64", "*const u8", "*mut Foo"] {
-            assert!(is_builtin_arg(&syn::parse_str(ty).unwrap()), "{ty}");
-        }
-        for ty in ["Foo", "Vec<u8>", "&u8"] {
-            assert!(!is_builtin_arg(&syn::parse_str(ty).unwrap()), "{ty}");
-        }
     }
 }

@@ -5,8 +5,9 @@
 //! argument.
 
 use crate::name::name_problem;
+use crate::spans::checked_arg;
 use proc_macro2::{Span, TokenStream, TokenTree};
-use quote::{quote, quote_spanned};
+use quote::{ToTokens, quote};
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
@@ -30,13 +31,15 @@ impl Parse for ProbeInput {
             krate.extend([input.parse::<TokenTree>()?]);
         }
         input.parse::<Token![;]>()?;
-        let provider = input.parse::<Ident>().map_err(|e| {
-            syn::Error::new(e.span(), "expected `probe!(provider, name, arg, ...)`")
-        })?;
+        let provider = parse_name(input, "provider")?;
+        if input.is_empty() {
+            return Err(syn::Error::new(
+                provider.span(),
+                "expected a probe name after the provider, as in `probe!(provider, name, arg, ...)`",
+            ));
+        }
         input.parse::<Token![,]>()?;
-        let name = input.parse::<Ident>().map_err(|e| {
-            syn::Error::new(e.span(), "expected `probe!(provider, name, arg, ...)`")
-        })?;
+        let name = parse_name(input, "probe")?;
         let mut args = Vec::new();
         if !input.is_empty() {
             input.parse::<Token![,]>()?;
@@ -51,6 +54,34 @@ impl Parse for ProbeInput {
             args,
         })
     }
+}
+
+/// A provider or probe name: an identifier followed by `,` or the end. A
+/// name written as something else (`my-app`, `"app"`) is an error at the
+/// first token that does not belong, saying what a name is.
+fn parse_name(input: ParseStream, what: &str) -> syn::Result<Ident> {
+    let rule = "an identifier of ASCII letters, digits and `_`";
+    let Ok(ident) = input.parse::<Ident>() else {
+        return Err(input.error(format!(
+            "expected a {what} name, {rule}, as in `probe!(provider, name, arg, ...)`"
+        )));
+    };
+    if input.is_empty() || input.peek(Token![,]) {
+        return Ok(ident);
+    }
+    let offending = input.span();
+    let mut text = ident.to_string();
+    while !input.is_empty() && !input.peek(Token![,]) {
+        text.push_str(&input.parse::<TokenTree>()?.to_string());
+    }
+    let suggestion: String = text
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    Err(syn::Error::new(
+        offending,
+        format!("a {what} name is {rule}: `{text}` is not one (write `{suggestion}`)"),
+    ))
 }
 
 /// Checks the names and the argument count, and emits the site with each
@@ -78,13 +109,18 @@ pub fn expand(input: ProbeInput) -> syn::Result<TokenStream> {
     }
     let provider = LitStr::new(&provider.to_string(), Span::call_site());
     let name = LitStr::new(&name.to_string(), Span::call_site());
-    let borrowed = args.iter().map(|arg| quote_spanned! {arg.span()=> &#arg});
-    Ok(quote! {
+    let probe_arg = quote!(__UsdtProbeArg);
+    let checked = args
+        .iter()
+        .map(|arg| checked_arg(&probe_arg, arg.to_token_stream(), arg));
+    Ok(quote! {{
+        #[allow(unused_imports)]
+        use #krate::ProbeArg as __UsdtProbeArg;
         #krate::__usdt_site!(
             provider: [#provider],
             name: [#name],
             semaphore: [],
-            args: [#(_ = #borrowed),*]
+            args: [#(_ = #checked),*]
         )
-    })
+    }})
 }

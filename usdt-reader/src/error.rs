@@ -2,14 +2,16 @@
 
 use crate::note::NoteError;
 use crate::types::TypesError;
+use std::fmt;
 use std::io;
 use std::path::PathBuf;
 use thiserror::Error;
 
 /// Why a file or process could not be read. Every variant names the file
 /// (or process) and, where it applies, the offset or probe at fault; the
-/// message is one line.
-#[derive(Debug, Error)]
+/// message is one line. `Debug` prints the same line, so that `unwrap()` in
+/// a test and `main() -> Result<(), Error>` show it.
+#[derive(Error)]
 pub enum Error {
     /// The file could not be opened or read.
     #[error("{}: {source}", path.display())]
@@ -97,6 +99,16 @@ pub enum Error {
         /// Note arguments the note has.
         args: usize,
     },
+    /// The running executable has no probes: in a binary crate, the test
+    /// binary that asked does not link `main` or the probes it reaches.
+    #[error(
+        "{}: this executable has no USDT probes; in a binary crate, tests do not link `main` and the probes it reaches: snapshot the program itself with `usdt_reader::snapshot::of_file(env!(\"CARGO_BIN_EXE_<name>\"))` in an integration test (tests/*.rs)",
+        path.display()
+    )]
+    NoProbesInExecutable {
+        /// The executable.
+        path: PathBuf,
+    },
     /// No process has this pid.
     #[error("process {pid} does not exist")]
     NoSuchProcess {
@@ -122,6 +134,12 @@ pub enum Error {
         /// The line.
         line: String,
     },
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
 }
 
 impl Error {

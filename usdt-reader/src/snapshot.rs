@@ -8,9 +8,24 @@
 //! `insta::assert_yaml_snapshot!`:
 //!
 //! ```no_run
+//! // A library crate's unit test: its test binary is built from the code
+//! // that holds the probes.
 //! #[test]
 //! fn probe_metadata() {
 //!     let probes = usdt_reader::snapshot::current_exe().unwrap();
+//!     insta::assert_yaml_snapshot!(probes);
+//! }
+//! ```
+//!
+//! A binary crate's tests do not link `main` or the probes it reaches (so
+//! [`current_exe`] fails there, saying so); an integration test
+//! (`tests/probes.rs`) reads the built program instead, whose path cargo
+//! gives as `CARGO_BIN_EXE_<name>`:
+//!
+//! ```ignore
+//! #[test]
+//! fn probe_metadata() {
+//!     let probes = usdt_reader::snapshot::of_file(env!("CARGO_BIN_EXE_my-app")).unwrap();
 //!     insta::assert_yaml_snapshot!(probes);
 //! }
 //! ```
@@ -114,18 +129,46 @@ pub fn of_file(path: impl AsRef<Path>) -> Result<Vec<ProbeSnapshot>, Error> {
 }
 
 /// The snapshot entries of the running executable (a test binary, when
-/// called from a test): one call for `insta::assert_yaml_snapshot!`.
+/// called from a test): one call for `insta::assert_yaml_snapshot!`. For a
+/// library crate's unit tests, built from the code that holds its probes.
+///
+/// An executable without probes is an error
+/// ([`Error::NoProbesInExecutable`]), not an empty snapshot: the tests of a
+/// binary crate do not link `main` or the probes it reaches, so there the
+/// program itself is the file to read, with [`of_file`] and the path cargo
+/// gives integration tests, `env!("CARGO_BIN_EXE_<name>")`.
 pub fn current_exe() -> Result<Vec<ProbeSnapshot>, Error> {
     let path = std::env::current_exe().map_err(|source| Error::Io {
         path: "/proc/self/exe".into(),
         source,
     })?;
-    of_file(path)
+    let probes = of_file(&path)?;
+    if probes.is_empty() {
+        return Err(Error::NoProbesInExecutable { path });
+    }
+    Ok(probes)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_executable_without_probes_is_an_error() {
+        // This test binary has no probes, as a binary crate's tests have
+        // none when the probes are only reachable from `main`.
+        let error = current_exe().unwrap_err();
+        assert!(
+            matches!(error, Error::NoProbesInExecutable { .. }),
+            "{error:?}"
+        );
+        let message = error.to_string();
+        assert!(
+            message.contains("of_file(env!(\"CARGO_BIN_EXE_<name>\"))"),
+            "{message}"
+        );
+        assert_eq!(message.lines().count(), 1, "{message}");
+    }
 
     #[test]
     fn types_of_words() {

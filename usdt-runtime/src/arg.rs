@@ -28,10 +28,25 @@ pub trait ProbeArg {
 
     /// The words a tracer reads for this value.
     fn to_words(&self) -> [u64; 2];
+
+    /// The value itself. The macros pass every argument through this call so
+    /// that an unsupported type is reported once, at the argument, without
+    /// the notes a bound of a generic function adds.
+    #[doc(hidden)]
+    #[inline(always)]
+    fn __usdt_arg(&self) -> &Self {
+        self
+    }
 }
+
+// Every impl below is `#[diagnostic::do_not_recommend]`: an unsupported
+// argument is then reported as `T cannot be a USDT probe argument` with the
+// trait's note listing the supported types, instead of a list of eight of
+// the 40-odd impls and "and 33 others".
 
 macro_rules! unsigned_arg {
     ($($ty:ty => $kind:ident),* $(,)?) => {$(
+        #[diagnostic::do_not_recommend]
         impl ProbeArg for $ty {
             const KIND: ArgKind = ArgKind::$kind;
             #[inline(always)]
@@ -44,6 +59,7 @@ macro_rules! unsigned_arg {
 
 macro_rules! signed_arg {
     ($($ty:ty => $kind:ident),* $(,)?) => {$(
+        #[diagnostic::do_not_recommend]
         impl ProbeArg for $ty {
             const KIND: ArgKind = ArgKind::$kind;
             #[inline(always)]
@@ -58,6 +74,7 @@ macro_rules! signed_arg {
 unsigned_arg!(u8 => U8, u16 => U16, u32 => U32, u64 => U64, usize => Usize);
 signed_arg!(i8 => I8, i16 => I16, i32 => I32, i64 => I64, isize => Isize);
 
+#[diagnostic::do_not_recommend]
 impl ProbeArg for u128 {
     const KIND: ArgKind = ArgKind::U128;
     #[inline(always)]
@@ -66,6 +83,7 @@ impl ProbeArg for u128 {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl ProbeArg for i128 {
     const KIND: ArgKind = ArgKind::I128;
     #[inline(always)]
@@ -74,6 +92,7 @@ impl ProbeArg for i128 {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl ProbeArg for bool {
     const KIND: ArgKind = ArgKind::Bool;
     #[inline(always)]
@@ -82,6 +101,7 @@ impl ProbeArg for bool {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl ProbeArg for char {
     const KIND: ArgKind = ArgKind::Char;
     #[inline(always)]
@@ -90,6 +110,7 @@ impl ProbeArg for char {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl ProbeArg for f32 {
     const KIND: ArgKind = ArgKind::F32;
     #[inline(always)]
@@ -98,6 +119,7 @@ impl ProbeArg for f32 {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl ProbeArg for f64 {
     const KIND: ArgKind = ArgKind::F64;
     #[inline(always)]
@@ -106,6 +128,7 @@ impl ProbeArg for f64 {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl<T: ?Sized> ProbeArg for *const T {
     const KIND: ArgKind = ArgKind::Ptr;
     #[inline(always)]
@@ -114,6 +137,7 @@ impl<T: ?Sized> ProbeArg for *const T {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl<T: ?Sized> ProbeArg for *mut T {
     const KIND: ArgKind = ArgKind::Ptr;
     #[inline(always)]
@@ -122,6 +146,7 @@ impl<T: ?Sized> ProbeArg for *mut T {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl ProbeArg for CStr {
     const KIND: ArgKind = ArgKind::CStr;
     #[inline(always)]
@@ -130,6 +155,7 @@ impl ProbeArg for CStr {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl ProbeArg for str {
     const KIND: ArgKind = ArgKind::Str;
     #[inline(always)]
@@ -138,6 +164,7 @@ impl ProbeArg for str {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl ProbeArg for [u8] {
     const KIND: ArgKind = ArgKind::Bytes;
     #[inline(always)]
@@ -146,6 +173,7 @@ impl ProbeArg for [u8] {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl<const N: usize> ProbeArg for [u8; N] {
     const KIND: ArgKind = ArgKind::Bytes;
     #[inline(always)]
@@ -154,6 +182,7 @@ impl<const N: usize> ProbeArg for [u8; N] {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl<T: ProbeArg + ?Sized> ProbeArg for &T {
     const KIND: ArgKind = T::KIND;
     #[inline(always)]
@@ -162,6 +191,7 @@ impl<T: ProbeArg + ?Sized> ProbeArg for &T {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl<T: ProbeArg + ?Sized> ProbeArg for &mut T {
     const KIND: ArgKind = T::KIND;
     #[inline(always)]
@@ -172,6 +202,7 @@ impl<T: ProbeArg + ?Sized> ProbeArg for &mut T {
 
 macro_rules! nonzero_arg {
     ($($ty:ty),* $(,)?) => {$(
+        #[diagnostic::do_not_recommend]
         impl ProbeArg for core::num::NonZero<$ty> {
             const KIND: ArgKind = <$ty as ProbeArg>::KIND;
             #[inline(always)]
@@ -194,6 +225,7 @@ mod alloc_impls {
     use alloc::string::String;
     use alloc::vec::Vec;
 
+    #[diagnostic::do_not_recommend]
     impl ProbeArg for String {
         const KIND: ArgKind = ArgKind::Str;
         #[inline(always)]
@@ -202,6 +234,7 @@ mod alloc_impls {
         }
     }
 
+    #[diagnostic::do_not_recommend]
     impl ProbeArg for Vec<u8> {
         const KIND: ArgKind = ArgKind::Bytes;
         #[inline(always)]
@@ -210,6 +243,7 @@ mod alloc_impls {
         }
     }
 
+    #[diagnostic::do_not_recommend]
     impl ProbeArg for CString {
         const KIND: ArgKind = ArgKind::CStr;
         #[inline(always)]
@@ -218,6 +252,7 @@ mod alloc_impls {
         }
     }
 
+    #[diagnostic::do_not_recommend]
     impl<T: ProbeArg + ?Sized> ProbeArg for Box<T> {
         const KIND: ArgKind = T::KIND;
         #[inline(always)]
@@ -226,6 +261,7 @@ mod alloc_impls {
         }
     }
 
+    #[diagnostic::do_not_recommend]
     impl<T: ProbeArg + ToOwned + ?Sized> ProbeArg for Cow<'_, T> {
         const KIND: ArgKind = T::KIND;
         #[inline(always)]

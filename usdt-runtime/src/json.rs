@@ -19,7 +19,8 @@ pub trait JsonArg {
 }
 
 #[cfg(feature = "serde")]
-impl<T: serde::Serialize + ?Sized> JsonArg for T {
+#[diagnostic::do_not_recommend]
+impl<T: serde_core::Serialize + ?Sized> JsonArg for T {
     fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_else(|_| b"null".to_vec())
     }
@@ -30,9 +31,9 @@ impl<T: serde::Serialize + ?Sized> JsonArg for T {
 pub struct Json(Vec<u8>);
 
 impl Json {
-    /// Serializes `value`.
-    pub fn encode<T: JsonArg + ?Sized>(value: &T) -> Json {
-        Json(value.to_json())
+    /// JSON text already made (by [`JsonArg::to_json`]).
+    pub fn from_text(text: Vec<u8>) -> Json {
+        Json(text)
     }
 
     /// The JSON text.
@@ -41,6 +42,7 @@ impl Json {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl ProbeArg for Json {
     const KIND: ArgKind = ArgKind::Json;
     #[inline(always)]
@@ -51,14 +53,14 @@ impl ProbeArg for Json {
 
 #[cfg(all(test, feature = "serde"))]
 mod tests {
-    use super::Json;
+    use super::JsonArg;
     use std::collections::BTreeMap;
 
     #[test]
     fn encodes_json_or_null() {
-        assert_eq!(Json::encode(&("a", 1)).as_bytes(), br#"["a",1]"#);
+        assert_eq!(("a", 1).to_json(), br#"["a",1]"#);
         let mut bad = BTreeMap::new();
         bad.insert((1, 2), 3);
-        assert_eq!(Json::encode(&bad).as_bytes(), b"null");
+        assert_eq!(bad.to_json(), b"null");
     }
 }

@@ -201,6 +201,7 @@
 
 extern crate alloc;
 
+mod accept;
 mod arg;
 mod json;
 mod name;
@@ -226,8 +227,10 @@ pub const PROBES_SUPPORTED: bool = cfg!(all(
 /// sys/sdt.h's `DTRACE_PROBEn`.
 ///
 /// `provider` and `name` are identifiers (see [the naming
-/// rules](crate#names)); the 0 to 12 arguments are expressions of types that
-/// implement [`ProbeArg`], borrowed, not moved. They are always evaluated on
+/// rules](crate#names)); the 0 to 12 arguments are any expressions a
+/// function call takes (`x as u32`, `len + 1`, `name.as_str()`,
+/// `format!(...)`, a block, ...) of types that implement [`ProbeArg`],
+/// borrowed, not moved. They are always evaluated on
 /// targets that emit probes; the probe itself costs one no-op instruction.
 /// Use a [`provider`] to skip evaluating them while no tracer listens.
 ///
@@ -240,6 +243,7 @@ pub const PROBES_SUPPORTED: bool = cfg!(all(
 /// probe!(worker, started);
 /// probe!(worker, job, 42u64, -3i32, name, tag, 2.5f64, true);
 /// probe!(worker, bytes, b"raw".as_slice(), u128::MAX);
+/// probe!(worker, derived, name.len() as u32 + 1, -2.5 * 2.0, format!("{name}!"));
 /// # drop(name);
 /// ```
 #[macro_export]
@@ -252,6 +256,7 @@ macro_rules! probe {
 /// Support for the macros' expansions; not a stable interface.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::accept::{BytesArg, CStrArg, RefArg, StrArg};
     pub use crate::json::Json;
     pub use usdt_format as format;
     pub use usdt_macros::__probe as probe;

@@ -179,24 +179,24 @@ pub fn run(args: &[String]) -> Result<(), String> {
 /// ticks (fields 16 and 17 of /proc/self/stat). The kernel sums exact
 /// times and truncates the total, so per-run differences average out
 /// without bias over many runs.
-fn children_cpu_ticks() -> Result<u64, String> {
-    let stat = std::fs::read_to_string("/proc/self/stat")
-        .map_err(|e| format!("bench-reader: /proc/self/stat: {e}"))?;
+pub fn children_cpu_ticks() -> Result<u64, String> {
+    let stat =
+        std::fs::read_to_string("/proc/self/stat").map_err(|e| format!("/proc/self/stat: {e}"))?;
     // Fields after the command name, which is in parentheses.
-    let rest = &stat[stat.rfind(')').ok_or("bench-reader: bad /proc/self/stat")? + 2..];
+    let rest = &stat[stat.rfind(')').ok_or("bad /proc/self/stat")? + 2..];
     let fields: Vec<&str> = rest.split(' ').collect();
     // rest starts at field 3 (state): cutime is field 16, cstime 17.
     let field = |n: usize| -> Result<u64, String> {
         fields
             .get(n - 3)
             .and_then(|f| f.parse().ok())
-            .ok_or_else(|| "bench-reader: bad /proc/self/stat".to_string())
+            .ok_or_else(|| "bad /proc/self/stat".to_string())
     };
     Ok(field(16)? + field(17)?)
 }
 
 /// The kernel's USER_HZ, from `getconf CLK_TCK` (100 on Linux).
-fn clock_ticks_per_second() -> u64 {
+pub fn clock_ticks_per_second() -> u64 {
     Command::new("getconf")
         .arg("CLK_TCK")
         .output()

@@ -3,6 +3,7 @@
 //! Every command installs what it needs (Debian packages, toolchain
 //! components) before doing its work, so each one works on a fresh machine.
 
+mod bench_build;
 mod bench_http;
 mod bench_probes;
 mod bench_reader;
@@ -32,6 +33,9 @@ commands:
   bench-probes [ROUNDS]
               untraced cost per probe hit: usdt-runtime against the probe
               and usdt crates, loops aligned to cache lines
+  bench-build [ROUNDS] [--against REV]
+              clean debug build of a fresh application crate depending on
+              usdt-runtime, default features and `serde` (against REV too)
   bench-http [SECONDS]
               requests/s of the example server under wrk load: untraced,
               traced streaming, traced aggregating in the kernel (as root)
@@ -51,6 +55,7 @@ fn main() -> ExitCode {
         "fuzz" => fuzz::run(rest),
         "bench-reader" => bench_reader::run(rest),
         "bench-probes" => bench_probes::run(rest),
+        "bench-build" => bench_build::run(rest),
         "bench-http" => bench_http::run(rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");

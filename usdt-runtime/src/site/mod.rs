@@ -18,8 +18,9 @@
 /// `semaphore: [PATH?]`, `args: [NAME = EXPR, ...]` where STR is a string
 /// literal or a macro call expanding to one, PATH names a
 /// [`Semaphore`](crate::Semaphore) static, NAME is a string literal or `_`
-/// (named `argN` after its position) and EXPR borrows the argument (`&x`,
-/// written by the caller so that a type error points at the argument).
+/// (named `argN` after its position) and EXPR borrows the argument, checked
+/// (`ProbeArg::__usdt_arg(&(x))`, written by the caller with the argument's
+/// spans so that a type error is reported once, at the argument).
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __usdt_site {
