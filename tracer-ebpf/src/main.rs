@@ -72,7 +72,7 @@ static USDT_DROPS: Array<u64> = Array::with_max_entries(1, 0);
 static USDT_PENDING: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 /// The program's settings, at index 0: armed once user space has attached
-/// every site, and how often to wake the reader.
+/// every site, how often to wake the reader, and the traced process.
 #[map(name = "USDT_CONTROL")]
 static USDT_CONTROL: Array<Control> = Array::with_max_entries(1, 0);
 
@@ -97,6 +97,11 @@ pub fn usdt_site(ctx: ProbeContext) -> u32 {
     let Some(control) = USDT_CONTROL.get(0) else {
         return 0;
     };
+    // Only the traced process, when there is one, whatever the kernel's pid
+    // filter let through: one comparison per hit.
+    if control.tgid != 0 && (bpf_get_current_pid_tgid() >> 32) as u32 != control.tgid {
+        return 0;
+    }
     if control.armed == 0 {
         return 0;
     }
