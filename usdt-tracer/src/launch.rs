@@ -115,8 +115,13 @@ impl StoppedCommand {
                 Some(Ok(4)) => io::Error::from_raw_os_error(i32::from_ne_bytes(errno)),
                 _ => io::Error::other("it exited"),
             };
+            let context = if restricted {
+                "cannot start the command without capabilities"
+            } else {
+                "cannot start the command"
+            };
             return Err(TraceError::Io {
-                context: "cannot drop the capabilities of the command".into(),
+                context: context.into(),
                 source,
             });
         }
