@@ -457,14 +457,13 @@ fn the_users_own_process_is_traced_alone() {
 
     let pid = own_pid.to_string();
     for usdt in [&setup.usdt, &setup.usdt_setuid] {
+        // Ended by SIGINT once checked, so it is surely running meanwhile.
         let mut trace = Guard::spawn(&mut as_user(
             setup,
             usdt,
             &[
                 "trace",
                 "--json",
-                "--duration",
-                "1.5",
                 "--pid",
                 &pid,
                 "--str",
@@ -474,6 +473,8 @@ fn the_users_own_process_is_traced_alone() {
                 "uprobe:libc:nanosleep(ptr, ptr)",
             ],
         ));
+        let stdout = trace.0.stdout.take().unwrap();
+        let stdout = std::thread::spawn(move || std::io::read_to_string(stdout).unwrap());
         let mut stderr = BufReader::new(trace.0.stderr.take().unwrap());
         read_until(&mut stderr, Duration::from_secs(60), |line| {
             line.starts_with("usdt: tracing ")
@@ -482,9 +483,16 @@ fn the_users_own_process_is_traced_alone() {
         // Switched on in the user's process, and in that one alone.
         assert_eq!(read_u16(own_pid, own_semaphore), 1);
         assert_eq!(read_u16(root_pid, root_semaphore), 0);
-        let output = trace.finish();
-        assert!(output.status.success(), "{:?}", output.status);
+        std::thread::sleep(Duration::from_millis(1200));
+        run(Command::new("kill").args(["-INT", &trace.pid().to_string()]));
+        let status = trace.0.wait().unwrap();
+        assert!(status.success(), "{status:?}");
         assert_eq!(read_u16(own_pid, own_semaphore), 0);
+        let output = Output {
+            status,
+            stdout: stdout.join().unwrap().into_bytes(),
+            stderr: Vec::new(),
+        };
 
         let events = json_events(&output);
         // Nothing of root's copy, though the probes and the library
