@@ -71,13 +71,19 @@ fn setup(test: &str) -> Option<&'static Setup> {
 fn make_setup() -> Setup {
     let (uid, gid) = test_user();
     let dir = user_dir();
-    let usdt = usdt().get_program().to_owned();
-    let copy = |name: &str, mode: u32| {
+    let usdt = PathBuf::from(usdt().get_program());
+    // The privileged copies (capabilities, setuid) may be run by root and
+    // the test user's group alone: they outlive the run until the next
+    // one removes them. Owner and group first: a change of owner clears
+    // the setuid bit and the capabilities.
+    let copy_from = |from: &Path, name: &str, mode: u32| {
         let to = dir.join(name);
-        std::fs::copy(&usdt, &to).expect("copy usdt");
+        std::fs::copy(from, &to).expect("copy");
+        std::os::unix::fs::chown(&to, Some(0), Some(gid)).unwrap();
         std::fs::set_permissions(&to, std::fs::Permissions::from_mode(mode)).unwrap();
         to
     };
+    let copy = |name: &str, mode: u32| copy_from(&usdt, name, mode);
     let setup_caps = |file: &Path, caps: &str, expected: &[&str]| {
         run(Command::new("setcap").arg(caps).arg(file));
         // The capabilities are really on the file: without them the tests
@@ -88,13 +94,13 @@ fn make_setup() -> Setup {
         }
         assert!(shown.trim_end().ends_with("=ep"), "getcap shows {shown:?}");
     };
-    let restricted = copy("usdt", 0o755);
+    let restricted = copy("usdt", 0o750);
     setup_caps(
         &restricted,
         "cap_bpf,cap_perfmon+ep",
         &["cap_bpf", "cap_perfmon"],
     );
-    let more = copy("usdt-more", 0o755);
+    let more = copy("usdt-more", 0o750);
     setup_caps(
         &more,
         "cap_bpf,cap_perfmon,cap_sys_ptrace,cap_dac_override,cap_dac_read_search+ep",
@@ -106,15 +112,13 @@ fn make_setup() -> Setup {
             "cap_dac_read_search",
         ],
     );
-    let setuid = copy("usdt-setuid", 0o4755);
+    let setuid = copy("usdt-setuid", 0o4750);
     let mode = std::fs::metadata(&setuid).unwrap().permissions().mode();
     assert_eq!(mode & 0o4000, 0o4000, "the setuid bit did not stick");
     let plain = copy("usdt-plain", 0o755);
 
     let sdt_args = compile_c("cc", "sdt_args.c", &["-O2"], &dir);
-    let sdt_args_setuid = dir.join("sdt_args_setuid");
-    std::fs::copy(&sdt_args, &sdt_args_setuid).unwrap();
-    std::fs::set_permissions(&sdt_args_setuid, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    let sdt_args_setuid = copy_from(&sdt_args, "sdt_args_setuid", 0o4750);
     let root_only = dir.join("root_only");
     std::fs::copy(&sdt_args, &root_only).unwrap();
     std::fs::set_permissions(&root_only, std::fs::Permissions::from_mode(0o600)).unwrap();
