@@ -31,6 +31,7 @@ mod trace_errors;
 mod trace_expressions;
 mod trace_macros;
 mod trace_peers;
+mod trace_restricted;
 mod uprobe_functions;
 
 /// The `probe_catalog` fixture program (tests/src/bin/probe_catalog.rs),

@@ -5,8 +5,8 @@
 
 use serde_json::{Value, json};
 use usdt_interop_tests::cli::*;
-use usdt_interop_tests::trace::*;
 use usdt_interop_tests::require_bpf;
+use usdt_interop_tests::trace::*;
 
 const FIXTURE: &str = env!("CARGO_BIN_EXE_probe_expressions");
 

@@ -128,7 +128,7 @@ shared_map! {
 shared_map! {
     CONTROL_MAP,
     /// The program's settings, at index 0: armed once user space has
-    /// attached every site, and how often to wake the reader.
+    /// attached every site, how often to wake the reader, and the traced process.
     static USDT_CONTROL: Array<Control> = Array::with_max_entries(1, 0);
 }
 
@@ -159,6 +159,11 @@ pub fn usdt_site(ctx: ProbeContext) -> u32 {
     let Some(control) = USDT_CONTROL.get(0) else {
         return 0;
     };
+    // Only the traced process, when there is one, whatever the kernel's pid
+    // filter let through: one comparison per hit.
+    if control.tgid != 0 && (bpf_get_current_pid_tgid() >> 32) as u32 != control.tgid {
+        return 0;
+    }
     if control.armed == 0 {
         return 0;
     }

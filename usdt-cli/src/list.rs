@@ -5,7 +5,7 @@ use serde::Serialize;
 use std::borrow::Cow;
 use std::io::{self, Write};
 use std::path::Path;
-use usdt_reader::{ArgSpec, ElfFile, Probe, ProbePattern, Process, Signature};
+use usdt_reader::{ArgSpec, Probe, ProbePattern, Signature};
 
 /// Arguments of `usdt list`.
 #[derive(Debug, clap::Args)]
@@ -64,7 +64,7 @@ pub fn run(args: ListArgs) -> Result<(), CliError> {
             ));
         }
         Some(pid) => {
-            let found = Process::open(pid)?.modules_partial()?;
+            let found = usdt_tracer::restricted::open_process(pid)?.modules_partial()?;
             modules = found.found;
             skipped = found.skipped;
             scope = format!("process {pid}");
@@ -79,7 +79,7 @@ pub fn run(args: ListArgs) -> Result<(), CliError> {
         }
         None => {
             for path in &paths {
-                let file = ElfFile::open(path)?;
+                let file = usdt_tracer::restricted::open_file(path)?;
                 let probes = file.probes_partial()?;
                 let mut errors = probes.skipped.into_iter();
                 if probes.found.is_empty() {

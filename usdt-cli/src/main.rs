@@ -32,6 +32,14 @@ enum Action {
 }
 
 fn main() -> ExitCode {
+    // First, before any thread or file: with capabilities granted to the
+    // `usdt` file, keep only what tracing the user's own processes needs
+    // (see usdt_tracer::restricted).
+    if let Err(error) = usdt_tracer::restricted::enter() {
+        let error = error::CliError::from(error);
+        eprintln!("usdt: {error}");
+        return ExitCode::from(error.exit_code());
+    }
     let command = match Command::try_parse() {
         Ok(command) => command,
         Err(error)

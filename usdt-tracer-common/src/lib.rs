@@ -351,6 +351,7 @@ const _: () = assert!(STRING_CLASSES[STRING_CLASSES.len() - 1] == MAX_ARGS);
 const _: () = assert!(core::mem::size_of::<AggKey>() == 16 + KEY_TEXT_CAP);
 const _: () = assert!(core::mem::size_of::<StartKey>() == 16);
 const _: () = assert!(KEY_TEXT_CAP.is_power_of_two() && KEY_TEXT_CAP <= STRING_CAP);
+const _: () = assert!(core::mem::size_of::<Control>() == 12);
 
 /// The program's settings, at index 0 of [`CONTROL_MAP`].
 #[repr(C)]
@@ -362,6 +363,11 @@ pub struct Control {
     /// Bytes of records a CPU writes between two wake-ups of the reader
     /// (see [`wake_bytes`]); the reader also polls on its own.
     pub wake_bytes: u32,
+    /// The traced process (its tgid, as the initial pid namespace numbers
+    /// it), or 0 for every process. The program drops the hits of every
+    /// other process before anything else, whatever the kernel's own pid
+    /// filter let through.
+    pub tgid: u32,
 }
 
 /// The most bytes of records a CPU writes before it wakes the reader.

@@ -130,6 +130,16 @@ impl Aggregation {
             end_key,
         })
     }
+
+    /// The probe specifications the aggregation covers.
+    pub(crate) fn specs(&self) -> Vec<&ProbeSpec> {
+        match self {
+            Aggregation::Hits { probes, .. } | Aggregation::Histogram { probes, .. } => {
+                probes.iter().collect()
+            }
+            Aggregation::Latency { start, end, .. } => vec![start.as_ref(), end.as_ref()],
+        }
+    }
 }
 
 fn parse_specs(probes: &[&str]) -> Result<Vec<ProbeSpec>, TraceError> {

@@ -99,6 +99,16 @@ pub enum TraceError {
         /// Which capability is missing and what for.
         reason: String,
     },
+    /// Restricted mode (capabilities granted to the program file, see
+    /// [`crate::restricted`]) refuses what would reach beyond the invoking
+    /// user's own processes.
+    #[error("restricted mode refuses {refused}: {reason}")]
+    Restricted {
+        /// What is refused: a probe, a process.
+        refused: String,
+        /// Why, and the rule.
+        reason: String,
+    },
     /// The process to trace does not exist (or has exited and waits to be
     /// reaped).
     #[error("process {pid} does not exist")]
@@ -197,8 +207,8 @@ pub enum TraceError {
 
 impl TraceError {
     /// Whether the error is the user's input (bad usage, a missing file or
-    /// process, a pattern matching nothing, an unsupported operand) rather
-    /// than a failure of the system.
+    /// process, a pattern matching nothing, an unsupported operand, what
+    /// restricted mode refuses) rather than a failure of the system.
     pub fn is_input(&self) -> bool {
         match self {
             TraceError::BadSpec { .. }
@@ -208,6 +218,7 @@ impl TraceError {
             | TraceError::NoMatch { .. }
             | TraceError::NoFunction { .. }
             | TraceError::Unsupported { .. }
+            | TraceError::Restricted { .. }
             | TraceError::NoSuchProcess { .. } => true,
             TraceError::Reader(error) => error.is_bad_input(),
             _ => false,

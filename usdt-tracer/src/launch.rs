@@ -8,8 +8,15 @@
 //! instruction. The child also stops (as a ptrace tracee) right after the
 //! exec, so [`StoppedCommand::resume_with`] can finish setting up, such as
 //! raising semaphores the kernel cannot raise at exec time, before it runs.
+//!
+//! In restricted mode (see [`crate::restricted`]) the child drops every
+//! capability, ambient and inheritable ones included, and the right to
+//! gain any through exec (no_new_privs), before it waits: the command runs
+//! with the invoking user's own rights, and the tracer checks and attaches
+//! to it as to any process of that user.
 
 use crate::error::TraceError;
+use crate::restricted;
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -34,13 +41,18 @@ pub struct StoppedCommand {
 
 impl StoppedCommand {
     /// Forks a child that will run `argv` (the program is looked up on
-    /// `PATH` unless it contains a `/`) once resumed.
+    /// `PATH` unless it contains a `/`) once resumed; in restricted mode
+    /// the child has dropped every capability when this returns.
     pub fn spawn(argv: &[String]) -> Result<StoppedCommand, TraceError> {
         let bad = |reason: String| TraceError::BadCommand {
             command: argv.join(" "),
             reason,
         };
+        let restricted = restricted::enter()?;
         let first = argv.first().ok_or_else(|| bad("empty command".into()))?;
+        // PATH (the user's environment) picks the program even in restricted
+        // mode: the command runs as the user, without capabilities, so it
+        // can be nothing the user could not run anyway.
         let program = find_program(first).ok_or_else(|| bad("command not found".into()))?;
         let c_program = CString::new(program.as_os_str().as_bytes())
             .map_err(|_| bad("NUL byte in the program path".into()))?;
@@ -54,6 +66,7 @@ impl StoppedCommand {
 
         let (go_read, go_write) = pipe()?;
         let (status_read, status_write) = pipe()?;
+        let (ready_read, ready_write) = pipe()?;
         // SAFETY: fork has no preconditions; the child below only calls
         // async-signal-safe functions on memory prepared before the fork.
         let pid = unsafe { libc::fork() };
@@ -68,8 +81,12 @@ impl StoppedCommand {
             // or _exit; the pointers were built before the fork.
             unsafe {
                 child_exec(
-                    go_read.as_raw_fd(),
-                    status_write.as_raw_fd(),
+                    Pipes {
+                        go: go_read.as_raw_fd(),
+                        ready: ready_write.as_raw_fd(),
+                        status: status_write.as_raw_fd(),
+                    },
+                    restricted,
                     c_program.as_ptr(),
                     arg_ptrs.as_ptr(),
                 )
@@ -77,14 +94,38 @@ impl StoppedCommand {
         }
         drop(go_read);
         drop(status_write);
-        Ok(StoppedCommand {
+        drop(ready_write);
+        // Dropped unresumed on error: killed and reaped.
+        let command = StoppedCommand {
             pid: pid as u32,
             program,
             go: Some(go_write),
             exec_status: Some(status_read),
             reaped: false,
             status: None,
-        })
+        };
+        // The child says when it is ready, or why it cannot be.
+        if read_full(&ready_read, &mut [0u8])? == 0 {
+            let mut errno = [0u8; 4];
+            let source = match command
+                .exec_status
+                .as_ref()
+                .map(|fd| read_full(fd, &mut errno))
+            {
+                Some(Ok(4)) => io::Error::from_raw_os_error(i32::from_ne_bytes(errno)),
+                _ => io::Error::other("it exited"),
+            };
+            let context = if restricted {
+                "cannot start the command without capabilities"
+            } else {
+                "cannot start the command"
+            };
+            return Err(TraceError::Io {
+                context: context.into(),
+                source,
+            });
+        }
+        Ok(command)
     }
 
     /// The child's pid.
@@ -261,16 +302,39 @@ pub fn describe_status(status: i32) -> String {
     }
 }
 
-/// The child's side: wait for the go byte, exec, report a failed exec.
+/// The child's ends of the pipes it shares with the tracer.
+struct Pipes {
+    /// Read: one byte when the child may exec.
+    go: i32,
+    /// Written: one byte when the child is ready to wait.
+    ready: i32,
+    /// Written: the errno of a failed exec or capability drop.
+    status: i32,
+}
+
+/// The child's side: drop capabilities in restricted mode, say it is
+/// ready, wait for the go byte, exec, report a failed exec.
 ///
 /// # Safety
 /// Must run in a freshly forked child; the pointers must be valid.
 unsafe fn child_exec(
-    go: i32,
-    status: i32,
+    pipes: Pipes,
+    restricted: bool,
     program: *const libc::c_char,
     argv: *const *const libc::c_char,
 ) -> ! {
+    let report = |errno: i32| {
+        let bytes = errno.to_ne_bytes();
+        // SAFETY: writes a local to a descriptor we own, then exits
+        // without running anything of the parent's.
+        unsafe {
+            libc::write(pipes.status, bytes.as_ptr().cast(), bytes.len());
+            libc::_exit(127)
+        }
+    };
+    if restricted && let Err(errno) = drop_all_capabilities() {
+        report(errno.raw_os_error());
+    }
     // SAFETY: async-signal-safe calls on valid descriptors and pointers.
     unsafe {
         // Undo what the tracer's runtime set up: ignored SIGPIPE and any
@@ -279,24 +343,43 @@ unsafe fn child_exec(
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        if libc::write(pipes.ready, [1u8].as_ptr().cast(), 1) != 1 {
+            libc::_exit(127);
+        }
         let mut byte = 0u8;
-        if libc::read(go, (&mut byte as *mut u8).cast(), 1) != 1 {
+        if libc::read(pipes.go, (&mut byte as *mut u8).cast(), 1) != 1 {
             libc::_exit(127);
         }
         // Stop right after the exec, so the tracer can finish attaching
         // before the first instruction runs.
         if libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0) != 0 {
-            let errno = *libc::__errno_location();
-            let bytes = errno.to_ne_bytes();
-            libc::write(status, bytes.as_ptr().cast(), bytes.len());
-            libc::_exit(127);
+            report(*libc::__errno_location());
         }
         libc::execv(program, argv);
-        let errno = *libc::__errno_location();
-        let bytes = errno.to_ne_bytes();
-        libc::write(status, bytes.as_ptr().cast(), bytes.len());
-        libc::_exit(127)
+        report(*libc::__errno_location())
     }
+}
+
+/// In the child of a restricted tracer: no capability, ambient or
+/// inheritable ones included, reaches the command, which runs with the
+/// user's own rights, and no exec can grant it any (no_new_privs: a
+/// setuid program it runs would otherwise stay traced, as uprobe links
+/// follow a process through exec). It becomes dumpable again (it
+/// inherited the tracer's protection from the user), so the tracer's
+/// access check, which is the kernel's ptrace check, admits it like any
+/// process of the user.
+fn drop_all_capabilities() -> rustix::io::Result<()> {
+    rustix::thread::set_capabilities(
+        None,
+        rustix::thread::CapabilitySets {
+            effective: rustix::thread::CapabilitySet::empty(),
+            permitted: rustix::thread::CapabilitySet::empty(),
+            inheritable: rustix::thread::CapabilitySet::empty(),
+        },
+    )?;
+    rustix::thread::clear_ambient_capability_set()?;
+    rustix::thread::set_no_new_privs(true)?;
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::Dumpable)
 }
 
 /// Finds `name` on PATH (or takes it as a path if it contains `/`).

@@ -45,7 +45,9 @@
 //! from the return register, with the same plans.
 //!
 //! Needs CAP_BPF and CAP_PERFMON (or root), and CAP_SYS_PTRACE to trace a
-//! process of another user, or one holding more capabilities.
+//! process of another user, or one holding more capabilities. A program
+//! that gets them from its file (file capabilities, setuid root) runs in
+//! [`restricted`] mode: it traces only the invoking user's own processes.
 
 #![deny(missing_docs)]
 
@@ -62,6 +64,7 @@ mod plan;
 mod privileges;
 mod regs;
 mod report;
+pub mod restricted;
 mod role;
 mod select;
 mod semaphore;

@@ -10,9 +10,12 @@
 //! user holding every capability the target holds (and, where Yama's
 //! `ptrace_scope` is 1 or more, only to its ancestors), and to any process
 //! with CAP_SYS_PTRACE otherwise. A command started with `-c` is the tracer's own
-//! child and needs nothing more.
+//! child and needs nothing more. With capabilities granted to the program
+//! file, the same check is made with the invoking user's own rights and
+//! decides alone (see [`crate::restricted`]).
 
 use crate::error::TraceError;
+use crate::restricted;
 use std::io;
 
 const CAP_SYS_PTRACE: u32 = 19;
@@ -32,7 +35,9 @@ pub fn check() -> Result<(), TraceError> {
 
 /// Checks that process `pid` exists and that this process may read and
 /// write its memory (what `--pid` does), naming CAP_SYS_PTRACE when the
-/// kernel refuses for want of it.
+/// kernel refuses for want of it, or refusing the process in restricted
+/// mode (the kernel's ptrace access check with the invoking user's own
+/// rights, see [`crate::restricted`]).
 pub fn check_process(pid: u32) -> Result<(), TraceError> {
     match std::fs::File::open(format!("/proc/{pid}/mem")) {
         Ok(_) => Ok(()),
@@ -44,6 +49,10 @@ pub fn check_process(pid: u32) -> Result<(), TraceError> {
             Err(TraceError::NoSuchProcess { pid })
         }
         Err(error) if matches!(error.raw_os_error(), Some(libc::EACCES | libc::EPERM)) => {
+            if restricted::enter()? {
+                // This process has no capability left that could help.
+                return Err(restricted::refuse_process(pid));
+            }
             let has_ptrace = effective()? & (1 << CAP_SYS_PTRACE) != 0;
             let reason = if has_ptrace {
                 format!("cannot read the memory of process {pid}: {error}")

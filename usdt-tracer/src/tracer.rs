@@ -11,6 +11,7 @@ use crate::event::{Event, ProbeInfo};
 use crate::plan::{self, Planned};
 use crate::privileges;
 use crate::report::{AggregateLosses, AggregateReport};
+use crate::restricted;
 use crate::role;
 use crate::select::{self, SemaphoreMode};
 use crate::semaphore::ManualSemaphore;
@@ -67,6 +68,8 @@ pub struct Tracer {
     /// command (`-c`) has been exec'd, and the executable.
     after_exec: Vec<u64>,
     executable: Option<PathBuf>,
+    /// The traced process, if there is one.
+    pid: Option<u32>,
     warnings: Vec<String>,
     _ebpf: Ebpf,
 }
@@ -77,11 +80,21 @@ impl Tracer {
     /// starts reporting at one instant. On error nothing stays attached.
     pub fn attach(config: &TraceConfig) -> Result<Tracer, TraceError> {
         config.validate()?;
-        // Privileges first: without them nothing else matters.
+        // Restricted mode first: it drops the capabilities the checks below
+        // must not count on. Then privileges: without them nothing else
+        // matters.
+        let restricted = restricted::enter()?;
         privileges::check()?;
-        if let (Some(pid), None) = (config.pid, &config.executable) {
-            privileges::check_process(pid)?;
-        }
+        let target = if restricted {
+            // A command started with `-c` too: nothing in the configuration
+            // proves that the pid is that command.
+            Some(restricted::check_config(config)?)
+        } else {
+            if let (Some(pid), None) = (config.pid, &config.executable) {
+                privileges::check_process(pid)?;
+            }
+            None
+        };
         let mut selection = role::select_all(config)?;
         select::check_string_requests(&config.strings, &selection.sites)?;
         let semaphore_warnings = select::plan_semaphores(
@@ -113,6 +126,11 @@ impl Tracer {
 
         let mut ebpf = load(config, &plans)?;
         let links = attach::attach_sites(&mut ebpf, &selection.sites, config)?;
+        if let Some(target) = &target {
+            // The links name the process by its pid: it must still be the
+            // one checked (dropping the links undoes them otherwise).
+            target.still_running()?;
+        }
         let ring: RingBuf<MapData> = take_map(&mut ebpf, EVENTS_MAP)?;
         let drops: Array<MapData, u64> = take_map(&mut ebpf, DROPS_MAP)?;
         let aggregates = if config.aggregations.is_empty() {
@@ -125,7 +143,7 @@ impl Tracer {
                 specs: config.aggregations.iter().cloned().zip(keys).collect(),
             })
         };
-        arm(&mut ebpf, config.ring_bytes)?;
+        arm(&mut ebpf, config)?;
         let mut tracer = Tracer {
             links,
             ring,
@@ -138,6 +156,7 @@ impl Tracer {
             manual: Vec::new(),
             after_exec: Vec::new(),
             executable: config.executable.clone(),
+            pid: config.pid,
             warnings: selection.warnings,
             _ebpf: ebpf,
         };
@@ -290,8 +309,15 @@ impl Tracer {
     /// Raises the semaphores the kernel cannot raise at exec time, in
     /// process `pid` that has just exec'd the configured executable (a
     /// command started with [`crate::launch::StoppedCommand`]); call it
-    /// before the process runs. Nothing to do for most binaries.
+    /// before the process runs. Nothing to do for most binaries. In
+    /// restricted mode `pid` must be the traced process.
     pub fn raise_after_exec(&mut self, pid: u32) -> Result<(), TraceError> {
+        if restricted::enter()? && self.pid != Some(pid) {
+            return Err(restricted::refusal(
+                format!("process {pid}"),
+                "it is not the traced process",
+            ));
+        }
         if self.after_exec.is_empty() {
             return Ok(());
         }
@@ -354,12 +380,21 @@ fn load(config: &TraceConfig, plans: &[SitePlan]) -> Result<Ebpf, TraceError> {
     Ok(ebpf)
 }
 
-/// Arms the program: every site starts reporting at this instant.
-fn arm(ebpf: &mut Ebpf, ring_bytes: u32) -> Result<(), TraceError> {
+/// Arms the program: every site starts reporting at this instant, for the
+/// traced process alone when there is one.
+fn arm(ebpf: &mut Ebpf, config: &TraceConfig) -> Result<(), TraceError> {
     let cpus = aya::util::nr_cpus().map_or(1, |n| n as u32);
+    // The program sees pids as the initial pid namespace numbers them;
+    // elsewhere the kernel's pid filter alone applies (restricted mode
+    // refuses to trace from there).
+    let tgid = match config.pid {
+        Some(pid) if restricted::initial_pid_namespace() => pid,
+        _ => 0,
+    };
     let settings = Control {
         armed: 1,
-        wake_bytes: usdt_tracer_common::wake_bytes(ring_bytes, cpus),
+        wake_bytes: usdt_tracer_common::wake_bytes(config.ring_bytes, cpus),
+        tgid,
     };
     let mut control: Array<&mut MapData, Control> = map_mut(ebpf, CONTROL_MAP)?;
     control

@@ -65,8 +65,14 @@ pub const TEST_PACKAGES: &[(&str, &str)] = &[
     // `script`: a pseudo-terminal for an interactive bash, whose readline()
     // the uprobe tests trace.
     ("bsdutils", "/usr/bin/script"),
-    // `setpriv`: runs usdt with only the capabilities it documents.
+    // `setpriv`: runs usdt with only the capabilities it documents, and as
+    // another user.
     ("util-linux", "/usr/bin/setpriv"),
+    // `setcap` and `getcap`: capabilities granted to a copy of usdt
+    // (restricted mode).
+    ("libcap2-bin", "/usr/sbin/setcap"),
+    // `useradd`: the unprivileged user of the restricted-mode tests.
+    ("passwd", "/usr/sbin/useradd"),
 ];
 
 /// Debian packages `cargo xtask bench-http` runs: the load generator.
