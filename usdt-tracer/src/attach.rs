@@ -12,7 +12,7 @@ use crate::uprobe::{self, UprobePmu};
 use aya::Ebpf;
 use aya::maps::Map;
 use aya::programs::UProbe;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
@@ -85,22 +85,31 @@ fn attach_multi(
     pid: Option<u32>,
 ) -> Result<Vec<OwnedFd>, TraceError> {
     let mut groups: Vec<(&Path, bool, HashSet<u64>, Vec<usize>)> = Vec::new();
+    // The groups of each file and kind, found without a scan of them all.
+    let mut by_file: HashMap<(&Path, bool), Vec<usize>> = HashMap::new();
     for (index, site) in selected.iter().enumerate() {
         let offset = site.probe.file_offset;
-        let group = groups.iter_mut().find(|(file, ret, offsets, _)| {
-            *file == site.attach_path.as_path() && *ret == site.ret && !offsets.contains(&offset)
-        });
+        let candidates = by_file
+            .entry((site.attach_path.as_path(), site.ret))
+            .or_default();
+        let group = candidates
+            .iter()
+            .copied()
+            .find(|&g| !groups[g].2.contains(&offset));
         match group {
-            Some((_, _, offsets, members)) => {
-                offsets.insert(offset);
-                members.push(index);
+            Some(g) => {
+                groups[g].2.insert(offset);
+                groups[g].3.push(index);
             }
-            None => groups.push((
-                &site.attach_path,
-                site.ret,
-                std::iter::once(offset).collect(),
-                vec![index],
-            )),
+            None => {
+                candidates.push(groups.len());
+                groups.push((
+                    &site.attach_path,
+                    site.ret,
+                    std::iter::once(offset).collect(),
+                    vec![index],
+                ));
+            }
         }
     }
     let mut links = Vec::with_capacity(groups.len());

@@ -291,6 +291,8 @@ pub(crate) fn plan_all(
     let mut plans = Vec::with_capacity(selected.len());
     let mut sites = Vec::with_capacity(selected.len());
     let mut keys: Vec<Vec<(u32, KeyDecoder)>> = vec![Vec::new(); aggregations];
+    // (aggregation, probe id) pairs already in `keys`.
+    let mut covered: HashSet<(usize, u32)> = HashSet::new();
     for (site, role) in selected.iter().zip(roles) {
         let probe = &site.probe;
         let key = (
@@ -330,11 +332,12 @@ pub(crate) fn plan_all(
             | Role::LatencyStart { index, .. }
             | Role::LatencyEnd { index, .. } => Some(*index as usize),
         };
-        if let Some(covered) = aggregation.and_then(|index| keys.get_mut(index))
+        if let Some(index) = aggregation
+            && let Some(probes) = keys.get_mut(index)
             && !matches!(role, Role::LatencyStart { .. } | Role::LatencyEnd { .. })
-            && !covered.iter().any(|(probe, _)| *probe == id as u32)
+            && covered.insert((index, id as u32))
         {
-            covered.push((id as u32, shown));
+            probes.push((id as u32, shown));
         }
         plans.push(plan);
         sites.push(SiteState {
