@@ -211,6 +211,37 @@ pub fn runtime_symbol_address(pid: u32, module: &str, symbol: &str) -> u64 {
     value + module.bias
 }
 
+/// The BPF links process `pid` holds (aya lists every link of the system,
+/// so the process's descriptors are counted).
+pub fn links_of(pid: u32) -> usize {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap();
+    fds.filter_map(|fd| std::fs::read_link(fd.unwrap().path()).ok())
+        .filter(|target| target.to_string_lossy() == "anon_inode:bpf_link")
+        .count()
+}
+
+/// Waits (up to 60 s) until process `pid` catches signal `signal` (its
+/// handler is installed: `SigCgt` in `/proc/PID/status`).
+pub fn wait_until_catching(pid: u32, signal: i32) {
+    let start = Instant::now();
+    loop {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let caught = status
+            .lines()
+            .find_map(|line| line.strip_prefix("SigCgt:"))
+            .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+            .unwrap_or(0);
+        if caught & (1 << (signal - 1)) != 0 {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "process {pid} never caught signal {signal}"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// Tests that attach the tracer library in this process, against the one
 /// that counts this process's BPF links.
 static IN_PROCESS: RwLock<()> = RwLock::new(());

@@ -30,6 +30,7 @@ mod trace_errors;
 mod trace_macros;
 mod trace_peers;
 mod trace_scale;
+mod trace_signals;
 mod uprobe_functions;
 
 /// The `probe_catalog` fixture program (tests/src/bin/probe_catalog.rs),

@@ -210,14 +210,6 @@ fn the_trace_ends_with_the_process_or_the_duration() {
     assert!(output.stdout.is_empty());
 }
 
-/// BPF links of this process (aya lists every link of the system).
-fn links_of(pid: u32) -> usize {
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap();
-    fds.filter_map(|fd| std::fs::read_link(fd.unwrap().path()).ok())
-        .filter(|target| target.to_string_lossy() == "anon_inode:bpf_link")
-        .count()
-}
-
 #[test]
 fn a_failure_while_attaching_leaves_nothing_attached() {
     let test = "a_failure_while_attaching_leaves_nothing_attached";

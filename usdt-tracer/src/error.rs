@@ -106,6 +106,11 @@ pub enum TraceError {
         /// The process id.
         pid: u32,
     },
+    /// The attach was given up: the flag passed to
+    /// [`Tracer::attach_until`](crate::Tracer::attach_until) was set.
+    /// Nothing stays attached.
+    #[error("attaching was cancelled")]
+    Cancelled,
     /// The traced process exited while the tracer was attaching.
     #[error("process {pid} exited while the tracer was attaching")]
     ProcessExited {

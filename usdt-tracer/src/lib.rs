@@ -51,6 +51,7 @@
 
 mod aggregate;
 mod attach;
+mod cancel;
 mod config;
 mod decode;
 mod error;

@@ -2,6 +2,7 @@
 //! `provider:name` with a pid, `uprobe:FILE:FUNCTION`), string requests, and
 //! their resolution to the sites to attach through usdt-reader.
 
+use crate::cancel::Cancel;
 use crate::error::TraceError;
 use crate::function::{self, FunctionProbe};
 use crate::regs;
@@ -261,16 +262,18 @@ pub(crate) enum SemaphoreMode {
 
 /// Finds the sites `specs` select. Specs with a path read that file; specs
 /// without one search the modules of process `pid`, or `executable` (the
-/// program `-c` starts, before it runs).
+/// program `-c` starts, before it runs). Gives up when `cancel` is set.
 pub(crate) fn select_sites(
     specs: &[ProbeSpec],
     pid: Option<u32>,
     executable: Option<&Path>,
     warnings: &mut Vec<String>,
+    cancel: Cancel<'_>,
 ) -> Result<Vec<SelectedSite>, TraceError> {
     let mut sites = SiteList::default();
     let mut process_modules: Option<Vec<(PathBuf, PathBuf, Vec<Probe>)>> = None;
     for spec in specs {
+        cancel.check()?;
         if let Some(function) = &spec.function {
             let (attach_path, display_path) = function_file(
                 spec,
@@ -308,6 +311,7 @@ pub(crate) fn select_sites(
             }
             let host = regs::host_arch().ok_or(TraceError::UnsupportedHost)?;
             for (path, host_path, probes) in process_modules.iter().flatten() {
+                cancel.check()?;
                 for probe in probes
                     .iter()
                     .filter(|p| spec.pattern.matches(&p.provider, &p.name))

@@ -4,6 +4,7 @@
 
 use crate::aggregate::{Aggregation, KeyDecoder};
 use crate::attach;
+use crate::cancel::Cancel;
 use crate::config::TraceConfig;
 use crate::decode::{self, SiteState};
 use crate::error::TraceError;
@@ -21,6 +22,7 @@ use rustix::event::{PollFd, PollFlags};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 use usdt_tracer_common::{
     AGG_ERR_FAULT, AGG_ERR_FULL, AGG_ERR_STARTS_FULL, AGG_ERR_UNMATCHED, AGG_ERRORS_MAP,
@@ -76,13 +78,25 @@ impl Tracer {
     /// and attaches it to every site, then arms it so that every site
     /// starts reporting at one instant. On error nothing stays attached.
     pub fn attach(config: &TraceConfig) -> Result<Tracer, TraceError> {
+        Tracer::attach_until(config, &AtomicBool::new(false))
+    }
+
+    /// Like [`Tracer::attach`], but gives up with
+    /// [`TraceError::Cancelled`] as soon as `cancel` is set (by a signal
+    /// handler, or another thread): the flag is looked at between the steps
+    /// and every thousand sites or so within them, so attaching tens of
+    /// thousands of sites stops within milliseconds. Whatever was attached
+    /// is detached again, and the program never reports a hit.
+    pub fn attach_until(config: &TraceConfig, cancel: &AtomicBool) -> Result<Tracer, TraceError> {
+        let cancel = Cancel::new(cancel);
         config.validate()?;
         // Privileges first: without them nothing else matters.
         privileges::check()?;
         if let (Some(pid), None) = (config.pid, &config.executable) {
             privileges::check_process(pid)?;
         }
-        let mut selection = role::select_all(config)?;
+        cancel.check()?;
+        let mut selection = role::select_all(config, cancel)?;
         select::check_string_requests(&config.strings, &selection.sites)?;
         let semaphore_warnings = select::plan_semaphores(
             &mut selection.sites,
@@ -100,6 +114,7 @@ impl Tracer {
             &selection.roles,
             &config.strings,
             config.aggregations.len(),
+            cancel,
         )?;
         let mut distinct: Vec<(&Path, u64, bool)> = selection
             .sites
@@ -111,8 +126,8 @@ impl Tracer {
         let site_count = distinct.len();
         uprobe::raise_fd_limit();
 
-        let mut ebpf = load(config, &plans)?;
-        let links = attach::attach_sites(&mut ebpf, &selection.sites, config)?;
+        let mut ebpf = load(config, &plans, cancel)?;
+        let links = attach::attach_sites(&mut ebpf, &selection.sites, config, cancel)?;
         let ring: RingBuf<MapData> = take_map(&mut ebpf, EVENTS_MAP)?;
         let drops: Array<MapData, u64> = take_map(&mut ebpf, DROPS_MAP)?;
         let aggregates = if config.aggregations.is_empty() {
@@ -125,6 +140,8 @@ impl Tracer {
                 specs: config.aggregations.iter().cloned().zip(keys).collect(),
             })
         };
+        // The last look: once armed, the trace has begun.
+        cancel.check()?;
         arm(&mut ebpf, config.ring_bytes)?;
         let mut tracer = Tracer {
             links,
@@ -330,8 +347,8 @@ impl Drop for Tracer {
 }
 
 /// Loads the BPF object with maps sized for `config` and stores the site
-/// `plans` (indexed by cookie).
-fn load(config: &TraceConfig, plans: &[SitePlan]) -> Result<Ebpf, TraceError> {
+/// `plans` (indexed by cookie); gives up when `cancel` is set.
+fn load(config: &TraceConfig, plans: &[SitePlan], cancel: Cancel<'_>) -> Result<Ebpf, TraceError> {
     // The aggregation maps are allocated up front by the kernel: one entry
     // each when nothing is aggregated.
     let map_entries = if config.aggregations.is_empty() {
@@ -348,6 +365,7 @@ fn load(config: &TraceConfig, plans: &[SitePlan]) -> Result<Ebpf, TraceError> {
         .map_err(TraceError::Load)?;
     let mut map: Array<&mut MapData, SitePlan> = map_mut(&mut ebpf, SITES_MAP)?;
     for (index, plan) in plans.iter().enumerate() {
+        cancel.check_at(index)?;
         map.set(index as u32, *plan, 0)
             .map_err(|source| map_error(SITES_MAP, "store a site plan", source))?;
     }
