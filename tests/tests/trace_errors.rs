@@ -344,14 +344,23 @@ fn a_command_the_trace_outlives_is_ended() {
     assert_eq!(event_pids(&output).len(), 3);
     assert_command_ended(&output, "3 events, 0 dropped");
 
-    let (trace, mut stderr) = start_trace(&["--json", "-c", &command, "sdt_args:iteration"]);
-    std::thread::sleep(Duration::from_millis(300));
+    let (mut trace, mut stderr) = start_trace(&["--json", "-c", &command, "sdt_args:iteration"]);
+    // SIGTERM once an event is out, however long that takes.
+    let mut stdout = std::io::BufReader::new(trace.0.stdout.take().unwrap());
+    let first = read_until(&mut stdout, Duration::from_secs(60), |line| {
+        line.starts_with("{\"provider\":")
+    });
     let start = Instant::now();
     // SAFETY: signals the child this test started and still owns.
     unsafe { libc::kill(trace.pid() as libc::pid_t, libc::SIGTERM) };
     let mut output = trace.finish();
     assert!(start.elapsed() < quick, "took {:?}", start.elapsed());
-    // start_trace read the "tracing" line: the rest is the summary.
+    // The lines read before, then the rest; start_trace read the
+    // "tracing" line from stderr: the rest is the summary.
+    let mut all = first.join("\n").into_bytes();
+    all.push(b'\n');
+    std::io::Read::read_to_end(&mut stdout, &mut all).unwrap();
+    output.stdout = all;
     std::io::Read::read_to_end(&mut stderr, &mut output.stderr).unwrap();
     assert_command_ended(&output, "(SIGTERM received)");
 }
