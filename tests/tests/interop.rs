@@ -27,6 +27,7 @@ mod reader_sweep;
 mod trace_c_programs;
 mod trace_capabilities;
 mod trace_errors;
+mod trace_exits;
 mod trace_macros;
 mod trace_peers;
 mod trace_scale;

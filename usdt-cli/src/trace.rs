@@ -145,13 +145,18 @@ pub fn run(args: TraceArgs) -> Result<(), CliError> {
         }
     });
 
-    // A signal while attaching gives the attach up: nothing was traced.
+    // A signal while attaching gives the attach up, and a process that
+    // exits while it attaches ends the trace as if it had exited during
+    // it: either way nothing was traced.
     let mut tracer = match Tracer::attach_until(&config, signals.flag()) {
         Ok(tracer) => tracer,
-        Err(TraceError::Cancelled) => {
-            let signal = signals.received().unwrap_or("a signal");
+        Err(error @ (TraceError::Cancelled | TraceError::ProcessExited { .. })) => {
+            let reason = match error {
+                TraceError::ProcessExited { pid } => format!("process {pid} exited"),
+                _ => format!("{} received", signals.received().unwrap_or("a signal")),
+            };
             let summary = Summary {
-                end_reason: Some(format!("{signal} received")),
+                end_reason: Some(reason),
                 ..Summary::new(&args)
             };
             eprintln!("{}", summary.line());

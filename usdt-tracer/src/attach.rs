@@ -30,14 +30,28 @@ pub(crate) fn attach_sites(
     config: &TraceConfig,
     cancel: Cancel<'_>,
 ) -> Result<Vec<OwnedFd>, TraceError> {
-    let multi_program = if config.perf_event_links {
+    // A process whose main thread has exited while others run: a
+    // uprobe_multi link's pid filter looks at the main thread's memory,
+    // which is gone, and would never fire; a perf event's looks at the
+    // memory of its target thread, which can be one still running.
+    let running_thread = config.pid.and_then(|pid| {
+        let thread = usdt_reader::Process::open(pid).ok()?.live_thread();
+        (thread != pid).then_some(thread)
+    });
+    let multi_program = if config.perf_event_links || running_thread.is_some() {
         None
     } else {
         load_multi_program(ebpf, cancel)?
     };
     match multi_program {
         Some(program) => attach_multi(&program, selected, config.pid, cancel),
-        None => attach_perf_events(ebpf, selected, config.pid, cancel),
+        None => attach_perf_events(
+            ebpf,
+            selected,
+            config.pid,
+            running_thread.or(config.pid),
+            cancel,
+        ),
     }
 }
 
@@ -156,11 +170,14 @@ fn attach_multi(
     Ok(links)
 }
 
-/// One perf-event uprobe per site, linked to the program aya loads.
+/// One perf-event uprobe per site, linked to the program aya loads: for
+/// process `pid`, through its thread `target` (every thread of the process
+/// fires), or for every process.
 fn attach_perf_events(
     ebpf: &mut Ebpf,
     selected: &[SelectedSite],
     pid: Option<u32>,
+    target: Option<u32>,
     cancel: Cancel<'_>,
 ) -> Result<Vec<OwnedFd>, TraceError> {
     let pmu = UprobePmu::detect().map_err(|source| TraceError::Io {
@@ -196,7 +213,7 @@ fn attach_perf_events(
                 &site.attach_path,
                 site.probe.file_offset,
                 ref_ctr(site),
-                pid,
+                target,
                 site.ret,
             )
             .map_err(fail)?;

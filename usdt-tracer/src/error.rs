@@ -219,6 +219,23 @@ impl TraceError {
         }
     }
 
+    /// Whether a process that exits while the tracer attaches can cause
+    /// the error: its files under `/proc/PID` vanish (reading them fails,
+    /// its modules and so its probes are no longer found, uprobes on them
+    /// are refused, its memory cannot be written).
+    pub(crate) fn may_come_from_an_exit(&self) -> bool {
+        matches!(
+            self,
+            TraceError::Reader(_)
+                | TraceError::NoMatch { .. }
+                | TraceError::NoFunction { .. }
+                | TraceError::NoSuchProcess { .. }
+                | TraceError::NotMapped { .. }
+                | TraceError::Attach { .. }
+                | TraceError::Io { .. }
+        )
+    }
+
     /// A [`TraceError::Rejected`] from the kernel's answer to a program
     /// load and the verifier's log.
     pub(crate) fn rejected(source: io::Error, log: String) -> TraceError {

@@ -87,6 +87,10 @@ impl Tracer {
     /// and every thousand sites or so within them, so attaching tens of
     /// thousands of sites stops within milliseconds. Whatever was attached
     /// is detached again, and the program never reports a hit.
+    ///
+    /// A traced process (`pid`) that exits while the tracer attaches makes
+    /// paths under `/proc/PID` vanish and the kernel refuse its uprobes:
+    /// whatever fails then is [`TraceError::ProcessExited`].
     pub fn attach_until(config: &TraceConfig, cancel: &AtomicBool) -> Result<Tracer, TraceError> {
         let cancel = Cancel::new(cancel);
         config.validate()?;
@@ -95,6 +99,22 @@ impl Tracer {
         if let (Some(pid), None) = (config.pid, &config.executable) {
             privileges::check_process(pid)?;
         }
+        Tracer::set_up(config, cancel).map_err(|error| match config.pid {
+            Some(pid)
+                if error.may_come_from_an_exit()
+                    && matches!(
+                        usdt_reader::Process::open(pid),
+                        Err(usdt_reader::Error::NoSuchProcess { .. })
+                    ) =>
+            {
+                TraceError::ProcessExited { pid }
+            }
+            _ => error,
+        })
+    }
+
+    /// The attach once the configuration and privileges are checked.
+    fn set_up(config: &TraceConfig, cancel: Cancel<'_>) -> Result<Tracer, TraceError> {
         cancel.check()?;
         let mut selection = role::select_all(config, cancel)?;
         select::check_string_requests(&config.strings, &selection.sites)?;
