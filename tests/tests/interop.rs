@@ -9,6 +9,7 @@
 use std::path::Path;
 
 mod aggregate_known;
+mod aggregate_limits;
 mod list_cli;
 mod macros_bpftrace;
 mod macros_cross;

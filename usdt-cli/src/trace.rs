@@ -87,6 +87,8 @@ pub struct TraceArgs {
     pub interval: Option<f64>,
     /// Entry limit of the aggregation maps (distinct keys and buckets, and
     /// pending latency starts); updates that find a map full are reported.
+    /// The maps take kernel memory as keys appear (about 300 bytes a key);
+    /// at most as many entries as take 1 GiB when full.
     #[arg(
         long,
         value_name = "N",
@@ -465,11 +467,14 @@ fn add_aggregations(
             "--hits and --hist need PROBE arguments to aggregate".into(),
         ));
     }
-    if args.map_entries == 0 {
-        return Err(CliError::Input(
-            "--map-entries 0: expected at least 1".into(),
-        ));
-    }
+    // Checked before anything is allocated; the error says what the maps
+    // would cost.
+    usdt_tracer::check_map_entries(args.map_entries).map_err(|error| match error {
+        TraceError::MapEntries { entries, reason } => CliError::Input(format!(
+            "--map-entries {entries}: the aggregation maps {reason}"
+        )),
+        other => other.into(),
+    })?;
     config.map_entries = args.map_entries;
     if args.hits {
         let by = args

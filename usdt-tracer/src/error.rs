@@ -51,6 +51,16 @@ pub enum TraceError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The entry limit of the aggregation maps is out of range (see
+    /// [`MAX_MAP_ENTRIES`](crate::MAX_MAP_ENTRIES)).
+    #[error("aggregation maps of {entries} entries {reason}")]
+    MapEntries {
+        /// The limit given.
+        entries: u32,
+        /// What is wrong with it, after the maps as subject ("need at
+        /// least one entry").
+        reason: String,
+    },
     /// A probe pattern matched no probe site.
     #[error("no probe matches `{pattern}` in {scope}")]
     NoMatch {
@@ -210,6 +220,7 @@ impl TraceError {
             | TraceError::UselessStrings { .. }
             | TraceError::BadCommand { .. }
             | TraceError::BadKey { .. }
+            | TraceError::MapEntries { .. }
             | TraceError::NoMatch { .. }
             | TraceError::NoFunction { .. }
             | TraceError::Unsupported { .. }

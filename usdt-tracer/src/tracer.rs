@@ -369,18 +369,18 @@ impl Drop for Tracer {
 /// Loads the BPF object with maps sized for `config` and stores the site
 /// `plans` (indexed by cookie); gives up when `cancel` is set.
 fn load(config: &TraceConfig, plans: &[SitePlan], cancel: Cancel<'_>) -> Result<Ebpf, TraceError> {
-    // The aggregation maps are allocated up front by the kernel: one entry
-    // each when nothing is aggregated.
-    let map_entries = if config.aggregations.is_empty() {
-        1
-    } else {
-        config.map_entries
-    };
+    // The aggregation maps allocate their entries as keys appear, but
+    // their buckets up front: one entry each when nothing uses them.
+    let used = |yes: bool| if yes { config.map_entries } else { 1 };
+    let latency = config
+        .aggregations
+        .iter()
+        .any(|aggregation| matches!(aggregation, Aggregation::Latency { .. }));
     let mut ebpf = EbpfLoader::new()
         .map_max_entries(SITES_MAP, plans.len().max(1) as u32)
         .map_max_entries(EVENTS_MAP, config.ring_bytes)
-        .map_max_entries(AGGREGATES_MAP, map_entries)
-        .map_max_entries(STARTS_MAP, map_entries)
+        .map_max_entries(AGGREGATES_MAP, used(!config.aggregations.is_empty()))
+        .map_max_entries(STARTS_MAP, used(latency))
         .load(BPF_OBJECT)
         .map_err(TraceError::Load)?;
     let mut map: Array<&mut MapData, SitePlan> = map_mut(&mut ebpf, SITES_MAP)?;
