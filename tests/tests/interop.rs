@@ -11,6 +11,7 @@ use std::path::Path;
 mod aggregate_known;
 mod aggregate_limits;
 mod list_cli;
+mod list_hostile_names;
 mod macros_bpftrace;
 mod macros_cross;
 mod macros_gdb;

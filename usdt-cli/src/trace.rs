@@ -1,6 +1,6 @@
 //! `usdt trace`.
 
-use crate::error::CliError;
+use crate::error::{CliError, warn};
 use crate::events::{EventOutput, write_text_line};
 use crate::report::{loss_warnings, print_report};
 use crate::signals::{self, ProcessExit, Signals};
@@ -170,7 +170,7 @@ pub fn run(args: TraceArgs) -> Result<(), CliError> {
     let sites = tracer.attached_sites();
     let probes = tracer.probes().len();
     for warning in tracer.warnings() {
-        eprintln!("usdt: warning: {warning}");
+        warn(warning);
     }
     eprintln!(
         "usdt: tracing {probes} probe{} at {sites} site{}; Ctrl-C to stop",
@@ -287,7 +287,7 @@ pub fn run(args: TraceArgs) -> Result<(), CliError> {
 
     if let Some(report) = &report {
         for warning in loss_warnings(report, args.map_entries) {
-            eprintln!("usdt: warning: {warning}");
+            warn(&warning);
         }
     }
     let summary = Summary {
