@@ -6,7 +6,7 @@
 use crate::cli::{run_usdt, usdt};
 use crate::{Guard, compile_c, read_memory, scratch_dir};
 use std::io::{BufRead, BufReader, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{ChildStderr, Output};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
@@ -36,6 +36,34 @@ pub fn build_c_at_o0_and_o2(test: &str, source: &str) -> Vec<PathBuf> {
 pub fn build_c_with_lld(test: &str, name: &str, source: &str) -> Option<PathBuf> {
     let lld_flag = crate::lld_flag(test)?;
     Some(build_c(name, source, &["-O2", "-fuse-ld=lld", &lld_flag]))
+}
+
+/// Builds a shared library of `sites` probe sites (`sites` rounded down to
+/// hundreds) into `dir`: functions `generated_F(long x)` of 100
+/// `DTRACE_PROBE2(generated, probe_F, x, S)` sites each, compiled at -O0
+/// (quick to build, and the sites are the same).
+pub fn generated_library(dir: &Path, sites: usize) -> PathBuf {
+    let mut source = String::from("#include <sys/sdt.h>\n");
+    for function in 0..sites / 100 {
+        source.push_str(&format!("void generated_{function}(long x)\n{{\n"));
+        for site in 0..100 {
+            source.push_str(&format!(
+                "\tDTRACE_PROBE2(generated, probe_{function}, x, {site});\n"
+            ));
+        }
+        source.push_str("}\n");
+    }
+    let c = dir.join("generated.c");
+    std::fs::write(&c, source).expect("write the generated source");
+    let library = dir.join("libgenerated.so");
+    crate::run(
+        std::process::Command::new("cc")
+            .args(["-O0", "-shared", "-fPIC"])
+            .arg(&c)
+            .arg("-o")
+            .arg(&library),
+    );
+    library
 }
 
 /// Builds `libsdt_lib.so` (at `opt`) and `sdt_lib_main` linked against it
@@ -181,6 +209,37 @@ pub fn runtime_symbol_address(pid: u32, module: &str, symbol: &str) -> u64 {
         })
         .unwrap_or_else(|| panic!("no symbol {symbol} in {}", module.path.display()));
     value + module.bias
+}
+
+/// The BPF links process `pid` holds (aya lists every link of the system,
+/// so the process's descriptors are counted).
+pub fn links_of(pid: u32) -> usize {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap();
+    fds.filter_map(|fd| std::fs::read_link(fd.unwrap().path()).ok())
+        .filter(|target| target.to_string_lossy() == "anon_inode:bpf_link")
+        .count()
+}
+
+/// Waits (up to 60 s) until process `pid` catches signal `signal` (its
+/// handler is installed: `SigCgt` in `/proc/PID/status`).
+pub fn wait_until_catching(pid: u32, signal: i32) {
+    let start = Instant::now();
+    loop {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let caught = status
+            .lines()
+            .find_map(|line| line.strip_prefix("SigCgt:"))
+            .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+            .unwrap_or(0);
+        if caught & (1 << (signal - 1)) != 0 {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "process {pid} never caught signal {signal}"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 /// Tests that attach the tracer library in this process, against the one

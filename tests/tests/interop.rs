@@ -9,7 +9,9 @@
 use std::path::Path;
 
 mod aggregate_known;
+mod aggregate_limits;
 mod list_cli;
+mod list_hostile_names;
 mod macros_bpftrace;
 mod macros_cross;
 mod macros_gdb;
@@ -28,10 +30,13 @@ mod readme_project;
 mod trace_c_programs;
 mod trace_capabilities;
 mod trace_errors;
+mod trace_exits;
 mod trace_expressions;
 mod trace_macros;
 mod trace_peers;
 mod trace_restricted;
+mod trace_scale;
+mod trace_signals;
 mod uprobe_functions;
 
 /// The `probe_catalog` fixture program (tests/src/bin/probe_catalog.rs),

@@ -210,14 +210,6 @@ fn the_trace_ends_with_the_process_or_the_duration() {
     assert!(output.stdout.is_empty());
 }
 
-/// BPF links of this process (aya lists every link of the system).
-fn links_of(pid: u32) -> usize {
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap();
-    fds.filter_map(|fd| std::fs::read_link(fd.unwrap().path()).ok())
-        .filter(|target| target.to_string_lossy() == "anon_inode:bpf_link")
-        .count()
-}
-
 #[test]
 fn a_failure_while_attaching_leaves_nothing_attached() {
     let test = "a_failure_while_attaching_leaves_nothing_attached";
@@ -352,14 +344,23 @@ fn a_command_the_trace_outlives_is_ended() {
     assert_eq!(event_pids(&output).len(), 3);
     assert_command_ended(&output, "3 events, 0 dropped");
 
-    let (trace, mut stderr) = start_trace(&["--json", "-c", &command, "sdt_args:iteration"]);
-    std::thread::sleep(Duration::from_millis(300));
+    let (mut trace, mut stderr) = start_trace(&["--json", "-c", &command, "sdt_args:iteration"]);
+    // SIGTERM once an event is out, however long that takes.
+    let mut stdout = std::io::BufReader::new(trace.0.stdout.take().unwrap());
+    let first = read_until(&mut stdout, Duration::from_secs(60), |line| {
+        line.starts_with("{\"provider\":")
+    });
     let start = Instant::now();
     // SAFETY: signals the child this test started and still owns.
     unsafe { libc::kill(trace.pid() as libc::pid_t, libc::SIGTERM) };
     let mut output = trace.finish();
     assert!(start.elapsed() < quick, "took {:?}", start.elapsed());
-    // start_trace read the "tracing" line: the rest is the summary.
+    // The lines read before, then the rest; start_trace read the
+    // "tracing" line from stderr: the rest is the summary.
+    let mut all = first.join("\n").into_bytes();
+    all.push(b'\n');
+    std::io::Read::read_to_end(&mut stdout, &mut all).unwrap();
+    output.stdout = all;
     std::io::Read::read_to_end(&mut stderr, &mut output.stderr).unwrap();
     assert_command_ended(&output, "(SIGTERM received)");
 }

@@ -28,7 +28,7 @@
 #![feature(core_intrinsics)]
 
 use aya_ebpf::EbpfContext;
-use aya_ebpf::bindings::{BPF_ANY, BPF_NOEXIST};
+use aya_ebpf::bindings::{BPF_ANY, BPF_F_NO_PREALLOC, BPF_NOEXIST};
 use aya_ebpf::bindings::{BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP};
 use aya_ebpf::helpers::{
     bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_ns, bpf_probe_read_kernel,
@@ -134,14 +134,17 @@ shared_map! {
 
 shared_map! {
     AGGREGATES_MAP,
-    /// Aggregation counters. User space sets the size.
-    static USDT_AGGREGATES: HashMap<AggKey, u64> = HashMap::with_max_entries(1, 0);
+    /// Aggregation counters. User space sets the size; entries are
+    /// allocated as keys appear (a key's first hit pays for it), not when
+    /// the map is created.
+    static USDT_AGGREGATES: HashMap<AggKey, u64> = HashMap::with_max_entries(1, BPF_F_NO_PREALLOC);
 }
 
 shared_map! {
     STARTS_MAP,
-    /// Pending latency starts. User space sets the size.
-    static USDT_STARTS: HashMap<StartKey, u64> = HashMap::with_max_entries(1, 0);
+    /// Pending latency starts. User space sets the size; entries are
+    /// allocated as starts appear (an end frees its start's for the next).
+    static USDT_STARTS: HashMap<StartKey, u64> = HashMap::with_max_entries(1, BPF_F_NO_PREALLOC);
 }
 
 shared_map! {

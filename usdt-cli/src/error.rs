@@ -2,6 +2,7 @@
 
 use std::error::Error;
 use std::fmt;
+use usdt_reader::escape_controls;
 use usdt_tracer::TraceError;
 
 /// A failure of a command: its one-line message and whether it is the
@@ -66,9 +67,16 @@ impl From<TraceError> for CliError {
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (CliError::Input(message) | CliError::Failure(message)) = self;
-        // One line, whatever the underlying error printed.
-        f.write_str(&message.replace('\n', "; "))
+        // One line, whatever the underlying error printed, and no control
+        // character from a file's names or a path.
+        f.write_str(&escape_controls(&message.replace('\n', "; ")))
     }
+}
+
+/// Prints `usdt: warning: MESSAGE` on stderr, one line: the message may
+/// quote a file's names or paths, so its control characters are escaped.
+pub fn warn(message: &str) {
+    eprintln!("usdt: warning: {}", escape_controls(message));
 }
 
 #[cfg(test)]

@@ -1,8 +1,10 @@
 //! Events on standard output: one line each, readable text or JSON, and a
-//! count of the lines the output took.
+//! count of the events the output took.
 
+use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::io::{self, Write};
+use usdt_reader::escape_controls;
 use usdt_tracer::Event;
 
 /// Appends the readable line of `event` to `line` (no newline): seconds
@@ -22,27 +24,30 @@ pub fn write_text_line(line: &mut String, event: &Event, start_ns: u64) {
         (elapsed % 1_000_000_000) / 1_000,
         event.pid,
         event.tid,
-        event.probe.provider,
-        event.probe.name
+        escape_controls(&event.probe.provider),
+        escape_controls(&event.probe.name)
     );
+    // Values escape their own text (strings quoted, JSON's control
+    // characters escaped).
     for (index, value) in event.args.iter().enumerate() {
         let _ = match event.arg_names.get(index) {
-            Some(name) => write!(line, " {name}={value}"),
+            Some(name) => write!(line, " {}={value}", escape_controls(name)),
             None => write!(line, " arg{index}={value}"),
         };
     }
 }
 
-/// Standard output, buffered, knowing how many event lines reached it (the
-/// rest of the buffer is lost when the reader goes away). Every event is
-/// one line, and while events stream nothing else is written, so the lines
-/// the output took are the newlines it took.
+/// Standard output, buffered, knowing how many events reached it (the rest
+/// of the buffer is lost when the reader goes away): the output's offset
+/// at the end of each event is kept until the bytes up to it are written.
 pub struct EventOutput<'a> {
-    buffer: io::BufWriter<LineCounter<io::StdoutLock<'a>>>,
-    /// Event lines handed to the buffer.
+    buffer: io::BufWriter<EventCounter<io::StdoutLock<'a>>>,
+    /// Events handed to the buffer.
     pub accepted: u64,
     /// The first write error.
     pub error: Option<io::Error>,
+    /// Bytes handed to the buffer (events and anything else).
+    handed: u64,
 }
 
 impl<'a> EventOutput<'a> {
@@ -51,22 +56,30 @@ impl<'a> EventOutput<'a> {
         EventOutput {
             buffer: io::BufWriter::with_capacity(
                 1 << 16,
-                LineCounter {
+                EventCounter {
                     inner: stdout,
-                    lines: 0,
+                    written: 0,
+                    ends: VecDeque::new(),
+                    events: 0,
                 },
             ),
             accepted: 0,
             error: None,
+            handed: 0,
         }
     }
 
-    /// Writes one event line; `false` (and the error kept) if it failed.
+    /// Writes one event (its line, with the newline); `false` (and the
+    /// error kept) if it failed.
     pub fn write_event(&mut self, line: &[u8]) -> bool {
+        let end = self.handed + line.len() as u64;
+        // Known before the bytes can reach the output.
+        self.buffer.get_mut().ends.push_back(end);
         if let Err(e) = self.buffer.write_all(line) {
             self.error = Some(e);
             return false;
         }
+        self.handed = end;
         self.accepted += 1;
         true
     }
@@ -80,15 +93,17 @@ impl<'a> EventOutput<'a> {
         }
     }
 
-    /// The event lines the output took.
+    /// The events the output took whole.
     pub fn delivered(&self) -> u64 {
-        self.buffer.get_ref().lines
+        self.buffer.get_ref().events
     }
 }
 
 impl Write for EventOutput<'_> {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        self.buffer.write(bytes)
+        let n = self.buffer.write(bytes)?;
+        self.handed += n as u64;
+        Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -96,16 +111,24 @@ impl Write for EventOutput<'_> {
     }
 }
 
-/// A writer counting the lines (newlines) its inner writer took.
-struct LineCounter<W> {
+/// A writer counting the events its inner writer took whole: `ends` holds
+/// the output offsets at which events not yet written end.
+struct EventCounter<W> {
     inner: W,
-    lines: u64,
+    /// Bytes the inner writer took.
+    written: u64,
+    ends: VecDeque<u64>,
+    events: u64,
 }
 
-impl<W: Write> Write for LineCounter<W> {
+impl<W: Write> Write for EventCounter<W> {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(bytes)?;
-        self.lines += bytes[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+        self.written += n as u64;
+        while self.ends.front().is_some_and(|&end| end <= self.written) {
+            self.ends.pop_front();
+            self.events += 1;
+        }
         Ok(n)
     }
 
@@ -150,6 +173,68 @@ mod tests {
         let mut line = String::new();
         write_text_line(&mut line, event, start_ns);
         line
+    }
+
+    /// Takes `room` bytes, then fails as a closed pipe does.
+    struct Pipe {
+        taken: Vec<u8>,
+        room: usize,
+    }
+
+    impl Write for Pipe {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            if self.taken.len() == self.room {
+                return Err(io::ErrorKind::BrokenPipe.into());
+            }
+            let n = bytes.len().min(self.room - self.taken.len());
+            self.taken.extend_from_slice(&bytes[..n]);
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn events_are_counted_whole_whatever_their_bytes() {
+        let mut counter = EventCounter {
+            inner: Pipe {
+                taken: Vec::new(),
+                room: 25,
+            },
+            written: 0,
+            ends: VecDeque::new(),
+            events: 0,
+        };
+        // Three events of 10 bytes, one holding newlines of its own: the
+        // pipe takes two and a half.
+        let lines: [&[u8]; 3] = [b"one\nline\n", b"a\n\n\n\n\n\n\nb", b"0123456789"];
+        let mut end = 0;
+        for line in lines {
+            end += line.len() as u64;
+            counter.ends.push_back(end);
+        }
+        let _ = counter.write_all(&lines.concat());
+        assert_eq!((counter.written, counter.events), (25, 2));
+    }
+
+    #[test]
+    fn text_lines_hold_no_control_character() {
+        let mut e = event(
+            &["na\nme"],
+            vec![Value::Json {
+                text: "{\"a\":\n1}\x1b[2J".into(),
+                truncated: false,
+            }],
+        );
+        Arc::get_mut(&mut e.probe).unwrap().name = "x\ny".into();
+        let line = text_line(&e, 0);
+        assert!(
+            line.ends_with(r#" http:x\ny na\nme={"a":\n1}\e[2J"#),
+            "{line}"
+        );
+        assert!(!line.contains(|c: char| c.is_control()), "{line}");
     }
 
     #[test]

@@ -1,11 +1,11 @@
 //! `usdt list`: the probes of ELF files or of a running process.
 
-use crate::error::CliError;
+use crate::error::{CliError, warn};
 use serde::Serialize;
 use std::borrow::Cow;
 use std::io::{self, Write};
 use std::path::Path;
-use usdt_reader::{ArgSpec, Probe, ProbePattern, Signature};
+use usdt_reader::{ArgSpec, Probe, ProbePattern, Signature, escape_controls};
 
 /// Arguments of `usdt list`.
 #[derive(Debug, clap::Args)]
@@ -116,14 +116,14 @@ pub fn run(args: ListArgs) -> Result<(), CliError> {
     }
     rows.retain(|row| pattern.matches(&row.probe.provider, &row.probe.name));
     for error in &skipped {
-        eprintln!("usdt: warning: skipped: {error}");
+        warn(&format!("skipped: {error}"));
     }
     if !args.json {
         // JSON carries the reason in `arg_error`; the table shows the raw
         // operands, so say which ones could not be parsed.
         for row in &rows {
             if let Err(error) = &row.probe.arg_specs {
-                eprintln!("usdt: warning: {}: {error}", row.path.display());
+                warn(&format!("{}: {error}", row.path.display()));
             }
         }
     }
@@ -137,7 +137,7 @@ pub fn run(args: ListArgs) -> Result<(), CliError> {
         // Not an error: a file without probes has an empty list. Say so
         // rather than print a table header alone.
         if !args.json {
-            eprintln!("usdt: no probes in {scope}");
+            eprintln!("usdt: no probes in {}", escape_controls(&scope));
         }
         return Ok(());
     }
@@ -277,6 +277,15 @@ fn table(rows: &[Row<'_>], with_runtime: bool) -> String {
             (None, Ok(_)) => Cow::Borrowed(&probe.args),
         });
     }
+    // Names, operands and paths come from the files: print no control
+    // character of theirs.
+    let cells: Vec<Cow<'_, str>> = cells
+        .into_iter()
+        .map(|cell| match escape_controls(&cell) {
+            Cow::Borrowed(_) => cell,
+            Cow::Owned(escaped) => Cow::Owned(escaped),
+        })
+        .collect();
     let width = |cell: &str| {
         if cell.is_ascii() {
             cell.len()

@@ -56,7 +56,7 @@ fn main() -> ExitCode {
             // several lines with usage and tips).
             eprintln!(
                 "usdt: {}; see `usdt --help`",
-                first_paragraph(&error.to_string())
+                usdt_reader::escape_controls(&first_paragraph(&error.to_string()))
             );
             return ExitCode::from(2);
         }

@@ -7,24 +7,35 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use std::io;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// SIGINT, SIGTERM and SIGHUP, caught from creation on: a signal that
-/// arrives while the tracer attaches is kept until the trace loop looks.
+/// arrives while the tracer attaches gives the attach up (see
+/// [`Signals::flag`]) and is kept until the trace loop looks.
 pub struct Signals {
     /// The number of the last signal received, 0 before any.
     received: Arc<AtomicUsize>,
+    /// Set by any of the signals.
+    any: Arc<AtomicBool>,
 }
 
 impl Signals {
     /// Starts catching the signals.
     pub fn catch() -> io::Result<Signals> {
         let received = Arc::new(AtomicUsize::new(0));
+        let any = Arc::new(AtomicBool::new(false));
         for signal in [SIGINT, SIGTERM, SIGHUP] {
             signal_hook::flag::register_usize(signal, Arc::clone(&received), signal as usize)?;
+            signal_hook::flag::register(signal, Arc::clone(&any))?;
         }
-        Ok(Signals { received })
+        Ok(Signals { received, any })
+    }
+
+    /// The flag the signals set, for
+    /// [`Tracer::attach_until`](usdt_tracer::Tracer::attach_until).
+    pub fn flag(&self) -> &AtomicBool {
+        &self.any
     }
 
     /// The name of the signal received, if one was.

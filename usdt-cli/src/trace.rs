@@ -1,6 +1,6 @@
 //! `usdt trace`.
 
-use crate::error::CliError;
+use crate::error::{CliError, warn};
 use crate::events::{EventOutput, write_text_line};
 use crate::report::{loss_warnings, print_report};
 use crate::signals::{self, ProcessExit, Signals};
@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use usdt_tracer::launch::{StoppedCommand, Termination, describe_status, split_command};
 use usdt_tracer::{
     AggregateReport, Aggregation, KeySource, POLL_SLICE, ProbeSpec, StringRequest, TraceConfig,
-    Tracer,
+    TraceError, Tracer,
 };
 
 /// How long a command (`-c`) the trace outlived has to exit after SIGTERM
@@ -87,6 +87,8 @@ pub struct TraceArgs {
     pub interval: Option<f64>,
     /// Entry limit of the aggregation maps (distinct keys and buckets, and
     /// pending latency starts); updates that find a map full are reported.
+    /// The maps take kernel memory as keys appear (about 300 bytes a key);
+    /// at most as many entries as take 1 GiB when full.
     #[arg(
         long,
         value_name = "N",
@@ -145,12 +147,30 @@ pub fn run(args: TraceArgs) -> Result<(), CliError> {
         }
     });
 
-    let mut tracer = Tracer::attach(&config)?;
+    // A signal while attaching gives the attach up, and a process that
+    // exits while it attaches ends the trace as if it had exited during
+    // it: either way nothing was traced.
+    let mut tracer = match Tracer::attach_until(&config, signals.flag()) {
+        Ok(tracer) => tracer,
+        Err(error @ (TraceError::Cancelled | TraceError::ProcessExited { .. })) => {
+            let reason = match error {
+                TraceError::ProcessExited { pid } => format!("process {pid} exited"),
+                _ => format!("{} received", signals.received().unwrap_or("a signal")),
+            };
+            let summary = Summary {
+                end_reason: Some(reason),
+                ..Summary::new(&args)
+            };
+            eprintln!("{}", summary.line());
+            return Ok(());
+        }
+        Err(error) => return Err(error.into()),
+    };
     let start_ns = monotonic_ns();
     let sites = tracer.attached_sites();
     let probes = tracer.probes().len();
     for warning in tracer.warnings() {
-        eprintln!("usdt: warning: {warning}");
+        warn(warning);
     }
     eprintln!(
         "usdt: tracing {probes} probe{} at {sites} site{}; Ctrl-C to stop",
@@ -267,56 +287,107 @@ pub fn run(args: TraceArgs) -> Result<(), CliError> {
 
     if let Some(report) = &report {
         for warning in loss_warnings(report, args.map_entries) {
-            eprintln!("usdt: warning: {warning}");
+            warn(&warning);
         }
     }
-    let broken_pipe = write_error
-        .as_ref()
-        .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe);
-    let mut summary = if let Some(report) = &report {
-        let lost = report.losses.map_full + report.losses.starts_full + report.losses.faults;
-        let mut summary = if lost == 0 {
-            "usdt: aggregated in the kernel, no hit lost".to_owned()
-        } else {
-            format!(
-                "usdt: aggregated in the kernel, {lost} hit{} lost",
-                plural(lost as usize)
-            )
-        };
-        if broken_pipe {
-            summary.push_str(", output closed");
-        }
-        summary
-    } else if broken_pipe {
-        format!(
-            "usdt: output closed after {delivered} event{}, {drops} dropped",
-            plural(delivered as usize)
-        )
-    } else {
-        format!(
-            "usdt: {delivered} event{}, {drops} dropped",
-            plural(delivered as usize)
-        )
+    let summary = Summary {
+        lost: report.as_ref().map_or(0, |report| {
+            report.losses.map_full + report.losses.starts_full + report.losses.faults
+        }),
+        delivered,
+        drops,
+        broken_pipe: write_error
+            .as_ref()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe),
+        end_reason,
+        command_end,
+        ..Summary::new(&args)
     };
-    if let Some(reason) = end_reason {
-        summary.push_str(&format!(" ({reason})"));
-    }
-    if let Some((status, how)) = command_end {
-        summary.push_str(&format!("; command {}", describe_status(status)));
-        match how {
-            Termination::Exited => {}
-            Termination::Terminated => summary.push_str(" (usdt sent it SIGTERM)"),
-            Termination::Killed => summary.push_str(&format!(
-                " (usdt sent it SIGTERM, then SIGKILL {} s later)",
-                COMMAND_GRACE.as_secs()
-            )),
-        }
-    }
-    eprintln!("{summary}");
+    eprintln!("{}", summary.line());
     match write_error {
         Some(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
         Some(e) => Err(CliError::Failure(format!("cannot write events: {e}"))),
         None => Ok(()),
+    }
+}
+
+/// What the last line on stderr says about a trace.
+struct Summary {
+    /// Hits aggregated in the kernel (rather than streamed).
+    aggregating: bool,
+    /// Hits the aggregations lost.
+    lost: u64,
+    /// Events the output took.
+    delivered: u64,
+    /// Events the ring buffer dropped.
+    drops: u64,
+    /// Whether the reader of the output went away.
+    broken_pipe: bool,
+    /// Why the trace ended, if not by itself (`--count`, `--duration`).
+    end_reason: Option<String>,
+    /// How the command (`-c`) ended, if it ran.
+    command_end: Option<(i32, Termination)>,
+}
+
+impl Summary {
+    /// The summary of a trace that delivered nothing.
+    fn new(args: &TraceArgs) -> Summary {
+        Summary {
+            aggregating: args.aggregating(),
+            lost: 0,
+            delivered: 0,
+            drops: 0,
+            broken_pipe: false,
+            end_reason: None,
+            command_end: None,
+        }
+    }
+
+    /// The line, `usdt: ...`.
+    fn line(&self) -> String {
+        let delivered = self.delivered;
+        let mut line = if self.aggregating {
+            let lost = self.lost;
+            let mut line = if lost == 0 {
+                "usdt: aggregated in the kernel, no hit lost".to_owned()
+            } else {
+                format!(
+                    "usdt: aggregated in the kernel, {lost} hit{} lost",
+                    plural(lost as usize)
+                )
+            };
+            if self.broken_pipe {
+                line.push_str(", output closed");
+            }
+            line
+        } else if self.broken_pipe {
+            format!(
+                "usdt: output closed after {delivered} event{}, {} dropped",
+                plural(delivered as usize),
+                self.drops
+            )
+        } else {
+            format!(
+                "usdt: {delivered} event{}, {} dropped",
+                plural(delivered as usize),
+                self.drops
+            )
+        };
+        if let Some(reason) = &self.end_reason {
+            line.push_str(&format!(" ({reason})"));
+        }
+        if let Some((status, how)) = self.command_end {
+            line.push_str(&format!("; command {}", describe_status(status)));
+            match how {
+                Termination::Exited => {}
+                Termination::Terminated => line.push_str(" (usdt sent it SIGTERM)"),
+                Termination::Killed => line.push_str(&format!(
+                    " (usdt sent it SIGTERM, then SIGKILL {} s later)",
+                    COMMAND_GRACE.as_secs()
+                )),
+            }
+        }
+        line
     }
 }
 
@@ -396,11 +467,14 @@ fn add_aggregations(
             "--hits and --hist need PROBE arguments to aggregate".into(),
         ));
     }
-    if args.map_entries == 0 {
-        return Err(CliError::Input(
-            "--map-entries 0: expected at least 1".into(),
-        ));
-    }
+    // Checked before anything is allocated; the error says what the maps
+    // would cost.
+    usdt_tracer::check_map_entries(args.map_entries).map_err(|error| match error {
+        TraceError::MapEntries { entries, reason } => CliError::Input(format!(
+            "--map-entries {entries}: the aggregation maps {reason}"
+        )),
+        other => other.into(),
+    })?;
     config.map_entries = args.map_entries;
     if args.hits {
         let by = args

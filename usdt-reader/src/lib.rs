@@ -47,6 +47,7 @@ mod args;
 mod bytes;
 mod elf;
 mod error;
+mod escape;
 pub mod note;
 mod pattern;
 mod probe;
@@ -63,6 +64,8 @@ pub use args::{
 pub use bytes::{Endian, Layout};
 pub use elf::{ElfFile, FunctionSymbol, Partial, Segment};
 pub use error::Error;
+pub use escape::escape_controls;
+pub use note::is_valid_name;
 pub use pattern::{PatternError, ProbePattern};
 pub use probe::Probe;
 pub use process::{Mapping, Module, Process};

@@ -99,6 +99,30 @@ pub enum NoteError {
         /// `provider`, `name` or `arguments`.
         field: &'static str,
     },
+    /// The provider or probe name is not one sys/sdt.h can produce (see
+    /// [`is_valid_name`]).
+    #[error(
+        "stapsdt note at offset {offset:#x}: the {field} {} is not a probe name (ASCII letters, digits and `_`)",
+        crate::escape::quoted(name)
+    )]
+    BadName {
+        /// Offset of the note.
+        offset: usize,
+        /// `provider` or `name`.
+        field: &'static str,
+        /// The name as recorded.
+        name: String,
+    },
+}
+
+/// Whether `name` is a provider or probe name sys/sdt.h can produce: one or
+/// more ASCII letters, digits and `_`. Its macros turn the C identifiers
+/// they are given into the note's strings, and every tool that names probes
+/// (bpftrace, bcc, systemtap, gdb, this crate's patterns) expects such
+/// names; anything else in a note (a control character, a space, a `:`) is
+/// hostile or corrupt.
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 /// An iterator over the stapsdt notes of a note section's data, skipping
@@ -217,6 +241,15 @@ fn parse_descriptor<'data>(
     let provider = field("provider")?;
     let name = field("name")?;
     let args = field("arguments")?;
+    for (field, text) in [("provider", provider), ("name", name)] {
+        if !is_valid_name(text) {
+            return Err(NoteError::BadName {
+                offset,
+                field,
+                name: text.to_owned(),
+            });
+        }
+    }
     Ok(StapsdtNote {
         offset,
         pc,
@@ -385,6 +418,24 @@ mod tests {
                 field: "provider"
             }))
         );
+        // Names sys/sdt.h cannot produce: control characters, spaces.
+        for (provider, name, field) in [
+            ("p\n", "n", "provider"),
+            ("p", "n\x1b[2J", "name"),
+            ("p", "a b", "name"),
+            ("", "n", "provider"),
+            ("p", "p:n", "name"),
+        ] {
+            let desc = descriptor(layout, [1, 2, 0], [provider, name, ""]);
+            let bad = note(layout, b"stapsdt", 3, &desc);
+            let error = Notes::new(&bad, layout, 4).next().unwrap().unwrap_err();
+            assert!(
+                matches!(&error, NoteError::BadName { field: f, .. } if *f == field),
+                "{error}"
+            );
+            // Shown escaped, on one line.
+            assert!(!error.to_string().contains(['\n', '\x1b']), "{error}");
+        }
         // A content error does not stop the walk: the next note is read.
         let mut both = bad.clone();
         both.extend(note(

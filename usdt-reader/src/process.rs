@@ -9,7 +9,10 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-/// A running process, read through `/proc/PID`.
+/// A running process, read through `/proc/PID` (or, once its main thread
+/// has exited while other threads run, through `/proc/TID` of one of
+/// those: the kernel keeps the main thread's entry, whose memory files
+/// are then empty, until the last thread exits).
 #[derive(Debug, Clone)]
 pub struct Process {
     pid: u32,
@@ -70,28 +73,64 @@ impl Module {
 const DELETED: &str = " (deleted)";
 
 impl Process {
-    /// The process `pid`; an error when it does not exist.
+    /// The process `pid`; an error when it does not exist, or has exited
+    /// and waits to be reaped (every thread has exited).
     pub fn open(pid: u32) -> Result<Process, Error> {
         let proc_dir = PathBuf::from(format!("/proc/{pid}"));
         if pid == 0 {
             return Err(Error::NoSuchProcess { pid });
         }
         match std::fs::metadata(&proc_dir) {
-            Ok(_) => Ok(Process { pid, proc_dir }),
+            Ok(_) => {}
             Err(error) if error.kind() == io::ErrorKind::NotFound => {
-                Err(Error::NoSuchProcess { pid })
+                return Err(Error::NoSuchProcess { pid });
             }
-            Err(source) => Err(Error::Process {
-                pid,
-                path: proc_dir,
-                source,
-            }),
+            Err(source) => {
+                return Err(Error::Process {
+                    pid,
+                    path: proc_dir,
+                    source,
+                });
+            }
         }
+        if has_exited(&proc_dir) {
+            // The main thread has exited: another may still run.
+            let live = std::fs::read_dir(proc_dir.join("task"))
+                .into_iter()
+                .flatten()
+                .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+                .filter(|&tid| tid != pid)
+                .map(|tid| PathBuf::from(format!("/proc/{tid}")))
+                .find(|dir| !has_exited(dir));
+            return match live {
+                Some(proc_dir) => Ok(Process { pid, proc_dir }),
+                None => Err(Error::NoSuchProcess { pid }),
+            };
+        }
+        Ok(Process { pid, proc_dir })
     }
 
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.pid
+    }
+
+    /// The directory the process is read through: `/proc/PID`, or
+    /// `/proc/TID` of a running thread when the main thread has exited
+    /// (its `maps`, `mem`, `root` and `map_files` are the process's).
+    pub fn dir(&self) -> &Path {
+        &self.proc_dir
+    }
+
+    /// A thread of the process that has not exited: the process id, or a
+    /// thread's id when the main thread has exited. Interfaces that take a
+    /// thread and look at its memory (a perf event's target) need one that
+    /// still has its memory.
+    pub fn live_thread(&self) -> u32 {
+        self.proc_dir
+            .file_name()
+            .and_then(|name| name.to_str()?.parse().ok())
+            .unwrap_or(self.pid)
     }
 
     /// `/proc/PID/root`: the process's view of the file system.
@@ -262,6 +301,19 @@ fn same_file(path: &Path, mapping: &Mapping) -> bool {
         | ((minor & 0xffff_ff00) << 12)
         | (minor & 0xff);
     metadata.dev() == dev && metadata.ino() == mapping.inode
+}
+
+/// Whether the task of `/proc/ID` (`dir`) has exited, or is gone: its state
+/// in `stat` (after the parenthesized command, which may hold anything) is
+/// `Z` (zombie) or `X` (dead).
+fn has_exited(dir: &Path) -> bool {
+    let Ok(stat) = std::fs::read_to_string(dir.join("stat")) else {
+        return true;
+    };
+    let state = stat
+        .rfind(')')
+        .and_then(|end| stat[end + 1..].split_whitespace().next());
+    matches!(state, Some("Z" | "X") | None)
 }
 
 /// ESRCH: what reading `/proc/PID/maps` of a process that just exited gives.

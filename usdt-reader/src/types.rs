@@ -10,7 +10,8 @@
 //! A record belongs to the stapsdt note with the same (pc, provider, name).
 //! A record of an unknown version ends the walk (its length is unknown)
 //! without an error; a bad magic number, an unknown kind or a truncated
-//! record is a [`TypesError`].
+//! record is a [`TypesError`] that ends it too, and a record whose names
+//! are not names ([`TypesError::BadName`]) one that leaves the record out.
 
 use crate::bytes::{Layout, cstr_at};
 use serde::Serialize;
@@ -134,6 +135,33 @@ pub enum TypesError {
         /// The field.
         field: &'static str,
     },
+    /// A provider or probe name that is no probe name (see
+    /// [`is_valid_name`](crate::is_valid_name)), or an argument name that
+    /// is no Rust identifier (letters, digits and `_`, not starting with a
+    /// digit). The walk goes on with the next record.
+    #[error(
+        "type record at offset {offset:#x}: the {field} {} is not a name the macros write",
+        crate::escape::quoted(name)
+    )]
+    BadName {
+        /// Offset of the record.
+        offset: usize,
+        /// `provider`, `name` or `argument name`.
+        field: &'static str,
+        /// The name as recorded.
+        name: String,
+    },
+}
+
+/// Whether `name` is an argument name the macros can write: a Rust
+/// identifier without `r#` (letters, digits and `_`, not starting with a
+/// digit).
+fn is_argument_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|first| first.is_alphabetic() || first == '_')
+        && chars.all(|c| c.is_alphanumeric() || c == '_')
 }
 
 /// An iterator over the records of a `.usdt.types` section. It ends after
@@ -209,7 +237,24 @@ impl<'data> TypeRecords<'data> {
                 kind,
             });
         }
+        // The record's end is known: a bad name leaves this record out and
+        // the walk goes on.
         self.position = position;
+        let bad_name = [("provider", provider), ("name", name)]
+            .into_iter()
+            .find(|(_, text)| !crate::note::is_valid_name(text))
+            .or_else(|| {
+                args.iter()
+                    .find(|arg| !is_argument_name(&arg.name))
+                    .map(|arg| ("argument name", arg.name.as_str()))
+            });
+        if let Some((field, name)) = bad_name {
+            return Err(TypesError::BadName {
+                offset,
+                field,
+                name: name.to_owned(),
+            });
+        }
         Ok(Some(TypeRecord {
             offset,
             pc,
@@ -233,6 +278,7 @@ impl<'data> Iterator for TypeRecords<'data> {
                 self.done = true;
                 None
             }
+            Err(error @ TypesError::BadName { .. }) => Some(Err(error)),
             Err(error) => {
                 self.done = true;
                 Some(Err(error))
@@ -382,6 +428,30 @@ mod tests {
                 found: 0x54
             })
         );
+    }
+
+    #[test]
+    fn bad_names_leave_their_record_out() {
+        let layout = Layout::LE64;
+        for (provider, name, arg, field) in [
+            ("p\x1b", "n", "a", "provider"),
+            ("p", "", "a", "name"),
+            ("p", "n", "a\nb", "argument name"),
+            ("p", "n", "2x", "argument name"),
+            ("p", "n", "", "argument name"),
+        ] {
+            let mut data = record(layout, 0x10, provider, name, 0, &[(1, arg)]);
+            data.extend(record(layout, 0x20, "p", "next", 0, &[(1, "café")]));
+            let all: Vec<_> = TypeRecords::new(&data, layout).collect();
+            assert_eq!(all.len(), 2, "{provider:?} {name:?} {arg:?}");
+            let error = all[0].as_ref().unwrap_err();
+            assert!(
+                matches!(error, TypesError::BadName { field: f, .. } if *f == field),
+                "{error}"
+            );
+            assert!(!error.to_string().contains(['\n', '\x1b']), "{error}");
+            assert_eq!(all[1].as_ref().unwrap().name, "next");
+        }
     }
 
     #[test]

@@ -22,7 +22,10 @@
 //! 3. Attach time for every probe site of a large library: the largest
 //!    probe-carrying library found on the machine, and a generated library
 //!    with 10,000 sites; attach and detach, uprobe_multi links and one
-//!    perf-event uprobe per site.
+//!    perf-event uprobe per site. Then the generated library in 1, 2 and 4
+//!    copies (10,000, 20,000 and 40,000 sites), each attach's time against
+//!    the one copy's: attaching is linear in the sites when 4 copies take
+//!    less than 4.5 times as long as one.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -185,6 +188,36 @@ fn main() {
         }
         let generated = build_generated_library(&scratch);
         attach_row(&generated, false);
+
+        println!("\n## Attach time by number of sites (copies of the generated library)\n");
+        println!(
+            "| files | sites | attach ms (median of {RUNS}) | detach ms | attach / one file's |"
+        );
+        println!("|---|---|---|---|---|");
+        let mut files = vec![generated.clone()];
+        for copy in 1..4 {
+            let path = scratch.join(format!("libgenerated{copy}.so"));
+            std::fs::copy(&generated, &path).unwrap();
+            files.push(path);
+        }
+        let counts = [1, 2, 4];
+        let mut times: Vec<Vec<(f64, f64)>> = vec![Vec::new(); counts.len()];
+        // Interleaved rounds, so load from elsewhere affects every size alike.
+        for _ in 0..RUNS {
+            for (i, &n) in counts.iter().enumerate() {
+                times[i].push(attach_files(&files[..n], false).1);
+            }
+        }
+        let attach_ms = |i: usize| median(&times[i].iter().map(|t| t.0).collect::<Vec<_>>());
+        for (i, &n) in counts.iter().enumerate() {
+            let detach = median(&times[i].iter().map(|t| t.1).collect::<Vec<_>>());
+            println!(
+                "| {n} | {} | {:.0} | {detach:.0} | {:.2} |",
+                n * GENERATED_SITES,
+                attach_ms(i),
+                attach_ms(i) / attach_ms(0)
+            );
+        }
     }
     let _ = std::fs::remove_dir_all(&scratch);
 }
@@ -505,8 +538,25 @@ fn largest_probe_library() -> Option<PathBuf> {
 /// Attaches to every site of `library` (system-wide) and detaches,
 /// printing the times.
 fn attach_row(library: &Path, perf_event_links: bool) {
-    let spec = format!("{}:*:*", library.display());
-    let mut config = TraceConfig::new().probe(&spec).unwrap();
+    let (sites, (attach, detach)) = attach_files(&[library.to_path_buf()], perf_event_links);
+    let links = if perf_event_links {
+        "perf event per site"
+    } else {
+        "uprobe_multi"
+    };
+    println!(
+        "| {} | {sites} | {links} | {attach:.0} | {detach:.0} |",
+        library.display(),
+    );
+}
+
+/// Attaches to every site of `files` (system-wide) and detaches; returns
+/// the sites and the milliseconds each took.
+fn attach_files(files: &[PathBuf], perf_event_links: bool) -> (usize, (f64, f64)) {
+    let mut config = TraceConfig::new();
+    for file in files {
+        config = config.probe(&format!("{}:*:*", file.display())).unwrap();
+    }
     config.perf_event_links = perf_event_links;
     let start = Instant::now();
     let mut tracer = Tracer::attach(&config).unwrap();
@@ -515,17 +565,10 @@ fn attach_row(library: &Path, perf_event_links: bool) {
     let start = Instant::now();
     tracer.detach();
     let detach = start.elapsed();
-    let links = if perf_event_links {
-        "perf event per site"
-    } else {
-        "uprobe_multi"
-    };
-    println!(
-        "| {} | {sites} | {links} | {:.0} | {:.0} |",
-        library.display(),
-        attach.as_secs_f64() * 1e3,
-        detach.as_secs_f64() * 1e3
-    );
+    (
+        sites,
+        (attach.as_secs_f64() * 1e3, detach.as_secs_f64() * 1e3),
+    )
 }
 
 fn which(program: &str) -> Option<PathBuf> {

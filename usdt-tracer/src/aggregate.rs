@@ -6,10 +6,95 @@ use crate::select::ProbeSpec;
 use crate::value::Value;
 use std::fmt;
 use std::str::FromStr;
-use usdt_tracer_common::AggKey;
+use usdt_tracer_common::{AggKey, StartKey};
 
 /// Default entry limit of the aggregation maps.
 pub const DEFAULT_MAP_ENTRIES: u32 = 10240;
+
+/// The most kernel memory the aggregation maps may take when full: 1 GiB.
+pub const MAP_MEMORY_LIMIT: u64 = 1 << 30;
+
+/// The largest entry limit of the aggregation maps
+/// ([`TraceConfig::map_entries`](crate::TraceConfig::map_entries)): the
+/// most whose maps, full, take at most [`MAP_MEMORY_LIMIT`] (see
+/// [`map_memory`]).
+pub const MAX_MAP_ENTRIES: u32 = {
+    // The largest n with map_memory(n) <= the limit, by bisection.
+    let (mut low, mut high) = (1u32, u32::MAX);
+    while low < high {
+        let middle = low + (high - low).div_ceil(2);
+        if map_memory(middle) <= MAP_MEMORY_LIMIT {
+            low = middle;
+        } else {
+            high = middle - 1;
+        }
+    }
+    low
+};
+
+/// The size of a kernel allocation of `bytes`: the smallest of the
+/// allocator's size classes that holds it.
+const fn allocation(bytes: u64) -> u64 {
+    let classes = [8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096];
+    let mut i = 0;
+    while i < classes.len() {
+        if bytes <= classes[i] {
+            return classes[i];
+        }
+        i += 1;
+    }
+    bytes.div_ceil(4096) * 4096
+}
+
+/// The kernel memory one used entry of a BPF hash map with `key` and
+/// `value` bytes takes: the element (a 48-byte header, then key and value
+/// each rounded up to 8 bytes) and the BPF allocator's 8-byte list link,
+/// allocated from a size class.
+const fn hash_entry(key: usize, value: usize) -> u64 {
+    let element = 48 + key.next_multiple_of(8) + value.next_multiple_of(8);
+    allocation(element as u64 + 8)
+}
+
+/// The kernel memory the aggregation maps take at most with `entries`
+/// entries each: when full, the counters (an [`AggKey`] and a count) and
+/// the pending latency starts (a [`StartKey`] and a time), and the hash
+/// tables' buckets (16 bytes, one per entry rounded up to a power of two),
+/// allocated with the maps. Entries are allocated as keys appear: a map
+/// that never fills takes less.
+pub const fn map_memory(entries: u32) -> u64 {
+    let entries = entries as u64;
+    let per_entry = hash_entry(size_of::<AggKey>(), 8) + hash_entry(size_of::<StartKey>(), 8);
+    entries * per_entry + 2 * 16 * entries.next_power_of_two()
+}
+
+/// Checks an entry limit of the aggregation maps: at least 1, at most
+/// [`MAX_MAP_ENTRIES`]; the error says what the maps would cost.
+pub fn check_map_entries(entries: u32) -> Result<(), TraceError> {
+    let reason = if entries == 0 {
+        "need at least one entry".to_owned()
+    } else if entries > MAX_MAP_ENTRIES {
+        format!(
+            "would take up to {} of kernel memory when full; at most {MAX_MAP_ENTRIES} entries ({})",
+            bytes_text(map_memory(entries)),
+            bytes_text(map_memory(MAX_MAP_ENTRIES)),
+        )
+    } else {
+        return Ok(());
+    };
+    Err(TraceError::MapEntries { entries, reason })
+}
+
+/// `bytes` for people: `640 MiB`, `9.7 GiB`.
+fn bytes_text(bytes: u64) -> String {
+    const MIB: f64 = (1u64 << 20) as f64;
+    const GIB: f64 = (1u64 << 30) as f64;
+    let bytes = bytes as f64;
+    if bytes >= GIB {
+        format!("{:.1} GiB", bytes / GIB)
+    } else {
+        format!("{:.0} MiB", (bytes / MIB).ceil())
+    }
+}
 
 /// Where an aggregation's key comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -213,6 +298,30 @@ impl KeyDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn map_entries_are_bounded_by_their_memory() {
+        // A used entry: a 192-byte counter and a 96-byte pending start.
+        assert_eq!(map_memory(1), 192 + 96 + 2 * 16);
+        assert_eq!(map_memory(1000), 1000 * 288 + 2 * 16 * 1024);
+        assert!(map_memory(MAX_MAP_ENTRIES) <= MAP_MEMORY_LIMIT);
+        assert!(map_memory(MAX_MAP_ENTRIES + 1) > MAP_MEMORY_LIMIT);
+        check_map_entries(1).unwrap();
+        check_map_entries(DEFAULT_MAP_ENTRIES).unwrap();
+        check_map_entries(MAX_MAP_ENTRIES).unwrap();
+        let error = check_map_entries(MAX_MAP_ENTRIES + 1).unwrap_err();
+        assert!(error.is_input());
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "aggregation maps of {} entries would take up to 1.0 GiB of kernel memory when full; at most {MAX_MAP_ENTRIES} entries (1024 MiB)",
+                MAX_MAP_ENTRIES + 1
+            )
+        );
+        let error = check_map_entries(u32::MAX).unwrap_err().to_string();
+        assert!(error.contains("would take up to 1280.0 GiB"), "{error}");
+        assert!(check_map_entries(0).is_err());
+    }
 
     #[test]
     fn string_keys_decode_without_padding() {

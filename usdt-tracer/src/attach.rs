@@ -2,6 +2,7 @@
 //! (one per file) where the kernel has them, one perf-event uprobe per site
 //! otherwise.
 
+use crate::cancel::Cancel;
 use crate::config::TraceConfig;
 use crate::error::TraceError;
 use crate::multi::{self, LoadError, MultiProgram};
@@ -12,7 +13,7 @@ use crate::uprobe::{self, UprobePmu};
 use aya::Ebpf;
 use aya::maps::Map;
 use aya::programs::UProbe;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
@@ -21,26 +22,42 @@ use usdt_tracer_common::{PROGRAM_NAME, PROGRAM_SECTION};
 /// Attaches the program of `ebpf` to every selected site (the cookie of a
 /// site is its index): through uprobe_multi links where the kernel has
 /// them (one per file, fast to attach and to detach) unless `config` asks
-/// for perf events, else one perf-event uprobe per site.
+/// for perf events, else one perf-event uprobe per site. Gives up when
+/// `cancel` is set (the links made so far close).
 pub(crate) fn attach_sites(
     ebpf: &mut Ebpf,
     selected: &[SelectedSite],
     config: &TraceConfig,
+    cancel: Cancel<'_>,
 ) -> Result<Vec<OwnedFd>, TraceError> {
-    let multi_program = if config.perf_event_links {
+    // A process whose main thread has exited while others run: a
+    // uprobe_multi link's pid filter looks at the main thread's memory,
+    // which is gone, and would never fire; a perf event's looks at the
+    // memory of its target thread, which can be one still running.
+    let running_thread = config.pid.and_then(|pid| {
+        let thread = usdt_reader::Process::open(pid).ok()?.live_thread();
+        (thread != pid).then_some(thread)
+    });
+    let multi_program = if config.perf_event_links || running_thread.is_some() {
         None
     } else {
-        load_multi_program(ebpf)?
+        load_multi_program(ebpf, cancel)?
     };
     match multi_program {
-        Some(program) => attach_multi(&program, selected, config.pid),
-        None => attach_perf_events(ebpf, selected, config.pid),
+        Some(program) => attach_multi(&program, selected, config.pid, cancel),
+        None => attach_perf_events(
+            ebpf,
+            selected,
+            config.pid,
+            running_thread.or(config.pid),
+            cancel,
+        ),
     }
 }
 
 /// Loads the program for uprobe_multi links, or `None` when the kernel has
 /// no such links (then perf-event uprobes serve).
-fn load_multi_program(ebpf: &Ebpf) -> Result<Option<MultiProgram>, TraceError> {
+fn load_multi_program(ebpf: &Ebpf, cancel: Cancel<'_>) -> Result<Option<MultiProgram>, TraceError> {
     // The descriptors aya holds for the maps it created: asking the kernel
     // for a map by id (BPF_MAP_GET_FD_BY_ID) would need CAP_SYS_ADMIN.
     let mut fds: Vec<(&str, BorrowedFd<'_>)> = Vec::new();
@@ -62,7 +79,12 @@ fn load_multi_program(ebpf: &Ebpf) -> Result<Option<MultiProgram>, TraceError> {
             .find(|(name, _)| *name == symbol)
             .map(|(_, fd)| fd.as_raw_fd())
     };
-    match MultiProgram::load(BPF_OBJECT, PROGRAM_SECTION, PROGRAM_NAME, map_fd) {
+    let loaded = MultiProgram::load(BPF_OBJECT, PROGRAM_SECTION, PROGRAM_NAME, map_fd, || {
+        !cancel.is_set()
+    });
+    // A load interrupted by the signal that cancels is no failure.
+    cancel.check()?;
+    match loaded {
         Ok(program) => Ok(Some(program)),
         Err(LoadError::Object(reason)) => Err(TraceError::BadObject { reason }),
         // Kernels before 6.6 have no uprobe_multi.
@@ -83,28 +105,39 @@ fn attach_multi(
     program: &MultiProgram,
     selected: &[SelectedSite],
     pid: Option<u32>,
+    cancel: Cancel<'_>,
 ) -> Result<Vec<OwnedFd>, TraceError> {
     let mut groups: Vec<(&Path, bool, HashSet<u64>, Vec<usize>)> = Vec::new();
+    // The groups of each file and kind, found without a scan of them all.
+    let mut by_file: HashMap<(&Path, bool), Vec<usize>> = HashMap::new();
     for (index, site) in selected.iter().enumerate() {
         let offset = site.probe.file_offset;
-        let group = groups.iter_mut().find(|(file, ret, offsets, _)| {
-            *file == site.attach_path.as_path() && *ret == site.ret && !offsets.contains(&offset)
-        });
+        let candidates = by_file
+            .entry((site.attach_path.as_path(), site.ret))
+            .or_default();
+        let group = candidates
+            .iter()
+            .copied()
+            .find(|&g| !groups[g].2.contains(&offset));
         match group {
-            Some((_, _, offsets, members)) => {
-                offsets.insert(offset);
-                members.push(index);
+            Some(g) => {
+                groups[g].2.insert(offset);
+                groups[g].3.push(index);
             }
-            None => groups.push((
-                &site.attach_path,
-                site.ret,
-                std::iter::once(offset).collect(),
-                vec![index],
-            )),
+            None => {
+                candidates.push(groups.len());
+                groups.push((
+                    &site.attach_path,
+                    site.ret,
+                    std::iter::once(offset).collect(),
+                    vec![index],
+                ));
+            }
         }
     }
     let mut links = Vec::with_capacity(groups.len());
     for (file, ret, _, members) in groups {
+        cancel.check()?;
         let group: Vec<(usize, &SelectedSite)> = members
             .iter()
             .map(|&index| (index, &selected[index]))
@@ -137,11 +170,15 @@ fn attach_multi(
     Ok(links)
 }
 
-/// One perf-event uprobe per site, linked to the program aya loads.
+/// One perf-event uprobe per site, linked to the program aya loads: for
+/// process `pid`, through its thread `target` (every thread of the process
+/// fires), or for every process.
 fn attach_perf_events(
     ebpf: &mut Ebpf,
     selected: &[SelectedSite],
     pid: Option<u32>,
+    target: Option<u32>,
+    cancel: Cancel<'_>,
 ) -> Result<Vec<OwnedFd>, TraceError> {
     let pmu = UprobePmu::detect().map_err(|source| TraceError::Io {
         context: "this kernel has no uprobe PMU (/sys/bus/event_source/devices/uprobe)".into(),
@@ -160,21 +197,23 @@ fn attach_perf_events(
         })?
         .try_into()
         .map_err(|source| TraceError::program(PROGRAM_NAME, source))?;
-    program
-        .load()
-        .map_err(|source| TraceError::program(PROGRAM_NAME, source))?;
+    let loaded = program.load();
+    cancel.check()?;
+    loaded.map_err(|source| TraceError::program(PROGRAM_NAME, source))?;
     let program_fd = program
         .fd()
         .map_err(|source| TraceError::program(PROGRAM_NAME, source))?;
     let mut links = Vec::with_capacity(selected.len());
     for (index, site) in selected.iter().enumerate() {
+        // One uprobe per site is slow enough to look at the flag each time.
+        cancel.check()?;
         let fail = |error| classify_attach_error(error, pid, site);
         let event = pmu
             .open(
                 &site.attach_path,
                 site.probe.file_offset,
                 ref_ctr(site),
-                pid,
+                target,
                 site.ret,
             )
             .map_err(fail)?;

@@ -33,8 +33,10 @@ pub struct TraceConfig {
     /// [`Tracer::aggregates`].
     pub aggregations: Vec<Aggregation>,
     /// Entry limit of the aggregation counter map (all aggregations share
-    /// it) and of the map of pending latency starts. A full map is counted
-    /// in [`AggregateLosses`], never silently ignored.
+    /// it) and of the map of pending latency starts, 1 to
+    /// [`MAX_MAP_ENTRIES`](crate::MAX_MAP_ENTRIES). The maps take memory as
+    /// keys appear, up to [`map_memory`](crate::map_memory) when full. A
+    /// full map is counted in [`AggregateLosses`], never silently ignored.
     pub map_entries: u32,
 }
 
@@ -86,13 +88,7 @@ impl TraceConfig {
                 reason: "no probe given".into(),
             });
         }
-        if self.map_entries == 0 {
-            return Err(TraceError::BadSpec {
-                spec: "0".into(),
-                reason: "the aggregation maps need at least one entry".into(),
-            });
-        }
-        Ok(())
+        crate::aggregate::check_map_entries(self.map_entries)
     }
 
     /// Adds a string request (see [`StringRequest`]).

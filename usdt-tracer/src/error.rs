@@ -51,6 +51,16 @@ pub enum TraceError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The entry limit of the aggregation maps is out of range (see
+    /// [`MAX_MAP_ENTRIES`](crate::MAX_MAP_ENTRIES)).
+    #[error("aggregation maps of {entries} entries {reason}")]
+    MapEntries {
+        /// The limit given.
+        entries: u32,
+        /// What is wrong with it, after the maps as subject ("need at
+        /// least one entry").
+        reason: String,
+    },
     /// A probe pattern matched no probe site.
     #[error("no probe matches `{pattern}` in {scope}")]
     NoMatch {
@@ -116,6 +126,11 @@ pub enum TraceError {
         /// The process id.
         pid: u32,
     },
+    /// The attach was given up: the flag passed to
+    /// [`Tracer::attach_until`](crate::Tracer::attach_until) was set.
+    /// Nothing stays attached.
+    #[error("attaching was cancelled")]
+    Cancelled,
     /// The traced process exited while the tracer was attaching.
     #[error("process {pid} exited while the tracer was attaching")]
     ProcessExited {
@@ -215,6 +230,7 @@ impl TraceError {
             | TraceError::UselessStrings { .. }
             | TraceError::BadCommand { .. }
             | TraceError::BadKey { .. }
+            | TraceError::MapEntries { .. }
             | TraceError::NoMatch { .. }
             | TraceError::NoFunction { .. }
             | TraceError::Unsupported { .. }
@@ -223,6 +239,23 @@ impl TraceError {
             TraceError::Reader(error) => error.is_bad_input(),
             _ => false,
         }
+    }
+
+    /// Whether a process that exits while the tracer attaches can cause
+    /// the error: its files under `/proc/PID` vanish (reading them fails,
+    /// its modules and so its probes are no longer found, uprobes on them
+    /// are refused, its memory cannot be written).
+    pub(crate) fn may_come_from_an_exit(&self) -> bool {
+        matches!(
+            self,
+            TraceError::Reader(_)
+                | TraceError::NoMatch { .. }
+                | TraceError::NoFunction { .. }
+                | TraceError::NoSuchProcess { .. }
+                | TraceError::NotMapped { .. }
+                | TraceError::Attach { .. }
+                | TraceError::Io { .. }
+        )
     }
 
     /// A [`TraceError::Rejected`] from the kernel's answer to a program

@@ -231,10 +231,15 @@ pub enum Termination {
 impl StoppedCommand {
     /// Ends the running command: nothing if it has exited, else SIGTERM,
     /// and SIGKILL if it is still running `grace` later. Returns its
-    /// `waitpid` status and what it took.
+    /// `waitpid` status and what it took. A command never resumed has not
+    /// run its program: it gets SIGKILL at once.
     pub fn terminate(&mut self, grace: Duration) -> Result<(i32, Termination), TraceError> {
         if let Some(status) = self.try_wait()? {
             return Ok((status, Termination::Exited));
+        }
+        if self.go.is_some() {
+            self.signal(libc::SIGKILL);
+            return Ok((self.wait()?, Termination::Killed));
         }
         self.signal(libc::SIGTERM);
         let deadline = Instant::now() + grace;

@@ -53,6 +53,7 @@
 
 mod aggregate;
 mod attach;
+mod cancel;
 mod config;
 mod decode;
 mod error;
@@ -72,7 +73,10 @@ mod tracer;
 mod uprobe;
 mod value;
 
-pub use aggregate::{Aggregation, DEFAULT_MAP_ENTRIES, KeySource};
+pub use aggregate::{
+    Aggregation, DEFAULT_MAP_ENTRIES, KeySource, MAP_MEMORY_LIMIT, MAX_MAP_ENTRIES,
+    check_map_entries, map_memory,
+};
 pub use config::{DEFAULT_RING_BYTES, TraceConfig};
 pub use error::TraceError;
 pub use event::{Event, ProbeInfo};

@@ -51,12 +51,14 @@ pub(crate) enum LoadError {
 
 impl MultiProgram {
     /// Loads section `section` of the BPF object `object`, named `name`,
-    /// pointing each map reference at `map_fd(symbol)`.
+    /// pointing each map reference at `map_fd(symbol)`. A load the verifier
+    /// gives up because a signal arrived is tried again while `retry()`.
     pub(crate) fn load(
         object: &[u8],
         section: &str,
         name: &str,
         map_fd: impl Fn(&str) -> Option<RawFd>,
+        retry: impl Fn() -> bool,
     ) -> Result<MultiProgram, LoadError> {
         let bad = |what: String| LoadError::Object(what);
         let elf = goblin::elf::Elf::parse(object).map_err(|e| bad(e.to_string()))?;
@@ -113,15 +115,18 @@ impl MultiProgram {
         for (slot, byte) in attr.prog_name.iter_mut().zip(name.bytes().take(15)) {
             *slot = byte;
         }
-        match bpf_prog_load(&attr) {
+        match bpf_prog_load(&attr, &retry) {
             Ok(fd) => Ok(MultiProgram { fd }),
+            Err(error) if error.raw_os_error() == Some(libc::EAGAIN) => {
+                Err(LoadError::Kernel(error, String::new()))
+            }
             Err(error) => {
                 // Load again with the verifier's log, to say why.
                 let mut log = vec![0u8; 1 << 20];
                 attr.log_level = 1;
                 attr.log_size = log.len() as u32;
                 attr.log_buf = log.as_mut_ptr() as u64;
-                let _ = bpf_prog_load(&attr);
+                let _ = bpf_prog_load(&attr, &retry);
                 // The log ends at its first NUL: the verifier rewinds it
                 // when it backtracks, leaving older text after the end.
                 let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
@@ -225,8 +230,8 @@ const _: () = assert!(std::mem::offset_of!(UprobeMultiLinkAttr, pid) == 56);
 
 /// Loads the program. The verifier gives up with EAGAIN when a signal
 /// arrives while it works; the load is then tried again, a few times (as
-/// libbpf does).
-fn bpf_prog_load(attr: &ProgLoadAttr) -> io::Result<OwnedFd> {
+/// libbpf does), while `retry()`.
+fn bpf_prog_load(attr: &ProgLoadAttr, retry: &dyn Fn() -> bool) -> io::Result<OwnedFd> {
     const ATTEMPTS: u32 = 5;
     let mut attempt = 1;
     loop {
@@ -241,7 +246,9 @@ fn bpf_prog_load(attr: &ProgLoadAttr) -> io::Result<OwnedFd> {
             )
         };
         match into_fd(fd) {
-            Err(error) if error.raw_os_error() == Some(libc::EAGAIN) && attempt < ATTEMPTS => {
+            Err(error)
+                if error.raw_os_error() == Some(libc::EAGAIN) && attempt < ATTEMPTS && retry() =>
+            {
                 attempt += 1;
             }
             result => return result,

@@ -16,6 +16,7 @@
 //! every slot is an integer, unless the user asked for a C string.
 
 use crate::aggregate::KeyDecoder;
+use crate::cancel::Cancel;
 use crate::decode::{Decoder, SiteDecoding, SiteState};
 use crate::error::TraceError;
 use crate::event::ProbeInfo;
@@ -278,12 +279,13 @@ pub(crate) struct Planned {
 }
 
 /// Plans every site for its role; groups sites into probes by (module,
-/// provider, name).
+/// provider, name). Gives up when `cancel` is set.
 pub(crate) fn plan_all(
     selected: &[SelectedSite],
     roles: &[Role],
     strings: &[StringRequest],
     aggregations: usize,
+    cancel: Cancel<'_>,
 ) -> Result<Planned, TraceError> {
     let mut probe_index: HashMap<(PathBuf, String, String), usize> = HashMap::new();
     let mut counted: HashSet<(PathBuf, u64, bool)> = HashSet::new();
@@ -291,7 +293,10 @@ pub(crate) fn plan_all(
     let mut plans = Vec::with_capacity(selected.len());
     let mut sites = Vec::with_capacity(selected.len());
     let mut keys: Vec<Vec<(u32, KeyDecoder)>> = vec![Vec::new(); aggregations];
-    for (site, role) in selected.iter().zip(roles) {
+    // (aggregation, probe id) pairs already in `keys`.
+    let mut covered: HashSet<(usize, u32)> = HashSet::new();
+    for (index, (site, role)) in selected.iter().zip(roles).enumerate() {
+        cancel.check_at(index)?;
         let probe = &site.probe;
         let key = (
             site.display_path.clone(),
@@ -330,11 +335,12 @@ pub(crate) fn plan_all(
             | Role::LatencyStart { index, .. }
             | Role::LatencyEnd { index, .. } => Some(*index as usize),
         };
-        if let Some(covered) = aggregation.and_then(|index| keys.get_mut(index))
+        if let Some(index) = aggregation
+            && let Some(probes) = keys.get_mut(index)
             && !matches!(role, Role::LatencyStart { .. } | Role::LatencyEnd { .. })
-            && !covered.iter().any(|(probe, _)| *probe == id as u32)
+            && covered.insert((index, id as u32))
         {
-            covered.push((id as u32, shown));
+            probes.push((id as u32, shown));
         }
         plans.push(plan);
         sites.push(SiteState {

@@ -39,7 +39,15 @@ pub fn check() -> Result<(), TraceError> {
 /// mode (the kernel's ptrace access check with the invoking user's own
 /// rights, see [`crate::restricted`]).
 pub fn check_process(pid: u32) -> Result<(), TraceError> {
-    match std::fs::File::open(format!("/proc/{pid}/mem")) {
+    // Through a running thread when the main thread has exited.
+    let process = match usdt_reader::Process::open(pid) {
+        Ok(process) => process,
+        Err(usdt_reader::Error::NoSuchProcess { .. }) => {
+            return Err(TraceError::NoSuchProcess { pid });
+        }
+        Err(error) => return Err(error.into()),
+    };
+    match std::fs::File::open(process.dir().join("mem")) {
         Ok(_) => Ok(()),
         // ESRCH: it has exited and waits to be reaped.
         Err(error)

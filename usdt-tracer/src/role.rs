@@ -8,6 +8,7 @@
 //! use, each with its own plan and cookie.
 
 use crate::aggregate::{Aggregation, KeyDecoder, KeySource};
+use crate::cancel::Cancel;
 use crate::config::TraceConfig;
 use crate::decode::{Decoder, SiteDecoding};
 use crate::error::TraceError;
@@ -44,8 +45,12 @@ pub(crate) struct Selection {
 }
 
 /// The sites of every probe the configuration names, the role of each, and
-/// warnings about notes or modules the reader left out.
-pub(crate) fn select_all(config: &TraceConfig) -> Result<Selection, TraceError> {
+/// warnings about notes or modules the reader left out. Gives up when
+/// `cancel` is set.
+pub(crate) fn select_all(
+    config: &TraceConfig,
+    cancel: Cancel<'_>,
+) -> Result<Selection, TraceError> {
     let mut warnings = Vec::new();
     let mut select = |specs: &[ProbeSpec]| {
         select::select_sites(
@@ -53,6 +58,7 @@ pub(crate) fn select_all(config: &TraceConfig) -> Result<Selection, TraceError> 
             config.pid,
             config.executable.as_deref(),
             &mut warnings,
+            cancel,
         )
     };
     let mut selected = Vec::new();

@@ -2,11 +2,12 @@
 //! `provider:name` with a pid, `uprobe:FILE:FUNCTION`), string requests, and
 //! their resolution to the sites to attach through usdt-reader.
 
+use crate::cancel::Cancel;
 use crate::error::TraceError;
 use crate::function::{self, FunctionProbe};
 use crate::regs;
 use crate::semaphore;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -261,16 +262,18 @@ pub(crate) enum SemaphoreMode {
 
 /// Finds the sites `specs` select. Specs with a path read that file; specs
 /// without one search the modules of process `pid`, or `executable` (the
-/// program `-c` starts, before it runs).
+/// program `-c` starts, before it runs). Gives up when `cancel` is set.
 pub(crate) fn select_sites(
     specs: &[ProbeSpec],
     pid: Option<u32>,
     executable: Option<&Path>,
     warnings: &mut Vec<String>,
+    cancel: Cancel<'_>,
 ) -> Result<Vec<SelectedSite>, TraceError> {
-    let mut sites: Vec<SelectedSite> = Vec::new();
+    let mut sites = SiteList::default();
     let mut process_modules: Option<Vec<(PathBuf, PathBuf, Vec<Probe>)>> = None;
     for spec in specs {
+        cancel.check()?;
         if let Some(function) = &spec.function {
             let (attach_path, display_path) = function_file(
                 spec,
@@ -283,17 +286,14 @@ pub(crate) fn select_sites(
             let file = ElfFile::open(&attach_path)?;
             let host = host_file(&file, &display_path, spec)?;
             let probe = function.site(&file)?;
-            push_unique(
-                &mut sites,
-                SelectedSite {
-                    attach_path,
-                    display_path,
-                    arch: host,
-                    probe,
-                    semaphore: SemaphoreMode::Kernel,
-                    ret: function.ret,
-                },
-            );
+            sites.push(SelectedSite {
+                attach_path,
+                display_path,
+                arch: host,
+                probe,
+                semaphore: SemaphoreMode::Kernel,
+                ret: function.ret,
+            });
             continue;
         }
         let before = sites.len();
@@ -311,21 +311,19 @@ pub(crate) fn select_sites(
             }
             let host = regs::host_arch().ok_or(TraceError::UnsupportedHost)?;
             for (path, host_path, probes) in process_modules.iter().flatten() {
+                cancel.check()?;
                 for probe in probes
                     .iter()
                     .filter(|p| spec.pattern.matches(&p.provider, &p.name))
                 {
-                    push_unique(
-                        &mut sites,
-                        SelectedSite {
-                            attach_path: host_path.clone(),
-                            display_path: path.clone(),
-                            arch: host,
-                            probe: probe.clone(),
-                            semaphore: SemaphoreMode::Kernel,
-                            ret: false,
-                        },
-                    );
+                    sites.push(SelectedSite {
+                        attach_path: host_path.clone(),
+                        display_path: path.clone(),
+                        arch: host,
+                        probe: probe.clone(),
+                        semaphore: SemaphoreMode::Kernel,
+                        ret: false,
+                    });
                 }
             }
         } else {
@@ -335,14 +333,14 @@ pub(crate) fn select_sites(
                     .into(),
             });
         }
-        if sites.len() == before && !spec_matched_duplicates(&sites, spec) {
+        if sites.len() == before && !spec_matched_duplicates(&sites.sites, spec) {
             return Err(TraceError::NoMatch {
                 pattern: spec.pattern_text.clone(),
                 scope,
             });
         }
     }
-    Ok(sites)
+    Ok(sites.sites)
 }
 
 /// Decides how each selected site's semaphore is raised (see
@@ -355,7 +353,11 @@ pub(crate) fn plan_semaphores(
     executable: Option<&Path>,
 ) -> Result<Vec<String>, TraceError> {
     let mut warnings = Vec::new();
+    let mut warned = HashSet::new();
     let mut segments: HashMap<PathBuf, Vec<Segment>> = HashMap::new();
+    // Per file: its inode and the module of the running process that maps
+    // it (looked up once per file, not once per site).
+    let mut modules_of: HashMap<PathBuf, Option<(u64, u64)>> = HashMap::new();
     let running = match (pid, executable) {
         (Some(pid), None) if sites.iter().any(|s| s.probe.semaphore.is_some()) => {
             let process = Process::open(pid)?;
@@ -386,17 +388,25 @@ pub(crate) fn plan_semaphores(
                 warn = false;
             }
         } else if let Some((modules, mappings)) = &running {
-            let inode = inode_of(&site.attach_path);
-            let module = modules
-                .iter()
-                .find(|m| inode.is_some() && inode_of(&m.host_path) == inode);
-            if let (Some(module), Some(inode)) = (module, inode) {
-                let address = vaddr.wrapping_add(module.bias);
+            let module = *modules_of
+                .entry(site.attach_path.clone())
+                .or_insert_with(|| {
+                    let inode = inode_of(&site.attach_path)?;
+                    let module = modules
+                        .iter()
+                        .find(|m| inode_of(&m.host_path) == Some(inode))?;
+                    Some((inode, module.bias))
+                });
+            if let Some((inode, bias)) = module {
+                let address = vaddr.wrapping_add(bias);
                 if semaphore::kernel_target(mappings, inode, offset) != Some(address) {
                     site.semaphore = SemaphoreMode::Manual { address };
                 }
                 warn = false;
             }
+        }
+        if !warn {
+            continue;
         }
         let warning = format!(
             "the semaphore of {}:{} in {} shares a file page with a RELRO segment: the kernel cannot raise it in processes that map the file after attaching (trace those with --pid)",
@@ -404,7 +414,7 @@ pub(crate) fn plan_semaphores(
             site.probe.name,
             site.display_path.display()
         );
-        if warn && !warnings.contains(&warning) {
+        if warned.insert(warning.clone()) {
             warnings.push(warning);
         }
     }
@@ -429,7 +439,7 @@ fn spec_matched_duplicates(sites: &[SelectedSite], spec: &ProbeSpec) -> bool {
 }
 
 fn add_file_sites(
-    sites: &mut Vec<SelectedSite>,
+    sites: &mut SiteList,
     path: &Path,
     display: &Path,
     spec: &ProbeSpec,
@@ -441,17 +451,14 @@ fn add_file_sites(
     warn_skipped(warnings, &probes.skipped);
     for probe in probes.found {
         if spec.pattern.matches(&probe.provider, &probe.name) {
-            push_unique(
-                sites,
-                SelectedSite {
-                    attach_path: path.to_path_buf(),
-                    display_path: display.to_path_buf(),
-                    arch,
-                    probe,
-                    semaphore: SemaphoreMode::Kernel,
-                    ret: false,
-                },
-            );
+            sites.push(SelectedSite {
+                attach_path: path.to_path_buf(),
+                display_path: display.to_path_buf(),
+                arch,
+                probe,
+                semaphore: SemaphoreMode::Kernel,
+                ret: false,
+            });
         }
     }
     Ok(())
@@ -533,16 +540,27 @@ fn module_name_matches(path: &Path, name: &str) -> bool {
             .is_some_and(|rest| rest.starts_with(".so"))
 }
 
-/// Adds `site` unless the same file offset of the same file is selected
-/// for the same kind of uprobe (entry or return).
-fn push_unique(sites: &mut Vec<SelectedSite>, site: SelectedSite) {
-    let duplicate = sites.iter().any(|s| {
-        s.attach_path == site.attach_path
-            && s.probe.file_offset == site.probe.file_offset
-            && s.ret == site.ret
-    });
-    if !duplicate {
-        sites.push(site);
+/// The sites selected so far, each file offset of each file once per kind
+/// of uprobe (entry or return). Looking a site up costs the same however
+/// many are selected, so selecting is linear in the sites.
+#[derive(Default)]
+struct SiteList {
+    sites: Vec<SelectedSite>,
+    seen: HashSet<(PathBuf, u64, bool)>,
+}
+
+impl SiteList {
+    /// Adds `site` unless the same file offset of the same file is selected
+    /// for the same kind of uprobe.
+    fn push(&mut self, site: SelectedSite) {
+        let key = (site.attach_path.clone(), site.probe.file_offset, site.ret);
+        if self.seen.insert(key) {
+            self.sites.push(site);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.sites.len()
     }
 }
 

@@ -98,7 +98,8 @@ impl ManualSemaphore {
 
 /// Adds `delta` to the `u16` at `address` of process `pid` (saturating).
 fn update(pid: u32, address: u64, delta: i32) -> Result<(), TraceError> {
-    let path = format!("/proc/{pid}/mem");
+    // Through a running thread when the main thread has exited.
+    let path = usdt_reader::Process::open(pid)?.dir().join("mem");
     let fail = |source| TraceError::Io {
         context: format!("cannot update the semaphore at {address:#x} of process {pid}"),
         source,

@@ -4,6 +4,7 @@
 
 use crate::aggregate::{Aggregation, KeyDecoder};
 use crate::attach;
+use crate::cancel::Cancel;
 use crate::config::TraceConfig;
 use crate::decode::{self, SiteState};
 use crate::error::TraceError;
@@ -22,6 +23,7 @@ use rustix::event::{PollFd, PollFlags};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 use usdt_tracer_common::{
     AGG_ERR_FAULT, AGG_ERR_FULL, AGG_ERR_STARTS_FULL, AGG_ERR_UNMATCHED, AGG_ERRORS_MAP,
@@ -79,6 +81,21 @@ impl Tracer {
     /// and attaches it to every site, then arms it so that every site
     /// starts reporting at one instant. On error nothing stays attached.
     pub fn attach(config: &TraceConfig) -> Result<Tracer, TraceError> {
+        Tracer::attach_until(config, &AtomicBool::new(false))
+    }
+
+    /// Like [`Tracer::attach`], but gives up with
+    /// [`TraceError::Cancelled`] as soon as `cancel` is set (by a signal
+    /// handler, or another thread): the flag is looked at between the steps
+    /// and every thousand sites or so within them, so attaching tens of
+    /// thousands of sites stops within milliseconds. Whatever was attached
+    /// is detached again, and the program never reports a hit.
+    ///
+    /// A traced process (`pid`) that exits while the tracer attaches makes
+    /// paths under `/proc/PID` vanish and the kernel refuse its uprobes:
+    /// whatever fails then is [`TraceError::ProcessExited`].
+    pub fn attach_until(config: &TraceConfig, cancel: &AtomicBool) -> Result<Tracer, TraceError> {
+        let cancel = Cancel::new(cancel);
         config.validate()?;
         // Restricted mode first: it drops the capabilities the checks below
         // must not count on. Then privileges: without them nothing else
@@ -95,7 +112,29 @@ impl Tracer {
             }
             None
         };
-        let mut selection = role::select_all(config)?;
+        Tracer::set_up(config, target, cancel).map_err(|error| match config.pid {
+            Some(pid)
+                if error.may_come_from_an_exit()
+                    && matches!(
+                        usdt_reader::Process::open(pid),
+                        Err(usdt_reader::Error::NoSuchProcess { .. })
+                    ) =>
+            {
+                TraceError::ProcessExited { pid }
+            }
+            _ => error,
+        })
+    }
+
+    /// The attach once the configuration and privileges are checked;
+    /// `target` is the process restricted mode checked, if any.
+    fn set_up(
+        config: &TraceConfig,
+        target: Option<restricted::Target>,
+        cancel: Cancel<'_>,
+    ) -> Result<Tracer, TraceError> {
+        cancel.check()?;
+        let mut selection = role::select_all(config, cancel)?;
         select::check_string_requests(&config.strings, &selection.sites)?;
         let semaphore_warnings = select::plan_semaphores(
             &mut selection.sites,
@@ -113,6 +152,7 @@ impl Tracer {
             &selection.roles,
             &config.strings,
             config.aggregations.len(),
+            cancel,
         )?;
         let mut distinct: Vec<(&Path, u64, bool)> = selection
             .sites
@@ -124,8 +164,8 @@ impl Tracer {
         let site_count = distinct.len();
         uprobe::raise_fd_limit();
 
-        let mut ebpf = load(config, &plans)?;
-        let links = attach::attach_sites(&mut ebpf, &selection.sites, config)?;
+        let mut ebpf = load(config, &plans, cancel)?;
+        let links = attach::attach_sites(&mut ebpf, &selection.sites, config, cancel)?;
         if let Some(target) = &target {
             // The links name the process by its pid: it must still be the
             // one checked (dropping the links undoes them otherwise).
@@ -143,6 +183,8 @@ impl Tracer {
                 specs: config.aggregations.iter().cloned().zip(keys).collect(),
             })
         };
+        // The last look: once armed, the trace has begun.
+        cancel.check()?;
         arm(&mut ebpf, config)?;
         let mut tracer = Tracer {
             links,
@@ -356,24 +398,25 @@ impl Drop for Tracer {
 }
 
 /// Loads the BPF object with maps sized for `config` and stores the site
-/// `plans` (indexed by cookie).
-fn load(config: &TraceConfig, plans: &[SitePlan]) -> Result<Ebpf, TraceError> {
-    // The aggregation maps are allocated up front by the kernel: one entry
-    // each when nothing is aggregated.
-    let map_entries = if config.aggregations.is_empty() {
-        1
-    } else {
-        config.map_entries
-    };
+/// `plans` (indexed by cookie); gives up when `cancel` is set.
+fn load(config: &TraceConfig, plans: &[SitePlan], cancel: Cancel<'_>) -> Result<Ebpf, TraceError> {
+    // The aggregation maps allocate their entries as keys appear, but
+    // their buckets up front: one entry each when nothing uses them.
+    let used = |yes: bool| if yes { config.map_entries } else { 1 };
+    let latency = config
+        .aggregations
+        .iter()
+        .any(|aggregation| matches!(aggregation, Aggregation::Latency { .. }));
     let mut ebpf = EbpfLoader::new()
         .map_max_entries(SITES_MAP, plans.len().max(1) as u32)
         .map_max_entries(EVENTS_MAP, config.ring_bytes)
-        .map_max_entries(AGGREGATES_MAP, map_entries)
-        .map_max_entries(STARTS_MAP, map_entries)
+        .map_max_entries(AGGREGATES_MAP, used(!config.aggregations.is_empty()))
+        .map_max_entries(STARTS_MAP, used(latency))
         .load(BPF_OBJECT)
         .map_err(TraceError::Load)?;
     let mut map: Array<&mut MapData, SitePlan> = map_mut(&mut ebpf, SITES_MAP)?;
     for (index, plan) in plans.iter().enumerate() {
+        cancel.check_at(index)?;
         map.set(index as u32, *plan, 0)
             .map_err(|source| map_error(SITES_MAP, "store a site plan", source))?;
     }

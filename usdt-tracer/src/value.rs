@@ -112,8 +112,9 @@ impl Serialize for Value {
 }
 
 /// Readable form: integers in decimal, pointers in hex, strings quoted and
-/// escaped (`...` after the quote when truncated), `<fault>` for a value
-/// that could not be read.
+/// escaped (`...` after the quote when truncated), JSON as written with its
+/// control characters escaped, `<fault>` for a value that could not be
+/// read. It holds no control character, whatever the traced program sent.
 impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -148,7 +149,9 @@ impl fmt::Display for Value {
                 }
             }
             Value::Json { text, truncated } => {
-                f.write_str(text)?;
+                // As the program wrote it, but on one line and with no
+                // control character (valid JSON has none in its strings).
+                f.write_str(&usdt_reader::escape_controls(text))?;
                 if *truncated {
                     f.write_str("...")
                 } else {
