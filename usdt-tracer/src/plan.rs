@@ -18,11 +18,11 @@
 use crate::regs;
 use crate::value::Value;
 use std::sync::Arc;
+use usdt_reader::{Arch, ArgKind, ArgLocation, ArgSpec, Probe, Register};
 use usdt_tracer_common::{
     ACTION_STREAM, ARG_CONSTANT, ARG_MEMORY, ARG_REGISTER, ArgPlan, EventHeader, MAX_ARGS, NO_REG,
     STRING_CSTR, STRING_NONE, STRING_PTR_LEN, SitePlan,
 };
-use usdt_reader::{Arch, ArgKind, ArgLocation, ArgSpec, Probe, Register};
 
 /// How to turn a site's raw slots into one [`Value`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -378,8 +378,8 @@ pub(crate) fn decode(header: &EventHeader, strings: &[u8], decoding: &SiteDecodi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use usdt_tracer_common::{NO_REG, STRING_PTR_LEN};
     use usdt_reader::{NoSymbols, Signature, SymbolError, SymbolResolver, TypedArg, parse_args};
+    use usdt_tracer_common::{NO_REG, STRING_PTR_LEN};
 
     /// Knows one symbol, as a file's symbol table would.
     struct OneSymbol(&'static str, u64);

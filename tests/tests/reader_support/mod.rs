@@ -460,13 +460,7 @@ pub fn usdt_binary() -> &'static Path {
         let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
         run(Command::new(env!("CARGO"))
             .args([
-                "build",
-                "--quiet",
-                "--locked",
-                "-p",
-                "usdt-cli",
-                "--bin",
-                "usdt",
+                "build", "--quiet", "--locked", "-p", "usdt-cli", "--bin", "usdt",
             ])
             .arg("--manifest-path")
             .arg(&manifest)
