@@ -22,13 +22,13 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use usdt_reader::Signature;
 use usdt_tracer_common::{
     AGG_ERR_FAULT, AGG_ERR_FULL, AGG_ERR_STARTS_FULL, AGG_ERR_UNMATCHED, AGG_ERRORS_MAP,
     AGGREGATES_MAP, AggKey, CONTROL_MAP, Control, DROPS_MAP, EVENT_FIXED_SIZE, EVENT_HEADER_SIZE,
     EVENTS_MAP, EventHeader, HISTOGRAM_BUCKETS, PROGRAM_NAME, PROGRAM_SECTION, SITES_MAP,
     STARTS_MAP, SitePlan, StartKey,
 };
-use usdt_reader::Signature;
 
 /// The BPF object built from `tracer-ebpf` (`cargo xtask build-ebpf`).
 static BPF_OBJECT: &[u8] = aya::include_bytes_aligned!("../bpf/usdt-tracer.bpf.o");
@@ -813,6 +813,11 @@ fn load_multi_program(ebpf: &Ebpf) -> Result<Option<MultiProgram>, TraceError> {
             .find(|(name, _)| *name == symbol)
             .map(|(_, fd)| fd.as_raw_fd())
     };
+    // Kernels before 6.6 would load the program (and spend the verifier's
+    // time on it) but make no links for it.
+    if !multi::kernel_has_links() {
+        return Ok(None);
+    }
     match MultiProgram::load(BPF_OBJECT, PROGRAM_SECTION, PROGRAM_NAME, map_fd) {
         Ok(program) => Ok(Some(program)),
         Err(LoadError::Object(what)) => Err(TraceError::Bpf(format!("bad BPF object: {what}"))),
