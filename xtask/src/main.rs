@@ -24,7 +24,7 @@ commands:
               its probes and trace it while sending it requests (as root)
   test        install test dependencies, then run the whole test suite
   vm-test [KERNEL...] [-- FILTER...]
-              run the BPF tests as root on other kernels (6.1, 5.10: Debian's,
+              run the tracing tests as root on other kernels (6.1, 5.10: Debian's,
               each in a QEMU virtual machine; host: the running one), with
               the test executables built once here (see vm-test --help)
   build-ebpf  build the tracer's BPF object into usdt-tracer/bpf/ (--check: fail if

@@ -1,9 +1,9 @@
 //! `cargo xtask vm-test [KERNEL...] [-- FILTER...]`: the BPF tests on other
 //! kernels, each in a virtual machine.
 //!
-//! The tests that attach BPF programs (every integration test whose source
-//! calls `require_bpf`) are built once on this machine with `cargo test
-//! --no-run`; then, for each kernel, a QEMU virtual machine (virtme-ng,
+//! The tracing tests (every integration test that calls `require_bpf` and
+//! traces with `usdt` or `usdt-tracer`) are built once on this machine with
+//! `cargo test --no-run`; then, for each kernel, a QEMU virtual machine (virtme-ng,
 //! which boots a kernel over this machine's own files) runs those test
 //! executables as root with `USDT_REQUIRE_BPF=1`. `host` runs them on the
 //! running kernel, without a virtual machine.
@@ -35,9 +35,9 @@ use std::time::{Duration, Instant, SystemTime};
 const USAGE: &str = "\
 usage: cargo xtask vm-test [--timeout SECS] [--verbose] [KERNEL...] [-- FILTER...]
 
-Runs the BPF tests (every integration test that calls require_bpf) as root
-with USDT_REQUIRE_BPF=1 on each KERNEL, in a QEMU virtual machine over this
-machine's files. Needs root.
+Runs the tracing tests (every integration test that calls require_bpf and
+traces with usdt or usdt-tracer) as root with USDT_REQUIRE_BPF=1 on each
+KERNEL, in a QEMU virtual machine over this machine's files. Needs root.
 
 kernels (default: host 6.1 5.10):
   host   the running kernel, no virtual machine
@@ -208,8 +208,8 @@ fn metadata(root: &Path) -> Result<serde_json::Value, String> {
     serde_json::from_str(&text).map_err(|e| format!("cannot parse cargo metadata: {e}"))
 }
 
-/// The workspace's BPF tests: every integration test target whose source
-/// calls `require_bpf`, as (package, target name, package directory).
+/// The workspace's tracing tests (see [`traces`]), as (package, target
+/// name, package directory).
 fn bpf_test_targets(
     root: &Path,
     metadata: &serde_json::Value,
@@ -224,18 +224,26 @@ fn bpf_test_targets(
                 .as_array()
                 .is_some_and(|kinds| kinds.iter().any(|k| k == "test"));
             let source = target["src_path"].as_str().unwrap_or_default();
-            if is_test
-                && std::fs::read_to_string(source).is_ok_and(|text| text.contains("require_bpf("))
-            {
+            if is_test && std::fs::read_to_string(source).is_ok_and(|text| traces(&text)) {
                 let target_name = target["name"].as_str().unwrap_or_default();
                 targets.push((name.to_string(), target_name.to_string(), dir.clone()));
             }
         }
     }
     if targets.is_empty() {
-        return Err("vm-test: no test calls require_bpf".into());
+        return Err("vm-test: found no tracing test".into());
     }
     Ok(targets)
+}
+
+/// Whether a test's source is a tracing test: one that needs BPF
+/// (`require_bpf`) and traces with `usdt` (the `trace_support` module) or
+/// the `usdt-tracer` library. bpftrace's interoperability tests need BPF
+/// too but test bpftrace: emulated, its LLVM compilation alone outlasts
+/// their timeouts.
+fn traces(source: &str) -> bool {
+    source.contains("require_bpf(")
+        && (source.contains("mod trace_support;") || source.contains("usdt_tracer"))
 }
 
 /// Builds the BPF tests (`cargo test --no-run`) and the `usdt` command they
@@ -244,7 +252,7 @@ fn build_tests(
     root: &Path,
     targets: &[(String, String, PathBuf)],
 ) -> Result<(Vec<TestBinary>, PathBuf), String> {
-    eprintln!("xtask: building {} BPF test executables", targets.len());
+    eprintln!("xtask: building {} tracing test executables", targets.len());
     let mut cmd = Command::new(env!("CARGO"));
     cmd.args(["test", "--locked", "--no-run"])
         .args(["--message-format", "json-render-diagnostics"])
