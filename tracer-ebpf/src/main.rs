@@ -651,11 +651,11 @@ fn extend(raw: u64, size: u8, signed: bool) -> u64 {
 #[inline(always)]
 fn copy_cstr<const CAP: usize>(dst: *mut u8, src: u64) -> Option<(usize, bool)> {
     let mut n = read_user_str::<CAP>(dst, src);
-    if n <= 0 {
+    if n < 0 {
         fault_in(dst, src)?;
         n = read_user_str::<CAP>(dst, src);
     }
-    if n <= 0 {
+    if n < 0 {
         let next_page = (src | (PAGE - 1)).wrapping_add(1);
         if next_page.wrapping_sub(src) >= CAP as u64 {
             return None;
@@ -663,8 +663,14 @@ fn copy_cstr<const CAP: usize>(dst: *mut u8, src: u64) -> Option<(usize, bool)> 
         fault_in(dst, next_page)?;
         n = read_user_str::<CAP>(dst, src);
     }
-    if n <= 0 {
+    if n < 0 {
         return None;
+    }
+    // The helper counts the NUL, so an empty string is 1, except on older
+    // kernels (6.1's), whose strncpy_from_user_nofault counts it only after
+    // a character: there an empty string is 0 (and 0 is no failure).
+    if n == 0 {
+        return Some((0, false));
     }
     let n = n as usize;
     if n >= CAP {
