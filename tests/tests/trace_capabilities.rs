@@ -9,9 +9,9 @@ mod trace_support;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use trace_support::*;
-use usdt_interop_tests::{require_bpf, require_tool};
+use usdt_interop_tests::{find_in_path, require_bpf, require_tool};
 
 /// The documented set.
 const TRACING: &str = "+bpf,+perfmon";
@@ -46,7 +46,8 @@ fn iterations(output: &Output) -> Vec<u64> {
 }
 
 /// Starts `binary ARGS` (with only `caps` when given) and waits until it
-/// has run a little, so its libraries are mapped.
+/// runs (setpriv, when used, has executed it), then a little more, so its
+/// libraries are mapped.
 fn start_target(binary: &Path, args: &[&str], caps: Option<&str>) -> Guard {
     let mut command = Command::new(binary);
     command.args(args);
@@ -55,8 +56,25 @@ fn start_target(binary: &Path, args: &[&str], caps: Option<&str>) -> Guard {
         None => command,
     };
     let guard = Guard::spawn(&mut command);
+    wait_for_exec(guard.pid(), binary);
     std::thread::sleep(Duration::from_millis(200));
     guard
+}
+
+/// Waits until process `pid` runs `program` (a setpriv it was started
+/// through has executed it): a fixed pause is too short on a slow machine,
+/// such as an emulated one.
+fn wait_for_exec(pid: u32, program: &Path) {
+    let program = program.canonicalize().expect("canonical path");
+    let start = Instant::now();
+    while std::fs::read_link(format!("/proc/{pid}/exe")).ok().as_ref() != Some(&program) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "process {pid} did not execute {} in 30 s",
+            program.display()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 fn capability_effective(pid: u32) -> u64 {
@@ -81,7 +99,7 @@ fn cap_bpf_and_cap_perfmon_trace_paths_commands_and_processes() {
     let mut sleeper = Command::new("sleep");
     sleeper.arg("5");
     let sleeper = Guard::spawn(&mut with_caps(TRACING, &sleeper));
-    std::thread::sleep(Duration::from_millis(100));
+    wait_for_exec(sleeper.pid(), &find_in_path("sleep").expect("sleep"));
     assert_eq!(
         capability_effective(sleeper.pid()),
         (1 << 38) | (1 << 39),
