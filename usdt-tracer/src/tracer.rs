@@ -923,7 +923,16 @@ fn attach_perf_events(
         .map_err(|e| bpf_error("program not loaded", &e))?;
     let mut links = Vec::with_capacity(selected.len());
     for (index, site) in selected.iter().enumerate() {
-        let fail = |error| classify_attach_error(error, pid, site);
+        let fail = |error: io::Error| match error.raw_os_error() {
+            Some(libc::EACCES | libc::EPERM) => match privileges::needed_for_perf_events() {
+                Ok(why) => TraceError::Privileges(format!(
+                    "the kernel refused a uprobe on {} ({error}): {why}",
+                    site.attach_path.display()
+                )),
+                Err(e) => e,
+            },
+            _ => classify_attach_error(error, pid, site),
+        };
         let event = pmu
             .open(
                 &site.attach_path,

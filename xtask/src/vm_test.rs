@@ -261,9 +261,6 @@ fn build_tests(
     for (package, target, _) in targets {
         cmd.args(["--package", package, "--test", target]);
     }
-    // The tracing tests start `usdt`: built in the same run, it is named to
-    // them (USDT_BINARY_ENV) so they need not ask cargo for it.
-    cmd.args(["--package", "usdt-cli", "--bin", "usdt"]);
     let out = cmd
         .output()
         .map_err(|e| format!("cannot run cargo test: {e}"))?;
@@ -271,33 +268,14 @@ fn build_tests(
         return Err(format!("cargo test --no-run failed ({})", out.status));
     }
     let mut binaries = Vec::new();
-    let mut usdt = None;
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
-        let (Some(name), Some(path)) = (
-            message["target"]["name"].as_str(),
-            message["executable"].as_str(),
-        ) else {
-            continue;
-        };
-        let is_bin = message["target"]["kind"]
-            .as_array()
-            .is_some_and(|kinds| kinds.iter().any(|k| k == "bin"));
-        if name == "usdt" && is_bin {
-            usdt = Some(PathBuf::from(path));
-        }
-        let is_test = message["target"]["kind"]
-            .as_array()
-            .is_some_and(|kinds| kinds.iter().any(|k| k == "test"));
-        if let Some((_, _, dir)) = targets.iter().find(|(_, t, _)| t == name)
-            && is_test
+    for (name, kind, path) in artifacts(&out.stdout) {
+        if let Some((_, _, dir)) = targets.iter().find(|(_, t, _)| *t == name)
+            && kind == "test"
         {
             binaries.push(TestBinary {
                 package_dir: dir.clone(),
-                name: name.to_string(),
-                path: PathBuf::from(path),
+                name,
+                path,
             });
         }
     }
@@ -308,8 +286,46 @@ fn build_tests(
             targets.len()
         ));
     }
-    let usdt = usdt.ok_or("cargo reported no usdt executable")?;
+    // The tracing tests start `usdt`: built here (as they would build it),
+    // it is named to them (USDT_BINARY_ENV) so they need not ask cargo.
+    let out = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--locked",
+            "--package",
+            "usdt-cli",
+            "--bin",
+            "usdt",
+        ])
+        .args(["--message-format", "json-render-diagnostics"])
+        .current_dir(root)
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run cargo build: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("cargo build of usdt failed ({})", out.status));
+    }
+    let usdt = artifacts(&out.stdout)
+        .into_iter()
+        .find(|(name, kind, _)| name == "usdt" && kind == "bin")
+        .map(|(_, _, path)| path)
+        .ok_or("cargo reported no usdt executable")?;
     Ok((binaries, usdt))
+}
+
+/// The executables in cargo's JSON messages, as (target name, target kind,
+/// path).
+fn artifacts(messages: &[u8]) -> Vec<(String, String, PathBuf)> {
+    String::from_utf8_lossy(messages)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter_map(|message| {
+            let name = message["target"]["name"].as_str()?.to_string();
+            let kind = message["target"]["kind"][0].as_str()?.to_string();
+            let path = PathBuf::from(message["executable"].as_str()?);
+            Some((name, kind, path))
+        })
+        .collect()
 }
 
 /// Runs the test executables on the running kernel.
