@@ -5,12 +5,22 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
+/// The environment variable naming an already built `usdt` command, which
+/// the tests then use instead of building it (`cargo xtask vm-test` builds
+/// it first: inside a virtual machine cargo takes minutes to find it
+/// fresh).
+pub const USDT_BINARY_ENV: &str = "USDT_TEST_BINARY";
+
 /// The `usdt` command, built once per test binary (it belongs to another
 /// package, so cargo does not hand its path to these tests) with
-/// `cargo build --package usdt-cli --bin usdt`.
+/// `cargo build --package usdt-cli --bin usdt`, or the one
+/// [`USDT_BINARY_ENV`] names.
 pub fn usdt() -> Command {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     let path = BINARY.get_or_init(|| {
+        if let Some(path) = std::env::var_os(USDT_BINARY_ENV) {
+            return PathBuf::from(path);
+        }
         let out = Command::new(env!("CARGO"))
             .args(["build", "--package", "usdt-cli", "--bin", "usdt"])
             .args(["--message-format", "json-render-diagnostics"])

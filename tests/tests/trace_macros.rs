@@ -378,7 +378,9 @@ fn guarded_probes_are_lazy_and_semaphores_return_to_zero() {
     assert_eq!(run(&mut Command::new(CATALOG)), "lazy evaluations: 0\n");
 
     usdt(); // Built before the catalog's clock starts.
-    let mut catalog = Guard::spawn(Command::new(CATALOG).args(["--loop", "10"]));
+    // Looping until told (SIGUSR1) or for 10 minutes: the traces below
+    // take seconds each to attach on a slow (emulated) machine.
+    let mut catalog = Guard::spawn(Command::new(CATALOG).args(["--loop", "600"]));
     let mut catalog_out = BufReader::new(catalog.0.stdout.take().unwrap());
     let ready = read_until(&mut catalog_out, Duration::from_secs(10), |l| {
         l.starts_with("ready ")
@@ -450,6 +452,8 @@ fn guarded_probes_are_lazy_and_semaphores_return_to_zero() {
 
     // The catalog saw the probe enabled only while traced, and evaluated its
     // arguments only then.
+    // SAFETY: sends SIGUSR1 to our own child, which ends its loop.
+    unsafe { libc::kill(pid as i32, libc::SIGUSR1) };
     let rest = read_until(&mut catalog_out, Duration::from_secs(30), |l| {
         l.starts_with("lazy evaluations: ")
     });

@@ -731,11 +731,11 @@ fn extend(raw: u64, size: u8, signed: bool) -> u64 {
 #[inline(always)]
 fn copy_cstr<const CAP: usize>(dst: *mut u8, src: u64) -> Option<(usize, bool)> {
     let mut n = read_user_str::<CAP>(dst, src);
-    if n <= 0 {
+    if n < 0 {
         fault_in(dst, src)?;
         n = read_user_str::<CAP>(dst, src);
     }
-    if n <= 0 {
+    if n < 0 {
         let next_page = (src | (PAGE - 1)).wrapping_add(1);
         if next_page.wrapping_sub(src) >= CAP as u64 {
             return None;
@@ -743,8 +743,14 @@ fn copy_cstr<const CAP: usize>(dst: *mut u8, src: u64) -> Option<(usize, bool)> 
         fault_in(dst, next_page)?;
         n = read_user_str::<CAP>(dst, src);
     }
-    if n <= 0 {
+    if n < 0 {
         return None;
+    }
+    // The helper counts the NUL, so an empty string is 1, except on older
+    // kernels (6.1's), whose strncpy_from_user_nofault counts it only after
+    // a character: there an empty string is 0 (and 0 is no failure).
+    if n == 0 {
+        return Some((0, false));
     }
     let n = n as usize;
     if n >= CAP {
@@ -785,17 +791,41 @@ fn fault_in(scratch: *mut u8, address: u64) -> Option<()> {
 #[inline(always)]
 fn copy_bytes<const CAP: usize>(dst: *mut u8, src: u64, len: u64) -> Option<(usize, bool)> {
     let cut = len > CAP as u64;
-    let n = if cut { CAP } else { len as usize };
+    let n = at_most::<CAP>(if cut { CAP as u64 } else { len })?;
     if n == 0 {
         return Some((0, false));
     }
     // SAFETY: `dst` has room for CAP bytes and n <= CAP; the helpers check
     // `src`; copy_from_user may fault pages in (sleepable).
     let ok = unsafe {
-        generated::bpf_probe_read_user(dst.cast(), n as u32, src as *const _) == 0
-            || generated::bpf_copy_from_user(dst.cast(), n as u32, src as *const _) == 0
+        generated::bpf_probe_read_user(dst.cast(), n, src as *const _) == 0
+            || generated::bpf_copy_from_user(dst.cast(), n, src as *const _) == 0
     };
-    if ok { Some((n, cut)) } else { None }
+    if ok { Some((n as usize, cut)) } else { None }
+}
+
+/// `value`, which the caller has already limited to `MAX`, checked again
+/// where the verifier sees it: `None` if it is larger.
+///
+/// The compiler may pass a value chosen between two (such as `min(len,
+/// CAP)`) through a stack slot written before the comparison. Older
+/// verifiers (6.1's, 5.10's) keep no range for an unbounded value stored
+/// on the stack and do not narrow it by the later comparison, so the
+/// value read back at the helper call is unbounded ("R2 min value is
+/// negative"). Read afresh through a volatile slot and compared here, it
+/// is bounded in the register the call uses, and stays bounded if spilled.
+#[inline(always)]
+fn at_most<const MAX: usize>(value: u64) -> Option<u32> {
+    let mut slot = 0u64;
+    // SAFETY: a write and a read of a local.
+    let value = unsafe {
+        core::ptr::write_volatile(&mut slot, value);
+        core::ptr::read_volatile(&slot)
+    };
+    if value > MAX as u64 {
+        return None;
+    }
+    Some(value as u32)
 }
 
 #[cfg(not(test))]

@@ -79,6 +79,11 @@ fn load_multi_program(ebpf: &Ebpf, cancel: Cancel<'_>) -> Result<Option<MultiPro
             .find(|(name, _)| *name == symbol)
             .map(|(_, fd)| fd.as_raw_fd())
     };
+    // Kernels before 6.6 would load the program (and spend the verifier's
+    // time on it) but make no links for it.
+    if !multi::kernel_has_links() {
+        return Ok(None);
+    }
     let loaded = MultiProgram::load(BPF_OBJECT, PROGRAM_SECTION, PROGRAM_NAME, map_fd, || {
         !cancel.is_set()
     });
@@ -87,7 +92,7 @@ fn load_multi_program(ebpf: &Ebpf, cancel: Cancel<'_>) -> Result<Option<MultiPro
     match loaded {
         Ok(program) => Ok(Some(program)),
         Err(LoadError::Object(reason)) => Err(TraceError::BadObject { reason }),
-        // Kernels before 6.6 have no uprobe_multi.
+        // A kernel whose probe above passed but that refuses the program.
         Err(LoadError::Kernel(error, _))
             if matches!(error.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP)) =>
         {
@@ -160,10 +165,20 @@ fn attach_multi(
                         ret,
                     );
                     if let Err(error) = one {
-                        return Err(classify_attach_error(error, pid, site));
+                        return Err(classify_attach_error(
+                            error,
+                            pid,
+                            site,
+                            privileges::needed(),
+                        ));
                     }
                 }
-                return Err(classify_attach_error(error, pid, group[0].1));
+                return Err(classify_attach_error(
+                    error,
+                    pid,
+                    group[0].1,
+                    privileges::needed(),
+                ));
             }
         }
     }
@@ -203,11 +218,12 @@ fn attach_perf_events(
     let program_fd = program
         .fd()
         .map_err(|source| TraceError::program(PROGRAM_NAME, source))?;
+    let needed = privileges::needed_for_perf_events()?;
     let mut links = Vec::with_capacity(selected.len());
     for (index, site) in selected.iter().enumerate() {
         // One uprobe per site is slow enough to look at the flag each time.
         cancel.check()?;
-        let fail = |error| classify_attach_error(error, pid, site);
+        let fail = |error| classify_attach_error(error, pid, site, needed);
         let event = pmu
             .open(
                 &site.attach_path,
@@ -233,15 +249,21 @@ fn ref_ctr(site: &SelectedSite) -> Option<u64> {
     }
 }
 
-/// The error for the kernel's refusal of a uprobe or link at `site`.
-fn classify_attach_error(source: io::Error, pid: Option<u32>, site: &SelectedSite) -> TraceError {
+/// The error for the kernel's refusal of a uprobe or link at `site`;
+/// `needed` says what privileges the refused kind of uprobe takes.
+fn classify_attach_error(
+    source: io::Error,
+    pid: Option<u32>,
+    site: &SelectedSite,
+    needed: &str,
+) -> TraceError {
     match (source.raw_os_error(), pid) {
         (Some(libc::ESRCH), Some(pid)) => TraceError::ProcessExited { pid },
         (Some(libc::EACCES | libc::EPERM), _) => TraceError::Privileges {
             reason: format!(
                 "the kernel refused a uprobe on {} ({source}): {}",
                 site.attach_path.display(),
-                privileges::needed()
+                needed
             ),
         },
         _ => TraceError::Attach {

@@ -143,6 +143,49 @@ impl MultiProgram {
     }
 }
 
+/// Whether the kernel has uprobe_multi links (6.6+), probed as libbpf
+/// does, with a two-instruction program: before 6.6 the kernel loads a
+/// kprobe program whatever its attach type says, but refuses the link
+/// (EINVAL), while a kernel with such links looks the path up and finds
+/// the directory `/` no file to probe (EBADF). A kernel whose links filter
+/// by thread instead of by process (the feature's first release) counts as
+/// having none: asked for pid -1 it looks the path up too instead of
+/// refusing the pid (EINVAL).
+pub(crate) fn kernel_has_links() -> bool {
+    // r0 = 0; exit
+    let insns: [u8; 2 * INSN] = [
+        0xb7, 0, 0, 0, 0, 0, 0, 0, //
+        0x95, 0, 0, 0, 0, 0, 0, 0,
+    ];
+    let license = CString::new("GPL").expect("no NUL");
+    let attr = ProgLoadAttr {
+        prog_type: BPF_PROG_TYPE_KPROBE,
+        insn_cnt: 2,
+        insns: insns.as_ptr() as u64,
+        license: license.as_ptr() as u64,
+        expected_attach_type: BPF_TRACE_UPROBE_MULTI,
+        ..ProgLoadAttr::default()
+    };
+    let Ok(program) = bpf_prog_load(&attr, &|| false) else {
+        return false;
+    };
+    use std::os::fd::AsFd;
+    let refused = |pid| {
+        link(
+            program.as_fd(),
+            Path::new("/"),
+            &[0],
+            &[0],
+            &[0],
+            pid,
+            false,
+        )
+        .err()
+        .and_then(|e| e.raw_os_error())
+    };
+    refused(None) == Some(libc::EBADF) && refused(Some(u32::MAX)) == Some(libc::EINVAL)
+}
+
 /// Attaches `program` at `offsets` of `path` (with `ref_ctr_offsets`, 0 for
 /// none, and `cookies`, one per site) for process `pid` or every process;
 /// as uretprobes (at the return of the functions starting at `offsets`)

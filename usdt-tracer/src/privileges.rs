@@ -127,6 +127,18 @@ pub(crate) fn needed() -> &'static str {
     NEEDED
 }
 
+/// The end of a message for a uprobe perf event the kernel refused: where
+/// this process lacks CAP_SYS_ADMIN, that is why. The kernel opens uprobe
+/// perf events only for CAP_SYS_ADMIN (CAP_PERFMON is not enough, on 6.18
+/// as on 6.1); uprobe_multi links (6.6+) need only CAP_BPF and CAP_PERFMON.
+pub(crate) fn needed_for_perf_events() -> Result<&'static str, TraceError> {
+    Ok(if effective()? & (1 << CAP_SYS_ADMIN) == 0 {
+        "this kernel has no uprobe_multi links (Linux 6.6), and opens uprobe perf events only for CAP_SYS_ADMIN"
+    } else {
+        NEEDED
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,8 +1,23 @@
 //! Installing what the tests and tools need: Debian packages and rustup
 //! components.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// The workspace root (the parent of the xtask crate).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives inside the workspace")
+        .to_path_buf()
+}
+
+/// The directory where xtask keeps what it downloads and builds for
+/// itself: `~/.cache/usdt-sdk`.
+pub fn cache_dir() -> Result<PathBuf, String> {
+    let home = std::env::var_os("HOME").ok_or("HOME is not set")?;
+    Ok(PathBuf::from(home).join(".cache/usdt-sdk"))
+}
 
 /// Debian packages the test suite uses, with a file each one installs (to
 /// tell whether it is already present).

@@ -33,7 +33,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             other => return Err(format!("build-ebpf: unknown option `{other}`")),
         }
     }
-    let root = workspace_root();
+    let root = deps::workspace_root();
     let linker_dir = ensure_toolchain()?;
     let committed = root.join(OBJECT);
     if check {
@@ -62,23 +62,12 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
 }
 
-/// The workspace root (the parent of the xtask crate).
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives inside the workspace")
-        .to_path_buf()
-}
-
 /// Makes sure the nightly toolchain has `rust-src` and that bpf-linker is
 /// installed; returns the directory holding the `bpf-linker` binary.
 fn ensure_toolchain() -> Result<PathBuf, String> {
     deps::nightly_rust_src()?;
 
-    let home = std::env::var_os("HOME").ok_or("HOME is not set")?;
-    let root = PathBuf::from(home)
-        .join(".cache/usdt-sdk")
-        .join(format!("bpf-linker-{BPF_LINKER_VERSION}"));
+    let root = deps::cache_dir()?.join(format!("bpf-linker-{BPF_LINKER_VERSION}"));
     let bin = root.join("bin");
     if bin.join("bpf-linker").is_file() {
         return Ok(bin);

@@ -13,6 +13,7 @@ mod ebpf;
 mod fuzz;
 mod http;
 mod test;
+mod vm_test;
 
 use std::process::ExitCode;
 
@@ -23,6 +24,10 @@ commands:
   demo        build the example HTTP server and `usdt`, start the server, list
               its probes and trace it while sending it requests (as root)
   test        install test dependencies, then run the whole test suite
+  vm-test [KERNEL...] [-- FILTER...]
+              run the tracing tests as root on other kernels (6.1, 5.10: Debian's,
+              each in a QEMU virtual machine; host: the running one), with
+              the test executables built once here (see vm-test --help)
   build-ebpf  build the tracer's BPF object into usdt-tracer/bpf/ (--check: fail if
               the committed object differs from a fresh build)
   fuzz [SECONDS]
@@ -51,6 +56,7 @@ fn main() -> ExitCode {
     let result = match command {
         "demo" => demo::run(rest),
         "test" => test::run(rest),
+        "vm-test" => vm_test::run(rest),
         "build-ebpf" => ebpf::run(rest),
         "fuzz" => fuzz::run(rest),
         "bench-reader" => bench_reader::run(rest),

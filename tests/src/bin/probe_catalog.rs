@@ -9,7 +9,9 @@
 //! everything every 10 ms for up to SECONDS, printing `enabled: PROVIDER:NAME`
 //! the first time it sees each typed probe enabled. With `--wait` it
 //! first prints `ready PID` and waits for a line on standard input (so a
-//! tracer can attach before the first probe fires).
+//! tracer can attach before the first probe fires). SIGUSR1 ends the loop
+//! early (a test that is done with the process, however long its traces
+//! took to attach).
 //!
 //! The values are fixed (see each call) so tests can compare what a tracer
 //! reads with what was passed.
@@ -20,7 +22,7 @@ use std::ffi::{CStr, CString};
 use std::hint::black_box;
 use std::io::Write;
 use std::num::NonZero;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use usdt_runtime::{ProbeArg, probe};
 
@@ -280,6 +282,21 @@ fn usage() -> ! {
     std::process::exit(2);
 }
 
+/// Set by SIGUSR1: ends `--loop`.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_sigusr1(_: libc::c_int) {
+    STOP.store(true, Ordering::Relaxed);
+}
+
+/// Makes SIGUSR1 set [`STOP`].
+fn stop_on_sigusr1() {
+    let handler: extern "C" fn(libc::c_int) = on_sigusr1;
+    // SAFETY: the handler only stores to an atomic, which is
+    // async-signal-safe.
+    unsafe { libc::signal(libc::SIGUSR1, handler as libc::sighandler_t) };
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (duration, wait) = match args.as_slice() {
@@ -313,9 +330,10 @@ fn main() {
                 let mut line = String::new();
                 let _ = std::io::stdin().read_line(&mut line);
             }
+            stop_on_sigusr1();
             let start = Instant::now();
             let mut seen = [false; 6];
-            while start.elapsed() < duration {
+            while start.elapsed() < duration && !STOP.load(Ordering::Relaxed) {
                 fire_plain();
                 fire_typed();
                 for (i, (name, enabled)) in typed_enabled().into_iter().enumerate() {
