@@ -668,6 +668,8 @@ fn strings_at_the_copy_bound_are_cut_and_flagged() {
     expected.push(serde_json::Value::Null);
     assert_eq!(all[0]["args"], serde_json::Value::Array(expected));
     assert_eq!(all[0]["truncated"], true);
+    // Which arguments were cut: lengths 256, 257 and 5000.
+    assert_eq!(all[0]["truncated_args"], serde_json::json!([3, 4, 5]));
 
     // Text: a cut string has `...` after its closing quote; the NULL
     // pointer reads as <fault>.

@@ -32,8 +32,9 @@ pub struct ProbeInfo {
 /// `address` (the site's link-time address), `args` (one value per
 /// argument, see [`Value`]'s serialization: integers exact at any width,
 /// strings where the argument is a string), `arg_names` when the site has
-/// typed metadata, and `truncated: true` when a string was cut at the copy
-/// bound.
+/// typed metadata, and, when a string, byte or JSON argument was cut at the
+/// copy bound, `truncated: true` with `truncated_args`, the indices of the
+/// arguments cut (a cut JSON argument is then a string, not embedded).
 #[derive(Debug, Clone)]
 pub struct Event {
     /// The probe that fired.
@@ -81,7 +82,13 @@ impl Serialize for Event {
             arg_names: &'a [String],
             #[serde(skip_serializing_if = "std::ops::Not::not")]
             truncated: bool,
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            truncated_args: Vec<usize>,
         }
+        let truncated_args: Vec<usize> = (self.args.iter().enumerate())
+            .filter(|(_, arg)| arg.is_truncated())
+            .map(|(index, _)| index)
+            .collect();
         Line {
             probe: ProbeName::of(&self.probe),
             pid: self.pid,
@@ -91,7 +98,8 @@ impl Serialize for Event {
             address: self.address,
             args: &self.args,
             arg_names: &self.arg_names,
-            truncated: self.args.iter().any(Value::is_truncated),
+            truncated: !truncated_args.is_empty(),
+            truncated_args,
         }
         .serialize(serializer)
     }
@@ -170,6 +178,7 @@ mod tests {
         assert_eq!(parsed["args"][1], "a\"b");
         assert_eq!(parsed["arg_names"][1], "path");
         assert_eq!(parsed["truncated"], true);
+        assert_eq!(parsed["truncated_args"], serde_json::json!([1]));
         assert!(!line.contains('\n'));
     }
 
