@@ -12,6 +12,7 @@ mod aggregate_known;
 mod aggregate_limits;
 mod list_cli;
 mod list_hostile_names;
+mod list_skipped_notes;
 mod macros_bpftrace;
 mod macros_cross;
 mod macros_gdb;

@@ -164,7 +164,16 @@ pub fn run(args: TraceArgs) -> Result<(), CliError> {
             eprintln!("{}", summary.line());
             return Ok(());
         }
-        Err(error) => return Err(error.into()),
+        Err(error) => {
+            // The error names the first note or module left out; the
+            // others are warnings, as when the trace goes on.
+            if let TraceError::NoMatch { skipped, .. } = &error {
+                for reason in skipped.iter().skip(1) {
+                    warn(&format!("skipped: {reason}"));
+                }
+            }
+            return Err(error.into());
+        }
     };
     let start_ns = monotonic_ns();
     let sites = tracer.attached_sites();

@@ -84,6 +84,18 @@ pub enum Error {
         /// The address.
         address: u64,
     },
+    /// A probe site lies in no executable segment, past the start of the
+    /// file's code (a note the linker left for discarded code lies before
+    /// it, and is left out silently): there is no instruction to probe.
+    #[error("{}: the site of probe {probe} at {address:#x} is in no executable segment", path.display())]
+    NotCode {
+        /// The file.
+        path: PathBuf,
+        /// `provider:name`.
+        probe: String,
+        /// The site's address.
+        address: u64,
+    },
     /// A `.usdt.types` record disagrees with its note about the number of
     /// note arguments.
     #[error("{}: probe {probe} at {pc:#x}: its type record takes {slots} note arguments but the note has {args}", path.display())]

@@ -337,6 +337,7 @@ pub(crate) fn select_sites(
             return Err(TraceError::NoMatch {
                 pattern: spec.pattern_text.clone(),
                 scope,
+                skipped: skipped_reasons(warnings),
             });
         }
     }
@@ -511,6 +512,7 @@ fn function_file(
         [] => Err(TraceError::NoMatch {
             pattern: name.clone(),
             scope: format!("the modules of process {pid}"),
+            skipped: skipped_reasons(warnings),
         }),
         many => Err(bad(format!(
             "`{name}` names {} modules of process {pid} ({}); give a path",
@@ -581,15 +583,27 @@ fn read_process(pid: u32, warnings: &mut Vec<String>) -> Result<Vec<ModuleProbes
         .collect())
 }
 
+/// What every warning about a note or module left out starts with.
+const SKIPPED: &str = "skipped: ";
+
 /// Adds a warning for each note or module the reader left out (once, as
 /// selection reads a file once per aggregation).
 fn warn_skipped(warnings: &mut Vec<String>, skipped: &[usdt_reader::Error]) {
     for error in skipped {
-        let warning = format!("skipped: {error}");
+        let warning = format!("{SKIPPED}{error}");
         if !warnings.contains(&warning) {
             warnings.push(warning);
         }
     }
+}
+
+/// Why each note or module in `warnings` was left out.
+fn skipped_reasons(warnings: &[String]) -> Vec<String> {
+    warnings
+        .iter()
+        .filter_map(|warning| warning.strip_prefix(SKIPPED))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The host's architecture, if `file` (named `display`) is of it: a uprobe
