@@ -33,6 +33,7 @@ mod trace_capabilities;
 mod trace_errors;
 mod trace_exits;
 mod trace_expressions;
+mod trace_killed;
 mod trace_macros;
 mod trace_peers;
 mod trace_restricted;
