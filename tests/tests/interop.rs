@@ -30,6 +30,7 @@ mod reader_sweep;
 mod readme_project;
 mod trace_c_programs;
 mod trace_capabilities;
+mod trace_consistency;
 mod trace_errors;
 mod trace_exits;
 mod trace_expressions;

@@ -156,17 +156,23 @@ impl fmt::Debug for Error {
 
 impl Error {
     /// Whether the error is about the input itself (a missing, unreadable,
-    /// non-ELF or malformed file, a pid that does not exist) rather than a
-    /// failure of the system while reading good input. Command lines map
-    /// the first to exit status 2 and the rest to 1.
+    /// non-ELF or malformed file, a path that can name no file: a loop of
+    /// symbolic links, a file taken for a directory, a name too long; a
+    /// pid that does not exist) rather than a failure of the system while
+    /// reading good input. Command lines map the first to exit status 2
+    /// and the rest to 1.
     pub fn is_bad_input(&self) -> bool {
         match self {
-            Error::Io { source, .. } => matches!(
-                source.kind(),
-                io::ErrorKind::NotFound
-                    | io::ErrorKind::PermissionDenied
-                    | io::ErrorKind::InvalidInput
-            ),
+            Error::Io { source, .. } => {
+                matches!(
+                    source.kind(),
+                    io::ErrorKind::NotFound
+                        | io::ErrorKind::PermissionDenied
+                        | io::ErrorKind::InvalidInput
+                        | io::ErrorKind::NotADirectory
+                        | io::ErrorKind::InvalidFilename
+                ) || source.raw_os_error() == Some(libc::ELOOP)
+            }
             Error::Process { .. } => false,
             _ => true,
         }
