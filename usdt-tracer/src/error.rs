@@ -299,6 +299,16 @@ fn verifier_reason(log: &str) -> String {
     lines[end.saturating_sub(3)..end].join("; ")
 }
 
+/// The end of [`TraceError::NoMatch`]'s message: the first thing left out
+/// and how many more were.
+fn skipped_suffix(skipped: &[String]) -> String {
+    match skipped {
+        [] => String::new(),
+        [first] => format!("; skipped: {first}"),
+        [first, rest @ ..] => format!("; skipped: {first} (and {} more)", rest.len()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::verifier_reason;
@@ -317,15 +327,5 @@ processed 227 insns (limit 1000000) max_states_per_insn 0 total_states 20 peak_s
         );
         assert_eq!(verifier_reason(""), "");
         assert_eq!(verifier_reason("one line"), "one line");
-    }
-}
-
-/// The end of [`TraceError::NoMatch`]'s message: the first thing left out
-/// and how many more were.
-fn skipped_suffix(skipped: &[String]) -> String {
-    match skipped {
-        [] => String::new(),
-        [first] => format!("; skipped: {first}"),
-        [first, rest @ ..] => format!("; skipped: {first} (and {} more)", rest.len()),
     }
 }
