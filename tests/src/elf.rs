@@ -300,3 +300,12 @@ pub fn edit_notes(path: &Path, mut edit: impl FnMut(&StapsdtNote, &mut [u8])) ->
     }
     bytes
 }
+
+/// Writes `bytes` as an executable next to `like`, named `name`.
+pub fn write_copy(like: &Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let copy = like.with_file_name(name);
+    std::fs::write(&copy, bytes).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    copy
+}

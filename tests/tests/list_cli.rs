@@ -407,12 +407,33 @@ fn bad_notes_are_skipped_with_a_warning() {
             "usdt: warning: skipped: {bad}: the semaphore of probe sdt_args:guarded at 0xdead0000 is outside every loadable segment"
         )
     );
-    // A file whose every note is bad is bad input.
+    // A file whose every note is bad is bad input: the error names the
+    // first bad note, a warning each of the others.
     let bytes = edit_notes(&f.path, |_, descriptor| descriptor[24] = 0xff);
     let all_bad = dir.join("all_bad_notes");
     std::fs::write(&all_bad, bytes).unwrap();
     let all_bad = all_bad.to_str().unwrap();
-    assert!(fails(&[all_bad], 2).ends_with("the provider string is not UTF-8"));
+    let output = list(&[all_bad]);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(output.stdout.is_empty());
+    let (error, warnings) = stderr
+        .lines()
+        .collect::<Vec<_>>()
+        .split_last()
+        .map(|(e, w)| (e.to_string(), w.len()))
+        .unwrap();
+    assert_eq!(warnings, 12 - 1, "{stderr}");
+    assert!(
+        error.starts_with(&format!("usdt: {all_bad}: "))
+            && error.ends_with("the provider string is not UTF-8"),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("the provider string is not UTF-8").count(),
+        12,
+        "{stderr}"
+    );
 }
 
 #[test]

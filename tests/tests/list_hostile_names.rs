@@ -5,20 +5,11 @@
 //! nothing a file holds reaches the terminal as a control character.
 
 use crate::CATALOG;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use usdt_interop_tests::cli::{assert_success, run_usdt};
-use usdt_interop_tests::elf::{edit_notes, read, section};
+use usdt_interop_tests::elf::{edit_notes, read, section, write_copy};
 use usdt_interop_tests::require_bpf;
 use usdt_interop_tests::trace::build_c;
-
-/// Writes `bytes` as an executable next to `like`, named `name`.
-fn write_copy(like: &Path, name: &str, bytes: &[u8]) -> PathBuf {
-    let copy = like.with_file_name(name);
-    std::fs::write(&copy, bytes).unwrap();
-    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
-    copy
-}
 
 /// sdt_args with a newline in the name of its `stack` note and an escape
 /// character in the provider of its `globals` note, in a scratch directory

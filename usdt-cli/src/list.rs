@@ -83,8 +83,12 @@ pub fn run(args: ListArgs) -> Result<(), CliError> {
                 let probes = file.probes_partial()?;
                 let mut errors = probes.skipped.into_iter();
                 if probes.found.is_empty() {
-                    // Nothing readable: the file is bad as a whole.
+                    // Nothing readable: the file is bad as a whole. The
+                    // error names the first bad note, warnings the others.
                     if let Some(error) = errors.next() {
+                        for other in errors {
+                            warn(&format!("skipped: {other}"));
+                        }
                         return Err(error.into());
                     }
                 }

@@ -2,7 +2,8 @@
 //!
 //! Exit status: 0 on success, 2 for bad usage or bad input (including a
 //! pattern that matches no probe), 1 for any other failure; every failure
-//! prints one line on stderr.
+//! prints one line on stderr. A trace with `-c` that ends because its
+//! command exited gives the command's status instead of 0.
 
 mod error;
 mod events;
@@ -62,11 +63,11 @@ fn main() -> ExitCode {
         }
     };
     let result = match command.action {
-        Action::List(args) => list::run(args),
+        Action::List(args) => list::run(args).map(|()| 0),
         Action::Trace(args) => trace::run(args),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(status) => ExitCode::from(status),
         Err(error) => {
             eprintln!("usdt: {error}");
             ExitCode::from(error.exit_code())

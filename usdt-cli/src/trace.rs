@@ -113,8 +113,10 @@ impl TraceArgs {
     }
 }
 
-/// Runs `usdt trace`.
-pub fn run(args: TraceArgs) -> Result<(), CliError> {
+/// Runs `usdt trace`; returns the exit status: 0, or with `-c` the
+/// command's own status when it ended the trace by exiting (see
+/// [`command_status`]).
+pub fn run(args: TraceArgs) -> Result<u8, CliError> {
     let mut config = configure(&args)?;
     let duration = args
         .duration
@@ -162,11 +164,21 @@ pub fn run(args: TraceArgs) -> Result<(), CliError> {
                 ..Summary::new(&args)
             };
             eprintln!("{}", summary.line());
-            return Ok(());
+            return Ok(0);
         }
-        Err(error) => return Err(error.into()),
+        Err(error) => {
+            // The error names the first note or module left out; the
+            // others are warnings, as when the trace goes on.
+            if let TraceError::NoMatch { skipped, .. } = &error {
+                for reason in skipped.iter().skip(1) {
+                    warn(&format!("skipped: {reason}"));
+                }
+            }
+            return Err(error.into());
+        }
     };
-    let start_ns = monotonic_ns();
+    // Event times count from the arming: no event is earlier.
+    let start_ns = tracer.armed_ns();
     let sites = tracer.attached_sites();
     let probes = tracer.probes().len();
     for warning in tracer.warnings() {
@@ -304,10 +316,27 @@ pub fn run(args: TraceArgs) -> Result<(), CliError> {
         ..Summary::new(&args)
     };
     eprintln!("{}", summary.line());
+    let status = command_status(summary.command_end);
     match write_error {
-        Some(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        Some(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(status),
         Some(e) => Err(CliError::Failure(format!("cannot write events: {e}"))),
-        None => Ok(()),
+        None => Ok(status),
+    }
+}
+
+/// The exit status of a trace that went well, as `time` and `timeout` give
+/// their command's: the status of a command (`-c`) that exited by itself,
+/// 128 + N for one a signal N killed, 0 for one usdt ended (the trace ended
+/// first, as asked) and for a trace without a command.
+fn command_status(command_end: Option<(i32, Termination)>) -> u8 {
+    match command_end {
+        Some((status, Termination::Exited)) if libc::WIFEXITED(status) => {
+            libc::WEXITSTATUS(status) as u8
+        }
+        Some((status, Termination::Exited)) if libc::WIFSIGNALED(status) => {
+            128u8.wrapping_add(libc::WTERMSIG(status) as u8)
+        }
+        _ => 0,
     }
 }
 
@@ -541,10 +570,4 @@ impl Drop for CommandGuard {
             let _ = command.terminate(COMMAND_GRACE);
         }
     }
-}
-
-/// CLOCK_MONOTONIC now, the clock of event timestamps.
-fn monotonic_ns() -> u64 {
-    let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
 }

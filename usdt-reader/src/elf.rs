@@ -438,10 +438,12 @@ impl ElfFile {
     /// prelink did); each probe's operands are parsed on their own, so one
     /// bad operand does not hide the others.
     ///
-    /// Notes whose site is not in an executable segment are left out: they
-    /// belong to functions the linker discarded (lld's `--gc-sections` keeps
-    /// such notes with a pc of 0), so there is no code to probe. `readelf -n`
-    /// still lists them; [`notes`](ElfFile::notes) returns every note.
+    /// Notes whose site lies before every executable segment are left out:
+    /// they belong to functions the linker discarded (lld's `--gc-sections`
+    /// keeps such notes with a pc of 0), so there is no code to probe.
+    /// `readelf -n` still lists them; [`notes`](ElfFile::notes) returns
+    /// every note. A site elsewhere outside the code is a bad note
+    /// ([`Error::NotCode`]).
     ///
     /// The first bad note or record fails the call;
     /// [`probes_partial`](ElfFile::probes_partial) skips them instead.
@@ -451,7 +453,8 @@ impl ElfFile {
 
     /// Every probe site that can be read, as [`probes`](ElfFile::probes)
     /// gives them, and one error per note left out: a malformed note
-    /// ([`Error::Note`]), a semaphore outside every loadable segment
+    /// ([`Error::Note`]), a site outside the code ([`Error::NotCode`]),
+    /// a semaphore outside every loadable segment
     /// ([`Error::OutsideSegments`]), a type record that disagrees with its
     /// note ([`Error::SignatureMismatch`]); a malformed `.usdt.types`
     /// record ([`Error::Types`]) leaves the sites after it untyped. Fails
@@ -484,6 +487,12 @@ impl ElfFile {
                 .or_insert(&record.signature);
         }
         let symbols = SymbolTables::new(self);
+        let code_start = self
+            .segments
+            .iter()
+            .filter(|s| s.flags & PF_X != 0)
+            .map(|s| s.vaddr)
+            .min();
         let mut probes = Vec::with_capacity(notes.len());
         for note in &notes {
             let adjust = match base_section {
@@ -493,8 +502,17 @@ impl ElfFile {
             let qualified = || format!("{}:{}", note.provider, note.name);
             let address = note.pc.wrapping_add(adjust);
             // A note whose function the linker garbage-collected keeps a
-            // relocated pc of 0 (plus the label's offset): no code is there.
+            // relocated pc of 0 (plus the label's offset), before the
+            // file's code: no code is there, and nothing is wrong. Any
+            // other pc outside the code is a bad note.
             let Some(file_offset) = self.code_offset(address) else {
+                if code_start.is_some_and(|start| address >= start) {
+                    skipped.push(Error::NotCode {
+                        path: self.path.clone(),
+                        probe: qualified(),
+                        address,
+                    });
+                }
                 continue;
             };
             let semaphore = (note.semaphore != 0).then(|| note.semaphore.wrapping_add(adjust));

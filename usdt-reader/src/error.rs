@@ -84,6 +84,18 @@ pub enum Error {
         /// The address.
         address: u64,
     },
+    /// A probe site lies in no executable segment, past the start of the
+    /// file's code (a note the linker left for discarded code lies before
+    /// it, and is left out silently): there is no instruction to probe.
+    #[error("{}: the site of probe {probe} at {address:#x} is in no executable segment", path.display())]
+    NotCode {
+        /// The file.
+        path: PathBuf,
+        /// `provider:name`.
+        probe: String,
+        /// The site's address.
+        address: u64,
+    },
     /// A `.usdt.types` record disagrees with its note about the number of
     /// note arguments.
     #[error("{}: probe {probe} at {pc:#x}: its type record takes {slots} note arguments but the note has {args}", path.display())]
@@ -144,17 +156,23 @@ impl fmt::Debug for Error {
 
 impl Error {
     /// Whether the error is about the input itself (a missing, unreadable,
-    /// non-ELF or malformed file, a pid that does not exist) rather than a
-    /// failure of the system while reading good input. Command lines map
-    /// the first to exit status 2 and the rest to 1.
+    /// non-ELF or malformed file, a path that can name no file: a loop of
+    /// symbolic links, a file taken for a directory, a name too long; a
+    /// pid that does not exist) rather than a failure of the system while
+    /// reading good input. Command lines map the first to exit status 2
+    /// and the rest to 1.
     pub fn is_bad_input(&self) -> bool {
         match self {
-            Error::Io { source, .. } => matches!(
-                source.kind(),
-                io::ErrorKind::NotFound
-                    | io::ErrorKind::PermissionDenied
-                    | io::ErrorKind::InvalidInput
-            ),
+            Error::Io { source, .. } => {
+                matches!(
+                    source.kind(),
+                    io::ErrorKind::NotFound
+                        | io::ErrorKind::PermissionDenied
+                        | io::ErrorKind::InvalidInput
+                        | io::ErrorKind::NotADirectory
+                        | io::ErrorKind::InvalidFilename
+                ) || source.raw_os_error() == Some(libc::ELOOP)
+            }
             Error::Process { .. } => false,
             _ => true,
         }

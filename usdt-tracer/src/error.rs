@@ -61,13 +61,16 @@ pub enum TraceError {
         /// least one entry").
         reason: String,
     },
-    /// A probe pattern matched no probe site.
-    #[error("no probe matches `{pattern}` in {scope}")]
+    /// A probe pattern matched no probe site; the notes, records or
+    /// modules left out as unreadable may be why.
+    #[error("no probe matches `{pattern}` in {scope}{}", skipped_suffix(skipped))]
     NoMatch {
         /// The pattern as given.
         pattern: String,
         /// Where it was looked for (a path, or a process).
         scope: String,
+        /// Why each note, record or module read so far was left out.
+        skipped: Vec<String>,
     },
     /// A function probe names a function the file does not define (or not
     /// as one traceable address).
@@ -294,6 +297,16 @@ fn verifier_reason(log: &str) -> String {
         .rposition(|l| l.starts_with("processed "))
         .unwrap_or(lines.len());
     lines[end.saturating_sub(3)..end].join("; ")
+}
+
+/// The end of [`TraceError::NoMatch`]'s message: the first thing left out
+/// and how many more were.
+fn skipped_suffix(skipped: &[String]) -> String {
+    match skipped {
+        [] => String::new(),
+        [first] => format!("; skipped: {first}"),
+        [first, rest @ ..] => format!("; skipped: {first} (and {} more)", rest.len()),
+    }
 }
 
 #[cfg(test)]

@@ -26,6 +26,13 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// A forked child waiting to exec a program.
+///
+/// The child, and the program it runs, is killed (SIGKILL) when the thread
+/// that spawned it exits, or its whole process, however that happens
+/// (`PR_SET_PDEATHSIG`): semaphores the tracer raised by writing its memory
+/// (see [`crate::semaphore`]) never outlive the tracer. The kernel forgets
+/// that request when the program is set-user-ID, set-group-ID or has file
+/// capabilities, so such a program outlives a killed tracer.
 #[derive(Debug)]
 pub struct StoppedCommand {
     pid: u32,
@@ -67,6 +74,7 @@ impl StoppedCommand {
         let (go_read, go_write) = pipe()?;
         let (status_read, status_write) = pipe()?;
         let (ready_read, ready_write) = pipe()?;
+        let parent = std::process::id() as libc::pid_t;
         // SAFETY: fork has no preconditions; the child below only calls
         // async-signal-safe functions on memory prepared before the fork.
         let pid = unsafe { libc::fork() };
@@ -87,6 +95,7 @@ impl StoppedCommand {
                         status: status_write.as_raw_fd(),
                     },
                     restricted,
+                    parent,
                     c_program.as_ptr(),
                     arg_ptrs.as_ptr(),
                 )
@@ -317,7 +326,8 @@ struct Pipes {
     status: i32,
 }
 
-/// The child's side: drop capabilities in restricted mode, say it is
+/// The child's side: drop capabilities in restricted mode, ask to be
+/// killed with the thread that forked it (process `parent`), say it is
 /// ready, wait for the go byte, exec, report a failed exec.
 ///
 /// # Safety
@@ -325,6 +335,7 @@ struct Pipes {
 unsafe fn child_exec(
     pipes: Pipes,
     restricted: bool,
+    parent: libc::pid_t,
     program: *const libc::c_char,
     argv: *const *const libc::c_char,
 ) -> ! {
@@ -342,6 +353,16 @@ unsafe fn child_exec(
     }
     // SAFETY: async-signal-safe calls on valid descriptors and pointers.
     unsafe {
+        // Killed with the tracer, however it ends: a semaphore the tracer
+        // raised by writing the command's memory must not outlive it (a
+        // SIGKILL gives the tracer no chance to lower it). Past a parent
+        // that died before this call, the command never runs.
+        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+            report(*libc::__errno_location());
+        }
+        if libc::getppid() != parent {
+            libc::_exit(127);
+        }
         // Undo what the tracer's runtime set up: ignored SIGPIPE and any
         // blocked signals would be inherited by the program.
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);

@@ -18,9 +18,10 @@ use usdt_reader::{Arch, ElfFile, Probe, ProbePattern, Process, Segment};
 ///
 /// Parsed from `PATH:provider:name`, `usdt:PATH:provider:name`,
 /// `provider:name` or `name` (globs `*` and `?` in the provider and the
-/// name). The path is everything up to the first `:` after its last `/`, so
-/// a path must contain a `/` (`./app:p:n`); `PATH` alone means every probe
-/// of the file.
+/// name). The path is everything up to the first `:` after its last `/`,
+/// or, without a `/`, before the first of two `:` (`app:p:n` is the file
+/// `app` of the current directory); `PATH` alone, which must contain a
+/// `/`, means every probe of the file.
 ///
 /// `uprobe:FILE:FUNCTION(TYPES)` and `uretprobe:FILE:FUNCTION(TYPE)` probe a
 /// function's entry or return instead (see [`FunctionProbe`]); their events
@@ -86,7 +87,12 @@ impl FromStr for ProbeSpec {
                 Some(colon) => (Some(&rest[..slash + colon]), &rest[slash + colon + 1..]),
                 None => (Some(rest), ""),
             },
-            None => (None, rest),
+            // `app:provider:name`: a file in the current directory (a
+            // pattern has at most one `:`).
+            None => match rest.split_once(':') {
+                Some((file, pattern)) if pattern.contains(':') => (Some(file), pattern),
+                _ => (None, rest),
+            },
         };
         let pattern_text = if pattern_text.is_empty() {
             "*:*"
@@ -337,6 +343,7 @@ pub(crate) fn select_sites(
             return Err(TraceError::NoMatch {
                 pattern: spec.pattern_text.clone(),
                 scope,
+                skipped: skipped_reasons(warnings),
             });
         }
     }
@@ -511,6 +518,7 @@ fn function_file(
         [] => Err(TraceError::NoMatch {
             pattern: name.clone(),
             scope: format!("the modules of process {pid}"),
+            skipped: skipped_reasons(warnings),
         }),
         many => Err(bad(format!(
             "`{name}` names {} modules of process {pid} ({}); give a path",
@@ -581,15 +589,27 @@ fn read_process(pid: u32, warnings: &mut Vec<String>) -> Result<Vec<ModuleProbes
         .collect())
 }
 
+/// What every warning about a note or module left out starts with.
+const SKIPPED: &str = "skipped: ";
+
 /// Adds a warning for each note or module the reader left out (once, as
 /// selection reads a file once per aggregation).
 fn warn_skipped(warnings: &mut Vec<String>, skipped: &[usdt_reader::Error]) {
     for error in skipped {
-        let warning = format!("skipped: {error}");
+        let warning = format!("{SKIPPED}{error}");
         if !warnings.contains(&warning) {
             warnings.push(warning);
         }
     }
+}
+
+/// Why each note or module in `warnings` was left out.
+fn skipped_reasons(warnings: &[String]) -> Vec<String> {
+    warnings
+        .iter()
+        .filter_map(|warning| warning.strip_prefix(SKIPPED))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The host's architecture, if `file` (named `display`) is of it: a uprobe
@@ -641,6 +661,15 @@ mod tests {
         let s = spec("/tmp/a:b/prog:p:n");
         assert_eq!(s.path.as_deref(), Some(Path::new("/tmp/a:b/prog")));
         assert_eq!(s.pattern_text, "p:n");
+
+        // A file of the current directory, named without a `/`.
+        let s = spec("app:p:n*");
+        assert_eq!(s.path.as_deref(), Some(Path::new("app")));
+        assert_eq!(s.pattern_text, "p:n*");
+        let s = spec("usdt:app:p:n");
+        assert_eq!(s.path.as_deref(), Some(Path::new("app")));
+        let s = spec("usdt:p:n");
+        assert_eq!((s.path, s.pattern_text.as_str()), (None, "p:n"));
 
         assert!("".parse::<ProbeSpec>().is_err());
         assert!("usdt:".parse::<ProbeSpec>().is_err());

@@ -73,6 +73,8 @@ pub struct Tracer {
     /// The traced process, if there is one.
     pid: Option<u32>,
     warnings: Vec<String>,
+    /// CLOCK_MONOTONIC when the program was armed.
+    armed_ns: u64,
     _ebpf: Ebpf,
 }
 
@@ -185,6 +187,8 @@ impl Tracer {
         };
         // The last look: once armed, the trace has begun.
         cancel.check()?;
+        // No hit is reported before this instant: event times count from it.
+        let armed_ns = monotonic_ns();
         arm(&mut ebpf, config)?;
         let mut tracer = Tracer {
             links,
@@ -200,6 +204,7 @@ impl Tracer {
             executable: config.executable.clone(),
             pid: config.pid,
             warnings: selection.warnings,
+            armed_ns,
             _ebpf: ebpf,
         };
         // Semaphores the kernel cannot raise: after the uprobes are in place,
@@ -222,6 +227,14 @@ impl Tracer {
             }
         }
         Ok(tracer)
+    }
+
+    /// When the trace began: the CLOCK_MONOTONIC time (the clock of
+    /// [`Event::timestamp_ns`]), in nanoseconds, just before the program
+    /// was armed. Every event is later: its time since the trace began is
+    /// `event.timestamp_ns - tracer.armed_ns()`.
+    pub fn armed_ns(&self) -> u64 {
+        self.armed_ns
     }
 
     /// The traced probes.
@@ -443,6 +456,13 @@ fn arm(ebpf: &mut Ebpf, config: &TraceConfig) -> Result<(), TraceError> {
     control
         .set(0, settings, 0)
         .map_err(|source| map_error(CONTROL_MAP, "arm the BPF program", source))
+}
+
+/// CLOCK_MONOTONIC now, in nanoseconds: the clock of event timestamps
+/// (`bpf_ktime_get_ns`).
+fn monotonic_ns() -> u64 {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
 }
 
 /// Whether two paths name the same file.

@@ -18,6 +18,22 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, ChildStderr, Command, Stdio};
 
+/// The aggregating trace's options and probe: responses counted by status,
+/// a histogram of their sizes, the latency paired by request id.
+pub const AGGREGATIONS: &[&str] = &[
+    "--hits",
+    "--by",
+    "status",
+    "--hist",
+    "bytes",
+    "--latency",
+    "http:request_start",
+    "http:request_done",
+    "--key",
+    "request_id",
+    "http:request_done",
+];
+
 /// wrk connections and threads.
 const CONNECTIONS: usize = 8;
 const WRK_THREADS: usize = 2;
@@ -43,22 +59,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
     eprintln!("xtask: warming up for 2 s");
     wrk(&url, 2)?;
     let streaming: Vec<&str> = vec!["trace", "--pid", &pid, "http:*"];
-    let aggregating: Vec<&str> = vec![
-        "trace",
-        "--pid",
-        &pid,
-        "--hits",
-        "--by",
-        "status",
-        "--hist",
-        "bytes",
-        "--latency",
-        "http:request_start",
-        "http:request_done",
-        "--key",
-        "request_id",
-        "http:request_done",
-    ];
+    let mut aggregating: Vec<&str> = vec!["trace", "--pid", &pid];
+    aggregating.extend_from_slice(AGGREGATIONS);
     let configurations: [(&str, Option<&[&str]>); 3] = [
         ("untraced", None),
         ("traced, streaming every event", Some(&streaming)),
@@ -113,15 +115,7 @@ fn server_address(url: &str) -> String {
 /// Runs wrk against `url` for `seconds`; returns requests per second and
 /// the mean latency as wrk prints it.
 fn wrk(url: &str, seconds: u32) -> Result<(f64, String), String> {
-    let out = deps::output(Command::new("wrk").args([
-        "-t",
-        &WRK_THREADS.to_string(),
-        "-c",
-        &CONNECTIONS.to_string(),
-        "-d",
-        &format!("{seconds}s"),
-        url,
-    ]))?;
+    let out = deps::output(&mut wrk_command(url, &format!("{seconds}s")))?;
     let rate = out
         .lines()
         .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
@@ -139,19 +133,42 @@ fn wrk(url: &str, seconds: u32) -> Result<(f64, String), String> {
     Ok((rate, latency))
 }
 
-/// A `usdt trace` running in the background, its events to /dev/null.
-struct Tracer {
+/// The wrk command loading `url` for `duration` (`10s`, `5m`) with this
+/// benchmark's threads and connections.
+pub fn wrk_command(url: &str, duration: &str) -> Command {
+    let mut command = Command::new("wrk");
+    command.args([
+        "-t",
+        &WRK_THREADS.to_string(),
+        "-c",
+        &CONNECTIONS.to_string(),
+        "-d",
+        duration,
+        url,
+    ]);
+    command
+}
+
+/// A `usdt trace` running in the background.
+pub struct Tracer {
     child: Child,
     stderr: BufReader<ChildStderr>,
 }
 
 impl Tracer {
-    /// Starts `usdt ARGS` and waits until it has attached.
+    /// Starts `usdt ARGS`, its events to /dev/null, and waits until it has
+    /// attached.
     fn start(usdt: &Path, args: &[&str]) -> Result<Tracer, String> {
+        Tracer::start_with_output(usdt, args, Stdio::null())
+    }
+
+    /// Starts `usdt ARGS` with standard output `stdout` and waits until it
+    /// has attached.
+    pub fn start_with_output(usdt: &Path, args: &[&str], stdout: Stdio) -> Result<Tracer, String> {
         let mut child = Command::new(usdt)
             .args(args)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| format!("cannot run {}: {e}", usdt.display()))?;
@@ -169,8 +186,21 @@ impl Tracer {
         }
     }
 
+    /// The tracer's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The tracer's standard output, if piped.
+    pub fn take_stdout(&mut self) -> Box<dyn std::io::Read + Send> {
+        match self.child.stdout.take() {
+            Some(stdout) => Box::new(stdout),
+            None => Box::new(std::io::empty()),
+        }
+    }
+
     /// Stops the trace with SIGINT and returns its summary line.
-    fn stop(mut self) -> Result<String, String> {
+    pub fn stop(mut self) -> Result<String, String> {
         deps::run(Command::new("kill").args(["-INT", &self.child.id().to_string()]))?;
         let mut summary = String::new();
         let mut line = String::new();

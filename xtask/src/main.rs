@@ -12,6 +12,7 @@ mod deps;
 mod ebpf;
 mod fuzz;
 mod http;
+mod soak;
 mod test;
 mod vm_test;
 
@@ -44,6 +45,10 @@ commands:
   bench-http [SECONDS]
               requests/s of the example server under wrk load: untraced,
               traced streaming, traced aggregating in the kernel (as root)
+  soak [--minutes N]
+              trace the example server under wrk load for N minutes (10),
+              streaming then aggregating, sampling the tracer's memory,
+              descriptors and events every 10 s (as root)
   help        show this message
 ";
 
@@ -63,6 +68,7 @@ fn main() -> ExitCode {
         "bench-probes" => bench_probes::run(rest),
         "bench-build" => bench_build::run(rest),
         "bench-http" => bench_http::run(rest),
+        "soak" => soak::run(rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())
