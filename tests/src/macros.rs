@@ -504,7 +504,7 @@ pub fn normalize_x86_args(args: &str) -> String {
             out.push_str(&rest[..pos]);
             let reg_len = rest[pos + 1..]
                 .find(|c: char| !c.is_ascii_alphanumeric())
-                .map_or(rest.len() - pos - 1, |n| n);
+                .unwrap_or(rest.len() - pos - 1);
             let reg = &rest[pos..pos + 1 + reg_len];
             assert!(
                 X86_64_REGS.contains(&reg),

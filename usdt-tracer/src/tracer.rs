@@ -430,7 +430,7 @@ fn load(config: &TraceConfig, plans: &[SitePlan], cancel: Cancel<'_>) -> Result<
     let mut map: Array<&mut MapData, SitePlan> = map_mut(&mut ebpf, SITES_MAP)?;
     for (index, plan) in plans.iter().enumerate() {
         cancel.check_at(index)?;
-        map.set(index as u32, *plan, 0)
+        map.set(index as u32, plan, 0)
             .map_err(|source| map_error(SITES_MAP, "store a site plan", source))?;
     }
     Ok(ebpf)
@@ -439,7 +439,7 @@ fn load(config: &TraceConfig, plans: &[SitePlan], cancel: Cancel<'_>) -> Result<
 /// Arms the program: every site starts reporting at this instant, for the
 /// traced process alone when there is one.
 fn arm(ebpf: &mut Ebpf, config: &TraceConfig) -> Result<(), TraceError> {
-    let cpus = aya::util::nr_cpus().map_or(1, |n| n as u32);
+    let cpus = aya::util::nr_cpus().map_or(1, u32::from);
     // The program sees pids as the initial pid namespace numbers them;
     // elsewhere the kernel's pid filter alone applies (restricted mode
     // refuses to trace from there).
@@ -454,7 +454,7 @@ fn arm(ebpf: &mut Ebpf, config: &TraceConfig) -> Result<(), TraceError> {
     };
     let mut control: Array<&mut MapData, Control> = map_mut(ebpf, CONTROL_MAP)?;
     control
-        .set(0, settings, 0)
+        .set(0, &settings, 0)
         .map_err(|source| map_error(CONTROL_MAP, "arm the BPF program", source))
 }
 
