@@ -69,6 +69,8 @@ pub(crate) struct SiteState {
     pub address: u64,
     /// How to decode its records.
     pub decoding: SiteDecoding,
+    /// Whether the site's records carry a user stack after the header.
+    pub stack: bool,
 }
 
 /// Decodes one event's values. `strings` is the record's string area.
@@ -369,6 +371,7 @@ mod tests {
                     .collect::<Vec<_>>()
                     .into(),
             },
+            stack: false,
         }];
         (probes, sites)
     }

@@ -58,6 +58,7 @@ mod config;
 mod decode;
 mod error;
 mod event;
+mod filter;
 mod function;
 pub mod launch;
 mod multi;
@@ -80,6 +81,7 @@ pub use aggregate::{
 pub use config::{DEFAULT_RING_BYTES, TraceConfig};
 pub use error::TraceError;
 pub use event::{Event, ProbeInfo};
+pub use filter::Filter;
 pub use function::{FunctionArg, FunctionName, FunctionProbe, ValueType};
 pub use report::{AggregateLosses, AggregateReport, AggregateResult, HitCount, Log2Histogram};
 pub use select::{ProbeSpec, StringRequest};

@@ -220,7 +220,7 @@ fn set_key(
 }
 
 /// The decoder of the argument called `name` (declared name, or `argN`).
-fn find_arg(decoding: &SiteDecoding, name: &str) -> Result<Decoder, String> {
+pub(crate) fn find_arg(decoding: &SiteDecoding, name: &str) -> Result<Decoder, String> {
     let position = decoding.names.iter().position(|n| n == name).or_else(|| {
         name.strip_prefix("arg")
             .and_then(|n| n.parse::<usize>().ok())

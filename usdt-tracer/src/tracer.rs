@@ -27,8 +27,8 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 use usdt_tracer_common::{
     AGG_ERR_FAULT, AGG_ERR_FULL, AGG_ERR_STARTS_FULL, AGG_ERR_UNMATCHED, AGG_ERRORS_MAP,
-    AGGREGATES_MAP, AggKey, CONTROL_MAP, Control, DROPS_MAP, EVENTS_MAP, SITES_MAP, STARTS_MAP,
-    SitePlan, StartKey,
+    AGGREGATES_MAP, AggKey, CONTROL_MAP, Control, DROPS_MAP, EVENTS_MAP, SITE_OPTIONS_MAP,
+    SITES_MAP, STARTS_MAP, SiteOptions, SitePlan, StartKey,
 };
 
 /// The BPF object built from `tracer-ebpf` (`cargo xtask build-ebpf`).
@@ -144,6 +144,7 @@ impl Tracer {
         selection.warnings.extend(semaphore_warnings);
         let Planned {
             plans,
+            options,
             probes,
             sites,
             keys,
@@ -152,6 +153,8 @@ impl Tracer {
             &selection.roles,
             &config.strings,
             config.aggregations.len(),
+            config.filter.as_ref(),
+            config.stack,
             cancel,
         )?;
         let mut distinct: Vec<(&Path, u64, bool)> = selection
@@ -164,7 +167,7 @@ impl Tracer {
         let site_count = distinct.len();
         uprobe::raise_fd_limit();
 
-        let mut ebpf = load(config, &plans, cancel)?;
+        let mut ebpf = load(config, &plans, &options, cancel)?;
         let links = attach::attach_sites(&mut ebpf, &selection.sites, config, cancel)?;
         if let Some(target) = &target {
             // The links name the process by its pid: it must still be the
@@ -399,7 +402,12 @@ impl Drop for Tracer {
 
 /// Loads the BPF object with maps sized for `config` and stores the site
 /// `plans` (indexed by cookie); gives up when `cancel` is set.
-fn load(config: &TraceConfig, plans: &[SitePlan], cancel: Cancel<'_>) -> Result<Ebpf, TraceError> {
+fn load(
+    config: &TraceConfig,
+    plans: &[SitePlan],
+    options: &[SiteOptions],
+    cancel: Cancel<'_>,
+) -> Result<Ebpf, TraceError> {
     // The aggregation maps allocate their entries as keys appear, but
     // their buckets up front: one entry each when nothing uses them.
     let used = |yes: bool| if yes { config.map_entries } else { 1 };
@@ -409,6 +417,7 @@ fn load(config: &TraceConfig, plans: &[SitePlan], cancel: Cancel<'_>) -> Result<
         .any(|aggregation| matches!(aggregation, Aggregation::Latency { .. }));
     let mut ebpf = EbpfLoader::new()
         .map_max_entries(SITES_MAP, plans.len().max(1) as u32)
+        .map_max_entries(SITE_OPTIONS_MAP, plans.len().max(1) as u32)
         .map_max_entries(EVENTS_MAP, config.ring_bytes)
         .map_max_entries(AGGREGATES_MAP, used(!config.aggregations.is_empty()))
         .map_max_entries(STARTS_MAP, used(latency))
@@ -419,6 +428,16 @@ fn load(config: &TraceConfig, plans: &[SitePlan], cancel: Cancel<'_>) -> Result<
         cancel.check_at(index)?;
         map.set(index as u32, *plan, 0)
             .map_err(|source| map_error(SITES_MAP, "store a site plan", source))?;
+    }
+    // Entries start zeroed: no filter, no stack. Only sites with options
+    // are written.
+    let mut map: Array<&mut MapData, SiteOptions> = map_mut(&mut ebpf, SITE_OPTIONS_MAP)?;
+    for (index, site) in options.iter().enumerate() {
+        cancel.check_at(index)?;
+        if *site != SiteOptions::default() {
+            map.set(index as u32, *site, 0)
+                .map_err(|source| map_error(SITE_OPTIONS_MAP, "store a site's options", source))?;
+        }
     }
     Ok(ebpf)
 }
