@@ -59,7 +59,7 @@ fn aggregate(
 
 /// The JSON aggregation objects of an output (the fixture's own lines are
 /// skipped).
-fn aggregation_lines(output: &Output) -> Vec<serde_json::Value> {
+pub(crate) fn aggregation_lines(output: &Output) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter(|line| line.starts_with("{\"aggregation\":"))
@@ -69,7 +69,7 @@ fn aggregation_lines(output: &Output) -> Vec<serde_json::Value> {
 
 /// `{"key": ..., "count": N}` entries of a keyed hits line, as (key text,
 /// count).
-fn keyed_counts(line: &serde_json::Value) -> BTreeMap<String, u64> {
+pub(crate) fn keyed_counts(line: &serde_json::Value) -> BTreeMap<String, u64> {
     line["counts"]
         .as_array()
         .expect("counts")
@@ -86,7 +86,7 @@ fn keyed_counts(line: &serde_json::Value) -> BTreeMap<String, u64> {
 
 /// The (low, high, count) buckets of a histogram line; `low` -1 stands for
 /// the negative bucket.
-fn buckets(line: &serde_json::Value) -> Vec<(i128, i128, u64)> {
+pub(crate) fn buckets(line: &serde_json::Value) -> Vec<(i128, i128, u64)> {
     line["buckets"]
         .as_array()
         .expect("buckets")

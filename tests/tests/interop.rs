@@ -32,6 +32,7 @@ mod trace_capabilities;
 mod trace_errors;
 mod trace_exits;
 mod trace_expressions;
+mod trace_filters;
 mod trace_macros;
 mod trace_peers;
 mod trace_restricted;
