@@ -38,6 +38,7 @@ mod trace_peers;
 mod trace_restricted;
 mod trace_scale;
 mod trace_signals;
+mod trace_stacks;
 mod uprobe_functions;
 
 /// The `probe_catalog` fixture program (tests/src/bin/probe_catalog.rs),

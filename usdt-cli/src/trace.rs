@@ -1,7 +1,7 @@
 //! `usdt trace`.
 
 use crate::error::{CliError, warn};
-use crate::events::{EventOutput, write_text_line};
+use crate::events::{EventOutput, write_stack_lines, write_text_line};
 use crate::report::{loss_warnings, print_report};
 use crate::signals::{self, ProcessExit, Signals};
 use std::io;
@@ -535,6 +535,7 @@ fn emit(tracer: &mut Tracer, args: &TraceArgs, start_ns: u64, out: &mut EventOut
             line.push_str(&json);
         } else {
             write_text_line(&mut line, &event, start_ns);
+            write_stack_lines(&mut line, &event);
         }
         line.push('\n');
         if !out.write_event(line.as_bytes()) {

@@ -16,6 +16,7 @@ use crate::restricted;
 use crate::role;
 use crate::select::{self, SemaphoreMode};
 use crate::semaphore::ManualSemaphore;
+use crate::stack::StackSymbolizer;
 use crate::uprobe;
 use aya::maps::{Array, HashMap as BpfHashMap, MapData, MapError, RingBuf};
 use aya::{Ebpf, EbpfLoader};
@@ -73,6 +74,8 @@ pub struct Tracer {
     /// The traced process, if there is one.
     pid: Option<u32>,
     warnings: Vec<String>,
+    /// Symbolizes the stacks of events, when the trace has them.
+    symbolizer: Option<StackSymbolizer>,
     _ebpf: Ebpf,
 }
 
@@ -203,6 +206,7 @@ impl Tracer {
             executable: config.executable.clone(),
             pid: config.pid,
             warnings: selection.warnings,
+            symbolizer: config.stack.then(StackSymbolizer::new),
             _ebpf: ebpf,
         };
         // Semaphores the kernel cannot raise: after the uprobes are in place,
@@ -309,7 +313,11 @@ impl Tracer {
         while let Some(item) = self.ring.next() {
             let event = decode::decode_record(&item, &self.sites, &self.probes);
             drop(item);
-            let Some(event) = event else { continue };
+            let Some(mut event) = event else { continue };
+            if let (Some(stack), Some(symbolizer)) = (&mut event.stack, &mut self.symbolizer) {
+                let addresses: Vec<u64> = stack.iter().map(|frame| frame.address).collect();
+                *stack = symbolizer.frames(event.pid, &addresses);
+            }
             count += 1;
             self.delivered += 1;
             if !f(event) {
