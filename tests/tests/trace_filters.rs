@@ -27,6 +27,15 @@ const REQUESTS: [(u64, i32, &str); 7] = [
     (1 << 63, 7, "/api/"),
 ];
 
+/// Predicates written in Rust, beside the filters they mirror.
+type Pair = fn(i64, i64) -> bool;
+/// See [`Pair`].
+type Single = fn(i64) -> bool;
+/// See [`Pair`].
+type Text = fn(&str) -> bool;
+/// See [`Pair`].
+type Request = fn(u64, i32, &str) -> bool;
+
 /// The `args` of every event `usdt trace --json -c BINARY --filter FILTER
 /// ARGS...` prints, as text.
 fn kept(binary: &Path, filter: &str, args: &[&str]) -> Vec<Vec<String>> {
@@ -55,7 +64,7 @@ fn integer_predicates_keep_exact_events_on_c_fixtures() {
             .into_iter()
             .flat_map(|(kind, n)| (0..n).map(move |i| (kind, i)))
             .collect();
-        let cases: [(&str, fn(i64, i64) -> bool); 4] = [
+        let cases: [(&str, Pair); 4] = [
             ("arg0 == 2 || arg1 > 9", |k, i| k == 2 || i > 9),
             ("!(arg0 != 7) && arg1 <= 0x3", |k, i| k == 7 && i <= 3),
             ("(arg0 >= 2 || arg1 == 0) && !(arg1 < 2)", |k, i| {
@@ -95,7 +104,7 @@ fn integer_predicates_keep_exact_events_on_c_fixtures() {
             -1,
             -1000,
         ];
-        let cases: [(&str, fn(i64) -> bool); 3] = [
+        let cases: [(&str, Single); 3] = [
             ("arg0 < 0", |v| v < 0),
             (
                 "arg0 >= -1 && arg0 <= 3 || arg0 == 9223372036854775807",
@@ -170,7 +179,7 @@ fn c_strings_compare_by_equality_and_prefix() {
     let long = format!("/{}", "x".repeat(99));
     let all: Vec<&str> = paths.iter().copied().chain([long.as_str()]).collect();
     for binary in build_c_at_o0_and_o2("filter_c_strings", "agg_known.c") {
-        let cases: [(&str, fn(&str) -> bool); 5] = [
+        let cases: [(&str, Text); 5] = [
             ("arg0 == \"/b\"", |p| p == "/b"),
             ("arg0 =~ \"/c*\"", |p| p.starts_with("/c")),
             ("arg0 =~ \"/*\" && arg0 != \"/a\"", |p| p != "/a"),
@@ -198,7 +207,7 @@ fn typed_probes_filter_by_declared_names() {
     if !require_bpf("typed_probes_filter_by_declared_names") {
         return;
     }
-    let cases: [(&str, fn(u64, i32, &str) -> bool); 6] = [
+    let cases: [(&str, Request); 6] = [
         ("path =~ \"/api/*\"", |_, _, p| p.starts_with("/api/")),
         ("path =~ \"/api*\" && delta < 0", |_, d, p| {
             p.starts_with("/api") && d < 0

@@ -898,9 +898,9 @@ mod tests {
         assert_eq!(compile("path =~ \"a*b\"").unwrap_err().0, 9);
         assert_eq!(compile("path").unwrap_err().0, 1);
         assert!(compile("id =~ 3").is_err());
-        let many = vec!["id == 1"; 17].join(" || ");
+        let many = ["id == 1"; 17].join(" || ");
         assert!(compile(&many).unwrap_err().1.contains("at most 32"));
-        let strings = vec!["path == \"a\""; 5].join(" || ");
+        let strings = ["path == \"a\""; 5].join(" || ");
         assert!(compile(&strings).unwrap_err().1.contains("at most 4"));
     }
 }

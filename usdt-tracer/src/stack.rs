@@ -232,7 +232,7 @@ mod tests {
 
     #[test]
     fn this_process_symbolizes_its_own_function() {
-        let address = this_process_symbolizes_its_own_function as usize as u64;
+        let address = this_process_symbolizes_its_own_function as *const () as u64;
         let mut symbolizer = StackSymbolizer::new();
         let frames = symbolizer.frames(std::process::id(), &[address, 0x10]);
         let symbol = frames[0].symbol.as_deref().unwrap_or_default();
