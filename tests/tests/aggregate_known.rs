@@ -67,6 +67,19 @@ pub(crate) fn aggregation_lines(output: &Output) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The count of each probe's unkeyed hits line, by probe name.
+pub(crate) fn probe_counts(lines: &[serde_json::Value]) -> BTreeMap<String, u64> {
+    lines
+        .iter()
+        .map(|l| {
+            (
+                l["name"].as_str().unwrap().to_owned(),
+                l["count"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
 /// `{"key": ..., "count": N}` entries of a keyed hits line, as (key text,
 /// count).
 pub(crate) fn keyed_counts(line: &serde_json::Value) -> BTreeMap<String, u64> {
@@ -139,15 +152,7 @@ fn hit_counts_per_key_per_probe_and_per_string() {
 
         // Per probe, without a key: every probe of the pattern.
         let (lines, _) = aggregate(&binary, None, &["--hits", "agg:*"]);
-        let counts: BTreeMap<String, u64> = lines
-            .iter()
-            .map(|l| {
-                (
-                    l["name"].as_str().unwrap().to_owned(),
-                    l["count"].as_u64().unwrap(),
-                )
-            })
-            .collect();
+        let counts = probe_counts(&lines);
         let expected: BTreeMap<String, u64> = BTreeMap::from([
             ("event".into(), 19),
             ("path".into(), 7),

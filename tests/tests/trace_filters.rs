@@ -6,7 +6,7 @@
 //! `||` and `!`; in streaming and in every aggregation; and filters that do
 //! not parse or do not fit a probe are refused before anything runs.
 
-use crate::aggregate_known::{aggregation_lines, buckets, keyed_counts};
+use crate::aggregate_known::{aggregation_lines, buckets, keyed_counts, probe_counts};
 use std::collections::BTreeMap;
 use std::path::Path;
 use usdt_interop_tests::cli::*;
@@ -271,15 +271,7 @@ fn every_aggregation_counts_only_kept_hits() {
         );
         // Every probe of a pattern has arg0: each filtered by its own.
         let (lines, _) = aggregate(&["--hits", "--filter", "arg0 == 1", "agg:event", "agg:unique"]);
-        let counts: BTreeMap<String, u64> = lines
-            .iter()
-            .map(|l| {
-                (
-                    l["name"].as_str().unwrap().into(),
-                    l["count"].as_u64().unwrap(),
-                )
-            })
-            .collect();
+        let counts = probe_counts(&lines);
         assert_eq!(
             counts,
             BTreeMap::from([("event".into(), 3), ("unique".into(), 1)])

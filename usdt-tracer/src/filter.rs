@@ -743,7 +743,8 @@ fn constant(value: u64) -> FilterOperand {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use usdt_tracer_common::{STRING_PTR_LEN, SiteOptions};
+    use crate::role::tests::typed;
+    use usdt_tracer_common::SiteOptions;
 
     fn problem(text: &str) -> (usize, String) {
         match text.parse::<Filter>() {
@@ -752,34 +753,8 @@ mod tests {
         }
     }
 
-    /// A typed site: `id: u64`, `delta: i32`, `path: &str`, `ratio: f64`.
-    fn site() -> (SitePlan, SiteDecoding) {
-        let mut plan = SitePlan::default();
-        plan.args[1].signed = 1;
-        plan.args[2].string = STRING_PTR_LEN;
-        let decoding = SiteDecoding {
-            decoders: vec![
-                Decoder::Int {
-                    slot: 0,
-                    signed: false,
-                },
-                Decoder::Int {
-                    slot: 1,
-                    signed: true,
-                },
-                Decoder::Str {
-                    slot: 2,
-                    pair: true,
-                },
-                Decoder::F64(4),
-            ],
-            names: vec!["id".into(), "delta".into(), "path".into(), "ratio".into()].into(),
-        };
-        (plan, decoding)
-    }
-
     fn compile(text: &str) -> Result<SiteOptions, (usize, String)> {
-        let (plan, decoding) = site();
+        let (plan, decoding) = typed();
         let mut options = SiteOptions::default();
         match text
             .parse::<Filter>()
