@@ -59,7 +59,7 @@ fn aggregate(
 
 /// The JSON aggregation objects of an output (the fixture's own lines are
 /// skipped).
-fn aggregation_lines(output: &Output) -> Vec<serde_json::Value> {
+pub(crate) fn aggregation_lines(output: &Output) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter(|line| line.starts_with("{\"aggregation\":"))
@@ -67,9 +67,22 @@ fn aggregation_lines(output: &Output) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The count of each probe's unkeyed hits line, by probe name.
+pub(crate) fn probe_counts(lines: &[serde_json::Value]) -> BTreeMap<String, u64> {
+    lines
+        .iter()
+        .map(|l| {
+            (
+                l["name"].as_str().unwrap().to_owned(),
+                l["count"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
 /// `{"key": ..., "count": N}` entries of a keyed hits line, as (key text,
 /// count).
-fn keyed_counts(line: &serde_json::Value) -> BTreeMap<String, u64> {
+pub(crate) fn keyed_counts(line: &serde_json::Value) -> BTreeMap<String, u64> {
     line["counts"]
         .as_array()
         .expect("counts")
@@ -86,7 +99,7 @@ fn keyed_counts(line: &serde_json::Value) -> BTreeMap<String, u64> {
 
 /// The (low, high, count) buckets of a histogram line; `low` -1 stands for
 /// the negative bucket.
-fn buckets(line: &serde_json::Value) -> Vec<(i128, i128, u64)> {
+pub(crate) fn buckets(line: &serde_json::Value) -> Vec<(i128, i128, u64)> {
     line["buckets"]
         .as_array()
         .expect("buckets")
@@ -139,15 +152,7 @@ fn hit_counts_per_key_per_probe_and_per_string() {
 
         // Per probe, without a key: every probe of the pattern.
         let (lines, _) = aggregate(&binary, None, &["--hits", "agg:*"]);
-        let counts: BTreeMap<String, u64> = lines
-            .iter()
-            .map(|l| {
-                (
-                    l["name"].as_str().unwrap().to_owned(),
-                    l["count"].as_u64().unwrap(),
-                )
-            })
-            .collect();
+        let counts = probe_counts(&lines);
         let expected: BTreeMap<String, u64> = BTreeMap::from([
             ("event".into(), 19),
             ("path".into(), 7),

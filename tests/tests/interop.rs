@@ -35,11 +35,13 @@ mod trace_errors;
 mod trace_exits;
 mod trace_expressions;
 mod trace_killed;
+mod trace_filters;
 mod trace_macros;
 mod trace_peers;
 mod trace_restricted;
 mod trace_scale;
 mod trace_signals;
+mod trace_stacks;
 mod uprobe_functions;
 
 /// The `probe_catalog` fixture program (tests/src/bin/probe_catalog.rs),

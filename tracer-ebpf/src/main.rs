@@ -48,6 +48,12 @@ use usdt_tracer_common::{
     PENDING_MAP, PROGRAM_NAME, SITES_MAP, STARTS_MAP, STRING_CAP, STRING_CLASSES, STRING_CSTR,
     STRING_PTR_LEN, SitePlan, StartKey, log2_bucket,
 };
+use usdt_tracer_common::{
+    CMP_EQ, CMP_GE, CMP_GT, CMP_LE, CMP_LT, CMP_NE, FILTER_AND, FILTER_COMPARE, FILTER_MAX_INSNS,
+    FILTER_MAX_STRINGS, FILTER_NOT, FILTER_OR, FILTER_STRING, FILTER_STRING_CAP, FilterOperand,
+    NO_LENGTH, OPERAND_ARG, OPERAND_CONSTANT, OPERAND_PID, OPERAND_TID, SITE_OPTIONS_MAP,
+    STACK_AREA_SIZE, STACK_DEPTH, SiteOptions,
+};
 
 /// Default ring buffer size; user space sets the real one at load time.
 const DEFAULT_RING_BYTES: u32 = 1 << 22;
@@ -148,6 +154,14 @@ shared_map! {
 }
 
 shared_map! {
+    SITE_OPTIONS_MAP,
+    /// Per-site options (the compiled filter, whether hits carry a user
+    /// stack), indexed by cookie like `USDT_SITES`. User space sets the
+    /// size.
+    static USDT_SITE_OPTIONS: Array<SiteOptions> = Array::with_max_entries(1, 0);
+}
+
+shared_map! {
     AGG_ERRORS_MAP,
     /// Aggregation error counters, indexed by `AGG_ERR_*`.
     static USDT_AGG_ERRORS: Array<u64> = Array::with_max_entries(AGG_ERR_COUNT, 0);
@@ -175,7 +189,16 @@ pub fn usdt_site(ctx: ProbeContext) -> u32 {
     let Some(plan) = USDT_SITES.get(cookie) else {
         return 0;
     };
+    let options = USDT_SITE_OPTIONS.get(cookie);
+    if let Some(options) = options
+        && !filter_keeps(&ctx, plan, options)
+    {
+        return 0;
+    }
     match plan.action {
+        ACTION_STREAM if options.is_some_and(|options| options.stack != 0) => {
+            stream_with_stack(&ctx, plan, cookie, control.wake_bytes)
+        }
         ACTION_STREAM => stream_site(&ctx, plan, cookie, control.wake_bytes),
         ACTION_COUNT => count_site(&ctx, plan),
         ACTION_HISTOGRAM => histogram_site(&ctx, plan),
@@ -827,6 +850,230 @@ fn at_most<const MAX: usize>(value: u64) -> Option<u32> {
     }
     Some(value as u32)
 }
+
+// Per-site options: filters and user stacks.
+
+/// Whether the site's filter keeps this hit: always when it has none. The
+/// string tests run first, then the instructions on a stack of one-bit
+/// results (see `usdt_tracer_common::SiteOptions`). An argument that cannot
+/// be read drops the hit.
+#[inline(always)]
+fn filter_keeps(ctx: &ProbeContext, plan: &SitePlan, options: &SiteOptions) -> bool {
+    let insns = options.insn_count as usize;
+    if insns == 0 {
+        return true;
+    }
+    let Some(strings) = filter_strings(ctx, plan, options) else {
+        return false;
+    };
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let mut stack: u64 = 0;
+    for i in 0..FILTER_MAX_INSNS {
+        if i >= insns {
+            break;
+        }
+        let insn = &options.insns[i];
+        let bit = match insn.op {
+            FILTER_COMPARE => {
+                let Some(lhs) = filter_operand(ctx, plan, &insn.lhs, pid_tgid) else {
+                    return false;
+                };
+                let Some(rhs) = filter_operand(ctx, plan, &insn.rhs, pid_tgid) else {
+                    return false;
+                };
+                compare(lhs, insn.lhs.signed != 0, rhs, insn.rhs.signed != 0, insn.cmp)
+            }
+            FILTER_STRING => (strings >> (insn.string & 63)) & 1 != 0,
+            FILTER_AND => {
+                let bit = stack & (stack >> 1) & 1 != 0;
+                stack >>= 2;
+                bit
+            }
+            FILTER_OR => {
+                let bit = (stack | (stack >> 1)) & 1 != 0;
+                stack >>= 2;
+                bit
+            }
+            FILTER_NOT => {
+                let bit = stack & 1 == 0;
+                stack >>= 1;
+                bit
+            }
+            _ => return false,
+        };
+        stack = (stack << 1) | bit as u64;
+    }
+    stack & 1 != 0
+}
+
+/// The value of one side of a filter comparison; `None` when an argument
+/// cannot be read.
+#[inline(always)]
+fn filter_operand(
+    ctx: &ProbeContext,
+    plan: &SitePlan,
+    operand: &FilterOperand,
+    pid_tgid: u64,
+) -> Option<u64> {
+    match operand.kind {
+        OPERAND_CONSTANT => Some(operand.value),
+        OPERAND_ARG => read_arg(ctx, plan.args.get(operand.slot as usize)?),
+        OPERAND_PID => Some(pid_tgid >> 32),
+        OPERAND_TID => Some(pid_tgid as u32 as u64),
+        _ => None,
+    }
+}
+
+/// Compares two extended values as mathematical integers: a signed value
+/// that is negative is below every unsigned one; otherwise two's
+/// complement orders values of the same sign as unsigned comparison does.
+#[inline(always)]
+fn compare(lhs: u64, lhs_signed: bool, rhs: u64, rhs_signed: bool, cmp: u8) -> bool {
+    let lhs_negative = lhs_signed && (lhs as i64) < 0;
+    let rhs_negative = rhs_signed && (rhs as i64) < 0;
+    let less = if lhs_negative != rhs_negative {
+        lhs_negative
+    } else {
+        lhs < rhs
+    };
+    let equal = lhs == rhs && lhs_negative == rhs_negative;
+    match cmp {
+        CMP_EQ => equal,
+        CMP_NE => !equal,
+        CMP_LT => less,
+        CMP_LE => less || equal,
+        CMP_GT => !(less || equal),
+        CMP_GE => !less,
+        _ => false,
+    }
+}
+
+/// Runs the filter's string tests: bit N of the result is string test N's
+/// outcome; `None` when a string cannot be read.
+#[inline(always)]
+fn filter_strings(ctx: &ProbeContext, plan: &SitePlan, options: &SiteOptions) -> Option<u64> {
+    let count = options.string_count as usize;
+    if count == 0 {
+        return Some(0);
+    }
+    let mut text = MaybeUninit::<[u64; FILTER_STRING_CAP / 8]>::uninit();
+    let words = text.as_mut_ptr().cast::<u64>();
+    // SAFETY: volatile stores of zeros into a local (no memset, which the
+    // program has none of); afterwards every byte is written.
+    unsafe {
+        for i in 0..FILTER_STRING_CAP / 8 {
+            core::ptr::write_volatile(words.add(i), 0);
+        }
+    }
+    let dst = words.cast::<u8>();
+    let mut bits = 0u64;
+    for j in 0..FILTER_MAX_STRINGS {
+        if j >= count {
+            break;
+        }
+        let test = &options.strings[j];
+        let src = read_arg(ctx, plan.args.get(test.arg as usize)?)?;
+        let (n, cut) = if test.length_arg == NO_LENGTH {
+            copy_cstr::<FILTER_STRING_CAP>(dst, src)?
+        } else {
+            let len = read_arg(ctx, plan.args.get(test.length_arg as usize)?)?;
+            copy_bytes::<FILTER_STRING_CAP>(dst, src, len)?
+        };
+        let len = test.len as usize;
+        let fits = if test.prefix != 0 {
+            n >= len
+        } else {
+            n == len && !cut
+        };
+        // SAFETY: the buffer holds FILTER_STRING_CAP initialized bytes.
+        let text = unsafe { &*dst.cast::<[u8; FILTER_STRING_CAP]>() };
+        if fits && same_prefix(text, &test.bytes, len) {
+            bits |= 1 << j;
+        }
+    }
+    Some(bits)
+}
+
+/// Whether the first `len` bytes of `a` and `b` are equal.
+#[inline(always)]
+fn same_prefix(a: &[u8; FILTER_STRING_CAP], b: &[u8; FILTER_STRING_CAP], len: usize) -> bool {
+    for i in 0..FILTER_STRING_CAP {
+        if i >= len {
+            break;
+        }
+        if a[i] != b[i] {
+            return false;
+        }
+    }
+    true
+}
+
+/// Streams one hit with the user stack: the whole header, the
+/// [`usdt_tracer_common::StackArea`], then the strings (in the largest
+/// string class, when the site has any).
+#[inline(always)]
+fn stream_with_stack(ctx: &ProbeContext, plan: &SitePlan, cookie: u32, wake_bytes: u32) {
+    let mut header = MaybeUninit::<EventHeader>::uninit();
+    let header = header.as_mut_ptr();
+    // SAFETY: fill_header writes the fixed part and the site's arguments;
+    // the rest of the header is written here; it is then whole.
+    let header = unsafe {
+        let count = fill_header(ctx, plan, cookie, header);
+        for i in 0..MAX_ARGS {
+            if i >= count {
+                (*header).args[i] = 0;
+            }
+            (*header).string_len[i] = 0;
+        }
+        &*header
+    };
+    if plan.string_count == 0 {
+        stream_stack::<0>(ctx, plan, header, wake_bytes);
+    } else {
+        stream_stack::<{ STRING_CLASSES[4] * STRING_CAP }>(ctx, plan, header, wake_bytes);
+    }
+}
+
+/// Builds and submits one record with a stack area and a string area of
+/// `AREA` bytes.
+#[inline(always)]
+fn stream_stack<const AREA: usize>(
+    ctx: &ProbeContext,
+    plan: &SitePlan,
+    fixed: &EventHeader,
+    wake_bytes: u32,
+) {
+    const SIZE: usize = EVENT_HEADER_SIZE + STACK_AREA_SIZE;
+    let Some(mut entry) = USDT_EVENTS.reserve_bytes(SIZE + AREA, 0) else {
+        count_drop();
+        return;
+    };
+    let record = entry.as_mut_ptr();
+    // SAFETY: the entry holds SIZE + AREA bytes, 8-byte aligned; the stack
+    // area (an i64 then STACK_DEPTH u64s) follows the header.
+    unsafe {
+        let header = &mut *record.cast::<EventHeader>();
+        *header = *fixed;
+        let area = record.add(EVENT_HEADER_SIZE);
+        let ips = area.add(8);
+        let bytes = generated::bpf_get_stack(
+            ctx.as_ptr(),
+            ips.cast(),
+            (STACK_DEPTH * 8) as u32,
+            BPF_F_USER_STACK,
+        );
+        core::ptr::write(area.cast::<i64>(), bytes);
+        if AREA > 0 {
+            copy_strings::<AREA>(plan, header, record.add(SIZE));
+        } else {
+            header.string_bytes = 0;
+        }
+    }
+    entry.submit(wakeup_flags(SIZE + AREA, wake_bytes));
+}
+
+/// `bpf_get_stack` flag: the user stack.
+const BPF_F_USER_STACK: u64 = 1 << 8;
 
 #[cfg(not(test))]
 #[panic_handler]

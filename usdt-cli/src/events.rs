@@ -37,6 +37,32 @@ pub fn write_text_line(line: &mut String, event: &Event, start_ns: u64) {
     }
 }
 
+/// Appends the event's stack, if it has one, one frame a line under the
+/// event line (which `line` ends with): `    #N ADDRESS SYMBOL (FILE:LINE)`,
+/// innermost first; `?` for a frame without a symbol.
+pub fn write_stack_lines(line: &mut String, event: &Event) {
+    let Some(stack) = &event.stack else {
+        return;
+    };
+    for (index, frame) in stack.iter().enumerate() {
+        let symbol = frame.symbol.as_deref().unwrap_or("?");
+        // Writing to a String cannot fail.
+        let _ = write!(
+            line,
+            "\n    #{index:<2} {:#014x} {}",
+            frame.address,
+            escape_controls(symbol)
+        );
+        if let Some(file) = &frame.file {
+            let _ = write!(line, " ({}", escape_controls(file));
+            if let Some(number) = frame.line {
+                let _ = write!(line, ":{number}");
+            }
+            line.push(')');
+        }
+    }
+}
+
 /// Standard output, buffered, knowing how many events reached it (the rest
 /// of the buffer is lost when the reader goes away): the output's offset
 /// at the end of each event is kept until the bytes up to it are written.
@@ -166,6 +192,7 @@ mod tests {
                 .map(|n| n.to_string())
                 .collect::<Vec<_>>()
                 .into(),
+            stack: None,
         }
     }
 

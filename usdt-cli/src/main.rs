@@ -24,6 +24,8 @@ struct Command {
     action: Action,
 }
 
+// Parsed once per run: the size of the trace options does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Action {
     /// List the probes of ELF files or of a running process.

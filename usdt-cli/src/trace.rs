@@ -1,7 +1,7 @@
 //! `usdt trace`.
 
 use crate::error::{CliError, warn};
-use crate::events::{EventOutput, write_text_line};
+use crate::events::{EventOutput, write_stack_lines, write_text_line};
 use crate::report::{loss_warnings, print_report};
 use crate::signals::{self, ProcessExit, Signals};
 use std::io;
@@ -41,6 +41,18 @@ pub struct TraceArgs {
     /// with typed metadata decode their strings without it.
     #[arg(short = 's', long = "str", value_name = "[PROBE:]N,...")]
     strings: Vec<String>,
+    /// Keep only the hits for which EXPR holds, decided in the kernel
+    /// before a hit is printed or aggregated: `argN` or declared argument
+    /// names, `pid`, `tid`, integers (decimal, `0x` hex, negative), strings
+    /// (`==`, `!=`, `=~ "prefix*"`), `== != < <= > >=`, `&&`, `||`, `!`,
+    /// parentheses. Every traced probe must have the names it uses.
+    #[arg(long, value_name = "EXPR")]
+    filter: Option<String>,
+    /// Print the user stack of each hit under its event (JSON: `"stack"`,
+    /// innermost frame first). Callers show only in code built with frame
+    /// pointers.
+    #[arg(long)]
+    stack: bool,
     /// Size of the event ring buffer in MiB (a power of two).
     #[arg(long, value_name = "MIB", default_value_t = 8)]
     buffer_mib: u32,
@@ -441,6 +453,14 @@ fn configure(args: &TraceArgs) -> Result<TraceConfig, CliError> {
     for request in &args.strings {
         config.strings.push(request.parse::<StringRequest>()?);
     }
+    config.filter = args.filter.as_deref().map(str::parse).transpose()?;
+    if args.stack && args.aggregating() {
+        return Err(CliError::Input(
+            "--stack prints the stack of each streamed hit; to count stacks use --hits --by stack"
+                .into(),
+        ));
+    }
+    config.stack = args.stack;
     if !args.buffer_mib.is_power_of_two() || args.buffer_mib > 1024 {
         return Err(CliError::Input(format!(
             "--buffer-mib {}: expected a power of two up to 1024",
@@ -544,6 +564,7 @@ fn emit(tracer: &mut Tracer, args: &TraceArgs, start_ns: u64, out: &mut EventOut
             line.push_str(&json);
         } else {
             write_text_line(&mut line, &event, start_ns);
+            write_stack_lines(&mut line, &event);
         }
         line.push('\n');
         if !out.write_event(line.as_bytes()) {

@@ -37,6 +37,9 @@
 #![no_std]
 #![deny(missing_docs)]
 
+mod options;
+pub use options::*;
+
 /// Most arguments a probe site can carry: the format's limit (sys/sdt.h's).
 pub use usdt_format::MAX_ARGS;
 

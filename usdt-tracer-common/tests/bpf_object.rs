@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use std::mem::size_of;
 use usdt_tracer_common::{
     AGG_ERR_COUNT, AGG_ERRORS_MAP, AGGREGATES_MAP, AggKey, CONTROL_MAP, Control, DROPS_MAP,
-    EVENTS_MAP, PENDING_MAP, PROGRAM_NAME, PROGRAM_SECTION, SITES_MAP, STARTS_MAP, SitePlan,
-    StartKey,
+    EVENTS_MAP, PENDING_MAP, PROGRAM_NAME, PROGRAM_SECTION, SITE_OPTIONS_MAP, SITES_MAP,
+    STARTS_MAP, SiteOptions, SitePlan, StartKey,
 };
 
 const OBJECT: &[u8] = include_bytes!("../../usdt-tracer/bpf/usdt-tracer.bpf.o");
@@ -47,6 +47,7 @@ fn expected_maps() -> BTreeMap<&'static str, MapDef> {
     };
     BTreeMap::from([
         (SITES_MAP, array_of(size_of::<SitePlan>(), None)),
+        (SITE_OPTIONS_MAP, array_of(size_of::<SiteOptions>(), None)),
         (
             EVENTS_MAP,
             MapDef {

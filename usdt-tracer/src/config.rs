@@ -2,6 +2,7 @@
 
 use crate::aggregate::{Aggregation, DEFAULT_MAP_ENTRIES};
 use crate::error::TraceError;
+use crate::filter::Filter;
 use crate::select::{ProbeSpec, StringRequest};
 use std::path::PathBuf;
 
@@ -38,6 +39,12 @@ pub struct TraceConfig {
     /// keys appear, up to [`map_memory`](crate::map_memory) when full. A
     /// full map is counted in [`AggregateLosses`], never silently ignored.
     pub map_entries: u32,
+    /// Hits to keep, decided in the kernel before a hit is streamed or
+    /// aggregated (every probe and every aggregation); `None` keeps all.
+    pub filter: Option<Filter>,
+    /// Whether each streamed hit carries the user stack (see
+    /// [`Event::stack`](crate::Event::stack)).
+    pub stack: bool,
 }
 
 impl Default for TraceConfig {
@@ -58,6 +65,8 @@ impl TraceConfig {
             perf_event_links: false,
             aggregations: Vec::new(),
             map_entries: DEFAULT_MAP_ENTRIES,
+            filter: None,
+            stack: false,
         }
     }
 

@@ -3,9 +3,12 @@
 //! typed metadata (or the user's `--str` requests) say.
 
 use crate::event::{Event, ProbeInfo};
+use crate::stack::{StackFrame, stack_addresses};
 use crate::value::Value;
 use std::sync::Arc;
-use usdt_tracer_common::{EVENT_FIXED_SIZE, EVENT_HEADER_SIZE, EventHeader, MAX_ARGS};
+use usdt_tracer_common::{
+    EVENT_FIXED_SIZE, EVENT_HEADER_SIZE, EventHeader, MAX_ARGS, STACK_AREA_SIZE,
+};
 
 /// How to turn a site's raw slots into one [`Value`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +72,8 @@ pub(crate) struct SiteState {
     pub address: u64,
     /// How to decode its records.
     pub decoding: SiteDecoding,
+    /// Whether the site's records carry a user stack after the header.
+    pub stack: bool,
 }
 
 /// Decodes one event's values. `strings` is the record's string area.
@@ -157,7 +162,22 @@ pub(crate) fn decode_record(
         )
     };
     let site = sites.get(header.site as usize)?;
-    let strings = bytes.get(EVENT_HEADER_SIZE..).unwrap_or(&[]);
+    let (stack, strings_at) = if site.stack {
+        let area = bytes.get(EVENT_HEADER_SIZE..).unwrap_or(&[]);
+        let stack = stack_addresses(area)
+            .into_iter()
+            .map(|address| StackFrame {
+                address,
+                symbol: None,
+                file: None,
+                line: None,
+            })
+            .collect();
+        (Some(stack), EVENT_HEADER_SIZE + STACK_AREA_SIZE)
+    } else {
+        (None, EVENT_HEADER_SIZE)
+    };
+    let strings = bytes.get(strings_at..).unwrap_or(&[]);
     let strings = &strings[..(header.string_bytes as usize).min(strings.len())];
     Some(Event {
         probe: probes[site.probe].clone(),
@@ -168,6 +188,7 @@ pub(crate) fn decode_record(
         timestamp_ns: header.timestamp_ns,
         args: decode(&header, strings, &site.decoding),
         arg_names: site.decoding.names.clone(),
+        stack,
     })
 }
 
@@ -369,6 +390,7 @@ mod tests {
                     .collect::<Vec<_>>()
                     .into(),
             },
+            stack: false,
         }];
         (probes, sites)
     }

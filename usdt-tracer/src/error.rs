@@ -51,6 +51,17 @@ pub enum TraceError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A filter expression does not parse, or does not fit a traced
+    /// probe's arguments.
+    #[error("bad filter `{filter}` at column {column}: {reason}")]
+    BadFilter {
+        /// The expression as given.
+        filter: String,
+        /// Where the problem is (1-based, in characters).
+        column: usize,
+        /// What is wrong.
+        reason: String,
+    },
     /// The entry limit of the aggregation maps is out of range (see
     /// [`MAX_MAP_ENTRIES`](crate::MAX_MAP_ENTRIES)).
     #[error("aggregation maps of {entries} entries {reason}")]
@@ -233,6 +244,7 @@ impl TraceError {
             | TraceError::UselessStrings { .. }
             | TraceError::BadCommand { .. }
             | TraceError::BadKey { .. }
+            | TraceError::BadFilter { .. }
             | TraceError::MapEntries { .. }
             | TraceError::NoMatch { .. }
             | TraceError::NoFunction { .. }

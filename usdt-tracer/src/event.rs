@@ -1,6 +1,7 @@
 //! What a trace delivers: the traced probes ([`ProbeInfo`]) and their hits
 //! ([`Event`]).
 
+use crate::stack::StackFrame;
 use crate::value::Value;
 use serde::{Serialize, Serializer};
 use std::borrow::Cow;
@@ -34,7 +35,9 @@ pub struct ProbeInfo {
 /// strings where the argument is a string), `arg_names` when the site has
 /// typed metadata, and, when a string, byte or JSON argument was cut at the
 /// copy bound, `truncated: true` with `truncated_args`, the indices of the
-/// arguments cut (a cut JSON argument is then a string, not embedded).
+/// arguments cut (a cut JSON argument is then a string, not embedded);
+/// with stacks, `stack`: one object per frame, innermost first, each with
+/// `address`, `symbol`, `file` and `line` (null when unknown).
 #[derive(Debug, Clone)]
 pub struct Event {
     /// The probe that fired.
@@ -54,6 +57,9 @@ pub struct Event {
     pub args: Vec<Value>,
     /// Declared argument names (typed sites), else empty.
     pub arg_names: Arc<[String]>,
+    /// The user stack, innermost frame (the probe site) first, when the
+    /// trace asked for stacks ([`TraceConfig::stack`](crate::TraceConfig)).
+    pub stack: Option<Vec<StackFrame>>,
 }
 
 impl Event {
@@ -84,6 +90,8 @@ impl Serialize for Event {
             truncated: bool,
             #[serde(skip_serializing_if = "Vec::is_empty")]
             truncated_args: Vec<usize>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            stack: Option<&'a [StackFrame]>,
         }
         let truncated_args: Vec<usize> = (self.args.iter().enumerate())
             .filter(|(_, arg)| arg.is_truncated())
@@ -100,6 +108,7 @@ impl Serialize for Event {
             arg_names: &self.arg_names,
             truncated: !truncated_args.is_empty(),
             truncated_args,
+            stack: self.stack.as_deref(),
         }
         .serialize(serializer)
     }
@@ -150,6 +159,7 @@ mod tests {
                 .map(|n| n.to_string())
                 .collect::<Vec<_>>()
                 .into(),
+            stack: None,
         }
     }
 

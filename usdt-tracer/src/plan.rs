@@ -20,6 +20,7 @@ use crate::cancel::Cancel;
 use crate::decode::{Decoder, SiteDecoding, SiteState};
 use crate::error::TraceError;
 use crate::event::ProbeInfo;
+use crate::filter::Filter;
 use crate::regs;
 use crate::role::{self, Role};
 use crate::select::{SelectedSite, StringRequest};
@@ -29,7 +30,7 @@ use std::sync::Arc;
 use usdt_reader::{Arch, ArgKind, ArgLocation, ArgSpec, Probe, Register};
 use usdt_tracer_common::{
     ACTION_STREAM, ARG_CONSTANT, ARG_MEMORY, ARG_REGISTER, ArgPlan, MAX_ARGS, NO_REG, STRING_CSTR,
-    STRING_NONE, STRING_PTR_LEN, SitePlan,
+    STRING_NONE, STRING_PTR_LEN, SiteOptions, SitePlan,
 };
 
 /// Why a site cannot be planned.
@@ -273,6 +274,8 @@ fn extend(raw: u64, size: u8, signed: bool) -> u64 {
 /// ids it covers with how to show their keys.
 pub(crate) struct Planned {
     pub plans: Vec<SitePlan>,
+    /// Per site, its filter and stack option.
+    pub options: Vec<SiteOptions>,
     pub probes: Vec<Arc<ProbeInfo>>,
     pub sites: Vec<SiteState>,
     pub keys: Vec<Vec<(u32, KeyDecoder)>>,
@@ -285,8 +288,11 @@ pub(crate) fn plan_all(
     roles: &[Role],
     strings: &[StringRequest],
     aggregations: usize,
+    filter: Option<&Filter>,
+    stack: bool,
     cancel: Cancel<'_>,
 ) -> Result<Planned, TraceError> {
+    let mut options = Vec::with_capacity(selected.len());
     let mut probe_index: HashMap<(PathBuf, String, String), usize> = HashMap::new();
     let mut counted: HashSet<(PathBuf, u64, bool)> = HashSet::new();
     let mut infos: Vec<ProbeInfo> = Vec::new();
@@ -342,19 +348,46 @@ pub(crate) fn plan_all(
         {
             probes.push((id as u32, shown));
         }
+        let mut site_options = SiteOptions::default();
+        if let Some(filter) = filter {
+            filter
+                .compile(&plan, &decoding, &mut site_options)
+                .map_err(|error| in_probe(error, &probe.provider, &probe.name))?;
+        }
+        let stack = stack && matches!(role, Role::Stream);
+        site_options.stack = stack as u8;
+        options.push(site_options);
         plans.push(plan);
         sites.push(SiteState {
             probe: id,
             address: probe.address,
             decoding,
+            stack,
         });
     }
     Ok(Planned {
         plans,
+        options,
         probes: infos.into_iter().map(Arc::new).collect(),
         sites,
         keys,
     })
+}
+
+/// A filter error naming the probe it does not fit.
+fn in_probe(error: TraceError, provider: &str, name: &str) -> TraceError {
+    match error {
+        TraceError::BadFilter {
+            filter,
+            column,
+            reason,
+        } => TraceError::BadFilter {
+            filter,
+            column,
+            reason: format!("{reason}, in probe {provider}:{name}"),
+        },
+        other => other,
+    }
 }
 
 #[cfg(test)]

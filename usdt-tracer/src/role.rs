@@ -220,7 +220,7 @@ fn set_key(
 }
 
 /// The decoder of the argument called `name` (declared name, or `argN`).
-fn find_arg(decoding: &SiteDecoding, name: &str) -> Result<Decoder, String> {
+pub(crate) fn find_arg(decoding: &SiteDecoding, name: &str) -> Result<Decoder, String> {
     let position = decoding.names.iter().position(|n| n == name).or_else(|| {
         name.strip_prefix("arg")
             .and_then(|n| n.parse::<usize>().ok())
@@ -260,12 +260,14 @@ fn describe(decoder: Decoder) -> &'static str {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use usdt_tracer_common::STRING_PTR_LEN;
 
-    fn typed() -> (SitePlan, SiteDecoding) {
+    /// A typed site: `id: u64`, `delta: i32`, `path: &str`, `ratio: f64`.
+    pub(crate) fn typed() -> (SitePlan, SiteDecoding) {
         let mut plan = SitePlan::default();
+        plan.args[1].signed = 1;
         plan.args[2].string = STRING_PTR_LEN;
         let decoding = SiteDecoding {
             decoders: vec![

@@ -16,6 +16,7 @@ use crate::restricted;
 use crate::role;
 use crate::select::{self, SemaphoreMode};
 use crate::semaphore::ManualSemaphore;
+use crate::stack::StackSymbolizer;
 use crate::uprobe;
 use aya::maps::{Array, HashMap as BpfHashMap, MapData, MapError, RingBuf};
 use aya::{Ebpf, EbpfLoader};
@@ -27,8 +28,8 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 use usdt_tracer_common::{
     AGG_ERR_FAULT, AGG_ERR_FULL, AGG_ERR_STARTS_FULL, AGG_ERR_UNMATCHED, AGG_ERRORS_MAP,
-    AGGREGATES_MAP, AggKey, CONTROL_MAP, Control, DROPS_MAP, EVENTS_MAP, SITES_MAP, STARTS_MAP,
-    SitePlan, StartKey,
+    AGGREGATES_MAP, AggKey, CONTROL_MAP, Control, DROPS_MAP, EVENTS_MAP, SITE_OPTIONS_MAP,
+    SITES_MAP, STARTS_MAP, SiteOptions, SitePlan, StartKey,
 };
 
 /// The BPF object built from `tracer-ebpf` (`cargo xtask build-ebpf`).
@@ -75,6 +76,8 @@ pub struct Tracer {
     warnings: Vec<String>,
     /// CLOCK_MONOTONIC when the program was armed.
     armed_ns: u64,
+    /// Symbolizes the stacks of events, when the trace has them.
+    symbolizer: Option<StackSymbolizer>,
     _ebpf: Ebpf,
 }
 
@@ -146,6 +149,7 @@ impl Tracer {
         selection.warnings.extend(semaphore_warnings);
         let Planned {
             plans,
+            options,
             probes,
             sites,
             keys,
@@ -154,6 +158,8 @@ impl Tracer {
             &selection.roles,
             &config.strings,
             config.aggregations.len(),
+            config.filter.as_ref(),
+            config.stack,
             cancel,
         )?;
         let mut distinct: Vec<(&Path, u64, bool)> = selection
@@ -166,7 +172,7 @@ impl Tracer {
         let site_count = distinct.len();
         uprobe::raise_fd_limit();
 
-        let mut ebpf = load(config, &plans, cancel)?;
+        let mut ebpf = load(config, &plans, &options, cancel)?;
         let links = attach::attach_sites(&mut ebpf, &selection.sites, config, cancel)?;
         if let Some(target) = &target {
             // The links name the process by its pid: it must still be the
@@ -205,6 +211,7 @@ impl Tracer {
             pid: config.pid,
             warnings: selection.warnings,
             armed_ns,
+            symbolizer: config.stack.then(StackSymbolizer::new),
             _ebpf: ebpf,
         };
         // Semaphores the kernel cannot raise: after the uprobes are in place,
@@ -319,7 +326,11 @@ impl Tracer {
         while let Some(item) = self.ring.next() {
             let event = decode::decode_record(&item, &self.sites, &self.probes);
             drop(item);
-            let Some(event) = event else { continue };
+            let Some(mut event) = event else { continue };
+            if let (Some(stack), Some(symbolizer)) = (&mut event.stack, &mut self.symbolizer) {
+                let addresses: Vec<u64> = stack.iter().map(|frame| frame.address).collect();
+                *stack = symbolizer.frames(event.pid, &addresses);
+            }
             count += 1;
             self.delivered += 1;
             if !f(event) {
@@ -412,7 +423,12 @@ impl Drop for Tracer {
 
 /// Loads the BPF object with maps sized for `config` and stores the site
 /// `plans` (indexed by cookie); gives up when `cancel` is set.
-fn load(config: &TraceConfig, plans: &[SitePlan], cancel: Cancel<'_>) -> Result<Ebpf, TraceError> {
+fn load(
+    config: &TraceConfig,
+    plans: &[SitePlan],
+    options: &[SiteOptions],
+    cancel: Cancel<'_>,
+) -> Result<Ebpf, TraceError> {
     // The aggregation maps allocate their entries as keys appear, but
     // their buckets up front: one entry each when nothing uses them.
     let used = |yes: bool| if yes { config.map_entries } else { 1 };
@@ -422,6 +438,7 @@ fn load(config: &TraceConfig, plans: &[SitePlan], cancel: Cancel<'_>) -> Result<
         .any(|aggregation| matches!(aggregation, Aggregation::Latency { .. }));
     let mut ebpf = EbpfLoader::new()
         .map_max_entries(SITES_MAP, plans.len().max(1) as u32)
+        .map_max_entries(SITE_OPTIONS_MAP, plans.len().max(1) as u32)
         .map_max_entries(EVENTS_MAP, config.ring_bytes)
         .map_max_entries(AGGREGATES_MAP, used(!config.aggregations.is_empty()))
         .map_max_entries(STARTS_MAP, used(latency))
@@ -432,6 +449,16 @@ fn load(config: &TraceConfig, plans: &[SitePlan], cancel: Cancel<'_>) -> Result<
         cancel.check_at(index)?;
         map.set(index as u32, plan, 0)
             .map_err(|source| map_error(SITES_MAP, "store a site plan", source))?;
+    }
+    // Entries start zeroed: no filter, no stack. Only sites with options
+    // are written.
+    let mut map: Array<&mut MapData, SiteOptions> = map_mut(&mut ebpf, SITE_OPTIONS_MAP)?;
+    for (index, site) in options.iter().enumerate() {
+        cancel.check_at(index)?;
+        if *site != SiteOptions::default() {
+            map.set(index as u32, site, 0)
+                .map_err(|source| map_error(SITE_OPTIONS_MAP, "store a site's options", source))?;
+        }
     }
     Ok(ebpf)
 }
