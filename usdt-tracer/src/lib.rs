@@ -60,17 +60,14 @@ mod error;
 mod event;
 mod function;
 pub mod launch;
-mod multi;
 mod plan;
 mod privileges;
-mod regs;
 mod report;
 pub mod restricted;
 mod role;
 mod select;
 mod semaphore;
 mod tracer;
-mod uprobe;
 mod value;
 
 pub use aggregate::{
