@@ -10,6 +10,7 @@ use std::path::Path;
 
 mod aggregate_known;
 mod aggregate_limits;
+mod attach_custom;
 mod list_cli;
 mod list_hostile_names;
 mod macros_bpftrace;
