@@ -115,6 +115,22 @@ pub struct UsdtSpec {
     pub args: [UsdtArgSpec; MAX_ARGS],
 }
 
+/// Truncates `raw` to `size` bytes (1, 2, 4; anything else keeps all 8)
+/// and sign- or zero-extends it to 64 bits, as an argument of that size and
+/// sign is read.
+#[inline(always)]
+pub fn extend(raw: u64, size: u8, signed: bool) -> u64 {
+    match (size, signed) {
+        (1, true) => raw as i8 as i64 as u64,
+        (1, false) => raw as u8 as u64,
+        (2, true) => raw as i16 as i64 as u64,
+        (2, false) => raw as u16 as u64,
+        (4, true) => raw as i32 as i64 as u64,
+        (4, false) => raw as u32 as u64,
+        _ => raw,
+    }
+}
+
 const _: () = assert!(core::mem::size_of::<UsdtArgSpec>() == 24);
 const _: () = assert!(core::mem::size_of::<UsdtSpec>() == 16 + 24 * MAX_ARGS);
 const _: () = assert!(ARG_INDEX_MASK + 1 >= MAX_ARGS);

@@ -51,7 +51,7 @@ pub use usdt_aya_common::{
     ARG_CONSTANT, ARG_INDEX_MASK, ARG_MEMORY, ARG_REGISTER, MAX_ARGS, NO_REG, STRING_CSTR,
     STRING_NONE, STRING_PTR_LEN, UsdtArgSpec, UsdtSpec,
 };
-use usdt_aya_common::{IP_MAP, MAX_IPS, MAX_SPECS, NO_COOKIE_GLOBAL, SPECS_MAP};
+use usdt_aya_common::{IP_MAP, MAX_IPS, MAX_SPECS, NO_COOKIE_GLOBAL, SPECS_MAP, extend};
 
 /// Argument specs, indexed by spec id (the link's cookie).
 #[map]
@@ -203,9 +203,7 @@ impl<'a> UsdtContext<'a> {
         n: usize,
         buf: &'b mut [u8; N],
     ) -> Result<(&'b [u8], u64), UsdtError> {
-        let address = self.arg(n)? as u64;
-        let len = self.arg(n + 1)? as u64;
-        let copied = bounded::<N>(len);
+        let (address, len, copied) = self.slice_arg::<N>(n)?;
         if copied == 0 {
             return Ok((&buf[..0], len));
         }
@@ -246,9 +244,7 @@ impl<'a> UsdtContext<'a> {
         n: usize,
         buf: &'b mut [u8; N],
     ) -> Result<(&'b [u8], u64), UsdtError> {
-        let address = self.arg(n)? as u64;
-        let len = self.arg(n + 1)? as u64;
-        let copied = bounded::<N>(len);
+        let (address, len, copied) = self.slice_arg::<N>(n)?;
         if copied == 0 {
             return Ok((&buf[..0], len));
         }
@@ -267,6 +263,15 @@ impl<'a> UsdtContext<'a> {
             return Err(UsdtError::Fault);
         }
         Ok((&buf[..copied], len))
+    }
+
+    /// A pointer and length pair at `n`: the address, the length and the
+    /// bytes that fit in `N`.
+    #[inline(always)]
+    fn slice_arg<const N: usize>(&self, n: usize) -> Result<(u64, u64, usize), UsdtError> {
+        let address = self.arg(n)? as u64;
+        let len = self.arg(n + 1)? as u64;
+        Ok((address, len, bounded::<N>(len)))
     }
 
     /// The spec of argument `n`, bounded for the verifier.
@@ -351,20 +356,6 @@ fn fault_in(address: u64) -> Result<(), UsdtError> {
         Ok(())
     } else {
         Err(UsdtError::Fault)
-    }
-}
-
-/// Truncates `raw` to `size` bytes and sign- or zero-extends it.
-#[inline(always)]
-fn extend(raw: u64, size: u8, signed: bool) -> u64 {
-    match (size, signed) {
-        (1, true) => raw as i8 as i64 as u64,
-        (1, false) => raw as u8 as u64,
-        (2, true) => raw as i16 as i64 as u64,
-        (2, false) => raw as u16 as u64,
-        (4, true) => raw as i32 as i64 as u64,
-        (4, false) => raw as u32 as u64,
-        _ => raw,
     }
 }
 

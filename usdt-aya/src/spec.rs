@@ -13,7 +13,7 @@
 use crate::regs;
 use usdt_aya_common::{
     ARG_CONSTANT, ARG_MEMORY, ARG_REGISTER, MAX_ARGS, NO_REG, STRING_CSTR, STRING_NONE,
-    STRING_PTR_LEN, UsdtArgSpec, UsdtSpec,
+    STRING_PTR_LEN, UsdtArgSpec, UsdtSpec, extend,
 };
 use usdt_reader::{Arch, ArgKind, ArgLocation, ArgSpec, Probe, Register};
 
@@ -185,18 +185,4 @@ fn register_offset(arch: Arch, register: &Register) -> Result<u16, String> {
     }
     regs::register_offset(arch, register.dwarf)
         .ok_or_else(|| format!("register {} cannot be read", register.name()))
-}
-
-/// Truncates `raw` to `size` bytes and sign- or zero-extends it, as the BPF
-/// program does.
-fn extend(raw: u64, size: u8, signed: bool) -> u64 {
-    match (size, signed) {
-        (1, true) => raw as i8 as i64 as u64,
-        (1, false) => raw as u8 as u64,
-        (2, true) => raw as i16 as i64 as u64,
-        (2, false) => raw as u16 as u64,
-        (4, true) => raw as i32 as i64 as u64,
-        (4, false) => raw as u32 as u64,
-        _ => raw,
-    }
 }
