@@ -19,6 +19,7 @@
 #![deny(missing_docs)]
 
 pub mod cli;
+pub mod custom;
 pub mod elf;
 pub mod macros;
 pub mod reader;

@@ -5,6 +5,7 @@
 
 use crate::cli::{run_usdt, usdt};
 use crate::{Guard, compile_c, read_memory, scratch_dir};
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{ChildStderr, Output};
@@ -259,3 +260,84 @@ pub fn tracing_in_process() -> RwLockReadGuard<'static, ()> {
 pub fn alone_tracing_in_process() -> RwLockWriteGuard<'static, ()> {
     IN_PROCESS.write().unwrap_or_else(PoisonError::into_inner)
 }
+
+/// The values sdt_args passes in iteration `i`, per probe, as the JSON text
+/// of each argument.
+pub fn expected_sdt_args(i: u64) -> BTreeMap<&'static str, Vec<String>> {
+    let texts = |values: &[&str]| values.iter().map(|v| v.to_string()).collect::<Vec<_>>();
+    BTreeMap::from([
+        ("iteration", vec![i.to_string()]),
+        (
+            "min_values",
+            texts(&[
+                "-128",
+                "-32768",
+                "-2147483648",
+                "-9223372036854775808",
+                "0",
+                "0",
+                "0",
+                "0",
+            ]),
+        ),
+        (
+            "max_values",
+            texts(&[
+                "127",
+                "32767",
+                "2147483647",
+                "9223372036854775807",
+                "255",
+                "65535",
+                "4294967295",
+                "18446744073709551615",
+            ]),
+        ),
+        (
+            "small_values",
+            texts(&["-1", "-2", "-3", "-4", "5", "6", "7", "8"]),
+        ),
+        ("stack", texts(&["-100", "-200", "300", "-4"])),
+        (
+            "globals",
+            texts(&["-12345", "1234605616436508552", "-32000", "200"]),
+        ),
+        ("indexed", texts(&["-3003", "-4004"])),
+        (
+            "constants",
+            texts(&[
+                "0",
+                "-1",
+                "42",
+                "-9223372036854775808",
+                "18446744073709551615",
+                "120",
+            ]),
+        ),
+        ("string", texts(&["hello, usdt", "11"])),
+        (
+            "twelve",
+            texts(&[
+                "-1", "2", "-3", "4", "-5", "6", "-7", "8", "-9", "10", "-11", "12",
+            ]),
+        ),
+        ("no_args", vec![]),
+        ("guarded", vec![i.to_string(), "-424242".into()]),
+    ])
+}
+
+/// The order in which sdt_args fires its probes in one iteration.
+pub const FIRING_ORDER: [&str; 12] = [
+    "iteration",
+    "min_values",
+    "max_values",
+    "small_values",
+    "stack",
+    "globals",
+    "indexed",
+    "constants",
+    "string",
+    "twelve",
+    "no_args",
+    "guarded",
+];

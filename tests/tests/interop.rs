@@ -10,6 +10,7 @@ use std::path::Path;
 
 mod aggregate_known;
 mod aggregate_limits;
+mod attach_custom;
 mod list_cli;
 mod list_hostile_names;
 mod list_skipped_notes;
@@ -34,8 +35,8 @@ mod trace_consistency;
 mod trace_errors;
 mod trace_exits;
 mod trace_expressions;
-mod trace_killed;
 mod trace_filters;
+mod trace_killed;
 mod trace_macros;
 mod trace_peers;
 mod trace_restricted;

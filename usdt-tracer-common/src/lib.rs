@@ -88,26 +88,13 @@ pub const PROGRAM_NAME: &str = "usdt_site";
 /// ELF section of [`PROGRAM_NAME`] in the BPF object.
 pub const PROGRAM_SECTION: &str = "uprobe.s";
 
-/// The argument is absent (beyond the site's argument count).
-pub const ARG_NONE: u8 = 0;
-/// The argument is the constant [`ArgPlan::value`].
-pub const ARG_CONSTANT: u8 = 1;
-/// The argument is the register at `pt_regs` offset [`ArgPlan::reg`],
-/// shifted right by [`ArgPlan::shift`] bits.
-pub const ARG_REGISTER: u8 = 2;
-/// The argument is in user memory at `reg + index * scale + value`.
-pub const ARG_MEMORY: u8 = 3;
-
-/// No index register in a memory operand.
-pub const NO_REG: u16 = u16::MAX;
-
-/// The argument is not a string.
-pub const STRING_NONE: u8 = 0;
-/// The argument is a pointer to a NUL-terminated string: copy it.
-pub const STRING_CSTR: u8 = 1;
-/// The argument is a pointer to bytes whose length is the next argument
-/// (Rust `&str`, `&[u8]`, JSON): copy that many bytes.
-pub const STRING_PTR_LEN: u8 = 2;
+/// The argument kinds (`ARG_*`), [`NO_REG`] and the string modes
+/// (`STRING_*`) of an [`ArgPlan`], defined once for the tracer and every
+/// program built on `usdt-aya-ebpf`.
+pub use usdt_aya_common::{
+    ARG_CONSTANT, ARG_MEMORY, ARG_NONE, ARG_REGISTER, NO_REG, STRING_CSTR, STRING_NONE,
+    STRING_PTR_LEN,
+};
 
 /// Stream every hit of the site to the ring buffer.
 pub const ACTION_STREAM: u8 = 0;
@@ -199,33 +186,10 @@ pub fn log2_bucket(value: u64) -> u64 {
     bits
 }
 
-/// Where one argument's value lives and how to extend it to 64 bits.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ArgPlan {
-    /// The constant (for [`ARG_CONSTANT`]) or the displacement (for
-    /// [`ARG_MEMORY`]).
-    pub value: i64,
-    /// One of `ARG_*`.
-    pub kind: u8,
-    /// Size of the value in bytes: 1, 2, 4 or 8.
-    pub size: u8,
-    /// 1 when the value is signed (sign-extended), 0 when zero-extended.
-    pub signed: u8,
-    /// Right shift applied to a register before truncation (8 for the x86
-    /// high-byte registers `%ah`..`%dh`).
-    pub shift: u8,
-    /// Byte offset in `struct pt_regs` of the register or base register.
-    pub reg: u16,
-    /// Byte offset in `struct pt_regs` of the index register, or [`NO_REG`].
-    pub index_reg: u16,
-    /// Scale of the index register (1, 2, 4 or 8).
-    pub scale: u8,
-    /// One of `STRING_*`: whether to copy a string through this argument.
-    pub string: u8,
-    /// Reserved, zero.
-    pub _pad: [u8; 6],
-}
+/// Where one argument's value lives and how to extend it to 64 bits: the
+/// argument spec `usdt-aya` computes ([`usdt_aya_common::UsdtArgSpec`]);
+/// its `string` field says which strings the tracer copies.
+pub type ArgPlan = usdt_aya_common::UsdtArgSpec;
 
 /// What the BPF program does at one probe site.
 #[repr(C)]
@@ -390,8 +354,6 @@ mod pod {
     // SAFETY: the types are `repr(C)`, `Copy`, made only of integers and
     // arrays of integers with explicit padding fields, so every bit pattern
     // is a valid value and there are no implicit padding bytes.
-    unsafe impl aya::Pod for super::ArgPlan {}
-    // SAFETY: as above.
     unsafe impl aya::Pod for super::SitePlan {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::EventHeader {}

@@ -5,11 +5,9 @@
 use crate::cancel::Cancel;
 use crate::config::TraceConfig;
 use crate::error::TraceError;
-use crate::multi::{self, LoadError, MultiProgram};
 use crate::privileges;
 use crate::select::{SelectedSite, SemaphoreMode};
 use crate::tracer::BPF_OBJECT;
-use crate::uprobe::{self, UprobePmu};
 use aya::Ebpf;
 use aya::maps::Map;
 use aya::programs::UProbe;
@@ -17,6 +15,8 @@ use std::collections::{HashMap, HashSet};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
+use usdt_aya::multi::{self, LoadError, MultiProgram};
+use usdt_aya::uprobe::{self, UprobePmu};
 use usdt_tracer_common::{PROGRAM_NAME, PROGRAM_SECTION};
 
 /// Attaches the program of `ebpf` to every selected site (the cookie of a

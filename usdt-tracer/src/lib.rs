@@ -61,10 +61,8 @@ mod event;
 mod filter;
 mod function;
 pub mod launch;
-mod multi;
 mod plan;
 mod privileges;
-mod regs;
 mod report;
 pub mod restricted;
 mod role;
@@ -72,7 +70,6 @@ mod select;
 mod semaphore;
 mod stack;
 mod tracer;
-mod uprobe;
 mod value;
 
 pub use aggregate::{

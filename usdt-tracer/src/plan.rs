@@ -1,13 +1,11 @@
 //! Per-site plans: how the BPF program reads each argument of a probe site,
 //! and how user space turns the values it sends into [`Value`]s.
 //!
-//! A site's note arguments ("slots") become [`ArgPlan`]s: a constant, a
-//! register, or memory at a register (+ index * scale) + displacement.
-//! Operands at a fixed link-time address (x86-64 `sym(%rip)`, non-PIE
-//! `sym` and `sym(,%rax,4)`) are planned relative to the instruction
-//! pointer: at a probe hit it holds the probe's runtime address, so
-//! `ip + (address - probe address) [+ index * scale]` is the operand's
-//! runtime address in every process, whatever its load bias.
+//! A site's note arguments ("slots") become argument specs
+//! ([`usdt_tracer_common::ArgPlan`], planned by `usdt_aya::spec`, which
+//! `usdt-aya` attaches with too): a constant, a register, or memory at a
+//! register (+ index * scale) + displacement, relative to the instruction
+//! pointer for operands at a link-time address.
 //!
 //! Typed metadata (`.usdt.types`) groups slots into Rust arguments: strings,
 //! byte slices and JSON are (pointer, length) pairs whose bytes the BPF
@@ -21,16 +19,14 @@ use crate::decode::{Decoder, SiteDecoding, SiteState};
 use crate::error::TraceError;
 use crate::event::ProbeInfo;
 use crate::filter::Filter;
-use crate::regs;
 use crate::role::{self, Role};
 use crate::select::{SelectedSite, StringRequest};
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
-use usdt_reader::{Arch, ArgKind, ArgLocation, ArgSpec, Probe, Register};
+use usdt_reader::{Arch, ArgKind, ArgSpec, Probe};
 use usdt_tracer_common::{
-    ACTION_STREAM, ARG_CONSTANT, ARG_MEMORY, ARG_REGISTER, ArgPlan, MAX_ARGS, NO_REG, STRING_CSTR,
-    STRING_NONE, STRING_PTR_LEN, SiteOptions, SitePlan,
+    ACTION_STREAM, STRING_CSTR, STRING_NONE, STRING_PTR_LEN, SiteOptions, SitePlan,
 };
 
 /// Why a site cannot be planned.
@@ -47,30 +43,16 @@ pub(crate) fn plan_site(
     probe_id: u32,
     cstr_slots: &[usize],
 ) -> Result<(SitePlan, SiteDecoding), PlanError> {
-    let specs = probe
-        .arg_specs
-        .as_ref()
-        .map_err(|e| PlanError(format!("unsupported argument: {e}")))?;
-    if specs.len() > MAX_ARGS {
-        return Err(PlanError(format!(
-            "{} arguments (at most {MAX_ARGS})",
-            specs.len()
-        )));
-    }
+    let args = usdt_aya::spec::arg_specs(arch, probe).map_err(|e| PlanError(e.0))?;
+    // Planned: the note's specs parsed.
+    let specs = probe.arg_specs.as_deref().unwrap_or_default();
     let mut plan = SitePlan {
         probe_id,
         action: ACTION_STREAM,
-        arg_count: specs.len() as u8,
+        arg_count: args.len() as u8,
         ..SitePlan::default()
     };
-    for (slot, spec) in specs.iter().enumerate() {
-        plan.args[slot] = plan_arg(arch, spec, probe.address).map_err(|reason| {
-            PlanError(format!(
-                "unsupported argument {slot} `{}`: {reason}",
-                arg_text(&probe.args, slot)
-            ))
-        })?;
-    }
+    plan.args[..args.len()].copy_from_slice(&args);
 
     let typed = probe.signature.as_ref().and_then(|signature| {
         let kinds: Vec<ArgKind> = signature.args.iter().map(|arg| arg.kind).collect();
@@ -177,96 +159,6 @@ fn typed_decoders(
         slot += kind.slots();
     }
     Some(decoders)
-}
-
-/// The text of note argument `slot` in the raw argument string.
-fn arg_text(args: &str, slot: usize) -> &str {
-    args.split_whitespace().nth(slot).unwrap_or("")
-}
-
-/// Plans one note argument.
-fn plan_arg(arch: Arch, spec: &ArgSpec, probe_address: u64) -> Result<ArgPlan, String> {
-    if !matches!(spec.size, 1 | 2 | 4 | 8) {
-        return Err(format!("size {} (expected 1, 2, 4 or 8)", spec.size));
-    }
-    let mut plan = ArgPlan {
-        size: spec.size,
-        signed: spec.signed as u8,
-        index_reg: NO_REG,
-        scale: 1,
-        string: STRING_NONE,
-        ..ArgPlan::default()
-    };
-    match &spec.location {
-        ArgLocation::Constant(value) => {
-            plan.kind = ARG_CONSTANT;
-            plan.value = extend(*value as u64, spec.size, spec.signed) as i64;
-        }
-        ArgLocation::Register(register) => {
-            plan.kind = ARG_REGISTER;
-            plan.reg = register_offset(arch, register)?;
-            plan.shift = register.bit_shift;
-        }
-        ArgLocation::Memory {
-            base,
-            index,
-            offset,
-        } => {
-            plan.kind = ARG_MEMORY;
-            plan.reg = register_offset(arch, base)?;
-            plan.value = *offset;
-            plan_index(arch, index, &mut plan)?;
-        }
-        ArgLocation::Address { address, index, .. } => {
-            plan.kind = ARG_MEMORY;
-            plan.reg = regs::ip_offset(arch)
-                .ok_or_else(|| format!("no instruction pointer on {arch:?}"))?;
-            plan.value = address.wrapping_sub(probe_address) as i64;
-            plan_index(arch, index, &mut plan)?;
-        }
-    }
-    Ok(plan)
-}
-
-/// Sets the plan's index register and scale, if the operand has an index.
-fn plan_index(
-    arch: Arch,
-    index: &Option<(Register, u8)>,
-    plan: &mut ArgPlan,
-) -> Result<(), String> {
-    if let Some((index, scale)) = index {
-        if !matches!(scale, 1 | 2 | 4 | 8) {
-            return Err(format!("index scale {scale}"));
-        }
-        plan.index_reg = register_offset(arch, index)?;
-        plan.scale = *scale;
-    }
-    Ok(())
-}
-
-fn register_offset(arch: Arch, register: &Register) -> Result<u16, String> {
-    if register.arch != arch {
-        return Err(format!(
-            "register {} is not a {arch:?} register",
-            register.name()
-        ));
-    }
-    regs::register_offset(arch, register.dwarf)
-        .ok_or_else(|| format!("register {} cannot be read", register.name()))
-}
-
-/// Truncates `raw` to `size` bytes and sign- or zero-extends it, as the BPF
-/// program does.
-fn extend(raw: u64, size: u8, signed: bool) -> u64 {
-    match (size, signed) {
-        (1, true) => raw as i8 as i64 as u64,
-        (1, false) => raw as u8 as u64,
-        (2, true) => raw as i16 as i64 as u64,
-        (2, false) => raw as u16 as u64,
-        (4, true) => raw as i32 as i64 as u64,
-        (4, false) => raw as u32 as u64,
-        _ => raw,
-    }
 }
 
 /// The plans of the selected sites (in cookie order), the probes they
@@ -394,7 +286,7 @@ fn in_probe(error: TraceError, provider: &str, name: &str) -> TraceError {
 mod tests {
     use super::*;
     use usdt_reader::{NoSymbols, Signature, SymbolError, SymbolResolver, TypedArg, parse_args};
-    use usdt_tracer_common::{NO_REG, STRING_PTR_LEN};
+    use usdt_tracer_common::{ARG_CONSTANT, ARG_MEMORY, ARG_REGISTER, NO_REG, STRING_PTR_LEN};
 
     /// Knows one symbol, as a file's symbol table would.
     struct OneSymbol(&'static str, u64);

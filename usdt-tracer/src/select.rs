@@ -5,12 +5,12 @@
 use crate::cancel::Cancel;
 use crate::error::TraceError;
 use crate::function::{self, FunctionProbe};
-use crate::regs;
 use crate::semaphore;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use usdt_aya::regs;
 use usdt_reader::{Arch, ElfFile, Probe, ProbePattern, Process, Segment};
 
 /// What to trace: a probe pattern, optionally in one file, or a function's

@@ -17,7 +17,6 @@ use crate::role;
 use crate::select::{self, SemaphoreMode};
 use crate::semaphore::ManualSemaphore;
 use crate::stack::StackSymbolizer;
-use crate::uprobe;
 use aya::maps::{Array, HashMap as BpfHashMap, MapData, MapError, RingBuf};
 use aya::{Ebpf, EbpfLoader};
 use rustix::event::{PollFd, PollFlags};
@@ -26,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
+use usdt_aya::uprobe;
 use usdt_tracer_common::{
     AGG_ERR_FAULT, AGG_ERR_FULL, AGG_ERR_STARTS_FULL, AGG_ERR_UNMATCHED, AGG_ERRORS_MAP,
     AGGREGATES_MAP, AggKey, CONTROL_MAP, Control, DROPS_MAP, EVENTS_MAP, SITE_OPTIONS_MAP,

@@ -1,13 +1,15 @@
-//! `cargo xtask build-ebpf [--check]`: builds the tracer's BPF program and
-//! commits-ready copies it to `usdt-tracer/bpf/usdt-tracer.bpf.o`, the object the
-//! `usdt` binary embeds.
+//! `cargo xtask build-ebpf [--check]`: builds the committed BPF objects and
+//! copies them into place: the tracer's program (`tracer-ebpf`) to
+//! `usdt-tracer/bpf/usdt-tracer.bpf.o`, the object the `usdt` binary embeds,
+//! and the custom-tracer example's (`examples/custom-tracer/custom-tracer-ebpf`,
+//! built on `usdt-aya-ebpf`) to `examples/custom-tracer/custom-tracer/bpf/`.
 //!
 //! The recipe: the `nightly` toolchain with `rust-src` (to build `core` for
 //! `bpfel-unknown-none`) and bpf-linker 0.13.0 built against the nightly's
 //! own libLLVM. Missing pieces are installed first: `rust-src` through
 //! rustup, bpf-linker from crates.io into `~/.cache/usdt-sdk`.
 //!
-//! With `--check` the object is rebuilt in a temporary directory and
+//! With `--check` each object is rebuilt in a temporary directory and
 //! compared with the committed copy; a difference is an error. The build is
 //! reproducible: the object carries no debug information and no paths.
 
@@ -19,10 +21,32 @@ use std::process::Command;
 const BPF_LINKER_VERSION: &str = "0.13.0";
 /// The BPF target.
 const TARGET: &str = "bpfel-unknown-none";
-/// The committed object, relative to the workspace root.
+/// The committed object of the tracer, relative to the workspace root.
 pub const OBJECT: &str = "usdt-tracer/bpf/usdt-tracer.bpf.o";
-/// The binary target of the `tracer-ebpf` crate.
-const BIN_NAME: &str = "usdt-tracer";
+
+/// A BPF crate whose object is committed.
+struct BpfCrate {
+    /// The crate's directory, relative to the workspace root.
+    dir: &'static str,
+    /// Its binary target.
+    bin: &'static str,
+    /// The committed object, relative to the workspace root.
+    object: &'static str,
+}
+
+/// Every BPF crate whose object is committed.
+const CRATES: [BpfCrate; 2] = [
+    BpfCrate {
+        dir: "tracer-ebpf",
+        bin: "usdt-tracer",
+        object: OBJECT,
+    },
+    BpfCrate {
+        dir: "examples/custom-tracer/custom-tracer-ebpf",
+        bin: "custom-tracer",
+        object: "examples/custom-tracer/custom-tracer/bpf/custom-tracer.bpf.o",
+    },
+];
 
 /// Runs `cargo xtask build-ebpf [--check]`.
 pub fn run(args: &[String]) -> Result<(), String> {
@@ -35,31 +59,34 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     let root = deps::workspace_root();
     let linker_dir = ensure_toolchain()?;
-    let committed = root.join(OBJECT);
-    if check {
-        let temp = TempDir::new("usdt-ebpf-check")?;
-        let built = build(&root, &linker_dir, &temp.path)?;
-        let fresh =
-            std::fs::read(&built).map_err(|e| format!("cannot read {}: {e}", built.display()))?;
-        let old = std::fs::read(&committed)
-            .map_err(|e| format!("cannot read {OBJECT}: {e}; run `cargo xtask build-ebpf`"))?;
-        if fresh != old {
-            return Err(format!(
-                "{OBJECT} is stale: it differs from a fresh build of tracer-ebpf; run `cargo xtask build-ebpf` and commit it"
-            ));
+    for bpf in &CRATES {
+        let committed = root.join(bpf.object);
+        let object = bpf.object;
+        if check {
+            let temp = TempDir::new("usdt-ebpf-check")?;
+            let built = build(&root, bpf, &linker_dir, &temp.path)?;
+            let fresh = std::fs::read(&built)
+                .map_err(|e| format!("cannot read {}: {e}", built.display()))?;
+            let old = std::fs::read(&committed)
+                .map_err(|e| format!("cannot read {object}: {e}; run `cargo xtask build-ebpf`"))?;
+            if fresh != old {
+                return Err(format!(
+                    "{object} is stale: it differs from a fresh build of {}; run `cargo xtask build-ebpf` and commit it",
+                    bpf.dir
+                ));
+            }
+            eprintln!("xtask: {object} is up to date");
+        } else {
+            let built = build(&root, bpf, &linker_dir, &root.join(bpf.dir).join("target"))?;
+            if let Some(parent) = committed.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+            }
+            std::fs::copy(&built, &committed).map_err(|e| format!("cannot write {object}: {e}"))?;
+            eprintln!("xtask: wrote {object}");
         }
-        eprintln!("xtask: {OBJECT} is up to date");
-        Ok(())
-    } else {
-        let built = build(&root, &linker_dir, &root.join("tracer-ebpf").join("target"))?;
-        if let Some(parent) = committed.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
-        }
-        std::fs::copy(&built, &committed).map_err(|e| format!("cannot write {OBJECT}: {e}"))?;
-        eprintln!("xtask: wrote {OBJECT}");
-        Ok(())
     }
+    Ok(())
 }
 
 /// Makes sure the nightly toolchain has `rust-src` and that bpf-linker is
@@ -144,13 +171,18 @@ fn install_bpf_linker(root: &Path) -> Result<(), String> {
     )
 }
 
-/// Builds `tracer-ebpf` into `target_dir`; returns the object's path.
-fn build(root: &Path, linker_dir: &Path, target_dir: &Path) -> Result<PathBuf, String> {
+/// Builds `bpf` into `target_dir`; returns the object's path.
+fn build(
+    root: &Path,
+    bpf: &BpfCrate,
+    linker_dir: &Path,
+    target_dir: &Path,
+) -> Result<PathBuf, String> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     let mut dirs = vec![linker_dir.to_path_buf()];
     dirs.extend(std::env::split_paths(&path));
     let path = std::env::join_paths(dirs).map_err(|e| format!("bad PATH: {e}"))?;
-    let crate_dir = root.join("tracer-ebpf");
+    let crate_dir = root.join(bpf.dir);
     deps::run(
         Command::new("cargo")
             .arg(format!("+{TOOLCHAIN}"))
@@ -178,7 +210,7 @@ fn build(root: &Path, linker_dir: &Path, target_dir: &Path) -> Result<PathBuf, S
             .env_remove("RUSTC")
             .env_remove("RUSTDOC"),
     )?;
-    let object = target_dir.join(TARGET).join("release").join(BIN_NAME);
+    let object = target_dir.join(TARGET).join("release").join(bpf.bin);
     if !object.is_file() {
         return Err(format!("the build did not produce {}", object.display()));
     }

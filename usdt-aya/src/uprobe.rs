@@ -1,6 +1,6 @@
 //! Uprobe perf events and BPF perf-event links, through raw system calls.
 //!
-//! aya 0.14 attaches uprobes with cookies but cannot pass a semaphore
+//! aya 0.16 attaches uprobes with cookies but cannot pass a semaphore
 //! offset (`ref_ctr_offset`), so sites are attached here: `perf_event_open`
 //! on the uprobe PMU with the reference counter offset in `config`, then
 //! `bpf(BPF_LINK_CREATE)` linking the program aya loaded with the site's

@@ -5,9 +5,11 @@
 //! Detaching perf-event uprobes costs the kernel an RCU grace period per
 //! site under a global lock (about 0.1 s each: a minute for a library with
 //! 600 sites); a uprobe_multi link removes all its uprobes with one grace
-//! period. aya 0.14 cannot load a program for these links, so the program
-//! section is loaded here: its map references are pointed at the maps aya
-//! created and it is loaded with the uprobe_multi attach type.
+//! period. aya 0.16 makes these links (for programs declared
+//! `#[uprobe(multi)]`) but passes no semaphore offsets, so they are made
+//! here. [`MultiProgram::load`] loads a program section of an object
+//! itself, its map references pointed at maps aya created, for a program
+//! that aya loaded as a plain uprobe (the usdt-tracer's).
 
 use std::ffi::CString;
 use std::io;
@@ -35,13 +37,13 @@ const INSN: usize = 8;
 
 /// A program loaded for uprobe_multi links.
 #[derive(Debug)]
-pub(crate) struct MultiProgram {
+pub struct MultiProgram {
     fd: OwnedFd,
 }
 
 /// Why the program could not be loaded.
 #[derive(Debug)]
-pub(crate) enum LoadError {
+pub enum LoadError {
     /// The object is not what `tracer-ebpf` builds.
     Object(String),
     /// The kernel refused the program (no uprobe_multi, or the verifier):
@@ -53,7 +55,7 @@ impl MultiProgram {
     /// Loads section `section` of the BPF object `object`, named `name`,
     /// pointing each map reference at `map_fd(symbol)`. A load the verifier
     /// gives up because a signal arrived is tried again while `retry()`.
-    pub(crate) fn load(
+    pub fn load(
         object: &[u8],
         section: &str,
         name: &str,
@@ -137,7 +139,7 @@ impl MultiProgram {
     }
 
     /// The program's descriptor.
-    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+    pub fn fd(&self) -> BorrowedFd<'_> {
         use std::os::fd::AsFd;
         self.fd.as_fd()
     }
@@ -151,7 +153,7 @@ impl MultiProgram {
 /// by thread instead of by process (the feature's first release) counts as
 /// having none: asked for pid -1 it looks the path up too instead of
 /// refusing the pid (EINVAL).
-pub(crate) fn kernel_has_links() -> bool {
+pub fn kernel_has_links() -> bool {
     // r0 = 0; exit
     let insns: [u8; 2 * INSN] = [
         0xb7, 0, 0, 0, 0, 0, 0, 0, //
@@ -190,7 +192,7 @@ pub(crate) fn kernel_has_links() -> bool {
 /// none, and `cookies`, one per site) for process `pid` or every process;
 /// as uretprobes (at the return of the functions starting at `offsets`)
 /// when `ret`.
-pub(crate) fn link(
+pub fn link(
     program: BorrowedFd<'_>,
     path: &Path,
     offsets: &[u64],
