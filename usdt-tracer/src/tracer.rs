@@ -2,6 +2,7 @@
 //! [`Tracer`]: events delivered from the ring buffer, aggregations read
 //! from the maps, detaching.
 
+use crate::addresses::{self, SiteAddresses};
 use crate::aggregate::{Aggregation, KeyDecoder};
 use crate::attach;
 use crate::cancel::Cancel;
@@ -9,6 +10,7 @@ use crate::config::TraceConfig;
 use crate::decode::{self, SiteState};
 use crate::error::TraceError;
 use crate::event::{Event, ProbeInfo};
+use crate::features::KernelFeatures;
 use crate::plan::{self, Planned};
 use crate::privileges;
 use crate::report::{AggregateLosses, AggregateReport};
@@ -27,8 +29,8 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 use usdt_tracer_common::{
     AGG_ERR_FAULT, AGG_ERR_FULL, AGG_ERR_STARTS_FULL, AGG_ERR_UNMATCHED, AGG_ERRORS_MAP,
-    AGGREGATES_MAP, AggKey, CONTROL_MAP, Control, DROPS_MAP, EVENTS_MAP, SITES_MAP, STARTS_MAP,
-    SitePlan, StartKey,
+    AGGREGATES_MAP, AggKey, CONTROL_MAP, COOKIES_GLOBAL, Control, DROPS_MAP, EVENTS_MAP,
+    SITE_IPS_MAP, SITES_MAP, SLEEPABLE_GLOBAL, STARTS_MAP, SiteIpKey, SitePlan, StartKey,
 };
 
 /// The BPF object built from `tracer-ebpf` (`cargo xtask build-ebpf`).
@@ -70,10 +72,14 @@ pub struct Tracer {
     /// command (`-c`) has been exec'd, and the executable.
     after_exec: Vec<u64>,
     executable: Option<PathBuf>,
+    /// Sites of that executable to find by address once it has been
+    /// exec'd, on kernels without BPF cookies: (site index, link-time
+    /// address), and the process the keys name.
+    addresses_after_exec: (Vec<(u32, u64)>, u32),
     /// The traced process, if there is one.
     pid: Option<u32>,
     warnings: Vec<String>,
-    _ebpf: Ebpf,
+    ebpf: Ebpf,
 }
 
 impl Tracer {
@@ -164,8 +170,22 @@ impl Tracer {
         let site_count = distinct.len();
         uprobe::raise_fd_limit();
 
-        let mut ebpf = load(config, &plans, cancel)?;
-        let links = attach::attach_sites(&mut ebpf, &selection.sites, config, cancel)?;
+        let features = KernelFeatures::get();
+        if !features.ring_buffer {
+            return Err(TraceError::KernelFeature {
+                missing: "has no BPF ring buffers (Linux 5.8)".into(),
+            });
+        }
+        // Without cookies, where each site is must be known now: a trace
+        // that cannot be is refused before the verifier's work.
+        let addresses = if features.cookies {
+            SiteAddresses::default()
+        } else {
+            addresses::site_addresses(&selection.sites, config)?
+        };
+        let mut ebpf = load(config, &plans, features, cancel)?;
+        let links = attach::attach_sites(&mut ebpf, &selection.sites, config, features, cancel)?;
+        store_addresses(&mut ebpf, &addresses.known)?;
         if let Some(target) = &target {
             // The links name the process by its pid: it must still be the
             // one checked (dropping the links undoes them otherwise).
@@ -198,9 +218,10 @@ impl Tracer {
             manual: Vec::new(),
             after_exec: Vec::new(),
             executable: config.executable.clone(),
+            addresses_after_exec: (addresses.after_exec, addresses.tgid),
             pid: config.pid,
             warnings: selection.warnings,
-            _ebpf: ebpf,
+            ebpf,
         };
         // Semaphores the kernel cannot raise: after the uprobes are in place,
         // so the first guarded hit is seen.
@@ -360,7 +381,7 @@ impl Tracer {
                 "it is not the traced process",
             ));
         }
-        if self.after_exec.is_empty() {
+        if self.after_exec.is_empty() && self.addresses_after_exec.0.is_empty() {
             return Ok(());
         }
         let executable = self.executable.clone().unwrap_or_default();
@@ -373,6 +394,15 @@ impl Tracer {
                 pid,
                 path: executable.clone(),
             })?;
+        let (sites, tgid) = std::mem::take(&mut self.addresses_after_exec);
+        let keys: Vec<(SiteIpKey, u32)> = sites
+            .into_iter()
+            .map(|(index, vaddr)| {
+                let ip = vaddr.wrapping_add(module.bias);
+                (SiteIpKey { tgid, _pad: 0, ip }, index)
+            })
+            .collect();
+        store_addresses(&mut self.ebpf, &keys)?;
         for vaddr in std::mem::take(&mut self.after_exec) {
             let semaphore = ManualSemaphore::raise(pid, vaddr.wrapping_add(module.bias))?;
             self.manual.push(semaphore);
@@ -397,9 +427,15 @@ impl Drop for Tracer {
     }
 }
 
-/// Loads the BPF object with maps sized for `config` and stores the site
-/// `plans` (indexed by cookie); gives up when `cancel` is set.
-fn load(config: &TraceConfig, plans: &[SitePlan], cancel: Cancel<'_>) -> Result<Ebpf, TraceError> {
+/// Loads the BPF object with maps sized for `config`, set for the kernel's
+/// `features`, and stores the site `plans` (indexed by cookie); gives up
+/// when `cancel` is set.
+fn load(
+    config: &TraceConfig,
+    plans: &[SitePlan],
+    features: KernelFeatures,
+    cancel: Cancel<'_>,
+) -> Result<Ebpf, TraceError> {
     // The aggregation maps allocate their entries as keys appear, but
     // their buckets up front: one entry each when nothing uses them.
     let used = |yes: bool| if yes { config.map_entries } else { 1 };
@@ -412,6 +448,16 @@ fn load(config: &TraceConfig, plans: &[SitePlan], cancel: Cancel<'_>) -> Result<
         .map_max_entries(EVENTS_MAP, config.ring_bytes)
         .map_max_entries(AGGREGATES_MAP, used(!config.aggregations.is_empty()))
         .map_max_entries(STARTS_MAP, used(latency))
+        .map_max_entries(
+            SITE_IPS_MAP,
+            if features.cookies {
+                1
+            } else {
+                plans.len().max(1) as u32
+            },
+        )
+        .override_global(SLEEPABLE_GLOBAL, &u8::from(features.sleepable), true)
+        .override_global(COOKIES_GLOBAL, &u8::from(features.cookies), true)
         .load(BPF_OBJECT)
         .map_err(TraceError::Load)?;
     let mut map: Array<&mut MapData, SitePlan> = map_mut(&mut ebpf, SITES_MAP)?;
@@ -421,6 +467,19 @@ fn load(config: &TraceConfig, plans: &[SitePlan], cancel: Cancel<'_>) -> Result<
             .map_err(|source| map_error(SITES_MAP, "store a site plan", source))?;
     }
     Ok(ebpf)
+}
+
+/// Stores sites' addresses (kernels without BPF cookies).
+fn store_addresses(ebpf: &mut Ebpf, keys: &[(SiteIpKey, u32)]) -> Result<(), TraceError> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let mut map: BpfHashMap<&mut MapData, SiteIpKey, u32> = map_mut(ebpf, SITE_IPS_MAP)?;
+    for (key, index) in keys {
+        map.insert(key, index, 0)
+            .map_err(|source| map_error(SITE_IPS_MAP, "store a site's address", source))?;
+    }
+    Ok(())
 }
 
 /// Arms the program: every site starts reporting at this instant, for the
@@ -438,6 +497,9 @@ fn arm(ebpf: &mut Ebpf, config: &TraceConfig) -> Result<(), TraceError> {
         armed: 1,
         wake_bytes: usdt_tracer_common::wake_bytes(config.ring_bytes, cpus),
         tgid,
+        ip_offset: crate::regs::host_arch()
+            .and_then(crate::regs::ip_offset)
+            .map_or(0, u32::from),
     };
     let mut control: Array<&mut MapData, Control> = map_mut(ebpf, CONTROL_MAP)?;
     control
@@ -446,7 +508,7 @@ fn arm(ebpf: &mut Ebpf, config: &TraceConfig) -> Result<(), TraceError> {
 }
 
 /// Whether two paths name the same file.
-fn same_file(a: &Path, b: &Path) -> bool {
+pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
     match (std::fs::metadata(a), std::fs::metadata(b)) {
         (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
