@@ -139,3 +139,39 @@ pub(crate) fn site_addresses(
     }
     Ok(addresses)
 }
+
+/// Faults in, in process `pid`, every page it maps of `files`, for a program that cannot fault pages in itself (kernels
+/// before 6.0): reading a page through `/proc/PID/mem` maps it into the
+/// process, so a string literal or global the process has yet to touch
+/// reads as it is instead of as unreadable. Best effort: a page that
+/// cannot be read stays as it was.
+pub(crate) fn fault_in_files<'a>(pid: u32, files: impl Iterator<Item = &'a Path>) {
+    use std::os::unix::fs::{FileExt, MetadataExt};
+    let inodes: Vec<u64> = files
+        .filter_map(|file| std::fs::metadata(file).ok())
+        .map(|m| m.ino())
+        .collect();
+    let Ok(process) = usdt_reader::Process::open(pid) else {
+        return;
+    };
+    let Ok(mappings) = process.mappings() else {
+        return;
+    };
+    let Ok(memory) = std::fs::File::open(process.dir().join("mem")) else {
+        return;
+    };
+    let mut buffer = vec![0u8; 1 << 16];
+    for mapping in mappings {
+        if !inodes.contains(&mapping.inode) {
+            continue;
+        }
+        let mut address = mapping.start;
+        while address < mapping.end {
+            let len = (mapping.end - address).min(buffer.len() as u64) as usize;
+            if memory.read_at(&mut buffer[..len], address).is_err() {
+                break;
+            }
+            address += len as u64;
+        }
+    }
+}

@@ -186,6 +186,10 @@ impl Tracer {
         let mut ebpf = load(config, &plans, features, cancel)?;
         let links = attach::attach_sites(&mut ebpf, &selection.sites, config, features, cancel)?;
         store_addresses(&mut ebpf, &addresses.known)?;
+        if let (false, Some(pid), None) = (features.sleepable, config.pid, &config.executable) {
+            let files = selection.sites.iter().map(|s| s.attach_path.as_path());
+            addresses::fault_in_files(pid, files);
+        }
         if let Some(target) = &target {
             // The links name the process by its pid: it must still be the
             // one checked (dropping the links undoes them otherwise).
@@ -372,8 +376,11 @@ impl Tracer {
     /// Raises the semaphores the kernel cannot raise at exec time, in
     /// process `pid` that has just exec'd the configured executable (a
     /// command started with [`crate::launch::StoppedCommand`]); call it
-    /// before the process runs. Nothing to do for most binaries. In
-    /// restricted mode `pid` must be the traced process.
+    /// before the process runs (`resume_with`). Nothing to do for most
+    /// binaries on recent kernels; before 5.15 (no BPF cookies) it also
+    /// tells the program where the executable's sites are, and before 6.0
+    /// (no sleepable uprobes) maps its pages in (see [`KernelFeatures`]).
+    /// In restricted mode `pid` must be the traced process.
     pub fn raise_after_exec(&mut self, pid: u32) -> Result<(), TraceError> {
         if restricted::enter()? && self.pid != Some(pid) {
             return Err(restricted::refusal(
@@ -381,10 +388,13 @@ impl Tracer {
                 "it is not the traced process",
             ));
         }
-        if self.after_exec.is_empty() && self.addresses_after_exec.0.is_empty() {
+        let sleepable = KernelFeatures::get().sleepable;
+        if self.after_exec.is_empty() && self.addresses_after_exec.0.is_empty() && sleepable {
             return Ok(());
         }
-        let executable = self.executable.clone().unwrap_or_default();
+        let Some(executable) = self.executable.clone() else {
+            return Ok(());
+        };
         let module = usdt_reader::Process::open(pid)?
             .modules_partial()?
             .found
@@ -403,6 +413,9 @@ impl Tracer {
             })
             .collect();
         store_addresses(&mut self.ebpf, &keys)?;
+        if !sleepable {
+            addresses::fault_in_files(pid, std::iter::once(module.host_path.as_path()));
+        }
         for vaddr in std::mem::take(&mut self.after_exec) {
             let semaphore = ManualSemaphore::raise(pid, vaddr.wrapping_add(module.bias))?;
             self.manual.push(semaphore);
