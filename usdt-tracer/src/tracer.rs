@@ -169,6 +169,7 @@ impl Tracer {
         distinct.dedup();
         let site_count = distinct.len();
         uprobe::raise_fd_limit();
+        uprobe::raise_memlock_limit();
 
         let features = KernelFeatures::get();
         if !features.ring_buffer {

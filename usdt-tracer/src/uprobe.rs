@@ -165,6 +165,34 @@ pub fn attach_perf_event_without_link(
     Ok(event)
 }
 
+/// Lifts this process's limit on locked memory, as libbpf does: kernels
+/// before 5.11 charge BPF maps to it (the limit of the user, shared by all
+/// their processes), and its default (8 MiB at most) does not hold a ring
+/// buffer and the aggregation maps. Kernels since then charge the memory
+/// cgroup instead. Without CAP_SYS_RESOURCE the soft limit rises to the
+/// hard one.
+pub fn raise_memlock_limit() {
+    let unlimited = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit reads the struct we own.
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) } == 0 {
+        return;
+    }
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own; setrlimit reads it.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) == 0 {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_MEMLOCK, &limit);
+        }
+    }
+}
+
 /// Raises this process's soft limit on open files to its hard limit (each
 /// attached site holds one descriptor).
 pub fn raise_fd_limit() {
