@@ -67,7 +67,9 @@ const BPF_MAP_TYPE_RINGBUF: u32 = 27;
 /// `BPF_FUNC_get_attach_cookie`, the helper number.
 const BPF_FUNC_GET_ATTACH_COOKIE: i32 = 174;
 
-/// Whether a ring buffer map of one page can be created.
+/// Whether the kernel knows ring buffer maps: it refuses to create one of
+/// one page with EINVAL if not. Any other refusal (no privilege, the
+/// locked-memory limit) is for the trace itself to report.
 fn has_ring_buffer() -> bool {
     /// The `map_create` member of `union bpf_attr`, padded with zeros.
     #[repr(C)]
@@ -94,7 +96,7 @@ fn has_ring_buffer() -> bool {
         )
     };
     if fd < 0 {
-        return false;
+        return std::io::Error::last_os_error().raw_os_error() != Some(libc::EINVAL);
     }
     // SAFETY: the descriptor was just created and nothing else owns it.
     unsafe { libc::close(fd as libc::c_int) };

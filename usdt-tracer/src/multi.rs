@@ -212,9 +212,14 @@ pub(crate) const RETURN_0: [u8; INSN] = insn(0xb7, 0, 0);
 pub(crate) const EXIT: [u8; INSN] = insn(0x95, 0, 0);
 
 /// Whether the kernel loads `insns` as a uprobe (kprobe-type) program with
-/// `prog_flags`: a feature probe.
+/// `prog_flags`: a feature probe. The verifier refuses what it does not
+/// know with EINVAL; any other refusal (no privilege, the locked-memory
+/// limit) is for the trace itself to report.
 pub(crate) fn kernel_loads(insns: &[[u8; INSN]], prog_flags: u32) -> bool {
-    probe_program(insns, prog_flags, 0).is_ok()
+    match probe_program(insns, prog_flags, 0) {
+        Ok(_) => true,
+        Err(error) => error.raw_os_error() != Some(libc::EINVAL),
+    }
 }
 
 /// Loads `insns` as a kprobe-type program with `prog_flags` and
