@@ -36,9 +36,28 @@ fn impossible_map_sizes_are_refused_with_their_cost() {
     assert!(line.contains("would take up to 10.0 GiB"), "{line}");
 }
 
-/// The BPF hash maps this process holds: (max_entries, memlock bytes) of
-/// each, from the kernel's accounting in /proc/self/fdinfo.
-fn hash_maps() -> Vec<(u64, u64)> {
+/// A BPF hash map this process holds, from /proc/self/fdinfo.
+#[derive(Debug)]
+struct HashMapInfo {
+    max_entries: u64,
+    key_size: u64,
+    value_size: u64,
+    /// The kernel's accounting of its memory.
+    memlock: u64,
+}
+
+impl HashMapInfo {
+    /// Whether `memlock` is what every entry would take, not what the map
+    /// holds: kernels before 6.4 report that footprint, whatever the map
+    /// allocated.
+    fn memlock_is_footprint(&self) -> bool {
+        let entry = (self.key_size + self.value_size).next_multiple_of(8);
+        self.memlock == (self.max_entries * entry).next_multiple_of(4096)
+    }
+}
+
+/// The BPF hash maps this process holds.
+fn hash_maps() -> Vec<HashMapInfo> {
     let mut maps = Vec::new();
     for fd in std::fs::read_dir("/proc/self/fdinfo").unwrap().flatten() {
         let Ok(info) = std::fs::read_to_string(fd.path()) else {
@@ -50,12 +69,33 @@ fn hash_maps() -> Vec<(u64, u64)> {
                 .and_then(|value| value.trim().parse::<u64>().ok())
         };
         if field("map_type:") == Some(1)
-            && let (Some(entries), Some(memlock)) = (field("max_entries:"), field("memlock:"))
+            && let (Some(max_entries), Some(key_size), Some(value_size), Some(memlock)) = (
+                field("max_entries:"),
+                field("key_size:"),
+                field("value_size:"),
+                field("memlock:"),
+            )
         {
-            maps.push((entries, memlock));
+            maps.push(HashMapInfo {
+                max_entries,
+                key_size,
+                value_size,
+                memlock,
+            });
         }
     }
     maps
+}
+
+/// The kernel's vmalloc memory in use, in bytes (/proc/meminfo).
+fn vmalloc_used() -> u64 {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let kib: u64 = meminfo
+        .lines()
+        .find_map(|line| line.strip_prefix("VmallocUsed:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmallocUsed in /proc/meminfo");
+    kib << 10
 }
 
 #[test]
@@ -68,15 +108,24 @@ fn large_maps_take_memory_as_keys_appear() {
         .aggregate(Aggregation::hits(&[probe.as_str()], Some("order_id")).unwrap());
     config.map_entries = 1 << 20;
     let _in_process = tracing_in_process();
+    let before = vmalloc_used();
     let tracer = Tracer::attach(&config).unwrap();
+    let grown = vmalloc_used().saturating_sub(before);
     let maps = hash_maps();
     drop(tracer);
-    eprintln!("hash maps (entries, memlock bytes): {maps:?}");
+    eprintln!("hash maps: {maps:?}; vmalloc grew by {grown} bytes");
     // The counters: a million entries, in 16 MiB of buckets and no
     // element yet (allocated up front, they took 136 MiB).
-    let counters: Vec<&(u64, u64)> = maps.iter().filter(|(n, _)| *n == 1 << 20).collect();
+    let counters: Vec<&HashMapInfo> = maps.iter().filter(|m| m.max_entries == 1 << 20).collect();
     assert_eq!(counters.len(), 1, "{maps:?}");
-    assert!(counters[0].1 < 24 << 20, "{maps:?}");
+    if counters[0].memlock_is_footprint() {
+        // The kernel's accounting says nothing of what was allocated: its
+        // large allocations (buckets, preallocated entries) are vmalloc'ed.
+        // Other tests' tracers take some too, far less than 136 MiB.
+        assert!(grown < 64 << 20, "vmalloc grew by {grown} bytes");
+    } else {
+        assert!(counters[0].memlock < 24 << 20, "{maps:?}");
+    }
     // No latency: the map of pending starts has one entry.
-    assert!(maps.iter().any(|(n, _)| *n == 1), "{maps:?}");
+    assert!(maps.iter().any(|m| m.max_entries == 1), "{maps:?}");
 }

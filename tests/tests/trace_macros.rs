@@ -46,7 +46,9 @@ fn trace_catalog_once(perf_event_links: bool) -> Vec<Event> {
     config.perf_event_links = perf_event_links;
     let mut tracer = Tracer::attach(&config).expect("attach");
     assert!(tracer.attached_sites() >= 20);
-    command.resume().expect("resume");
+    command
+        .resume_with(|pid| tracer.raise_after_exec(pid))
+        .expect("resume");
     let status = command.wait().expect("wait");
     assert_eq!(status, 0);
     tracer.detach();

@@ -20,6 +20,13 @@
 //! The program is sleepable: a read that fails because the page is not
 //! mapped in yet (a string literal or a global the process never touched)
 //! is retried with `bpf_copy_from_user`, which faults the page in.
+//!
+//! Older kernels get the same program under two read-only switches user
+//! space sets at load time, which the verifier knows and prunes by:
+//! `USDT_SLEEPABLE` 0 (kernels before 6.0, no sleepable uprobes; loaded as
+//! [`usdt_site_nosleep`]) reports such a page's memory unreadable, and
+//! `USDT_COOKIES` 0 (before 5.15, no BPF cookies) finds the site's index by
+//! the instruction pointer in `USDT_SITE_IPS` instead of the cookie.
 #![no_std]
 #![no_main]
 // The BPF target has no atomic read-modify-write in `core::sync::atomic`;
@@ -43,10 +50,11 @@ use usdt_tracer_common::{
     ACTION_COUNT, ACTION_HISTOGRAM, ACTION_LATENCY_END, ACTION_LATENCY_START, ACTION_STREAM,
     AGG_ERR_COUNT, AGG_ERR_FAULT, AGG_ERR_FULL, AGG_ERR_STARTS_FULL, AGG_ERR_UNMATCHED,
     AGG_ERRORS_MAP, AGGREGATES_MAP, ARG_CONSTANT, ARG_COUNT_MASK, ARG_MEMORY, ARG_REGISTER, AggKey,
-    ArgPlan, CONTROL_MAP, Control, DROPS_MAP, EVENT_FIXED_SIZE, EVENT_HEADER_SIZE, EVENTS_MAP,
-    EventHeader, KEY_ARG, KEY_NONE, KEY_PID, KEY_STRING, KEY_TEXT_CAP, KEY_TID, MAX_ARGS, NO_REG,
-    PENDING_MAP, PROGRAM_NAME, SITES_MAP, STARTS_MAP, STRING_CAP, STRING_CLASSES, STRING_CSTR,
-    STRING_PTR_LEN, SitePlan, StartKey, log2_bucket,
+    ArgPlan, CONTROL_MAP, COOKIES_GLOBAL, Control, DROPS_MAP, EVENT_FIXED_SIZE, EVENT_HEADER_SIZE,
+    EVENTS_MAP, EventHeader, KEY_ARG, KEY_NONE, KEY_PID, KEY_STRING, KEY_TEXT_CAP, KEY_TID,
+    MAX_ARGS, NO_REG, PENDING_MAP, PROGRAM_NAME, PROGRAM_NAME_NOSLEEP, SITE_IPS_MAP, SITES_MAP,
+    SLEEPABLE_GLOBAL, STARTS_MAP, STRING_CAP, STRING_CLASSES, STRING_CSTR, STRING_PTR_LEN,
+    SiteIpKey, SitePlan, StartKey, log2_bucket,
 };
 use usdt_tracer_common::{
     CMP_EQ, CMP_GE, CMP_GT, CMP_LE, CMP_LT, CMP_NE, FILTER_AND, FILTER_COMPARE, FILTER_MAX_INSNS,
@@ -113,6 +121,32 @@ shared_map! {
 }
 
 shared_map! {
+    SITE_IPS_MAP,
+    /// Site indexes by runtime address, without BPF cookies. User space sets
+    /// the size.
+    static USDT_SITE_IPS: HashMap<SiteIpKey, u32> = HashMap::with_max_entries(1, 0);
+}
+
+/// Whether the program may fault pages in (see the crate's docs); set by
+/// user space, read-only to the program.
+#[unsafe(no_mangle)]
+static USDT_SLEEPABLE: u8 = 1;
+named!(USDT_SLEEPABLE, SLEEPABLE_GLOBAL);
+
+/// Whether the kernel has BPF cookies (see the crate's docs); set by user
+/// space, read-only to the program.
+#[unsafe(no_mangle)]
+static USDT_COOKIES: u8 = 1;
+named!(USDT_COOKIES, COOKIES_GLOBAL);
+
+/// [`USDT_SLEEPABLE`], read where the verifier sees the load.
+#[inline(always)]
+fn sleepable() -> bool {
+    // SAFETY: a read of a static.
+    unsafe { core::ptr::read_volatile(&USDT_SLEEPABLE) != 0 }
+}
+
+shared_map! {
     EVENTS_MAP,
     /// Event records for user space.
     static USDT_EVENTS: RingBuf = RingBuf::with_byte_size(DEFAULT_RING_BYTES, 0);
@@ -173,56 +207,96 @@ shared_map! {
 #[uprobe(sleepable)]
 #[inline(always)]
 pub fn usdt_site(ctx: ProbeContext) -> u32 {
+    site(&ctx)
+}
+
+/// [`usdt_site`], not sleepable: for kernels before 6.0, loaded with
+/// `USDT_SLEEPABLE` 0.
+#[uprobe]
+#[inline(always)]
+pub fn usdt_site_nosleep(ctx: ProbeContext) -> u32 {
+    site(&ctx)
+}
+
+/// One hit of a site: its plan found and followed.
+#[inline(always)]
+fn site(ctx: &ProbeContext) -> u32 {
     let Some(control) = USDT_CONTROL.get(0) else {
         return 0;
     };
     // Only the traced process, when there is one, whatever the kernel's pid
     // filter let through: one comparison per hit.
-    if control.tgid != 0 && (bpf_get_current_pid_tgid() >> 32) as u32 != control.tgid {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if control.tgid != 0 && tgid != control.tgid {
         return 0;
     }
     if control.armed == 0 {
         return 0;
     }
-    // SAFETY: the helper only reads the cookie of the running program's link.
-    let cookie = unsafe { generated::bpf_get_attach_cookie(ctx.as_ptr()) } as u32;
-    let Some(plan) = USDT_SITES.get(cookie) else {
+    let Some(site) = site_index(ctx, control, tgid) else {
         return 0;
     };
-    let options = USDT_SITE_OPTIONS.get(cookie);
+    let Some(plan) = USDT_SITES.get(site) else {
+        return 0;
+    };
+    let options = USDT_SITE_OPTIONS.get(site);
     if let Some(options) = options
-        && !filter_keeps(&ctx, plan, options)
+        && !filter_keeps(ctx, plan, options)
     {
         return 0;
     }
     match plan.action {
         ACTION_STREAM if options.is_some_and(|options| options.stack != 0) => {
-            stream_with_stack(&ctx, plan, cookie, control.wake_bytes)
+            stream_with_stack(ctx, plan, site, control.wake_bytes)
         }
-        ACTION_STREAM => stream_site(&ctx, plan, cookie, control.wake_bytes),
-        ACTION_COUNT => count_site(&ctx, plan),
-        ACTION_HISTOGRAM => histogram_site(&ctx, plan),
-        ACTION_LATENCY_START => latency_start(&ctx, plan),
-        ACTION_LATENCY_END => latency_end(&ctx, plan),
+        ACTION_STREAM => stream_site(ctx, plan, site, control.wake_bytes),
+        ACTION_COUNT => count_site(ctx, plan),
+        ACTION_HISTOGRAM => histogram_site(ctx, plan),
+        ACTION_LATENCY_START => latency_start(ctx, plan),
+        ACTION_LATENCY_END => latency_end(ctx, plan),
         _ => {}
     }
     0
 }
 
-// The program's function: the one `usdt_site` names, named as user space
-// expects.
+/// The index of the hit's site: the link's cookie, or without cookies the
+/// entry of the instruction pointer in `USDT_SITE_IPS`, in this process or
+/// in every process.
+#[inline(always)]
+fn site_index(ctx: &ProbeContext, control: &Control, tgid: u32) -> Option<u32> {
+    // SAFETY: a read of a static.
+    if unsafe { core::ptr::read_volatile(&USDT_COOKIES) } != 0 {
+        // SAFETY: the helper only reads the cookie of the running program's
+        // link.
+        return Some(unsafe { generated::bpf_get_attach_cookie(ctx.as_ptr()) } as u32);
+    }
+    let ip = read_reg(ctx, control.ip_offset as u16)?;
+    let mut key = SiteIpKey { tgid, _pad: 0, ip };
+    // SAFETY: the values are map values, valid for the program's run.
+    if let Some(site) = unsafe { USDT_SITE_IPS.get(&key) } {
+        return Some(*site);
+    }
+    key.tgid = 0;
+    // SAFETY: as above.
+    unsafe { USDT_SITE_IPS.get(&key) }.copied()
+}
+
+// The programs' functions: the ones the entry points name, named as user
+// space expects.
 const _: fn(*mut core::ffi::c_void) -> u32 = usdt_site;
 named!(usdt_site, PROGRAM_NAME);
+const _: fn(*mut core::ffi::c_void) -> u32 = usdt_site_nosleep;
+named!(usdt_site_nosleep, PROGRAM_NAME_NOSLEEP);
 
 /// Streams one hit to the ring buffer.
 #[inline(always)]
-fn stream_site(ctx: &ProbeContext, plan: &SitePlan, cookie: u32, wake_bytes: u32) {
+fn stream_site(ctx: &ProbeContext, plan: &SitePlan, site: u32, wake_bytes: u32) {
     // The record is built on the stack, in place (a move would copy it),
     // then copied once into the ring buffer.
     let mut header = MaybeUninit::<EventHeader>::uninit();
     let header = header.as_mut_ptr();
     // SAFETY: fill_header writes the fixed part and the site's arguments.
-    let count = unsafe { fill_header(ctx, plan, cookie, header) };
+    let count = unsafe { fill_header(ctx, plan, site, header) };
     let strings = plan.string_count as usize;
     if strings == STRING_CLASSES[0] {
         // No strings: a short record, the fixed part and the site's
@@ -528,7 +602,7 @@ fn wakeup_flags(size: usize, wake_bytes: u32) -> u64 {
 unsafe fn fill_header(
     ctx: &ProbeContext,
     plan: &SitePlan,
-    cookie: u32,
+    site: u32,
     header: *mut EventHeader,
 ) -> usize {
     let pid_tgid = bpf_get_current_pid_tgid();
@@ -545,7 +619,7 @@ unsafe fn fill_header(
         (*header).tid = pid_tgid as u32;
         (*header).cpu = bpf_get_smp_processor_id();
         (*header).probe_id = plan.probe_id;
-        (*header).site = cookie;
+        (*header).site = site;
         (*header).arg_count = count as u8;
         (*header)._reserved = 0;
         (*header).string_bytes = 0;
@@ -722,14 +796,15 @@ fn read_user(address: u64, size: u8) -> Option<u64> {
     if ok { Some(value) } else { None }
 }
 
-/// Copies `N` bytes of user memory, faulting the page in if needed.
+/// Copies `N` bytes of user memory, faulting the page in if needed (and
+/// sleepable).
 #[inline(always)]
 fn user_bytes<const N: u32>(dst: *mut u8, src: *const u8) -> bool {
     // SAFETY: `dst` has room for N bytes (a local u64, N <= 8); the helpers
     // check `src` themselves.
     unsafe {
         generated::bpf_probe_read_user(dst.cast(), N, src.cast()) == 0
-            || generated::bpf_copy_from_user(dst.cast(), N, src.cast()) == 0
+            || (sleepable() && generated::bpf_copy_from_user(dst.cast(), N, src.cast()) == 0)
     }
 }
 
@@ -799,9 +874,13 @@ fn read_user_str<const CAP: usize>(dst: *mut u8, src: u64) -> i64 {
 }
 
 /// Faults in the user page holding `address` by copying one byte of it to
-/// `scratch` (overwritten afterwards); `None` if the address is invalid.
+/// `scratch` (overwritten afterwards); `None` if the address is invalid or
+/// the program is not sleepable.
 #[inline(always)]
 fn fault_in(scratch: *mut u8, address: u64) -> Option<()> {
+    if !sleepable() {
+        return None;
+    }
     // SAFETY: `scratch` has room for one byte; the helper checks `address`
     // and may sleep, which this (sleepable) program allows.
     let r = unsafe { generated::bpf_copy_from_user(scratch.cast(), 1, address as *const _) };
@@ -822,7 +901,7 @@ fn copy_bytes<const CAP: usize>(dst: *mut u8, src: u64, len: u64) -> Option<(usi
     // `src`; copy_from_user may fault pages in (sleepable).
     let ok = unsafe {
         generated::bpf_probe_read_user(dst.cast(), n, src as *const _) == 0
-            || generated::bpf_copy_from_user(dst.cast(), n, src as *const _) == 0
+            || (sleepable() && generated::bpf_copy_from_user(dst.cast(), n, src as *const _) == 0)
     };
     if ok { Some((n as usize, cut)) } else { None }
 }

@@ -27,13 +27,16 @@ const BPF_TRACE_UPROBE_MULTI: u32 = 48;
 /// `BPF_F_UPROBE_MULTI_RETURN` link flag: uretprobes.
 const BPF_F_UPROBE_MULTI_RETURN: u32 = 1;
 /// `BPF_F_SLEEPABLE` program flag.
-const BPF_F_SLEEPABLE: u32 = 1 << 4;
+pub const BPF_F_SLEEPABLE: u32 = 1 << 4;
 /// `ld_imm64` source register meaning "the immediate is a map fd".
 const BPF_PSEUDO_MAP_FD: u8 = 1;
+/// `ld_imm64` source register meaning "the immediate is a map fd and the
+/// next instruction's an offset in its value" (a global variable).
+const BPF_PSEUDO_MAP_VALUE: u8 = 2;
 /// The BPF relocation type for a 64-bit immediate (`ld_imm64` of a map).
 const R_BPF_64_64: u32 = 1;
 /// Size of one BPF instruction.
-const INSN: usize = 8;
+pub const INSN: usize = 8;
 
 /// A program loaded for uprobe_multi links.
 #[derive(Debug)]
@@ -53,7 +56,9 @@ pub enum LoadError {
 
 impl MultiProgram {
     /// Loads section `section` of the BPF object `object`, named `name`,
-    /// pointing each map reference at `map_fd(symbol)`. A load the verifier
+    /// pointing each map reference at `map_fd(symbol)` and each reference
+    /// to a global variable at `map_fd(its section)` (aya names the maps of
+    /// `.rodata` and the like after their section). A load the verifier
     /// gives up because a signal arrived is tried again while `retry()`.
     pub fn load(
         object: &[u8],
@@ -85,23 +90,45 @@ impl MultiProgram {
                 continue;
             }
             for reloc in relocs.iter() {
-                let symbol = elf
-                    .syms
-                    .get(reloc.r_sym)
+                let sym = elf.syms.get(reloc.r_sym);
+                let symbol = sym
                     .and_then(|sym| elf.strtab.get_at(sym.st_name))
                     .ok_or_else(|| bad(format!("bad relocation at {:#x}", reloc.r_offset)))?;
                 if reloc.r_type != R_BPF_64_64 {
                     return Err(bad(format!("unsupported relocation to {symbol}")));
                 }
-                let fd = map_fd(symbol).ok_or_else(|| bad(format!("no map {symbol}")))?;
+                // A global variable lives in a data section, which aya
+                // makes a map named after it; a map is a symbol of its own.
+                let data_section = sym
+                    .and_then(|sym| elf.section_headers.get(sym.st_shndx))
+                    .and_then(|s| elf.shdr_strtab.get_at(s.sh_name))
+                    .filter(|name| {
+                        [".rodata", ".data", ".bss"]
+                            .iter()
+                            .any(|data| name.starts_with(data))
+                    });
+                let fd = map_fd(data_section.unwrap_or(symbol))
+                    .ok_or_else(|| bad(format!("no map {}", data_section.unwrap_or(symbol))))?;
                 let at = reloc.r_offset as usize;
                 let insn = insns
-                    .get_mut(at..at + INSN)
+                    .get_mut(at..at + 2 * INSN)
                     .ok_or_else(|| bad(format!("relocation outside {section}")))?;
                 // ld_imm64: dst in the low nibble, src in the high nibble of
-                // byte 1; the immediate in bytes 4..8.
-                insn[1] = (insn[1] & 0x0f) | (BPF_PSEUDO_MAP_FD << 4);
+                // byte 1; the immediate in bytes 4..8 (a variable's offset
+                // in its section in the second instruction's, 12..16).
+                let (kind, offset) = match (data_section, sym) {
+                    (Some(_), Some(sym)) => {
+                        let addend = i32::from_le_bytes(insn[4..8].try_into().expect("4 bytes"));
+                        let offset = (sym.st_value as i64 + i64::from(addend)) as i32;
+                        (BPF_PSEUDO_MAP_VALUE, offset)
+                    }
+                    _ => (BPF_PSEUDO_MAP_FD, 0),
+                };
+                insn[1] = (insn[1] & 0x0f) | (kind << 4);
                 insn[4..8].copy_from_slice(&fd.to_le_bytes());
+                if kind == BPF_PSEUDO_MAP_VALUE {
+                    insn[12..16].copy_from_slice(&offset.to_le_bytes());
+                }
             }
         }
         let license = CString::new("GPL").expect("no NUL");
@@ -154,21 +181,7 @@ impl MultiProgram {
 /// having none: asked for pid -1 it looks the path up too instead of
 /// refusing the pid (EINVAL).
 pub fn kernel_has_links() -> bool {
-    // r0 = 0; exit
-    let insns: [u8; 2 * INSN] = [
-        0xb7, 0, 0, 0, 0, 0, 0, 0, //
-        0x95, 0, 0, 0, 0, 0, 0, 0,
-    ];
-    let license = CString::new("GPL").expect("no NUL");
-    let attr = ProgLoadAttr {
-        prog_type: BPF_PROG_TYPE_KPROBE,
-        insn_cnt: 2,
-        insns: insns.as_ptr() as u64,
-        license: license.as_ptr() as u64,
-        expected_attach_type: BPF_TRACE_UPROBE_MULTI,
-        ..ProgLoadAttr::default()
-    };
-    let Ok(program) = bpf_prog_load(&attr, &|| false) else {
+    let Ok(program) = probe_program(&[RETURN_0, EXIT], 0, BPF_TRACE_UPROBE_MULTI) else {
         return false;
     };
     use std::os::fd::AsFd;
@@ -186,6 +199,49 @@ pub fn kernel_has_links() -> bool {
         .and_then(|e| e.raw_os_error())
     };
     refused(None) == Some(libc::EBADF) && refused(Some(u32::MAX)) == Some(libc::EINVAL)
+}
+
+/// One BPF instruction: `opcode`, registers `regs` (source in the high
+/// nibble, destination in the low one) and immediate `imm`.
+pub const fn insn(opcode: u8, regs: u8, imm: i32) -> [u8; INSN] {
+    let imm = imm.to_le_bytes();
+    [opcode, regs, 0, 0, imm[0], imm[1], imm[2], imm[3]]
+}
+
+/// `r0 = 0`.
+pub const RETURN_0: [u8; INSN] = insn(0xb7, 0, 0);
+/// `exit`.
+pub const EXIT: [u8; INSN] = insn(0x95, 0, 0);
+
+/// Whether the kernel loads `insns` as a uprobe (kprobe-type) program with
+/// `prog_flags`: a feature probe. The verifier refuses what it does not
+/// know with EINVAL; any other refusal (no privilege, the locked-memory
+/// limit) is for the trace itself to report.
+pub fn kernel_loads(insns: &[[u8; INSN]], prog_flags: u32) -> bool {
+    match probe_program(insns, prog_flags, 0) {
+        Ok(_) => true,
+        Err(error) => error.raw_os_error() != Some(libc::EINVAL),
+    }
+}
+
+/// Loads `insns` as a kprobe-type program with `prog_flags` and
+/// `expected_attach_type`.
+fn probe_program(
+    insns: &[[u8; INSN]],
+    prog_flags: u32,
+    expected_attach_type: u32,
+) -> io::Result<OwnedFd> {
+    let license = CString::new("GPL").expect("no NUL");
+    let attr = ProgLoadAttr {
+        prog_type: BPF_PROG_TYPE_KPROBE,
+        insn_cnt: insns.len() as u32,
+        insns: insns.as_ptr() as u64,
+        license: license.as_ptr() as u64,
+        prog_flags,
+        expected_attach_type,
+        ..ProgLoadAttr::default()
+    };
+    bpf_prog_load(&attr, &|| false)
 }
 
 /// Attaches `program` at `offsets` of `path` (with `ref_ctr_offsets`, 0 for

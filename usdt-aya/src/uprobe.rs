@@ -21,6 +21,9 @@ const UPROBE_PMU: &str = "/sys/bus/event_source/devices/uprobe";
 const BPF_LINK_CREATE: libc::c_long = 28;
 /// `link_create.attach_type` for a perf event.
 const BPF_PERF_EVENT: u32 = 41;
+/// `PERF_EVENT_IOC_SET_BPF`, `_IOW('$', 8, __u32)`: runs a BPF program
+/// on the event's hits.
+const PERF_EVENT_IOC_SET_BPF: libc::c_ulong = 0x4004_2408;
 /// `perf_event_open` flag: close the descriptor on exec.
 const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 1 << 3;
 
@@ -138,6 +141,56 @@ pub fn link_perf_event(
         ..LinkCreateAttr::default()
     };
     bpf_link_create(&attr)
+}
+
+/// Attaches BPF program `program` to perf event `event` the way kernels
+/// without BPF links to perf events (before 5.15) allow, with no cookie;
+/// returns the event, whose closing detaches the program.
+pub fn attach_perf_event_without_link(
+    program: BorrowedFd<'_>,
+    event: OwnedFd,
+) -> io::Result<OwnedFd> {
+    // SAFETY: the ioctl takes the program's descriptor as its argument and
+    // writes nothing.
+    let r = unsafe {
+        libc::ioctl(
+            event.as_raw_fd(),
+            PERF_EVENT_IOC_SET_BPF as _,
+            program.as_raw_fd(),
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(event)
+}
+
+/// Lifts this process's limit on locked memory, as libbpf does: kernels
+/// before 5.11 charge BPF maps to it (the limit of the user, shared by all
+/// their processes), and its default (8 MiB at most) does not hold a ring
+/// buffer and the aggregation maps. Kernels since then charge the memory
+/// cgroup instead. Without CAP_SYS_RESOURCE the soft limit rises to the
+/// hard one.
+pub fn raise_memlock_limit() {
+    let unlimited = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit reads the struct we own.
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) } == 0 {
+        return;
+    }
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own; setrlimit reads it.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) == 0 {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_MEMLOCK, &limit);
+        }
+    }
 }
 
 /// Raises this process's soft limit on open files to its hard limit (each

@@ -5,7 +5,11 @@
 //! - User space computes one [`SitePlan`] per attached probe site and stores
 //!   it in the [`SITES_MAP`] array at the site's index. The site index is the
 //!   BPF cookie of the site's uprobe link, so one generic BPF program serves
-//!   every site: it reads the cookie, looks up the plan and follows it.
+//!   every site: it reads the cookie, looks up the plan and follows it. On
+//!   kernels without BPF cookies (before 5.15) the program finds the index
+//!   by the hit's instruction pointer instead, in the [`SITE_IPS_MAP`] hash
+//!   map ([`SiteIpKey`]), which user space fills with each site's runtime
+//!   address.
 //! - For each argument the plan says where the value lives ([`ArgPlan`]): a
 //!   constant, a register (a byte offset into the kernel's `struct pt_regs`),
 //!   or memory at a register plus an optional scaled index register plus a
@@ -81,12 +85,29 @@ pub const STARTS_MAP: &str = "USDT_STARTS";
 /// Name of the array map of aggregation error counters (`u64`, updated
 /// atomically), indexed by the `AGG_ERR_*` constants.
 pub const AGG_ERRORS_MAP: &str = "USDT_AGG_ERRORS";
+/// Name of the BPF hash map from a site's runtime address ([`SiteIpKey`])
+/// to its index in [`SITES_MAP`], for kernels without BPF cookies.
+pub const SITE_IPS_MAP: &str = "USDT_SITE_IPS";
 /// Name of the generic uprobe program serving every site. It is sleepable
 /// (`uprobe.s`) so it can fault in user pages a probe points at but the
 /// program never touched (string literals, untouched globals).
 pub const PROGRAM_NAME: &str = "usdt_site";
 /// ELF section of [`PROGRAM_NAME`] in the BPF object.
 pub const PROGRAM_SECTION: &str = "uprobe.s";
+/// Name of the same program, not sleepable (section `uprobe`), for kernels
+/// before 6.0: loaded with [`SLEEPABLE_GLOBAL`] 0, it reports memory on a
+/// page the process never touched as unreadable instead of faulting it in.
+pub const PROGRAM_NAME_NOSLEEP: &str = "usdt_site_nosleep";
+/// The read-only global (`u8`, 1 in the object) that says whether the
+/// program may fault pages in (`bpf_copy_from_user`): user space sets it to
+/// 0 to load [`PROGRAM_NAME_NOSLEEP`]. The verifier knows its value and
+/// skips the code it rules out, helpers the kernel lacks included.
+pub const SLEEPABLE_GLOBAL: &str = "USDT_SLEEPABLE";
+/// The read-only global (`u8`, 1 in the object) that says whether the
+/// kernel has BPF cookies (`bpf_get_attach_cookie`, 5.15): user space sets
+/// it to 0 on older kernels, where the program finds the site by its
+/// address in [`SITE_IPS_MAP`].
+pub const COOKIES_GLOBAL: &str = "USDT_COOKIES";
 
 /// The argument kinds (`ARG_*`), [`NO_REG`] and the string modes
 /// (`STRING_*`) of an [`ArgPlan`], defined once for the tracer and every
@@ -296,6 +317,20 @@ pub struct StartKey {
     pub key: u64,
 }
 
+/// The key of a site's index in [`SITE_IPS_MAP`]: its runtime address in
+/// process `tgid` (as the initial pid namespace numbers it), or in every
+/// process mapping its file at its link-time address when `tgid` is 0.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SiteIpKey {
+    /// The process, or 0 for every process.
+    pub tgid: u32,
+    /// Always 0 (explicit padding).
+    pub _pad: u32,
+    /// The probe's runtime address: the instruction pointer at its hit.
+    pub ip: u64,
+}
+
 /// Size in bytes of [`EventHeader`].
 pub const EVENT_HEADER_SIZE: usize = core::mem::size_of::<EventHeader>();
 
@@ -318,7 +353,8 @@ const _: () = assert!(STRING_CLASSES[STRING_CLASSES.len() - 1] == MAX_ARGS);
 const _: () = assert!(core::mem::size_of::<AggKey>() == 16 + KEY_TEXT_CAP);
 const _: () = assert!(core::mem::size_of::<StartKey>() == 16);
 const _: () = assert!(KEY_TEXT_CAP.is_power_of_two() && KEY_TEXT_CAP <= STRING_CAP);
-const _: () = assert!(core::mem::size_of::<Control>() == 12);
+const _: () = assert!(core::mem::size_of::<Control>() == 16);
+const _: () = assert!(core::mem::size_of::<SiteIpKey>() == 16);
 
 /// The program's settings, at index 0 of [`CONTROL_MAP`].
 #[repr(C)]
@@ -335,6 +371,10 @@ pub struct Control {
     /// other process before anything else, whatever the kernel's own pid
     /// filter let through.
     pub tgid: u32,
+    /// Byte offset of the instruction pointer in the kernel's `struct
+    /// pt_regs`: the program finds a site by it when the kernel has no BPF
+    /// cookies.
+    pub ip_offset: u32,
 }
 
 /// The most bytes of records a CPU writes before it wakes the reader.
@@ -363,6 +403,8 @@ mod pod {
     unsafe impl aya::Pod for super::StartKey {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::Control {}
+    // SAFETY: see above.
+    unsafe impl aya::Pod for super::SiteIpKey {}
 }
 
 #[cfg(test)]

@@ -1,10 +1,12 @@
 //! Attaching the loaded program to the selected sites: uprobe_multi links
 //! (one per file) where the kernel has them, one perf-event uprobe per site
-//! otherwise.
+//! otherwise (with a BPF link carrying the site's cookie, or on kernels
+//! without cookies the program set on the event).
 
 use crate::cancel::Cancel;
 use crate::config::TraceConfig;
 use crate::error::TraceError;
+use crate::features::KernelFeatures;
 use crate::privileges;
 use crate::select::{SelectedSite, SemaphoreMode};
 use crate::tracer::BPF_OBJECT;
@@ -17,17 +19,19 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use usdt_aya::multi::{self, LoadError, MultiProgram};
 use usdt_aya::uprobe::{self, UprobePmu};
-use usdt_tracer_common::{PROGRAM_NAME, PROGRAM_SECTION};
+use usdt_tracer_common::{PROGRAM_NAME, PROGRAM_NAME_NOSLEEP, PROGRAM_SECTION};
 
 /// Attaches the program of `ebpf` to every selected site (the cookie of a
 /// site is its index): through uprobe_multi links where the kernel has
 /// them (one per file, fast to attach and to detach) unless `config` asks
-/// for perf events, else one perf-event uprobe per site. Gives up when
+/// for perf events, else one perf-event uprobe per site. The kernel's
+/// `features` choose the program and how it is linked. Gives up when
 /// `cancel` is set (the links made so far close).
 pub(crate) fn attach_sites(
     ebpf: &mut Ebpf,
     selected: &[SelectedSite],
     config: &TraceConfig,
+    features: KernelFeatures,
     cancel: Cancel<'_>,
 ) -> Result<Vec<OwnedFd>, TraceError> {
     // A process whose main thread has exited while others run: a
@@ -38,7 +42,13 @@ pub(crate) fn attach_sites(
         let thread = usdt_reader::Process::open(pid).ok()?.live_thread();
         (thread != pid).then_some(thread)
     });
-    let multi_program = if config.perf_event_links || running_thread.is_some() {
+    // Kernels before 6.6 would load the program (and spend the verifier's
+    // time on it) but make no links for it.
+    let multi_program = if config.perf_event_links
+        || running_thread.is_some()
+        || !features.multi_links
+        || !features.sleepable
+    {
         None
     } else {
         load_multi_program(ebpf, cancel)?
@@ -50,6 +60,7 @@ pub(crate) fn attach_sites(
             selected,
             config.pid,
             running_thread.or(config.pid),
+            features,
             cancel,
         ),
     }
@@ -79,11 +90,6 @@ fn load_multi_program(ebpf: &Ebpf, cancel: Cancel<'_>) -> Result<Option<MultiPro
             .find(|(name, _)| *name == symbol)
             .map(|(_, fd)| fd.as_raw_fd())
     };
-    // Kernels before 6.6 would load the program (and spend the verifier's
-    // time on it) but make no links for it.
-    if !multi::kernel_has_links() {
-        return Ok(None);
-    }
     let loaded = MultiProgram::load(BPF_OBJECT, PROGRAM_SECTION, PROGRAM_NAME, map_fd, || {
         !cancel.is_set()
     });
@@ -185,14 +191,16 @@ fn attach_multi(
     Ok(links)
 }
 
-/// One perf-event uprobe per site, linked to the program aya loads: for
-/// process `pid`, through its thread `target` (every thread of the process
-/// fires), or for every process.
+/// One perf-event uprobe per site, linked to the program aya loads (the
+/// sleepable one where `features` allow): for process `pid`, through its
+/// thread `target` (every thread of the process fires), or for every
+/// process.
 fn attach_perf_events(
     ebpf: &mut Ebpf,
     selected: &[SelectedSite],
     pid: Option<u32>,
     target: Option<u32>,
+    features: KernelFeatures,
     cancel: Cancel<'_>,
 ) -> Result<Vec<OwnedFd>, TraceError> {
     let pmu = UprobePmu::detect().map_err(|source| TraceError::Io {
@@ -204,20 +212,25 @@ fn attach_perf_events(
             missing: "cannot raise USDT semaphores (no uprobe ref_ctr_offset)".into(),
         });
     }
+    let name = if features.sleepable {
+        PROGRAM_NAME
+    } else {
+        PROGRAM_NAME_NOSLEEP
+    };
     let program: &mut UProbe = ebpf
-        .program_mut(PROGRAM_NAME)
+        .program_mut(name)
         .ok_or(TraceError::Missing {
             what: "program",
-            name: PROGRAM_NAME,
+            name,
         })?
         .try_into()
-        .map_err(|source| TraceError::program(PROGRAM_NAME, source))?;
+        .map_err(|source| TraceError::program(name, source))?;
     let loaded = program.load();
     cancel.check()?;
-    loaded.map_err(|source| TraceError::program(PROGRAM_NAME, source))?;
+    loaded.map_err(|source| TraceError::program(name, source))?;
     let program_fd = program
         .fd()
-        .map_err(|source| TraceError::program(PROGRAM_NAME, source))?;
+        .map_err(|source| TraceError::program(name, source))?;
     let needed = privileges::needed_for_perf_events()?;
     let mut links = Vec::with_capacity(selected.len());
     for (index, site) in selected.iter().enumerate() {
@@ -233,9 +246,13 @@ fn attach_perf_events(
                 site.ret,
             )
             .map_err(fail)?;
-        links
-            .push(uprobe::link_perf_event(program_fd.as_fd(), &event, index as u64).map_err(fail)?);
-        // `event` closes here; the link keeps the perf event alive.
+        let link = if features.cookies {
+            // `event` closes here; the link keeps the perf event alive.
+            uprobe::link_perf_event(program_fd.as_fd(), &event, index as u64)
+        } else {
+            uprobe::attach_perf_event_without_link(program_fd.as_fd(), event)
+        };
+        links.push(link.map_err(fail)?);
     }
     Ok(links)
 }

@@ -44,6 +44,9 @@
 //! are read from the calling convention's registers and its return value
 //! from the return register, with the same plans.
 //!
+//! Runs on every kernel from 5.10 on; what older kernels lack
+//! ([`KernelFeatures`]) is done without or refused with a reason naming it.
+//!
 //! Needs CAP_BPF and CAP_PERFMON (or root), and CAP_SYS_PTRACE to trace a
 //! process of another user, or one holding more capabilities. A program
 //! that gets them from its file (file capabilities, setuid root) runs in
@@ -51,6 +54,7 @@
 
 #![deny(missing_docs)]
 
+mod addresses;
 mod aggregate;
 mod attach;
 mod cancel;
@@ -58,6 +62,7 @@ mod config;
 mod decode;
 mod error;
 mod event;
+mod features;
 mod filter;
 mod function;
 pub mod launch;
@@ -79,6 +84,7 @@ pub use aggregate::{
 pub use config::{DEFAULT_RING_BYTES, TraceConfig};
 pub use error::TraceError;
 pub use event::{Event, ProbeInfo};
+pub use features::{DISABLE_FEATURES_ENV, KernelFeatures};
 pub use filter::Filter;
 pub use function::{FunctionArg, FunctionName, FunctionProbe, ValueType};
 pub use report::{AggregateLosses, AggregateReport, AggregateResult, HitCount, Log2Histogram};

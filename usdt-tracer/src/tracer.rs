@@ -2,6 +2,7 @@
 //! [`Tracer`]: events delivered from the ring buffer, aggregations read
 //! from the maps, detaching.
 
+use crate::addresses::{self, SiteAddresses};
 use crate::aggregate::{Aggregation, KeyDecoder};
 use crate::attach;
 use crate::cancel::Cancel;
@@ -9,6 +10,7 @@ use crate::config::TraceConfig;
 use crate::decode::{self, SiteState};
 use crate::error::TraceError;
 use crate::event::{Event, ProbeInfo};
+use crate::features::KernelFeatures;
 use crate::plan::{self, Planned};
 use crate::privileges;
 use crate::report::{AggregateLosses, AggregateReport};
@@ -28,8 +30,9 @@ use std::time::{Duration, Instant};
 use usdt_aya::uprobe;
 use usdt_tracer_common::{
     AGG_ERR_FAULT, AGG_ERR_FULL, AGG_ERR_STARTS_FULL, AGG_ERR_UNMATCHED, AGG_ERRORS_MAP,
-    AGGREGATES_MAP, AggKey, CONTROL_MAP, Control, DROPS_MAP, EVENTS_MAP, SITE_OPTIONS_MAP,
-    SITES_MAP, STARTS_MAP, SiteOptions, SitePlan, StartKey,
+    AGGREGATES_MAP, AggKey, CONTROL_MAP, COOKIES_GLOBAL, Control, DROPS_MAP, EVENTS_MAP,
+    SITE_IPS_MAP, SITE_OPTIONS_MAP, SITES_MAP, SLEEPABLE_GLOBAL, STARTS_MAP, SiteIpKey,
+    SiteOptions, SitePlan, StartKey,
 };
 
 /// The BPF object built from `tracer-ebpf` (`cargo xtask build-ebpf`).
@@ -71,6 +74,10 @@ pub struct Tracer {
     /// command (`-c`) has been exec'd, and the executable.
     after_exec: Vec<u64>,
     executable: Option<PathBuf>,
+    /// Sites of that executable to find by address once it has been
+    /// exec'd, on kernels without BPF cookies: (site index, link-time
+    /// address), and the process the keys name.
+    addresses_after_exec: (Vec<(u32, u64)>, u32),
     /// The traced process, if there is one.
     pid: Option<u32>,
     warnings: Vec<String>,
@@ -78,7 +85,7 @@ pub struct Tracer {
     armed_ns: u64,
     /// Symbolizes the stacks of events, when the trace has them.
     symbolizer: Option<StackSymbolizer>,
-    _ebpf: Ebpf,
+    ebpf: Ebpf,
 }
 
 impl Tracer {
@@ -171,9 +178,28 @@ impl Tracer {
         distinct.dedup();
         let site_count = distinct.len();
         uprobe::raise_fd_limit();
+        uprobe::raise_memlock_limit();
 
-        let mut ebpf = load(config, &plans, &options, cancel)?;
-        let links = attach::attach_sites(&mut ebpf, &selection.sites, config, cancel)?;
+        let features = KernelFeatures::get();
+        if !features.ring_buffer {
+            return Err(TraceError::KernelFeature {
+                missing: "has no BPF ring buffers (Linux 5.8)".into(),
+            });
+        }
+        // Without cookies, where each site is must be known now: a trace
+        // that cannot be is refused before the verifier's work.
+        let addresses = if features.cookies {
+            SiteAddresses::default()
+        } else {
+            addresses::site_addresses(&selection.sites, config)?
+        };
+        let mut ebpf = load(config, &plans, &options, features, cancel)?;
+        let links = attach::attach_sites(&mut ebpf, &selection.sites, config, features, cancel)?;
+        store_addresses(&mut ebpf, &addresses.known)?;
+        if let (false, Some(pid), None) = (features.sleepable, config.pid, &config.executable) {
+            let files = selection.sites.iter().map(|s| s.attach_path.as_path());
+            addresses::fault_in_files(pid, files);
+        }
         if let Some(target) = &target {
             // The links name the process by its pid: it must still be the
             // one checked (dropping the links undoes them otherwise).
@@ -208,11 +234,12 @@ impl Tracer {
             manual: Vec::new(),
             after_exec: Vec::new(),
             executable: config.executable.clone(),
+            addresses_after_exec: (addresses.after_exec, addresses.tgid),
             pid: config.pid,
             warnings: selection.warnings,
             armed_ns,
             symbolizer: config.stack.then(StackSymbolizer::new),
-            _ebpf: ebpf,
+            ebpf,
         };
         // Semaphores the kernel cannot raise: after the uprobes are in place,
         // so the first guarded hit is seen.
@@ -375,8 +402,11 @@ impl Tracer {
     /// Raises the semaphores the kernel cannot raise at exec time, in
     /// process `pid` that has just exec'd the configured executable (a
     /// command started with [`crate::launch::StoppedCommand`]); call it
-    /// before the process runs. Nothing to do for most binaries. In
-    /// restricted mode `pid` must be the traced process.
+    /// before the process runs (`resume_with`). Nothing to do for most
+    /// binaries on recent kernels; before 5.15 (no BPF cookies) it also
+    /// tells the program where the executable's sites are, and before 6.0
+    /// (no sleepable uprobes) maps its pages in (see [`KernelFeatures`]).
+    /// In restricted mode `pid` must be the traced process.
     pub fn raise_after_exec(&mut self, pid: u32) -> Result<(), TraceError> {
         if restricted::enter()? && self.pid != Some(pid) {
             return Err(restricted::refusal(
@@ -384,10 +414,13 @@ impl Tracer {
                 "it is not the traced process",
             ));
         }
-        if self.after_exec.is_empty() {
+        let sleepable = KernelFeatures::get().sleepable;
+        if self.after_exec.is_empty() && self.addresses_after_exec.0.is_empty() && sleepable {
             return Ok(());
         }
-        let executable = self.executable.clone().unwrap_or_default();
+        let Some(executable) = self.executable.clone() else {
+            return Ok(());
+        };
         let module = usdt_reader::Process::open(pid)?
             .modules_partial()?
             .found
@@ -397,6 +430,18 @@ impl Tracer {
                 pid,
                 path: executable.clone(),
             })?;
+        let (sites, tgid) = std::mem::take(&mut self.addresses_after_exec);
+        let keys: Vec<(SiteIpKey, u32)> = sites
+            .into_iter()
+            .map(|(index, vaddr)| {
+                let ip = vaddr.wrapping_add(module.bias);
+                (SiteIpKey { tgid, _pad: 0, ip }, index)
+            })
+            .collect();
+        store_addresses(&mut self.ebpf, &keys)?;
+        if !sleepable {
+            addresses::fault_in_files(pid, std::iter::once(module.host_path.as_path()));
+        }
         for vaddr in std::mem::take(&mut self.after_exec) {
             let semaphore = ManualSemaphore::raise(pid, vaddr.wrapping_add(module.bias))?;
             self.manual.push(semaphore);
@@ -421,12 +466,14 @@ impl Drop for Tracer {
     }
 }
 
-/// Loads the BPF object with maps sized for `config` and stores the site
-/// `plans` (indexed by cookie); gives up when `cancel` is set.
+/// Loads the BPF object with maps sized for `config`, set for the kernel's
+/// `features`, and stores the site `plans` and `options` (indexed by
+/// cookie); gives up when `cancel` is set.
 fn load(
     config: &TraceConfig,
     plans: &[SitePlan],
     options: &[SiteOptions],
+    features: KernelFeatures,
     cancel: Cancel<'_>,
 ) -> Result<Ebpf, TraceError> {
     // The aggregation maps allocate their entries as keys appear, but
@@ -442,6 +489,16 @@ fn load(
         .map_max_entries(EVENTS_MAP, config.ring_bytes)
         .map_max_entries(AGGREGATES_MAP, used(!config.aggregations.is_empty()))
         .map_max_entries(STARTS_MAP, used(latency))
+        .map_max_entries(
+            SITE_IPS_MAP,
+            if features.cookies {
+                1
+            } else {
+                plans.len().max(1) as u32
+            },
+        )
+        .override_global(SLEEPABLE_GLOBAL, &u8::from(features.sleepable), true)
+        .override_global(COOKIES_GLOBAL, &u8::from(features.cookies), true)
         .load(BPF_OBJECT)
         .map_err(TraceError::Load)?;
     let mut map: Array<&mut MapData, SitePlan> = map_mut(&mut ebpf, SITES_MAP)?;
@@ -463,6 +520,19 @@ fn load(
     Ok(ebpf)
 }
 
+/// Stores sites' addresses (kernels without BPF cookies).
+fn store_addresses(ebpf: &mut Ebpf, keys: &[(SiteIpKey, u32)]) -> Result<(), TraceError> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let mut map: BpfHashMap<&mut MapData, SiteIpKey, u32> = map_mut(ebpf, SITE_IPS_MAP)?;
+    for (key, index) in keys {
+        map.insert(key, index, 0)
+            .map_err(|source| map_error(SITE_IPS_MAP, "store a site's address", source))?;
+    }
+    Ok(())
+}
+
 /// Arms the program: every site starts reporting at this instant, for the
 /// traced process alone when there is one.
 fn arm(ebpf: &mut Ebpf, config: &TraceConfig) -> Result<(), TraceError> {
@@ -478,6 +548,9 @@ fn arm(ebpf: &mut Ebpf, config: &TraceConfig) -> Result<(), TraceError> {
         armed: 1,
         wake_bytes: usdt_tracer_common::wake_bytes(config.ring_bytes, cpus),
         tgid,
+        ip_offset: usdt_aya::regs::host_arch()
+            .and_then(usdt_aya::regs::ip_offset)
+            .map_or(0, u32::from),
     };
     let mut control: Array<&mut MapData, Control> = map_mut(ebpf, CONTROL_MAP)?;
     control
@@ -493,7 +566,7 @@ fn monotonic_ns() -> u64 {
 }
 
 /// Whether two paths name the same file.
-fn same_file(a: &Path, b: &Path) -> bool {
+pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
     match (std::fs::metadata(a), std::fs::metadata(b)) {
         (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),

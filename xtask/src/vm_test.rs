@@ -1,12 +1,14 @@
 //! `cargo xtask vm-test [KERNEL...] [-- FILTER...]`: the BPF tests on other
 //! kernels, each in a virtual machine.
 //!
-//! The tracing tests (every integration test that calls `require_bpf` and
-//! traces with `usdt` or `usdt-tracer`) are built once on this machine with
-//! `cargo test --no-run`; then, for each kernel, a QEMU virtual machine (virtme-ng,
-//! which boots a kernel over this machine's own files) runs those test
-//! executables as root with `USDT_REQUIRE_BPF=1`. `host` runs them on the
-//! running kernel, without a virtual machine.
+//! The tracing tests (every test file that calls `require_bpf` and traces
+//! with `usdt` or `usdt-tracer`: in the workspace's test executables with a
+//! module per file, such as `interop`, the modules selected by libtest
+//! filters `MODULE::`) are built once on this machine with
+//! `cargo test --no-run`; then, for each kernel, a QEMU virtual machine
+//! (virtme-ng, which boots a kernel over this machine's own files) runs
+//! those test executables as root with `USDT_REQUIRE_BPF=1`. `host` runs
+//! them on the running kernel, without a virtual machine.
 //!
 //! The kernels are Debian's: `6.1` is bookworm's and `5.10` bullseye's
 //! `linux-image-amd64`, downloaded from the Debian mirror this machine's
@@ -20,9 +22,10 @@
 //! time) to a result file in the target directory, which it shares read
 //! and write with the host; a run passes only if the file names the
 //! expected kernel, holds a status 0 for every executable and its closing
-//! line. A kernel panic, a timeout or a missing line fails it. The console
-//! (kernel messages and test output) is kept in
-//! `target/vm-test/KERNEL/console.log`.
+//! line. A kernel panic, a timeout or a missing line fails it. Each
+//! executable's output is kept in `target/vm-test/KERNEL/NAME.out`, and the
+//! summary counts its tests' results per module; the console (kernel
+//! messages and test output) is kept in `target/vm-test/KERNEL/console.log`.
 
 use crate::deps;
 use std::fmt::Write as _;
@@ -35,9 +38,10 @@ use std::time::{Duration, Instant, SystemTime};
 const USAGE: &str = "\
 usage: cargo xtask vm-test [--timeout SECS] [--verbose] [KERNEL...] [-- FILTER...]
 
-Runs the tracing tests (every integration test that calls require_bpf and
-traces with usdt or usdt-tracer) as root with USDT_REQUIRE_BPF=1 on each
-KERNEL, in a QEMU virtual machine over this machine's files. Needs root.
+Runs the tracing tests (every test file that calls require_bpf and traces
+with usdt or usdt-tracer; in a test executable with a module per file, its
+tracing modules) as root with USDT_REQUIRE_BPF=1 on each KERNEL, in a QEMU
+virtual machine over this machine's files. Needs root.
 
 kernels (default: host 6.1 5.10):
   host   the running kernel, no virtual machine
@@ -48,8 +52,10 @@ options:
   --timeout SECS  stop a kernel's run after SECS seconds, as a failure (1800)
   --verbose       print the guest's kernel messages too (they always go to
                   target/vm-test/KERNEL/console.log)
-  FILTER...       passed to every test executable (libtest name filters and
-                  options, such as --exact or --skip NAME)
+  FILTER...       passed to every test executable instead of its tracing
+                  modules' filters, its other modules skipped (libtest
+                  name filters and options, such as --exact or --skip
+                  NAME; with --exact, name tests in full: MODULE::TEST)
 ";
 
 /// A Debian kernel the tests can run on.
@@ -94,31 +100,125 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
 /// ABI replaces the old package on the mirror).
 const LISTS_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 
+/// Tracing tests left out in the virtual machines, with why: they test
+/// something else that emulation makes too slow, and run on the host.
+const VM_SKIPS: &[(&str, &str)] = &[(
+    "readme_project::a_new_application_follows_the_readme",
+    "builds a new cargo project, which outlasts the test's timeouts when emulated",
+)];
+
 /// The last line the guest writes when every test executable has run.
 const DONE: &str = "done";
 
-/// One test executable: its package, target name and path.
+/// One test executable: its target and path.
 struct TestBinary {
-    package_dir: PathBuf,
-    name: String,
+    target: Target,
     path: PathBuf,
+}
+
+impl TestBinary {
+    /// Its target's name.
+    fn name(&self) -> &str {
+        &self.target.name
+    }
+
+    /// The libtest arguments it runs with: its tracing modules' filters,
+    /// or the user's `filters` with its other modules skipped.
+    fn args(&self, filters: &[String]) -> Vec<String> {
+        if filters.is_empty() {
+            self.target
+                .modules
+                .iter()
+                .map(|m| format!("{m}::"))
+                .collect()
+        } else {
+            let mut args = filters.to_vec();
+            for module in &self.target.other_modules {
+                args.extend(["--skip".to_string(), format!("{module}::")]);
+            }
+            args
+        }
+    }
+
+    /// The file, in `out_dir`, that keeps its output.
+    fn output_file(&self, out_dir: &Path) -> PathBuf {
+        out_dir.join(format!("{}.out", self.name()))
+    }
 }
 
 /// The test executables and how each is run.
 struct Tests {
     binaries: Vec<TestBinary>,
-    /// libtest arguments for every executable.
+    /// The user's libtest arguments.
     filters: Vec<String>,
     /// The `usdt` command the tracing tests start.
     usdt: PathBuf,
+}
+
+/// One test executable's run on one kernel.
+struct BinaryResult {
+    name: String,
+    /// Its exit status as reported (-1 if it could not run).
+    code: i32,
+    seconds: f64,
+    /// Per module (the test name's first path segment): (module, passed,
+    /// failed, ignored), from libtest's `test NAME ... VERDICT` lines.
+    modules: Vec<(String, usize, usize, usize)>,
+    /// The tests that failed, by name.
+    failed: Vec<String>,
+}
+
+impl BinaryResult {
+    /// Reads the per-test results of `binary` from its output in
+    /// `out_dir`.
+    fn new(binary: &TestBinary, out_dir: &Path, code: i32, seconds: f64) -> BinaryResult {
+        let output = std::fs::read(binary.output_file(out_dir)).unwrap_or_default();
+        let mut modules: Vec<(String, usize, usize, usize)> = Vec::new();
+        let mut failed = Vec::new();
+        for line in String::from_utf8_lossy(&output).lines() {
+            let Some((test, verdict)) = line
+                .trim_end_matches('\r')
+                .strip_prefix("test ")
+                .and_then(|rest| rest.split_once(" ... "))
+            else {
+                continue;
+            };
+            let verdict = verdict.split([' ', ',']).next().unwrap_or(verdict);
+            let module = test.split("::").next().unwrap_or(test).to_string();
+            let index = match modules.iter().position(|(m, ..)| *m == module) {
+                Some(index) => index,
+                None => {
+                    modules.push((module, 0, 0, 0));
+                    modules.len() - 1
+                }
+            };
+            let entry = &mut modules[index];
+            match verdict {
+                "ok" => entry.1 += 1,
+                "FAILED" => {
+                    entry.2 += 1;
+                    failed.push(test.to_string());
+                }
+                _ => entry.3 += 1,
+            }
+        }
+        modules.sort();
+        failed.sort();
+        BinaryResult {
+            name: binary.name().to_string(),
+            code,
+            seconds,
+            modules,
+            failed,
+        }
+    }
 }
 
 /// How one kernel's run went.
 struct Outcome {
     kernel: String,
     seconds: f64,
-    /// (test executable, exit status, seconds) as reported.
-    tests: Vec<(String, i32, f64)>,
+    tests: Vec<BinaryResult>,
     /// Why the run failed, if it did.
     failure: Option<String>,
 }
@@ -173,7 +273,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         .as_str()
         .map(PathBuf::from)
         .ok_or("cargo metadata has no target_directory")?;
-    let (binaries, usdt) = build_tests(&root, &bpf_test_targets(&root, &metadata)?)?;
+    let (binaries, usdt) = build_tests(&root, bpf_test_targets(&root, &metadata)?)?;
     let tests = Tests {
         binaries,
         filters,
@@ -185,7 +285,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         std::fs::create_dir_all(&out_dir)
             .map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
         let outcome = if kernel == "host" {
-            run_on_host(&tests)
+            run_on_host(&tests, &out_dir)
         } else {
             let spec = KERNELS
                 .iter()
@@ -208,12 +308,23 @@ fn metadata(root: &Path) -> Result<serde_json::Value, String> {
     serde_json::from_str(&text).map_err(|e| format!("cannot parse cargo metadata: {e}"))
 }
 
-/// The workspace's tracing tests (see [`traces`]), as (package, target
-/// name, package directory).
-fn bpf_test_targets(
-    root: &Path,
-    metadata: &serde_json::Value,
-) -> Result<Vec<(String, String, PathBuf)>, String> {
+/// A test target that holds tracing tests.
+struct Target {
+    package: String,
+    name: String,
+    package_dir: PathBuf,
+    /// Its modules that trace (run with the filter `MODULE::`), or empty
+    /// when the target's own source traces and is run whole.
+    modules: Vec<String>,
+    /// Its other modules, skipped when the filters are the user's.
+    other_modules: Vec<String>,
+}
+
+/// The workspace's tracing tests: every test target whose source traces
+/// (see [`traces`]), and every test target with a module per file
+/// (`mod NAME;` beside it, as `NAME.rs` or `NAME/mod.rs`) some of whose
+/// modules do.
+fn bpf_test_targets(root: &Path, metadata: &serde_json::Value) -> Result<Vec<Target>, String> {
     let mut targets = Vec::new();
     for package in metadata["packages"].as_array().into_iter().flatten() {
         let name = package["name"].as_str().unwrap_or_default();
@@ -223,11 +334,42 @@ fn bpf_test_targets(
             let is_test = target["kind"]
                 .as_array()
                 .is_some_and(|kinds| kinds.iter().any(|k| k == "test"));
-            let source = target["src_path"].as_str().unwrap_or_default();
-            if is_test && std::fs::read_to_string(source).is_ok_and(|text| traces(&text)) {
-                let target_name = target["name"].as_str().unwrap_or_default();
-                targets.push((name.to_string(), target_name.to_string(), dir.clone()));
+            let source = PathBuf::from(target["src_path"].as_str().unwrap_or_default());
+            let Ok(text) = std::fs::read_to_string(&source) else {
+                continue;
+            };
+            if !is_test {
+                continue;
             }
+            let (mut modules, mut other_modules) = (Vec::new(), Vec::new());
+            if !traces(&text) {
+                let source_dir = source.parent().unwrap_or(&dir);
+                for module in declared_modules(&text) {
+                    let file = source_dir.join(format!("{module}.rs"));
+                    let file = if file.is_file() {
+                        file
+                    } else {
+                        source_dir.join(&module).join("mod.rs")
+                    };
+                    let module_text = std::fs::read_to_string(&file)
+                        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+                    if traces(&module_text) {
+                        modules.push(module);
+                    } else {
+                        other_modules.push(module);
+                    }
+                }
+                if modules.is_empty() {
+                    continue;
+                }
+            }
+            targets.push(Target {
+                package: name.to_string(),
+                name: target["name"].as_str().unwrap_or_default().to_string(),
+                package_dir: dir.clone(),
+                modules,
+                other_modules,
+            });
         }
     }
     if targets.is_empty() {
@@ -236,30 +378,47 @@ fn bpf_test_targets(
     Ok(targets)
 }
 
-/// Whether a test's source is a tracing test: one that needs BPF
-/// (`require_bpf`) and traces with `usdt` (the `trace_support` module) or
-/// the `usdt-tracer` library. bpftrace's interoperability tests need BPF
-/// too but test bpftrace: emulated, its LLVM compilation alone outlasts
-/// their timeouts.
-fn traces(source: &str) -> bool {
-    source.contains("require_bpf(")
-        && (source.contains("mod trace_support;") || source.contains("usdt_tracer"))
+/// The modules a source file declares in files of their own (`mod NAME;`
+/// at the start of a line, `pub` or not).
+fn declared_modules(source: &str) -> Vec<String> {
+    source
+        .lines()
+        .filter_map(|line| {
+            let line = line.trim_start();
+            let line = line.strip_prefix("pub ").unwrap_or(line);
+            let name = line.strip_prefix("mod ")?.strip_suffix(';')?.trim();
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+                .then(|| name.to_string())
+        })
+        .collect()
 }
 
-/// Builds the BPF tests (`cargo test --no-run`) and the `usdt` command they
-/// start; returns the test executables and `usdt`.
-fn build_tests(
-    root: &Path,
-    targets: &[(String, String, PathBuf)],
-) -> Result<(Vec<TestBinary>, PathBuf), String> {
-    eprintln!("xtask: building {} tracing test executables", targets.len());
+/// Whether a test's source is a tracing test: one that needs BPF
+/// (`require_bpf`) and traces with `usdt` (the test library's `trace`
+/// module) or the `usdt-tracer` library. bpftrace's interoperability tests
+/// need BPF too but test bpftrace: emulated, its LLVM compilation alone
+/// outlasts their timeouts.
+fn traces(source: &str) -> bool {
+    source.contains("require_bpf(")
+        && (source.contains("usdt_interop_tests::trace") || source.contains("usdt_tracer"))
+}
+
+/// Builds the tracing tests (`cargo test --no-run`) and the `usdt` command
+/// they start; returns the test executables and `usdt`.
+fn build_tests(root: &Path, targets: Vec<Target>) -> Result<(Vec<TestBinary>, PathBuf), String> {
+    let modules: usize = targets.iter().map(|t| t.modules.len().max(1)).sum();
+    eprintln!(
+        "xtask: building {} test executables ({modules} tracing test files)",
+        targets.len()
+    );
     let mut cmd = Command::new(env!("CARGO"));
     cmd.args(["test", "--locked", "--no-run"])
         .args(["--message-format", "json-render-diagnostics"])
         .current_dir(root)
         .stderr(Stdio::inherit());
-    for (package, target, _) in targets {
-        cmd.args(["--package", package, "--test", target]);
+    for target in &targets {
+        cmd.args(["--package", &target.package, "--test", &target.name]);
     }
     let out = cmd
         .output()
@@ -267,24 +426,15 @@ fn build_tests(
     if !out.status.success() {
         return Err(format!("cargo test --no-run failed ({})", out.status));
     }
+    let executables = artifacts(&out.stdout);
     let mut binaries = Vec::new();
-    for (name, kind, path) in artifacts(&out.stdout) {
-        if let Some((_, _, dir)) = targets.iter().find(|(_, t, _)| *t == name)
-            && kind == "test"
-        {
-            binaries.push(TestBinary {
-                package_dir: dir.clone(),
-                name,
-                path,
-            });
-        }
-    }
-    if binaries.len() != targets.len() {
-        return Err(format!(
-            "cargo reported {} test executables for {} targets",
-            binaries.len(),
-            targets.len()
-        ));
+    for target in targets {
+        let path = executables
+            .iter()
+            .find(|(name, kind, _)| *name == target.name && kind == "test")
+            .map(|(_, _, path)| path.clone())
+            .ok_or_else(|| format!("cargo reported no executable for test {}", target.name))?;
+        binaries.push(TestBinary { target, path });
     }
     // The tracing tests start `usdt`: built here (as they would build it),
     // it is named to them (USDT_BINARY_ENV) so they need not ask cargo.
@@ -329,20 +479,22 @@ fn artifacts(messages: &[u8]) -> Vec<(String, String, PathBuf)> {
 }
 
 /// Runs the test executables on the running kernel.
-fn run_on_host(tests: &Tests) -> Outcome {
+fn run_on_host(tests: &Tests, out_dir: &Path) -> Outcome {
     let start = Instant::now();
     let mut results = Vec::new();
     let mut failed = Vec::new();
     for binary in &tests.binaries {
-        eprintln!("xtask: host: {}", binary.name);
+        eprintln!("xtask: host: {}", binary.name());
         let test_start = Instant::now();
-        let status = Command::new(&binary.path)
-            .args(&tests.filters)
-            .current_dir(&binary.package_dir)
-            .env("CARGO_MANIFEST_DIR", &binary.package_dir)
-            .env(REQUIRE_ENV, "1")
-            .env(USDT_BINARY_ENV, &tests.usdt)
-            .status();
+        let status = run_teed(
+            Command::new(&binary.path)
+                .args(binary.args(&tests.filters))
+                .current_dir(&binary.target.package_dir)
+                .env("CARGO_MANIFEST_DIR", &binary.target.package_dir)
+                .env(REQUIRE_ENV, "1")
+                .env(USDT_BINARY_ENV, &tests.usdt),
+            &binary.output_file(out_dir),
+        );
         let code = match status {
             Ok(status) => status.code().unwrap_or(-1),
             Err(e) => {
@@ -351,13 +503,10 @@ fn run_on_host(tests: &Tests) -> Outcome {
             }
         };
         if code != 0 {
-            failed.push(binary.name.clone());
+            failed.push(binary.name().to_string());
         }
-        results.push((
-            binary.name.clone(),
-            code,
-            test_start.elapsed().as_secs_f64(),
-        ));
+        let seconds = test_start.elapsed().as_secs_f64();
+        results.push(BinaryResult::new(binary, out_dir, code, seconds));
     }
     Outcome {
         kernel: format!("host ({})", host_release()),
@@ -365,6 +514,30 @@ fn run_on_host(tests: &Tests) -> Outcome {
         tests: results,
         failure: (!failed.is_empty()).then(|| format!("failed: {}", failed.join(", "))),
     }
+}
+
+/// Runs `cmd`, its standard output echoed and copied to `copy`.
+fn run_teed(cmd: &mut Command, copy: &Path) -> Result<std::process::ExitStatus, String> {
+    use std::io::{BufRead, Write};
+    let mut file = std::fs::File::create(copy)
+        .map_err(|e| format!("cannot create {}: {e}", copy.display()))?;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", cmd.get_program().to_string_lossy()))?;
+    let stdout = child.stdout.take().expect("piped");
+    for line in std::io::BufReader::new(stdout).split(b'\n') {
+        let Ok(mut line) = line else { break };
+        line.push(b'\n');
+        let _ = std::io::stdout().write_all(&line);
+        let _ = file.write_all(&line);
+    }
+    child.wait().map_err(|e| {
+        format!(
+            "cannot wait for {}: {e}",
+            cmd.get_program().to_string_lossy()
+        )
+    })
 }
 
 /// The environment variable that turns the tests' skips into failures.
@@ -405,7 +578,10 @@ fn run_in_vm(
         let results = out_dir.join("results");
         let _ = std::fs::remove_file(&results);
         let script = out_dir.join("run.sh");
-        std::fs::write(&script, guest_script(tests, &results))
+        for binary in &tests.binaries {
+            let _ = std::fs::remove_file(binary.output_file(out_dir));
+        }
+        std::fs::write(&script, guest_script(tests, out_dir, &results))
             .map_err(|e| format!("cannot write {}: {e}", script.display()))?;
         let console = out_dir.join("console.log");
         eprintln!(
@@ -428,7 +604,13 @@ fn run_in_vm(
             .env("PATH", path_with(vng.parent().expect("vng in a directory")));
         let status = run_logged(&mut cmd, &console, timeout, verbose)?;
         let text = std::fs::read_to_string(&results).unwrap_or_default();
-        outcome.tests = parse_results(&text);
+        outcome.tests = parse_results(&text)
+            .into_iter()
+            .filter_map(|(name, code, seconds)| {
+                let binary = tests.binaries.iter().find(|b| b.name() == name)?;
+                Some(BinaryResult::new(binary, out_dir, code, seconds))
+            })
+            .collect();
         check_results(&text, &release, &tests.binaries).map_err(|why| {
             format!(
                 "{why} (virtme-ng exited with {status}; see {})",
@@ -443,7 +625,7 @@ fn run_in_vm(
 
 /// The shell script the guest runs: each test executable from its
 /// package's directory, its status and time appended to `results`.
-fn guest_script(tests: &Tests, results: &Path) -> String {
+fn guest_script(tests: &Tests, out_dir: &Path, results: &Path) -> String {
     let mut s = String::from("#!/bin/sh\n# Written by cargo xtask vm-test.\n");
     let results = quote(&results.to_string_lossy());
     let _ = writeln!(s, "echo \"kernel $(uname -r)\" > {results}");
@@ -461,21 +643,27 @@ fn guest_script(tests: &Tests, results: &Path) -> String {
         "export {USDT_BINARY_ENV}={}",
         quote(&tests.usdt.to_string_lossy())
     );
-    let filters: Vec<String> = tests.filters.iter().map(|f| quote(f)).collect();
     for binary in &tests.binaries {
-        let dir = quote(&binary.package_dir.to_string_lossy());
-        let _ = writeln!(s, "echo \"xtask: guest: {}\"", binary.name);
+        let dir = quote(&binary.target.package_dir.to_string_lossy());
+        let mut args = binary.args(&tests.filters);
+        for (test, _) in VM_SKIPS {
+            args.extend(["--skip".to_string(), test.to_string()]);
+        }
+        let args: Vec<String> = args.iter().map(|a| quote(a)).collect();
+        let output = quote(&binary.output_file(out_dir).to_string_lossy());
+        let status = quote(&out_dir.join("status").to_string_lossy());
+        let _ = writeln!(s, "echo \"xtask: guest: {}\"", binary.name());
         let _ = writeln!(s, "start=$(date +%s%N)");
         let _ = writeln!(
             s,
-            "(cd {dir} && CARGO_MANIFEST_DIR={dir} {} {})",
+            "(cd {dir} && CARGO_MANIFEST_DIR={dir} {} {}; echo $? > {status}) 2>&1 | tee {output}",
             quote(&binary.path.to_string_lossy()),
-            filters.join(" ")
+            args.join(" ")
         );
         let _ = writeln!(
             s,
-            "echo \"test {} $? $(( ($(date +%s%N) - start) / 1000000 ))\" >> {results}",
-            binary.name
+            "echo \"test {} $(cat {status}) $(( ($(date +%s%N) - start) / 1000000 ))\" >> {results}",
+            binary.name()
         );
     }
     let _ = writeln!(s, "echo {DONE} >> {results}");
@@ -511,13 +699,13 @@ fn check_results(text: &str, release: &str, binaries: &[TestBinary]) -> Result<(
     let tests = parse_results(text);
     let mut failed = Vec::new();
     for binary in binaries {
-        match tests.iter().find(|(name, _, _)| *name == binary.name) {
+        match tests.iter().find(|(name, _, _)| name == binary.name()) {
             Some((_, 0, _)) => {}
-            Some(_) => failed.push(binary.name.clone()),
+            Some(_) => failed.push(binary.name().to_string()),
             None => {
                 return Err(format!(
                     "the guest stopped before {} reported (a panic?)",
-                    binary.name
+                    binary.name()
                 ));
             }
         }
@@ -814,13 +1002,29 @@ fn report(outcomes: &[Outcome]) -> Result<(), String> {
             "  {:<28} {:<7} {:>7.1} s",
             outcome.kernel, verdict, outcome.seconds
         );
-        for (name, code, seconds) in &outcome.tests {
-            let status = if *code == 0 {
+        for result in &outcome.tests {
+            let status = if result.code == 0 {
                 "ok".to_string()
             } else {
-                format!("exit {code}")
+                format!("exit {}", result.code)
             };
-            println!("      {name:<24} {status:<7} {seconds:>7.1} s");
+            println!(
+                "      {:<24} {status:<7} {:>7.1} s",
+                result.name, result.seconds
+            );
+            for (module, passed, failed, ignored) in &result.modules {
+                let mut line = format!("        {module:<26} {passed:>3} passed");
+                if *failed > 0 {
+                    let _ = write!(line, ", {failed} FAILED");
+                }
+                if *ignored > 0 {
+                    let _ = write!(line, ", {ignored} ignored");
+                }
+                println!("{line}");
+            }
+            for test in &result.failed {
+                println!("        FAILED {test}");
+            }
         }
         if let Some(why) = &outcome.failure {
             println!("      {why}");
