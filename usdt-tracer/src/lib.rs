@@ -81,7 +81,9 @@ pub use config::{DEFAULT_RING_BYTES, TraceConfig};
 pub use error::TraceError;
 pub use event::{Event, ProbeInfo};
 pub use function::{FunctionArg, FunctionName, FunctionProbe, ValueType};
-pub use report::{AggregateLosses, AggregateReport, AggregateResult, HitCount, Log2Histogram};
+pub use report::{
+    AggregateLosses, AggregateReport, AggregateResult, HistogramBucket, HitCount, Log2Histogram,
+};
 pub use select::{ProbeSpec, StringRequest};
 pub use tracer::{POLL_SLICE, Tracer};
 pub use value::Value;

@@ -141,9 +141,14 @@ pub(crate) fn apply_role(
             plan.action = ACTION_HISTOGRAM;
             plan.aggregation = *index;
             match find_arg(decoding, arg)? {
-                Decoder::Int { slot, .. } => {
+                // The decoder tells how the histogram's sum reads.
+                Decoder::Int { slot, signed } => {
                     plan.value_arg = slot as u8;
-                    Ok(KeyDecoder::Nothing)
+                    Ok(if signed {
+                        KeyDecoder::Signed
+                    } else {
+                        KeyDecoder::Unsigned
+                    })
                 }
                 other => Err(format!(
                     "argument `{arg}` is {}; a histogram needs an integer",
