@@ -85,5 +85,5 @@ pub use report::{
     AggregateLosses, AggregateReport, AggregateResult, HistogramBucket, HitCount, Log2Histogram,
 };
 pub use select::{ProbeSpec, StringRequest};
-pub use tracer::{POLL_SLICE, Tracer};
+pub use tracer::{AggregationSites, POLL_SLICE, Tracer};
 pub use value::Value;

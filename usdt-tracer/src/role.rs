@@ -33,6 +33,19 @@ pub(crate) enum Role {
     LatencyEnd { index: u32, key: KeySource },
 }
 
+impl Role {
+    /// The aggregation the site adds to, if it aggregates.
+    pub(crate) fn aggregation(&self) -> Option<u32> {
+        match self {
+            Role::Stream => None,
+            Role::Count { index, .. }
+            | Role::Histogram { index, .. }
+            | Role::LatencyStart { index, .. }
+            | Role::LatencyEnd { index, .. } => Some(*index),
+        }
+    }
+}
+
 /// The sites of the streamed probes and of every aggregation, in cookie
 /// order, with what each does. A site used twice is selected twice.
 pub(crate) struct Selection {
