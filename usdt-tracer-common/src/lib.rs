@@ -175,6 +175,8 @@ pub const NEGATIVE_SLOTS: u64 = 64;
 /// elapsed nanoseconds (its buckets count microseconds).
 pub const HISTOGRAM_SUM: u64 = 2 * NEGATIVE_SLOTS + 1;
 
+const _: () = assert!(HISTOGRAM_SUM > NEGATIVE_SLOTS + 64);
+
 /// The [`AggKey::value`] a histogram counts `value` under: its
 /// [`log2_bucket`], or when `signed` and negative, [`NEGATIVE_SLOTS`] plus
 /// the bucket of its magnitude (`i64::MIN`'s magnitude, 2^63, is in bucket
@@ -476,6 +478,5 @@ mod tests {
         assert_eq!(slot(i64::MIN + 1), NEGATIVE_SLOTS + 63);
         // Unsigned: the same bits are a large value.
         assert_eq!(histogram_slot(-1i64 as u64, false), 64);
-        assert!(HISTOGRAM_SUM > NEGATIVE_SLOTS + 64);
     }
 }
