@@ -356,21 +356,7 @@ fn field<T: DeserializeOwned>(
 /// names reserved for the daemon's own metrics and for Prometheus' internal
 /// use (`__`).
 pub fn check_metric_name(name: &str) -> Result<(), String> {
-    let mut chars = name.chars();
-    let valid = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
-    if !valid {
-        return Err(format!(
-            "`{name}` is no Prometheus metric name: a letter, `_` or `:`, then letters, digits, `_` or `:`"
-        ));
-    }
-    if name.starts_with("__") {
-        return Err(format!(
-            "`{name}`: names starting with `__` are reserved for Prometheus"
-        ));
-    }
+    prometheus_name(name, "metric name", "names", ":")?;
     if name.starts_with(SELF_PREFIX) {
         return Err(format!(
             "`{name}`: names starting with `{SELF_PREFIX}` are the daemon's own"
@@ -382,23 +368,33 @@ pub fn check_metric_name(name: &str) -> Result<(), String> {
 /// Checks a label name against Prometheus' rules (`[a-zA-Z_][a-zA-Z0-9_]*`,
 /// not `le`, not starting with `__`).
 pub fn check_label_name(name: &str) -> Result<(), String> {
+    prometheus_name(name, "label name", "labels", "")?;
+    if name == "le" {
+        return Err("`le` is the label of histogram buckets".into());
+    }
+    Ok(())
+}
+
+/// Checks `name` against Prometheus' rules for a `what` (plural `whats`):
+/// a letter or `_` (or one of `extra`), then letters, digits, `_` (or one
+/// of `extra`); not starting with `__`, which Prometheus keeps for itself.
+fn prometheus_name(name: &str, what: &str, whats: &str, extra: &str) -> Result<(), String> {
+    let allowed = |c: char| c == '_' || extra.contains(c);
     let mut chars = name.chars();
     let valid = chars
         .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+        .is_some_and(|c| c.is_ascii_alphabetic() || allowed(c))
+        && chars.all(|c| c.is_ascii_alphanumeric() || allowed(c));
     if !valid {
+        let others: String = extra.chars().map(|c| format!(", `{c}`")).collect();
         return Err(format!(
-            "`{name}` is no Prometheus label name: a letter or `_`, then letters, digits or `_`"
+            "`{name}` is no Prometheus {what}: a letter or `_`{others}, then letters, digits or `_`{others}"
         ));
     }
     if name.starts_with("__") {
         return Err(format!(
-            "`{name}`: labels starting with `__` are reserved for Prometheus"
+            "`{name}`: {whats} starting with `__` are reserved for Prometheus"
         ));
-    }
-    if name == "le" {
-        return Err("`le` is the label of histogram buckets".into());
     }
     Ok(())
 }
