@@ -128,12 +128,18 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let tracer = Tracer::start(&binaries.usdt, &serving)?;
     let loaded = wrk(&url, 3);
     let mut times = Vec::new();
+    // The part usdt serve spent reading the maps, as it says itself.
+    let mut reads = Vec::new();
     let mut size = 0;
     let mut exposed = 0;
     for _ in 0..20 {
         let start = Instant::now();
         let body = http::scrape(&listen)?;
         times.push(start.elapsed());
+        reads.extend(body.lines().find_map(|l| {
+            l.strip_prefix("usdt_serve_scrape_read_seconds ")
+                .and_then(|v| v.parse::<f64>().ok())
+        }));
         size = body.len();
         exposed = body
             .lines()
@@ -145,6 +151,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let _ = std::fs::remove_dir_all(&dir);
     drop(server);
     times.sort();
+    reads.sort_by(f64::total_cmp);
 
     let base = rows[0].2;
     println!(
@@ -171,10 +178,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
         "\nScrapes of usdt serve exposing {exposed} series of requests by id ({size} bytes), 20 in a row:\n"
     );
     println!(
-        "median {:.1} ms, fastest {:.1} ms, slowest {:.1} ms ({})",
+        "median {:.1} ms, fastest {:.1} ms, slowest {:.1} ms; reading the maps: median {:.1} ms ({})",
         times[times.len() / 2].as_secs_f64() * 1e3,
         times[0].as_secs_f64() * 1e3,
         times[times.len() - 1].as_secs_f64() * 1e3,
+        reads.get(reads.len() / 2).copied().unwrap_or(f64::NAN) * 1e3,
         summary.trim_start_matches("usdt: ")
     );
     Ok(())

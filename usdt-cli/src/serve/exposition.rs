@@ -10,7 +10,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashSet};
 use usdt_tracer::{AggregateLosses, AggregateReport, AggregateResult, Log2Histogram, Value};
 
 /// The label value of the series that holds a metric's hits beyond its
@@ -28,7 +28,7 @@ pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; char
 /// to `other` and back.
 #[derive(Debug, Default)]
 pub struct Admitted {
-    per_metric: Vec<HashMap<String, ()>>,
+    per_metric: Vec<HashSet<String>>,
 }
 
 impl Admitted {
@@ -36,17 +36,13 @@ impl Admitted {
     /// `index`, which keeps at most `max`.
     fn admit(&mut self, index: usize, value: &str, max: usize) -> bool {
         if self.per_metric.len() <= index {
-            self.per_metric.resize_with(index + 1, HashMap::new);
+            self.per_metric.resize_with(index + 1, HashSet::new);
         }
         let admitted = &mut self.per_metric[index];
-        if admitted.contains_key(value) {
+        if admitted.contains(value) {
             return true;
         }
-        if admitted.len() < max {
-            admitted.insert(value.to_owned(), ());
-            return true;
-        }
-        false
+        admitted.len() < max && admitted.insert(value.to_owned())
     }
 }
 
@@ -110,38 +106,41 @@ impl Snapshot {
         for (index, (metric, result)) in metrics.iter().zip(&report.results).enumerate() {
             let samples = match result {
                 AggregateResult::Hits { counts, .. } => {
-                    let mut series: Vec<(Vec<(String, String)>, u64)> = Vec::new();
+                    // By label value (none without a label), sorted.
+                    let mut by_value: BTreeMap<Option<String>, u64> = BTreeMap::new();
                     let mut other = 0u64;
                     let mut folded = 0usize;
-                    let mut add = |labels: Vec<(String, String)>, count: u64| match series
-                        .iter_mut()
-                        .find(|(l, _)| *l == labels)
-                    {
-                        Some((_, total)) => *total += count,
-                        None => series.push((labels, count)),
-                    };
                     for row in counts {
-                        match (&metric.label, &row.key) {
-                            (Some(label), Some(key)) => {
-                                let value = label_value(key);
-                                if admitted.admit(index, &value, metric.max_series) {
-                                    add(vec![(label.clone(), value)], row.count);
-                                } else {
-                                    other += row.count;
-                                    folded += 1;
-                                }
+                        let value = match (&metric.label, &row.key) {
+                            (Some(_), Some(key)) => Some(label_value(key)),
+                            _ => None,
+                        };
+                        match value {
+                            Some(value) if !admitted.admit(index, &value, metric.max_series) => {
+                                other += row.count;
+                                folded += 1;
                             }
-                            _ => add(Vec::new(), row.count),
+                            value => *by_value.entry(value).or_default() += row.count,
                         }
                     }
-                    if let Some(label) = &metric.label {
-                        if folded > 0 || other > 0 {
-                            series.push((vec![(label.clone(), OTHER.to_owned())], other));
-                        }
-                    } else if series.is_empty() {
-                        series.push((Vec::new(), 0));
+                    if metric.label.is_none() && by_value.is_empty() {
+                        by_value.insert(None, 0);
                     }
-                    series.sort();
+                    let mut series: Vec<(Vec<(String, String)>, u64)> = by_value
+                        .into_iter()
+                        .map(|(value, count)| {
+                            let labels = match (&metric.label, value) {
+                                (Some(label), Some(value)) => vec![(label.clone(), value)],
+                                _ => Vec::new(),
+                            };
+                            (labels, count)
+                        })
+                        .collect();
+                    if let Some(label) = &metric.label
+                        && folded > 0
+                    {
+                        series.push((vec![(label.clone(), OTHER.to_owned())], other));
+                    }
                     overflow.push((metric.family.clone(), folded));
                     Samples::Counter(series)
                 }
