@@ -83,6 +83,22 @@ fn sites_per_aggregation(selection: &role::Selection, count: usize) -> Vec<Aggre
         .collect()
 }
 
+/// The plans of the sites `selection` holds for `config`; gives up when
+/// `cancel` is set.
+fn plan_selection(
+    config: &TraceConfig,
+    selection: &role::Selection,
+    cancel: Cancel<'_>,
+) -> Result<Planned, TraceError> {
+    plan::plan_all(
+        &selection.sites,
+        &selection.roles,
+        &config.strings,
+        config.aggregations.len(),
+        cancel,
+    )
+}
+
 /// Attached probes and the stream of their events. Dropping the tracer
 /// detaches everything (and the kernel lowers the semaphores it raised).
 pub struct Tracer {
@@ -183,13 +199,7 @@ impl Tracer {
             probes,
             sites,
             keys,
-        } = plan::plan_all(
-            &selection.sites,
-            &selection.roles,
-            &config.strings,
-            config.aggregations.len(),
-            cancel,
-        )?;
+        } = plan_selection(config, &selection, cancel)?;
         let mut distinct: Vec<(&Path, u64, bool)> = selection
             .sites
             .iter()
@@ -273,13 +283,7 @@ impl Tracer {
         let cancel = Cancel::new(&never);
         let selection = role::select_all(config, cancel)?;
         select::check_string_requests(&config.strings, &selection.sites)?;
-        plan::plan_all(
-            &selection.sites,
-            &selection.roles,
-            &config.strings,
-            config.aggregations.len(),
-            cancel,
-        )?;
+        plan_selection(config, &selection, cancel)?;
         Ok(sites_per_aggregation(&selection, config.aggregations.len()))
     }
 

@@ -179,11 +179,16 @@ fn top_field<T: DeserializeOwned>(
     table: &toml::Table,
     key: &str,
 ) -> Result<Option<T>, ConfigError> {
+    typed(table, key).map_err(|error| ConfigError(format!("`{key}`: {error}")))
+}
+
+/// Key `key` of `table` as a `T`, if present; the error on one line.
+fn typed<T: DeserializeOwned>(table: &toml::Table, key: &str) -> Result<Option<T>, String> {
     table
         .get(key)
         .map(|value| value.clone().try_into::<T>())
         .transpose()
-        .map_err(|error| ConfigError(format!("`{key}`: {}", one_line(&error.to_string()))))
+        .map_err(|error| one_line(&error.to_string()))
 }
 
 /// One `[[metric]]` table (the `index`th, from 0): the metric and its
@@ -340,16 +345,7 @@ fn field<T: DeserializeOwned>(
     table: &toml::Table,
     key: &str,
 ) -> Result<Option<T>, ConfigError> {
-    table
-        .get(key)
-        .map(|value| value.clone().try_into::<T>())
-        .transpose()
-        .map_err(|error| {
-            ConfigError(format!(
-                "{at}: field `{key}`: {}",
-                one_line(&error.to_string())
-            ))
-        })
+    typed(table, key).map_err(|error| ConfigError(format!("{at}: field `{key}`: {error}")))
 }
 
 /// Checks a metric name against Prometheus' rules (`[a-zA-Z_:][a-zA-Z0-9_:]*`),
