@@ -7,8 +7,9 @@
 //! The modules hold what tests of one subject share: [`cli`] the `usdt`
 //! command, [`elf`] independent readings of ELF files (goblin, readelf),
 //! [`macros`] the binary contract of the probe macros and gdb, [`reader`]
-//! the C fixtures built for every architecture, [`trace`] traced programs
-//! and what `usdt trace` prints.
+//! the C fixtures built for every architecture, [`serve`] `usdt serve` and
+//! a real Prometheus scraping it, [`trace`] traced programs and what `usdt
+//! trace` prints.
 //!
 //! Tests that need root and BPF, or an external tool such as `gdb` or
 //! `bpftrace`, call [`require_bpf`] or [`require_tool`] first. Without the
@@ -23,6 +24,7 @@ pub mod custom;
 pub mod elf;
 pub mod macros;
 pub mod reader;
+pub mod serve;
 pub mod trace;
 
 use std::path::{Path, PathBuf};

@@ -15,7 +15,7 @@ use usdt_interop_tests::trace::*;
 use usdt_interop_tests::{Guard, require_bpf};
 
 /// The values agg_known fires through agg:size, in order.
-const SIZES: [i64; 15] = [
+const SIZES: [i64; 19] = [
     0,
     1,
     2,
@@ -30,7 +30,11 @@ const SIZES: [i64; 15] = [
     65536,
     i64::MAX,
     -1,
+    -2,
+    -3,
     -1000,
+    -1025,
+    i64::MIN,
 ];
 
 /// agg_known at -O0 and -O2.
@@ -97,23 +101,17 @@ pub(crate) fn keyed_counts(line: &serde_json::Value) -> BTreeMap<String, u64> {
         .collect()
 }
 
-/// The (low, high, count) buckets of a histogram line; `low` -1 stands for
-/// the negative bucket.
+/// The (low, high, count) buckets of a histogram line, bounds as
+/// [`json_bound`] reads them.
 pub(crate) fn buckets(line: &serde_json::Value) -> Vec<(i128, i128, u64)> {
     line["buckets"]
         .as_array()
         .expect("buckets")
         .iter()
         .map(|b| {
-            let bound = |v: &serde_json::Value| -> i128 {
-                match v {
-                    serde_json::Value::Null => -1,
-                    other => other.to_string().parse().expect("integer bound"),
-                }
-            };
             (
-                bound(&b["low"]),
-                bound(&b["high"]),
+                json_bound(&b["low"]),
+                json_bound(&b["high"]),
                 b["count"].as_u64().unwrap(),
             )
         })
@@ -125,12 +123,35 @@ pub(crate) fn buckets(line: &serde_json::Value) -> Vec<(i128, i128, u64)> {
 /// -1), 0 and 1 in (0, 1), 2 and 3 in (2, 3), 4 to 7 in (4, 7), ...
 fn expected_bucket(value: i64) -> (i128, i128) {
     if value < 0 {
-        return (-1, -1);
+        // The mirror image of the magnitude's bucket.
+        let (low, high) = expected_bucket_of(value.unsigned_abs());
+        return (-high, -low.max(1));
     }
+    expected_bucket_of(value as u64)
+}
+
+/// A bucket bound as parsed JSON holds it: exact within `i64` and `u64`,
+/// through an `f64` below (only `-(2^64 - 1)`, the lowest bound, is; the
+/// line's text has it exactly).
+fn json_bound(value: &serde_json::Value) -> i128 {
+    value
+        .as_i64()
+        .map(i128::from)
+        .or(value.as_u64().map(i128::from))
+        .unwrap_or_else(|| value.as_f64().expect("numeric bound") as i128)
+}
+
+/// `bound` as [`json_bound`] reads it back.
+fn as_read(bound: i128) -> i128 {
+    json_bound(&serde_json::from_str(&bound.to_string()).expect("a number"))
+}
+
+/// The log2 bucket of a magnitude: 0 and 1 in the first, then powers of two.
+fn expected_bucket_of(value: u64) -> (i128, i128) {
     if value <= 1 {
         return (0, 1);
     }
-    let bits = 64 - (value as u64).leading_zeros();
+    let bits = 64 - value.leading_zeros();
     (1i128 << (bits - 1), (1i128 << bits) - 1)
 }
 
@@ -229,22 +250,54 @@ fn histogram_buckets_hold_each_value() {
     }
     let mut expected: BTreeMap<(i128, i128), u64> = BTreeMap::new();
     for value in SIZES {
-        *expected.entry(expected_bucket(value)).or_default() += 1;
+        let (low, high) = expected_bucket(value);
+        *expected.entry((as_read(low), as_read(high))).or_default() += 1;
     }
     for binary in fixtures("aggregate_histogram") {
-        let (lines, _) = aggregate(&binary, None, &["--hist", "arg0", "agg:size"]);
+        let command = binary.display().to_string();
+        let output = run_usdt(&[
+            "trace", "--json", "-c", &command, "--hist", "arg0", "agg:size",
+        ]);
+        assert_success(&output);
+        // The exact lowest bound is in the line's text (parsed, it goes
+        // through an f64).
+        let raw = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            raw.contains(r#"{"low":-18446744073709551615,"high":-9223372036854775808,"count":1}"#),
+            "{raw}"
+        );
+        let lines = aggregation_lines(&output);
         assert_eq!(lines.len(), 1, "{lines:?}");
         assert_eq!(lines[0]["arg"], "arg0");
         assert_eq!(lines[0]["total"], SIZES.len());
+        // The sum is kept in the kernel, wrapping at 64 bits as an i64.
+        let sum = SIZES.iter().fold(0i64, |sum, v| sum.wrapping_add(*v));
+        assert_eq!(lines[0]["sum"], sum, "{}", binary.display());
         let found: BTreeMap<(i128, i128), u64> = buckets(&lines[0])
             .into_iter()
             .map(|(low, high, count)| ((low, high), count))
             .collect();
         assert_eq!(found, expected, "{}", binary.display());
+        // Spelled out: each negative value in the mirror image of its
+        // magnitude's bucket.
+        let negative: Vec<((i128, i128), u64)> =
+            found.into_iter().filter(|((low, _), _)| *low < 0).collect();
+        assert_eq!(
+            negative,
+            [
+                ((as_read(-(1i128 << 64) + 1), -(1i128 << 63)), 1),
+                ((-2047, -1024), 1),
+                ((-1023, -512), 1),
+                ((-3, -2), 2),
+                ((-1, -1), 1),
+            ],
+            "{}",
+            binary.display()
+        );
     }
 
-    // The text form: bcc's layout, from the negative row up to i64::MAX's
-    // bucket (wide columns past bucket 32).
+    // The text form: bcc's layout, from i64::MIN's bucket through every
+    // negative bucket, then up to i64::MAX's bucket (wide columns).
     let binary = &fixtures("aggregate_histogram_text")[1];
     let command = binary.display().to_string();
     let output = run_usdt(&["trace", "-c", &command, "--hist", "arg0", "agg:size"]);
@@ -252,27 +305,35 @@ fn histogram_buckets_hold_each_value() {
     let text = String::from_utf8_lossy(&output.stdout);
     let table: Vec<&str> = text
         .lines()
-        .skip_while(|l| !l.starts_with("agg:size arg0: 15 values"))
+        .skip_while(|l| !l.starts_with("agg:size arg0: 19 values"))
         .collect();
-    assert_eq!(table.len(), 2 + 1 + 63, "{text}");
+    assert_eq!(table.len(), 2 + 64 + 63, "{text}");
     assert_eq!(
         table[1],
         "               arg0                          : count     distribution"
     );
     assert_eq!(
         table[2],
-        "                -inf -> -1                   : 2        |********************|"
+        "-18446744073709551615 -> -9223372036854775808 : 1        |**********          |"
     );
     assert_eq!(
-        table[3],
-        "                   0 -> 1                    : 2        |********************|"
-    );
-    assert_eq!(
-        table[18],
-        "               32768 -> 65535                : 1        |**********          |"
+        table[64],
+        "                  -3 -> -2                   : 2        |********************|"
     );
     assert_eq!(
         table[65],
+        "                  -1 -> -1                   : 1        |**********          |"
+    );
+    assert_eq!(
+        table[66],
+        "                   0 -> 1                    : 2        |********************|"
+    );
+    assert_eq!(
+        table[81],
+        "               32768 -> 65535                : 1        |**********          |"
+    );
+    assert_eq!(
+        table[128],
         " 4611686018427387904 -> 9223372036854775807  : 1        |**********          |"
     );
 }
@@ -297,6 +358,13 @@ fn latencies_pair_starts_and_ends_by_key() {
             buckets(&lines[0]),
             [(16384, 32767, 1), (131072, 262143, 1)],
             "{}",
+            binary.display()
+        );
+        // The sum, kept in nanoseconds: at least the 17 + 135 ms slept.
+        let sum = lines[0]["sum_nsecs"].as_u64().expect("sum_nsecs");
+        assert!(
+            (152_000_000..2_000_000_000).contains(&sum),
+            "{sum} ns, {}",
             binary.display()
         );
         assert!(

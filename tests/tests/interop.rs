@@ -3,7 +3,8 @@
 //! contract, sys/sdt.h, readelf, gdb and bpftrace (`macros_*`); usdt-reader
 //! against readelf and gdb on C programs of every architecture and on
 //! running processes (`reader_*`); the `usdt` command (`list_cli`,
-//! `trace_*`, `aggregate_known`, `uprobe_functions`). Their shared code is
+//! `trace_*`, `aggregate_known`, `uprobe_functions`), and `usdt serve`
+//! scraped by a real Prometheus (`serve_prometheus`). Their shared code is
 //! the `usdt_interop_tests` library.
 
 use std::path::Path;
@@ -29,6 +30,7 @@ mod reader_readelf;
 mod reader_snapshots;
 mod reader_sweep;
 mod readme_project;
+mod serve_prometheus;
 mod trace_c_programs;
 mod trace_capabilities;
 mod trace_consistency;

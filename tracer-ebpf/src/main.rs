@@ -50,11 +50,7 @@ use usdt_tracer_common::{
     ACTION_COUNT, ACTION_HISTOGRAM, ACTION_LATENCY_END, ACTION_LATENCY_START, ACTION_STREAM,
     AGG_ERR_COUNT, AGG_ERR_FAULT, AGG_ERR_FULL, AGG_ERR_STARTS_FULL, AGG_ERR_UNMATCHED,
     AGG_ERRORS_MAP, AGGREGATES_MAP, ARG_CONSTANT, ARG_COUNT_MASK, ARG_MEMORY, ARG_REGISTER, AggKey,
-    ArgPlan, CONTROL_MAP, COOKIES_GLOBAL, Control, DROPS_MAP, EVENT_FIXED_SIZE, EVENT_HEADER_SIZE,
-    EVENTS_MAP, EventHeader, KEY_ARG, KEY_NONE, KEY_PID, KEY_STRING, KEY_TEXT_CAP, KEY_TID,
-    MAX_ARGS, NO_REG, PENDING_MAP, PROGRAM_NAME, PROGRAM_NAME_NOSLEEP, SITE_IPS_MAP, SITES_MAP,
-    SLEEPABLE_GLOBAL, STARTS_MAP, STRING_CAP, STRING_CLASSES, STRING_CSTR, STRING_PTR_LEN,
-    SiteIpKey, SitePlan, StartKey, log2_bucket,
+    ArgPlan, CONTROL_MAP, COOKIES_GLOBAL, Control, DROPS_MAP, EVENTS_MAP, EVENT_FIXED_SIZE, EVENT_HEADER_SIZE, EventHeader, HISTOGRAM_SUM, KEY_ARG, KEY_NONE, KEY_PID, KEY_STRING, KEY_TEXT_CAP, KEY_TID, MAX_ARGS, NO_REG, PENDING_MAP, PROGRAM_NAME, PROGRAM_NAME_NOSLEEP, SITES_MAP, SITE_IPS_MAP, SLEEPABLE_GLOBAL, STARTS_MAP, STRING_CAP, STRING_CLASSES, STRING_CSTR, STRING_PTR_LEN, SiteIpKey, SitePlan, StartKey, histogram_slot, log2_bucket,
 };
 use usdt_tracer_common::{
     CMP_EQ, CMP_GE, CMP_GT, CMP_LE, CMP_LT, CMP_NE, FILTER_AND, FILTER_COMPARE, FILTER_MAX_INSNS,
@@ -355,10 +351,12 @@ fn count_site(ctx: &ProbeContext, plan: &SitePlan) {
         count_error(AGG_ERR_FAULT);
         return;
     }
-    add_one(key);
+    add(key, 1);
 }
 
-/// Adds one hit to the histogram bucket of its value argument.
+/// Adds one hit to the histogram bucket of its value argument (a negative
+/// value of a signed argument to the mirror bucket of its magnitude), and
+/// the value to the histogram's sum.
 #[inline(always)]
 fn histogram_site(ctx: &ProbeContext, plan: &SitePlan) {
     let Some(arg) = plan.args.get(plan.value_arg as usize) else {
@@ -368,13 +366,9 @@ fn histogram_site(ctx: &ProbeContext, plan: &SitePlan) {
         count_error(AGG_ERR_FAULT);
         return;
     };
-    // Bucket 0 holds negative values of signed arguments.
-    let bucket = if arg.signed != 0 && (value as i64) < 0 {
-        0
-    } else {
-        log2_bucket(value)
-    };
-    add_bucket(plan.aggregation, plan.probe_id, bucket);
+    let slot = histogram_slot(value, arg.signed != 0);
+    add_to_slot(plan.aggregation, plan.probe_id, slot, 1);
+    add_to_slot(plan.aggregation, plan.probe_id, HISTOGRAM_SUM, value);
 }
 
 /// Stores the start time of this hit's key.
@@ -391,7 +385,7 @@ fn latency_start(ctx: &ProbeContext, plan: &SitePlan) {
 }
 
 /// Ends the latency of this hit's key: the microseconds since its start go
-/// into the pair's histogram.
+/// into the pair's histogram, the nanoseconds into its sum.
 #[inline(always)]
 fn latency_end(ctx: &ProbeContext, plan: &SitePlan) {
     let now = ktime_ns();
@@ -406,20 +400,22 @@ fn latency_end(ctx: &ProbeContext, plan: &SitePlan) {
     // SAFETY: the pointer is the map value, valid for the program's run.
     let start = unsafe { *start };
     let _ = USDT_STARTS.remove(&key);
-    let micros = now.saturating_sub(start) / 1000;
-    add_bucket(plan.aggregation, 0, log2_bucket(micros));
+    let elapsed = now.saturating_sub(start);
+    add_to_slot(plan.aggregation, 0, log2_bucket(elapsed / 1000), 1);
+    add_to_slot(plan.aggregation, 0, HISTOGRAM_SUM, elapsed);
 }
 
-/// Adds one to histogram bucket `bucket` of `probe_id` in `aggregation`.
+/// Adds `amount` to histogram slot `slot` (a bucket, or the sum) of
+/// `probe_id` in `aggregation`.
 #[inline(always)]
-fn add_bucket(aggregation: u32, probe_id: u32, bucket: u64) {
+fn add_to_slot(aggregation: u32, probe_id: u32, slot: u64, amount: u64) {
     let mut key = MaybeUninit::<AggKey>::uninit();
     // SAFETY: new_key writes every field; the key is used in place.
     let key = unsafe {
-        new_key(key.as_mut_ptr(), aggregation, probe_id, bucket);
+        new_key(key.as_mut_ptr(), aggregation, probe_id, slot);
         &*key.as_ptr()
     };
-    add_one(key);
+    add(key, amount);
 }
 
 /// Writes a counter key with an all-zero text.
@@ -496,27 +492,28 @@ fn fill_key(ctx: &ProbeContext, plan: &SitePlan, key: &mut AggKey) -> Option<()>
     Some(())
 }
 
-/// Adds one to the counter of `key`, creating it; a full map is counted.
+/// Adds `amount` to the counter of `key`, creating it; a full map is
+/// counted.
 #[inline(always)]
-fn add_one(key: &AggKey) {
+fn add(key: &AggKey, amount: u64) {
     if let Some(count) = USDT_AGGREGATES.get_ptr_mut(key) {
         // SAFETY: the pointer is the map value, valid and 8-byte aligned for
         // the program's run; the add is atomic across CPUs.
-        unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(count, 1) };
+        unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(count, amount) };
         return;
     }
     // A volatile stack slot: a constant would be placed in .rodata, which
     // the program does not load.
-    let mut one = 0u64;
+    let mut initial = 0u64;
     // SAFETY: a write to a local.
-    unsafe { core::ptr::write_volatile(&mut one, 1) };
-    match USDT_AGGREGATES.insert(key, &one, BPF_NOEXIST as u64) {
+    unsafe { core::ptr::write_volatile(&mut initial, amount) };
+    match USDT_AGGREGATES.insert(key, &initial, BPF_NOEXIST as u64) {
         Ok(()) => {}
         // Another CPU created it meanwhile: add to it.
         Err(error) if error == -(EEXIST as i32) => {
             if let Some(count) = USDT_AGGREGATES.get_ptr_mut(key) {
                 // SAFETY: as above.
-                unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(count, 1) };
+                unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(count, amount) };
             }
         }
         Err(_) => count_error(AGG_ERR_FULL),

@@ -1,4 +1,5 @@
-//! The `usdt` command: list and trace USDT probes.
+//! The `usdt` command: list and trace USDT probes, and export in-kernel
+//! aggregations to Prometheus.
 //!
 //! Exit status: 0 on success, 2 for bad usage or bad input (including a
 //! pattern that matches no probe), 1 for any other failure; every failure
@@ -9,6 +10,7 @@ mod error;
 mod events;
 mod list;
 mod report;
+mod serve;
 mod signals;
 mod trace;
 
@@ -32,6 +34,8 @@ enum Action {
     List(list::ListArgs),
     /// Attach to probes and print their events.
     Trace(trace::TraceArgs),
+    /// Aggregate probe hits in the kernel and export them to Prometheus.
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -67,6 +71,7 @@ fn main() -> ExitCode {
     let result = match command.action {
         Action::List(args) => list::run(args).map(|()| 0),
         Action::Trace(args) => trace::run(args),
+        Action::Serve(args) => serve::run(args).map(|()| 0),
     };
     match result {
         Ok(status) => ExitCode::from(status),

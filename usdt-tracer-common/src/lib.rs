@@ -123,15 +123,17 @@ pub const ACTION_STREAM: u8 = 0;
 /// probe and its key ([`SitePlan::key`]).
 pub const ACTION_COUNT: u8 = 1;
 /// Add the hit to a log2 histogram of argument [`SitePlan::value_arg`]: one
-/// to the [`AggKey`] whose value is the bucket ([`log2_bucket`]).
+/// to the [`AggKey`] whose value is the value's slot ([`histogram_slot`]),
+/// and the value to the histogram's sum ([`HISTOGRAM_SUM`]).
 pub const ACTION_HISTOGRAM: u8 = 2;
 /// Remember when this key started: store `bpf_ktime_get_ns()` under the
 /// [`StartKey`] of the site's aggregation, the process and the key.
 pub const ACTION_LATENCY_START: u8 = 3;
 /// End the latency of this key: take the start stored under the same
 /// [`StartKey`] (removing it) and add one to the bucket of the elapsed
-/// microseconds, under probe id 0 of the site's aggregation. An end without
-/// a start is counted in [`AGG_ERR_UNMATCHED`].
+/// microseconds, under probe id 0 of the site's aggregation, and the elapsed
+/// nanoseconds to its sum ([`HISTOGRAM_SUM`]). An end without a start is
+/// counted in [`AGG_ERR_UNMATCHED`].
 pub const ACTION_LATENCY_END: u8 = 4;
 
 /// The aggregation key is empty (one counter per probe).
@@ -165,10 +167,39 @@ pub const AGG_ERR_FAULT: u32 = 3;
 /// Number of entries of [`AGG_ERRORS_MAP`].
 pub const AGG_ERR_COUNT: u32 = 4;
 
-/// Number of log2 histogram buckets: bucket 0 holds negative values, bucket
-/// `b` in `1..=64` holds the values from `2^(b-1)` to `2^b - 1` (bucket 1
-/// also holds 0), as bcc's `bpf_log2l()` places them.
+/// Number of log2 histogram buckets of each sign, plus one: bucket `b` in
+/// `1..=64` of the non-negative values holds the values from `2^(b-1)` to
+/// `2^b - 1` (bucket 1 also holds 0), as bcc's `bpf_log2l()` places them;
+/// negative bucket `b` holds their mirror image, from `-(2^b - 1)` to
+/// `-2^(b-1)`. Index 0 is unused.
 pub const HISTOGRAM_BUCKETS: usize = 65;
+
+/// [`AggKey::value`] of negative bucket `b` is `NEGATIVE_SLOTS + b`; that of
+/// non-negative bucket `b` is `b`.
+pub const NEGATIVE_SLOTS: u64 = 64;
+
+/// [`AggKey::value`] of the counter beside each histogram's buckets (same
+/// aggregation and probe id) that holds the sum of the values bucketed,
+/// added atomically and wrapping at 64 bits: the argument values as the
+/// program read them (a negative value of a signed argument adds its two's
+/// complement, so the sum reads as an `i64`), or for a latency histogram the
+/// elapsed nanoseconds (its buckets count microseconds).
+pub const HISTOGRAM_SUM: u64 = 2 * NEGATIVE_SLOTS + 1;
+
+const _: () = assert!(HISTOGRAM_SUM > NEGATIVE_SLOTS + 64);
+
+/// The [`AggKey::value`] a histogram counts `value` under: its
+/// [`log2_bucket`], or when `signed` and negative, [`NEGATIVE_SLOTS`] plus
+/// the bucket of its magnitude (`i64::MIN`'s magnitude, 2^63, is in bucket
+/// 64).
+#[inline(always)]
+pub fn histogram_slot(value: u64, signed: bool) -> u64 {
+    if signed && (value as i64) < 0 {
+        NEGATIVE_SLOTS + log2_bucket(value.wrapping_neg())
+    } else {
+        log2_bucket(value)
+    }
+}
 
 /// The log2 histogram bucket of the unsigned value `value`: 1 for 0 and 1,
 /// otherwise the number of significant bits (2 for 2 and 3, 3 for 4 to 7,
@@ -286,8 +317,8 @@ pub struct AggKey {
     pub aggregation: u32,
     /// [`SitePlan::probe_id`] of the site (0 for latency histograms).
     pub probe_id: u32,
-    /// The key value: a pid, tid or argument ([`ACTION_COUNT`]), a bucket
-    /// (histograms), or for a string key 1 when the string was cut at
+    /// The key value: a pid, tid or argument ([`ACTION_COUNT`]), a slot
+    /// (histograms: [`histogram_slot`], or [`HISTOGRAM_SUM`]), or for a string key 1 when the string was cut at
     /// [`KEY_TEXT_CAP`] bytes and 0 otherwise.
     pub value: u64,
     /// A string key's bytes, zero-padded; all zero for other keys.
@@ -437,5 +468,22 @@ mod tests {
             assert_eq!(log2_bucket(low - 1), u64::from(bits), "2^{bits} - 1");
             assert_eq!(log2_bucket(low), u64::from(64 - low.leading_zeros()));
         }
+    }
+
+    #[test]
+    fn negative_values_have_mirror_buckets() {
+        let slot = |value: i64| histogram_slot(value as u64, true);
+        assert_eq!(slot(0), 1);
+        assert_eq!(slot(1), 1);
+        assert_eq!(slot(-1), NEGATIVE_SLOTS + 1);
+        assert_eq!(slot(-2), NEGATIVE_SLOTS + 2);
+        assert_eq!(slot(-3), NEGATIVE_SLOTS + 2);
+        assert_eq!(slot(-4), NEGATIVE_SLOTS + 3);
+        assert_eq!(slot(-1023), NEGATIVE_SLOTS + 10);
+        assert_eq!(slot(-1024), NEGATIVE_SLOTS + 11);
+        assert_eq!(slot(i64::MIN), NEGATIVE_SLOTS + 64);
+        assert_eq!(slot(i64::MIN + 1), NEGATIVE_SLOTS + 63);
+        // Unsigned: the same bits are a large value.
+        assert_eq!(histogram_slot(-1i64 as u64, false), 64);
     }
 }

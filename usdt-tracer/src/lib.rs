@@ -87,8 +87,10 @@ pub use event::{Event, ProbeInfo};
 pub use features::{DISABLE_FEATURES_ENV, KernelFeatures};
 pub use filter::Filter;
 pub use function::{FunctionArg, FunctionName, FunctionProbe, ValueType};
-pub use report::{AggregateLosses, AggregateReport, AggregateResult, HitCount, Log2Histogram};
+pub use report::{
+    AggregateLosses, AggregateReport, AggregateResult, HistogramBucket, HitCount, Log2Histogram,
+};
 pub use select::{ProbeSpec, StringRequest};
 pub use stack::StackFrame;
-pub use tracer::{POLL_SLICE, Tracer};
+pub use tracer::{AggregationSites, POLL_SLICE, Tracer};
 pub use value::Value;

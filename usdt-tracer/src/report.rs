@@ -7,7 +7,7 @@ use crate::value::Value;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
-use usdt_tracer_common::{AggKey, HISTOGRAM_BUCKETS};
+use usdt_tracer_common::{AggKey, HISTOGRAM_BUCKETS, HISTOGRAM_SUM, NEGATIVE_SLOTS};
 
 /// Width of the widest bar of a histogram, in characters (as bcc's).
 const BAR_WIDTH: u64 = 40;
@@ -92,27 +92,62 @@ impl AggregateLosses {
     }
 }
 
-/// A histogram of power-of-two buckets: bucket 0 counts negative values,
-/// bucket `b` (1 to 64) the values from `2^(b-1)` to `2^b - 1`, with 0 in
-/// bucket 1 (see `usdt_tracer_common::log2_bucket`).
+/// A histogram of power-of-two buckets, kept in the kernel with the sum of
+/// its values: non-negative bucket `b` (1 to 64) counts the values from
+/// `2^(b-1)` to `2^b - 1`, with 0 in bucket 1 (see
+/// `usdt_tracer_common::log2_bucket`), and negative bucket `b` its mirror
+/// image, the values from `-(2^b - 1)` to `-2^(b-1)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Log2Histogram {
-    /// Counts per bucket.
+    /// Counts per non-negative bucket (index 0 is unused and stays 0).
     pub buckets: [u64; HISTOGRAM_BUCKETS],
+    /// Counts per negative bucket (index 0 is unused and stays 0).
+    pub negative: [u64; HISTOGRAM_BUCKETS],
+    /// The sum of the values counted as the kernel keeps it, wrapping at 64
+    /// bits: for a latency, of the elapsed nanoseconds (the buckets count
+    /// microseconds). See [`Log2Histogram::sum_value`].
+    pub sum: u64,
+    /// Whether the values are of a signed argument: the sum then reads as an
+    /// `i64` (negative values were added as their two's complement).
+    pub signed: bool,
 }
 
 impl Default for Log2Histogram {
     fn default() -> Self {
         Log2Histogram {
             buckets: [0; HISTOGRAM_BUCKETS],
+            negative: [0; HISTOGRAM_BUCKETS],
+            sum: 0,
+            signed: false,
         }
     }
+}
+
+/// One bucket of a [`Log2Histogram`]: its lowest and highest value, and
+/// its count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistogramBucket {
+    /// The lowest value the bucket holds.
+    pub low: i128,
+    /// The highest value the bucket holds.
+    pub high: i128,
+    /// Values counted in it.
+    pub count: u64,
 }
 
 impl Log2Histogram {
     /// Values counted.
     pub fn total(&self) -> u64 {
-        self.buckets.iter().sum()
+        self.buckets.iter().chain(&self.negative).sum()
+    }
+
+    /// [`Log2Histogram::sum`] as a number: signed or not, as the values are.
+    pub fn sum_value(&self) -> i128 {
+        if self.signed {
+            i128::from(self.sum as i64)
+        } else {
+            i128::from(self.sum)
+        }
     }
 
     /// The lowest and highest value of bucket `bucket` (1 to 64).
@@ -124,19 +159,79 @@ impl Log2Histogram {
         }
     }
 
+    /// The lowest and highest value of negative bucket `bucket` (1 to 64):
+    /// the mirror image of [`Log2Histogram::bounds`] without 0 (`-1` to
+    /// `-1` for bucket 1).
+    pub fn negative_bounds(bucket: usize) -> (i128, i128) {
+        let bucket = bucket.clamp(1, 64);
+        (-((1i128 << bucket) - 1), -(1i128 << (bucket - 1)))
+    }
+
+    /// The buckets from the lowest non-empty one (or the non-negative bucket
+    /// 1 when no value is negative) up to the highest non-empty one, empty
+    /// ones between included, in ascending order of values: the rows bcc
+    /// prints, and the bounds a cumulative histogram needs. Empty when
+    /// nothing was counted.
+    pub fn rows(&self) -> Vec<HistogramBucket> {
+        let negative = (1..HISTOGRAM_BUCKETS).rev().map(|b| {
+            let (low, high) = Log2Histogram::negative_bounds(b);
+            HistogramBucket {
+                low,
+                high,
+                count: self.negative[b],
+            }
+        });
+        let positive = (1..HISTOGRAM_BUCKETS).map(|b| {
+            let (low, high) = Log2Histogram::bounds(b);
+            HistogramBucket {
+                low: low.into(),
+                high: high.into(),
+                count: self.buckets[b],
+            }
+        });
+        let all: Vec<HistogramBucket> = negative.chain(positive).collect();
+        let Some(last) = all.iter().rposition(|b| b.count > 0) else {
+            return Vec::new();
+        };
+        let first = all
+            .iter()
+            .position(|b| b.count > 0)
+            .unwrap_or(0)
+            .min(HISTOGRAM_BUCKETS - 1);
+        all[first..=last].to_vec()
+    }
+
+    /// Adds the counter map entry of key value `slot` (a bucket, or the
+    /// sum) holding `count`; other slots are left out.
+    fn add_entry(&mut self, slot: u64, count: u64) {
+        if slot == HISTOGRAM_SUM {
+            self.sum = self.sum.wrapping_add(count);
+        } else if slot > NEGATIVE_SLOTS {
+            if let Some(bucket) = self.negative.get_mut((slot - NEGATIVE_SLOTS) as usize) {
+                *bucket += count;
+            }
+        } else if slot > 0 {
+            self.buckets[slot as usize] += count;
+        }
+    }
+
     fn minus(&self, earlier: &Log2Histogram) -> Log2Histogram {
         let mut out = self.clone();
         for (bucket, old) in out.buckets.iter_mut().zip(earlier.buckets) {
             *bucket = bucket.saturating_sub(old);
         }
+        for (bucket, old) in out.negative.iter_mut().zip(earlier.negative) {
+            *bucket = bucket.saturating_sub(old);
+        }
+        out.sum = self.sum.wrapping_sub(earlier.sum);
         out
     }
 
     /// The histogram as bcc's `print_log2_hist` prints it: a header naming
-    /// the `unit`, then one row per bucket from the lowest up to the highest
-    /// non-empty one, with a bar of up to 40 stars scaled to the largest
-    /// count. Negative values get a row of their own first. Empty when
-    /// nothing was counted.
+    /// the `unit`, then one row per bucket of [`Log2Histogram::rows`] (from
+    /// the lowest non-empty negative bucket, or else from 0, up to the
+    /// highest non-empty one), with a bar of up to 40 stars scaled to the
+    /// largest count. Empty when nothing was counted.
     ///
     /// ```text
     ///      usecs               : count     distribution
@@ -144,12 +239,21 @@ impl Log2Histogram {
     ///          2 -> 3          : 4        |****************************************|
     /// ```
     pub fn render(&self, unit: &str) -> String {
-        let Some(last) = self.buckets.iter().rposition(|&c| c > 0) else {
+        let rows = self.rows();
+        if rows.is_empty() {
             return String::new();
-        };
-        let max = self.buckets.iter().copied().max().unwrap_or(0).max(1);
-        // Wide values need wider columns; bcc halves the bar then.
-        let wide = last > 32;
+        }
+        let max = rows.iter().map(|r| r.count).max().unwrap_or(0).max(1);
+        let labels: Vec<(String, String)> = rows
+            .iter()
+            .map(|r| (r.low.to_string(), r.high.to_string()))
+            .collect();
+        // Wide values need wider columns (bcc's past bucket 32); bcc halves
+        // the bar then.
+        let wide = rows.last().is_some_and(|r| r.high > (1i128 << 32) - 1)
+            || labels
+                .iter()
+                .any(|(low, high)| low.len().max(high.len()) > 10);
         let width = if wide { BAR_WIDTH / 2 } else { BAR_WIDTH };
         let mut out = String::new();
         if wide {
@@ -157,37 +261,19 @@ impl Log2Histogram {
         } else {
             writeln!(out, "     {unit:<19} : count     distribution").unwrap();
         }
-        let bar = |count: u64| {
-            let stars = (u128::from(width) * u128::from(count) / u128::from(max)) as usize;
-            format!(
+        for (row, (low, high)) in rows.iter().zip(labels) {
+            let stars = (u128::from(width) * u128::from(row.count) / u128::from(max)) as usize;
+            let bar = format!(
                 "|{}{}|",
                 "*".repeat(stars),
                 " ".repeat(width as usize - stars)
-            )
-        };
-        let mut row = |label_low: String, label_high: String, count: u64| {
+            );
+            let count = row.count;
             if wide {
-                writeln!(
-                    out,
-                    "{label_low:>20} -> {label_high:<20} : {count:<8} {}",
-                    bar(count)
-                )
-                .unwrap();
+                writeln!(out, "{low:>20} -> {high:<20} : {count:<8} {bar}").unwrap();
             } else {
-                writeln!(
-                    out,
-                    "{label_low:>10} -> {label_high:<10} : {count:<8} {}",
-                    bar(count)
-                )
-                .unwrap();
+                writeln!(out, "{low:>10} -> {high:<10} : {count:<8} {bar}").unwrap();
             }
-        };
-        if self.buckets[0] > 0 {
-            row("-inf".into(), "-1".into(), self.buckets[0]);
-        }
-        for bucket in 1..=last {
-            let (low, high) = Log2Histogram::bounds(bucket);
-            row(low.to_string(), high.to_string(), self.buckets[bucket]);
         }
         out
     }
@@ -226,10 +312,16 @@ impl AggregateReport {
                 },
                 Aggregation::Histogram { arg, .. } => AggregateResult::Histogram {
                     arg: arg.clone(),
+                    // Histograms' decoders say whether the values are
+                    // signed.
                     histograms: keys
                         .iter()
-                        .map(|(probe, _)| {
-                            (probes[*probe as usize].clone(), Log2Histogram::default())
+                        .map(|(probe, decoder)| {
+                            let histogram = Log2Histogram {
+                                signed: *decoder == KeyDecoder::Signed,
+                                ..Log2Histogram::default()
+                            };
+                            (probes[*probe as usize].clone(), histogram)
                         })
                         .collect(),
                 },
@@ -254,7 +346,6 @@ impl AggregateReport {
             let Some(result) = results.get_mut(key.aggregation as usize) else {
                 continue;
             };
-            let bucket = key.value as usize;
             match result {
                 AggregateResult::Hits { counts, .. } => {
                     let Some(decoder) = specs
@@ -291,16 +382,11 @@ impl AggregateReport {
                     if let Some((_, histogram)) = histograms
                         .iter_mut()
                         .find(|(p, _)| probe.is_some_and(|probe| Arc::ptr_eq(p, probe)))
-                        && bucket < HISTOGRAM_BUCKETS
                     {
-                        histogram.buckets[bucket] += count;
+                        histogram.add_entry(key.value, count);
                     }
                 }
-                AggregateResult::Latency { histogram, .. } => {
-                    if bucket < HISTOGRAM_BUCKETS {
-                        histogram.buckets[bucket] += count;
-                    }
-                }
+                AggregateResult::Latency { histogram, .. } => histogram.add_entry(key.value, count),
             }
         }
         for result in &mut results {
@@ -475,9 +561,11 @@ impl AggregateReport {
     ///   without a key; with a key, `"by"` and `"counts":[{"key","count"}]`
     ///   (and `"truncated":true` on a string key cut at the key bound);
     /// - `{"aggregation":"histogram","provider","name","path","arg","total",
-    ///   "buckets":[{"low","high","count"}]}` (non-empty buckets);
+    ///   "sum","buckets":[{"low","high","count"}]}` (non-empty buckets,
+    ///   ascending; negative ones have negative bounds);
     /// - `{"aggregation":"latency","start","end","key","unit":"usecs",
-    ///   "total","buckets":[...]}`.
+    ///   "total","sum_nsecs","buckets":[...]}` (the sum of the latencies
+    ///   in nanoseconds).
     ///
     /// With `report` (the number of a report printed every interval), each
     /// object also has `"report": N`.
@@ -524,6 +612,7 @@ impl AggregateReport {
                             probe: ProbeName::of(probe),
                             arg,
                             total: histogram.total(),
+                            sum: histogram.sum_value(),
                             buckets: json::Buckets(histogram),
                         }));
                     }
@@ -541,6 +630,7 @@ impl AggregateReport {
                     key,
                     unit: "usecs",
                     total: histogram.total(),
+                    sum_nsecs: histogram.sum,
                     buckets: json::Buckets(histogram),
                 })),
             }
@@ -647,6 +737,7 @@ mod json {
         pub probe: ProbeName<'a>,
         pub arg: &'a str,
         pub total: u64,
+        pub sum: i128,
         pub buckets: Buckets<'a>,
         #[serde(skip_serializing_if = "Option::is_none")]
         pub report: Option<u64>,
@@ -661,42 +752,33 @@ mod json {
         pub key: &'a str,
         pub unit: &'static str,
         pub total: u64,
+        pub sum_nsecs: u64,
         pub buckets: Buckets<'a>,
         #[serde(skip_serializing_if = "Option::is_none")]
         pub report: Option<u64>,
     }
 
-    /// The non-empty buckets of a histogram as `{"low", "high", "count"}`
-    /// (the negative bucket has `low` null and `high` -1).
+    /// The non-empty buckets of a histogram as `{"low", "high", "count"}`,
+    /// in ascending order.
     pub(super) struct Buckets<'a>(pub &'a Log2Histogram);
 
     impl Serialize for Buckets<'_> {
         fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
             #[derive(Serialize)]
             struct Bucket {
-                low: Option<u64>,
+                low: i128,
                 high: i128,
                 count: u64,
             }
             let mut seq = serializer.serialize_seq(None)?;
-            for (bucket, &count) in self.0.buckets.iter().enumerate() {
-                if count == 0 {
-                    continue;
+            for row in self.0.rows() {
+                if row.count > 0 {
+                    seq.serialize_element(&Bucket {
+                        low: row.low,
+                        high: row.high,
+                        count: row.count,
+                    })?;
                 }
-                seq.serialize_element(&if bucket == 0 {
-                    Bucket {
-                        low: None,
-                        high: -1,
-                        count,
-                    }
-                } else {
-                    let (low, high) = Log2Histogram::bounds(bucket);
-                    Bucket {
-                        low: Some(low),
-                        high: high.into(),
-                        count,
-                    }
-                })?;
             }
             seq.end()
         }
@@ -738,22 +820,59 @@ mod tests {
     #[test]
     fn wide_histograms_and_negative_values() {
         let mut histogram = Log2Histogram::default();
-        histogram.buckets[0] = 1;
+        histogram.negative[3] = 1;
+        histogram.negative[1] = 2;
         histogram.buckets[64] = 2;
         let text = histogram.render("bytes");
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 1 + 1 + 64);
+        // Negative buckets 3 down to 1, then every non-negative bucket.
+        assert_eq!(lines.len(), 1 + 3 + 64);
         assert!(lines[0].starts_with("               bytes "));
         assert_eq!(
             lines[1],
-            "                -inf -> -1                   : 1        |**********          |"
+            "                  -7 -> -4                   : 1        |**********          |"
         );
         assert_eq!(
-            lines[65],
+            lines[2],
+            "                  -3 -> -2                   : 0        |                    |"
+        );
+        assert_eq!(
+            lines[3],
+            "                  -1 -> -1                   : 2        |********************|"
+        );
+        assert_eq!(
+            lines[4],
+            "                   0 -> 1                    : 0        |                    |"
+        );
+        assert_eq!(
+            lines[67],
             " 9223372036854775808 -> 18446744073709551615 : 2        |********************|"
         );
         assert_eq!(Log2Histogram::bounds(1), (0, 1));
         assert_eq!(Log2Histogram::bounds(11), (1024, 2047));
+        assert_eq!(Log2Histogram::negative_bounds(1), (-1, -1));
+        assert_eq!(Log2Histogram::negative_bounds(11), (-2047, -1024));
+        assert_eq!(
+            Log2Histogram::negative_bounds(64),
+            (-i128::from(u64::MAX), i128::from(i64::MIN))
+        );
+
+        // Only negative values: the rows stop at the highest non-empty one.
+        let mut histogram = Log2Histogram::default();
+        histogram.negative[2] = 4;
+        histogram.negative[4] = 1;
+        let rows: Vec<(i128, i128, u64)> = histogram
+            .rows()
+            .iter()
+            .map(|r| (r.low, r.high, r.count))
+            .collect();
+        assert_eq!(rows, [(-15, -8, 1), (-7, -4, 0), (-3, -2, 4)]);
+        assert_eq!(histogram.total(), 5);
+        let text = histogram.render("v");
+        assert_eq!(
+            text.lines().nth(1),
+            Some("       -15 -> -8         : 1        |**********                              |")
+        );
     }
 
     #[test]
@@ -866,7 +985,7 @@ mod tests {
             ),
             (
                 Aggregation::histogram(&["http:request_done"], "bytes").unwrap(),
-                vec![(1, KeyDecoder::Nothing)],
+                vec![(1, KeyDecoder::Signed)],
             ),
             (
                 Aggregation::latency("http:request_start", "http:request_done", "id").unwrap(),
@@ -879,11 +998,16 @@ mod tests {
             (key(1, 1, 404), 1),
             (key(2, 1, 11), 4),
             (key(2, 1, 12), 1),
+            (key(2, 1, NEGATIVE_SLOTS + 2), 3),
             (key(3, 0, 5), 2),
-            // Unknown aggregation, probe and bucket: left out.
+            // The sums beside the buckets: -3 (signed) and 41,000 ns.
+            (key(2, 1, HISTOGRAM_SUM), -3i64 as u64),
+            (key(3, 0, HISTOGRAM_SUM), 41_000),
+            // Unknown aggregation, probe and slot: left out.
             (key(9, 0, 0), 1),
             (key(1, 7, 200), 1),
-            (key(2, 1, 65), 1),
+            (key(2, 1, HISTOGRAM_SUM + 1), 1),
+            (key(2, 1, 0), 1),
         ];
         let losses = AggregateLosses {
             map_full: 1,
@@ -927,7 +1051,9 @@ mod tests {
                 assert!(Arc::ptr_eq(&histograms[0].0, &done));
                 assert_eq!(histograms[0].1.buckets[11], 4);
                 assert_eq!(histograms[0].1.buckets[12], 1);
-                assert_eq!(histograms[0].1.total(), 5);
+                assert_eq!(histograms[0].1.negative[2], 3);
+                assert_eq!(histograms[0].1.total(), 8);
+                assert_eq!(histograms[0].1.sum_value(), -3);
             }
             other => panic!("{other:?}"),
         }
@@ -936,6 +1062,7 @@ mod tests {
                 assert_eq!(key, "id");
                 assert_eq!(histogram.buckets[5], 2);
                 assert_eq!(histogram.total(), 2);
+                assert_eq!((histogram.sum, histogram.signed), (41_000, false));
             }
             other => panic!("{other:?}"),
         }

@@ -33,6 +33,19 @@ pub(crate) enum Role {
     LatencyEnd { index: u32, key: KeySource },
 }
 
+impl Role {
+    /// The aggregation the site adds to, if it aggregates.
+    pub(crate) fn aggregation(&self) -> Option<u32> {
+        match self {
+            Role::Stream => None,
+            Role::Count { index, .. }
+            | Role::Histogram { index, .. }
+            | Role::LatencyStart { index, .. }
+            | Role::LatencyEnd { index, .. } => Some(*index),
+        }
+    }
+}
+
 /// The sites of the streamed probes and of every aggregation, in cookie
 /// order, with what each does. A site used twice is selected twice.
 pub(crate) struct Selection {
@@ -141,9 +154,14 @@ pub(crate) fn apply_role(
             plan.action = ACTION_HISTOGRAM;
             plan.aggregation = *index;
             match find_arg(decoding, arg)? {
-                Decoder::Int { slot, .. } => {
+                // The decoder tells how the histogram's sum reads.
+                Decoder::Int { slot, signed } => {
                     plan.value_arg = slot as u8;
-                    Ok(KeyDecoder::Nothing)
+                    Ok(if signed {
+                        KeyDecoder::Signed
+                    } else {
+                        KeyDecoder::Unsigned
+                    })
                 }
                 other => Err(format!(
                     "argument `{arg}` is {}; a histogram needs an integer",

@@ -54,6 +54,57 @@ struct Aggregates {
     specs: Vec<(Aggregation, Vec<(u32, KeyDecoder)>)>,
 }
 
+/// The probes and sites one aggregation covers (see
+/// [`Tracer::aggregation_sites`] and [`Tracer::dry_run`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AggregationSites {
+    /// The probes, as `provider:name`, sorted, each once.
+    pub probes: Vec<String>,
+    /// Distinct sites (a file offset in a file, entry or return).
+    pub sites: usize,
+}
+
+/// Per aggregation of `count`, the probes and distinct sites `selection`
+/// gives it.
+fn sites_per_aggregation(selection: &role::Selection, count: usize) -> Vec<AggregationSites> {
+    let mut probes = vec![std::collections::BTreeSet::new(); count];
+    let mut sites = vec![std::collections::HashSet::new(); count];
+    for (site, role) in selection.sites.iter().zip(&selection.roles) {
+        let Some(index) = role.aggregation() else {
+            continue;
+        };
+        let index = index as usize;
+        probes[index].insert(format!("{}:{}", site.probe.provider, site.probe.name));
+        sites[index].insert((site.attach_path.clone(), site.probe.file_offset, site.ret));
+    }
+    probes
+        .into_iter()
+        .zip(sites)
+        .map(|(probes, sites)| AggregationSites {
+            probes: probes.into_iter().collect(),
+            sites: sites.len(),
+        })
+        .collect()
+}
+
+/// The plans of the sites `selection` holds for `config`; gives up when
+/// `cancel` is set.
+fn plan_selection(
+    config: &TraceConfig,
+    selection: &role::Selection,
+    cancel: Cancel<'_>,
+) -> Result<Planned, TraceError> {
+    plan::plan_all(
+        &selection.sites,
+        &selection.roles,
+        &config.strings,
+        config.aggregations.len(),
+        config.filter.as_ref(),
+        config.stack,
+        cancel,
+    )
+}
+
 /// Attached probes and the stream of their events. Dropping the tracer
 /// detaches everything (and the kernel lowers the semaphores it raised).
 pub struct Tracer {
@@ -80,6 +131,8 @@ pub struct Tracer {
     addresses_after_exec: (Vec<(u32, u64)>, u32),
     /// The traced process, if there is one.
     pid: Option<u32>,
+    /// Per aggregation, its probes and sites.
+    aggregation_sites: Vec<AggregationSites>,
     warnings: Vec<String>,
     /// CLOCK_MONOTONIC when the program was armed.
     armed_ns: u64,
@@ -154,21 +207,14 @@ impl Tracer {
             config.executable.as_deref(),
         )?;
         selection.warnings.extend(semaphore_warnings);
+        let aggregation_sites = sites_per_aggregation(&selection, config.aggregations.len());
         let Planned {
             plans,
             options,
             probes,
             sites,
             keys,
-        } = plan::plan_all(
-            &selection.sites,
-            &selection.roles,
-            &config.strings,
-            config.aggregations.len(),
-            config.filter.as_ref(),
-            config.stack,
-            cancel,
-        )?;
+        } = plan_selection(config, &selection, cancel)?;
         let mut distinct: Vec<(&Path, u64, bool)> = selection
             .sites
             .iter()
@@ -236,6 +282,7 @@ impl Tracer {
             executable: config.executable.clone(),
             addresses_after_exec: (addresses.after_exec, addresses.tgid),
             pid: config.pid,
+            aggregation_sites,
             warnings: selection.warnings,
             armed_ns,
             symbolizer: config.stack.then(StackSymbolizer::new),
@@ -269,6 +316,28 @@ impl Tracer {
     /// `event.timestamp_ns - tracer.armed_ns()`.
     pub fn armed_ns(&self) -> u64 {
         self.armed_ns
+    }
+
+    /// What attaching `config` would attach for each of its aggregations,
+    /// found without loading or attaching anything (and without
+    /// privileges, when the files are readable): the probes its patterns
+    /// select and their sites, once the arguments each aggregation names
+    /// are checked against the probes' types. Errors are those
+    /// [`Tracer::attach`] would return for the same reasons.
+    pub fn dry_run(config: &TraceConfig) -> Result<Vec<AggregationSites>, TraceError> {
+        config.validate()?;
+        let never = AtomicBool::new(false);
+        let cancel = Cancel::new(&never);
+        let selection = role::select_all(config, cancel)?;
+        select::check_string_requests(&config.strings, &selection.sites)?;
+        plan_selection(config, &selection, cancel)?;
+        Ok(sites_per_aggregation(&selection, config.aggregations.len()))
+    }
+
+    /// Per configured aggregation, in order: the probes and distinct sites
+    /// attached for it.
+    pub fn aggregation_sites(&self) -> &[AggregationSites] {
+        &self.aggregation_sites
     }
 
     /// The traced probes.

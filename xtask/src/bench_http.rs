@@ -9,14 +9,21 @@
 //! delivered to user space and printed to /dev/null); and traced with
 //! in-kernel aggregation (responses counted by status, a histogram of their
 //! sizes and the request latency paired by request id, nothing streamed).
-//! Prints requests per second and the ratio to the untraced run, with the
-//! events and drops the streaming trace reported. Needs root.
+//! A fourth configuration runs `usdt serve` exporting those three
+//! aggregations while a client scrapes `/metrics` every second. Prints
+//! requests per second and the ratio to the untraced run, with the events
+//! and drops the streaming trace reported. Then the cost of a scrape of
+//! 10,000 series: `usdt serve` counting requests by request id (a series
+//! each) under load, then 20 scrapes timed. Needs root.
 
 use crate::deps;
 use crate::http::{self, Server};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, ChildStderr, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 /// The aggregating trace's options and probe: responses counted by status,
 /// a histogram of their sizes, the latency paired by request id.
@@ -61,10 +68,22 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let streaming: Vec<&str> = vec!["trace", "--pid", &pid, "http:*"];
     let mut aggregating: Vec<&str> = vec!["trace", "--pid", &pid];
     aggregating.extend_from_slice(AGGREGATIONS);
-    let configurations: [(&str, Option<&[&str]>); 3] = [
+    let dir = std::env::temp_dir().join(format!("usdt-bench-serve-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let config = dir.join("export.toml");
+    std::fs::write(&config, serve_config(&binaries.server, None))
+        .map_err(|e| format!("cannot write {}: {e}", config.display()))?;
+    let listen = http::free_address()?;
+    let config_arg = config.display().to_string();
+    let serving: Vec<&str> = vec!["serve", "--config", &config_arg, "--listen", &listen];
+    let configurations: [(&str, Option<&[&str]>); 4] = [
         ("untraced", None),
         ("traced, streaming every event", Some(&streaming)),
         ("traced, aggregating in the kernel", Some(&aggregating)),
+        (
+            "usdt serve, the same aggregations, scraped every second",
+            Some(&serving),
+        ),
     ];
     let mut rows = Vec::new();
     for (name, usdt_args) in configurations {
@@ -73,15 +92,68 @@ pub fn run(args: &[String]) -> Result<(), String> {
             Some(args) => Some(Tracer::start(&binaries.usdt, args)?),
             None => None,
         };
+        // usdt serve is scraped every second meanwhile, as Prometheus would.
+        let stop = Arc::new(AtomicBool::new(false));
+        let scraper = (usdt_args.and_then(|a| a.first()) == Some(&"serve")).then(|| {
+            let stop = Arc::clone(&stop);
+            let listen = listen.clone();
+            std::thread::spawn(move || {
+                let mut scrapes = 0u32;
+                while !stop.load(Ordering::SeqCst) {
+                    if http::scrape(&listen).is_ok() {
+                        scrapes += 1;
+                    }
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+                scrapes
+            })
+        });
         let result = wrk(&url, seconds);
-        let summary = match tracer {
+        stop.store(true, Ordering::SeqCst);
+        let scrapes = scraper.map(|thread| thread.join().unwrap_or(0));
+        let mut summary = match tracer {
             Some(tracer) => tracer.stop()?,
             None => String::new(),
         };
+        if let Some(scrapes) = scrapes {
+            summary = format!("{scrapes} scrapes; {summary}");
+        }
         let (rate, latency) = result?;
         rows.push((name, usdt_args, rate, latency, summary));
     }
+
+    // A scrape of 10,000 series: requests counted by request id.
+    let series = 10_000;
+    std::fs::write(&config, serve_config(&binaries.server, Some(series)))
+        .map_err(|e| format!("cannot write {}: {e}", config.display()))?;
+    eprintln!("xtask: usdt serve with {series} series: 3 s of load, then 20 scrapes");
+    let tracer = Tracer::start(&binaries.usdt, &serving)?;
+    let loaded = wrk(&url, 3);
+    let mut times = Vec::new();
+    // The part usdt serve spent reading the maps, as it says itself.
+    let mut reads = Vec::new();
+    let mut size = 0;
+    let mut exposed = 0;
+    for _ in 0..20 {
+        let start = Instant::now();
+        let body = http::scrape(&listen)?;
+        times.push(start.elapsed());
+        reads.extend(body.lines().find_map(|l| {
+            l.strip_prefix("usdt_serve_scrape_read_seconds ")
+                .and_then(|v| v.parse::<f64>().ok())
+        }));
+        size = body.len();
+        exposed = body
+            .lines()
+            .filter(|l| l.starts_with("http_requests_by_id_total{"))
+            .count();
+    }
+    let summary = tracer.stop()?;
+    loaded?;
+    let _ = std::fs::remove_dir_all(&dir);
     drop(server);
+    times.sort();
+    reads.sort_by(f64::total_cmp);
 
     let base = rows[0].2;
     println!(
@@ -92,7 +164,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
     println!("| --- | --- | --- | --- | --- |");
     for (name, args, rate, latency, summary) in &rows {
         let command = args.map_or(String::new(), |a| {
-            format!("`{}`; ", http::shown(a).replace(&pid, "PID"))
+            let shown = http::shown(a)
+                .replace(&pid, "PID")
+                .replace(&config_arg, "export.toml")
+                .replace(&listen, "127.0.0.1:PORT");
+            format!("`{shown}`; ")
         });
         println!(
             "| {name} | {rate:.0} | {:.3} | {latency} | {command}{} |",
@@ -100,7 +176,40 @@ pub fn run(args: &[String]) -> Result<(), String> {
             summary.trim_start_matches("usdt: ")
         );
     }
+    println!(
+        "\nScrapes of usdt serve exposing {exposed} series of requests by id ({size} bytes), 20 in a row:\n"
+    );
+    println!(
+        "median {:.1} ms, fastest {:.1} ms, slowest {:.1} ms; reading the maps: median {:.1} ms ({})",
+        times[times.len() / 2].as_secs_f64() * 1e3,
+        times[0].as_secs_f64() * 1e3,
+        times[times.len() - 1].as_secs_f64() * 1e3,
+        reads.get(reads.len() / 2).copied().unwrap_or(f64::NAN) * 1e3,
+        summary.trim_start_matches("usdt: ")
+    );
     Ok(())
+}
+
+/// The configuration `usdt serve` runs with on the example `server`:
+/// requests by status, a histogram of response sizes and the latency; or,
+/// with `by_id`, requests counted by request id with up to that many
+/// series.
+fn serve_config(server: &Path, by_id: Option<usize>) -> String {
+    let server = server.display();
+    match by_id {
+        Some(series) => format!(
+            "map_entries = {}\n\n[[metric]]\nname = \"http_requests_by_id\"\nkind = \"count\"\n\
+             probe = \"{server}:http:request_done\"\nby = [\"request_id\"]\nmax_series = {series}\n",
+            series * 2
+        ),
+        None => format!(
+            "[[metric]]\nname = \"http_requests\"\nkind = \"count\"\nprobe = \"{server}:http:request_done\"\n\
+             by = [\"status\"]\n\n[[metric]]\nname = \"http_response_bytes\"\nkind = \"histogram\"\n\
+             probe = \"{server}:http:request_done\"\nvalue = \"bytes\"\n\n[[metric]]\n\
+             name = \"http_request_duration\"\nkind = \"latency\"\nstart = \"{server}:http:request_start\"\n\
+             end = \"{server}:http:request_done\"\nkey = \"request_id\"\n"
+        ),
+    }
 }
 
 /// `127.0.0.1:PORT` of a URL.
@@ -156,7 +265,7 @@ pub struct Tracer {
 }
 
 impl Tracer {
-    /// Starts `usdt ARGS`, its events to /dev/null, and waits until it has
+    /// Starts `usdt ARGS` (a trace, or serve) and waits until it has
     /// attached.
     fn start(usdt: &Path, args: &[&str]) -> Result<Tracer, String> {
         Tracer::start_with_output(usdt, args, Stdio::null())
@@ -180,7 +289,7 @@ impl Tracer {
                 let _ = child.wait();
                 return Err(format!("`{}` did not start", http::shown(args)));
             }
-            if line.starts_with("usdt: tracing ") {
+            if line.starts_with("usdt: tracing ") || line.starts_with("usdt: serving ") {
                 return Ok(Tracer { child, stderr });
             }
         }

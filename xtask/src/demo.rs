@@ -5,12 +5,13 @@
 //! traces of it while a built-in client sends requests: every `http` probe
 //! streamed, responses counted by status with a histogram of their sizes,
 //! and the latency from request start to done, the last two aggregated in
-//! the kernel. Each step prints the command it runs, as a user would type
-//! it. Needs root (the traces attach BPF programs); stops the server when
+//! the kernel; then `usdt serve` exports those aggregations and one scrape
+//! of it shows what Prometheus would read. Each step prints the command it
+//! runs, as a user would type it. Needs root (the traces attach BPF programs); stops the server when
 //! done.
 
 use crate::http::{self, Client, Server};
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -75,6 +76,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
         ],
         || load(&address),
     )?;
+    heading("Export the same aggregations to Prometheus with usdt serve");
+    serve(&binaries, &address)?;
     drop(server);
     println!();
     println!("(the server has been stopped)");
@@ -176,6 +179,90 @@ fn load(address: &str) -> Result<(), String> {
             .join()
             .map_err(|_| "a client thread panicked".to_owned())?
             .map_err(|e| format!("request to the server failed: {e}"))?;
+    }
+    Ok(())
+}
+
+/// `usdt serve` on the example server: requests by status, a histogram of
+/// response sizes and the request latency, served on a free loopback port;
+/// after some load, one scrape, of which a few lines are printed, then
+/// SIGTERM.
+fn serve(binaries: &http::Binaries, address: &str) -> Result<(), String> {
+    let dir = std::env::temp_dir().join(format!("usdt-demo-serve-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let config = dir.join("export.toml");
+    let server = binaries.server.display();
+    let text = format!(
+        r#"[[metric]]
+name = "http_requests"
+help = "Requests by status"
+kind = "count"
+probe = "{server}:http:request_done"
+by = ["status"]
+
+[[metric]]
+name = "http_response_bytes"
+kind = "histogram"
+probe = "{server}:http:request_done"
+value = "bytes"
+
+[[metric]]
+name = "http_request_duration"
+kind = "latency"
+start = "{server}:http:request_start"
+end = "{server}:http:request_done"
+key = "request_id"
+"#
+    );
+    std::fs::write(&config, &text)
+        .map_err(|e| format!("cannot write {}: {e}", config.display()))?;
+    println!("$ cat export.toml");
+    print!("{text}");
+    let listen = http::free_address()?;
+    let config_arg = config.display().to_string();
+    let args = ["serve", "--config", &config_arg, "--listen", &listen];
+    println!("$ usdt serve --config export.toml --listen {listen}");
+    let mut child = Command::new(&binaries.usdt)
+        .args(args)
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", binaries.usdt.display()))?;
+    let mut stderr = BufReader::new(child.stderr.take().expect("piped stderr"));
+    let mut line = String::new();
+    while !line.starts_with("usdt: serving ") {
+        line.clear();
+        if stderr.read_line(&mut line).map_err(|e| e.to_string())? == 0 {
+            let _ = child.wait();
+            return Err("usdt serve stopped before serving".into());
+        }
+        print!("{line}");
+    }
+    let scraped = load(address).and_then(|()| http::scrape(&listen));
+    let stopped = crate::deps::run(Command::new("kill").args(["-TERM", &child.id().to_string()]));
+    let mut rest = String::new();
+    let _ = stderr.read_to_string(&mut rest);
+    print!("{rest}");
+    let status = child
+        .wait()
+        .map_err(|e| format!("cannot wait for usdt: {e}"))?;
+    let _ = std::fs::remove_dir_all(&dir);
+    let exposition = scraped?;
+    stopped?;
+    if !status.success() {
+        return Err(format!("`usdt serve` failed ({status})"));
+    }
+    println!("$ curl -s http://{listen}/metrics | grep -E '^http_' | ...");
+    let shown = exposition.lines().filter(|line| {
+        line.starts_with("http_requests_total")
+            || line.starts_with("http_response_bytes_sum")
+            || line.starts_with("http_response_bytes_count")
+            || line.starts_with("http_request_duration_seconds_sum")
+            || line.starts_with("http_request_duration_seconds_count")
+            || (line.starts_with("http_request_duration_seconds_bucket") && !line.ends_with(" 0"))
+    });
+    for line in shown.take(20) {
+        println!("{line}");
     }
     Ok(())
 }

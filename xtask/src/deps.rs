@@ -31,6 +31,8 @@ pub const TEST_PACKAGES: &[(&str, &str)] = &[
     ),
     ("bpftrace", "/usr/bin/bpftrace"),
     ("bpfcc-tools", "/usr/sbin/tplist-bpfcc"),
+    // Scrapes `usdt serve` in the serve_prometheus tests (with promtool).
+    ("prometheus", "/usr/bin/prometheus"),
     ("gcc-aarch64-linux-gnu", "/usr/bin/aarch64-linux-gnu-gcc"),
     // The aarch64 C library headers: only recommended by the cross compiler,
     // and apt-get runs with --no-install-recommends.

@@ -1,11 +1,12 @@
 //! The example HTTP server and the `usdt` command as the demo and the
 //! server benchmark use them: building both, running the server, sending it
-//! requests with a small HTTP/1.1 client.
+//! requests with a small HTTP/1.1 client, scraping `usdt serve`.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 /// Fails unless this process runs as root: tracing attaches BPF programs.
 pub fn require_root(command: &str) -> Result<(), String> {
@@ -210,4 +211,30 @@ pub fn shown(args: &[&str]) -> String {
         }
     }
     words.join(" ")
+}
+
+/// A loopback address with a port that was free a moment ago.
+pub fn free_address() -> Result<String, String> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.to_string())
+        .map_err(|e| format!("no free port: {e}"))
+}
+
+/// One `GET /metrics` of `usdt serve` at `listen`: the body.
+pub fn scrape(listen: &str) -> Result<String, String> {
+    let fail = |e: std::io::Error| format!("cannot scrape usdt serve: {e}");
+    let mut stream = TcpStream::connect(listen).map_err(fail)?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(fail)?;
+    stream
+        .write_all(format!("GET /metrics HTTP/1.0\r\nHost: {listen}\r\n\r\n").as_bytes())
+        .map_err(fail)?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).map_err(fail)?;
+    match response.split_once("\r\n\r\n") {
+        Some((head, body)) if head.starts_with("HTTP/1.1 200") => Ok(body.to_owned()),
+        _ => Err(format!("usdt serve answered: {response}")),
+    }
 }

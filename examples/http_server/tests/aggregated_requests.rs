@@ -99,6 +99,8 @@ fn aggregates_match_the_requests_sent() {
         *statuses.entry(status.to_string()).or_default() += 1;
         *paths.entry(path.to_owned()).or_default() += 1;
         sizes.buckets[bucket(response.bytes as u64)] += 1;
+        // The kernel keeps the sum of the values beside the buckets.
+        sizes.sum += response.bytes as u64;
     }
     let total = requests.len() as u64;
     let report = wait_for(&tracer, |r| {
