@@ -15,7 +15,7 @@ use usdt_interop_tests::trace::*;
 use usdt_interop_tests::{Guard, require_bpf};
 
 /// The values agg_known fires through agg:size, in order.
-const SIZES: [i64; 19] = [
+pub(crate) const SIZES: [i64; 19] = [
     0,
     1,
     2,

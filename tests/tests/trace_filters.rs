@@ -87,23 +87,7 @@ fn integer_predicates_keep_exact_events_on_c_fixtures() {
             );
         }
         // agg:size(int64): signed comparisons with negative literals.
-        let sizes = [
-            0,
-            1,
-            2,
-            3,
-            4,
-            7,
-            8,
-            1000,
-            1023,
-            1024,
-            65535,
-            65536,
-            i64::MAX,
-            -1,
-            -1000,
-        ];
+        let sizes = crate::aggregate_known::SIZES;
         let cases: [(&str, Single); 3] = [
             ("arg0 < 0", |v| v < 0),
             (
