@@ -8,7 +8,7 @@ use usdt_tracer::TraceError;
 /// A failure of a command: its one-line message and whether it is the
 /// user's input.
 #[derive(Debug)]
-pub enum CliError {
+pub(crate) enum CliError {
     /// Bad usage or bad input: exit status 2.
     Input(String),
     /// Any other failure: exit status 1.
@@ -17,7 +17,7 @@ pub enum CliError {
 
 impl CliError {
     /// The process exit status for this error.
-    pub fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         match self {
             CliError::Input(_) => 2,
             CliError::Failure(_) => 1,
@@ -26,7 +26,7 @@ impl CliError {
 }
 
 /// `error` and its sources on one line: `message: source: source...`.
-pub fn one_line(error: &dyn Error) -> String {
+pub(crate) fn one_line(error: &dyn Error) -> String {
     let mut line = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -75,7 +75,7 @@ impl fmt::Display for CliError {
 
 /// Prints `usdt: warning: MESSAGE` on stderr, one line: the message may
 /// quote a file's names or paths, so its control characters are escaped.
-pub fn warn(message: &str) {
+pub(crate) fn warn(message: &str) {
     eprintln!("usdt: warning: {}", escape_controls(message));
 }
 

@@ -14,7 +14,7 @@ use usdt_tracer::Event;
 /// ```text
 ///    0.001234    4242    4242 http:request_start id=7 method="GET" path="/"
 /// ```
-pub fn write_text_line(line: &mut String, event: &Event, start_ns: u64) {
+pub(crate) fn write_text_line(line: &mut String, event: &Event, start_ns: u64) {
     let elapsed = event.timestamp_ns.saturating_sub(start_ns);
     // Writing to a String cannot fail.
     let _ = write!(
@@ -40,7 +40,7 @@ pub fn write_text_line(line: &mut String, event: &Event, start_ns: u64) {
 /// Appends the event's stack, if it has one, one frame a line under the
 /// event line (which `line` ends with): `    #N ADDRESS SYMBOL (FILE:LINE)`,
 /// innermost first; `?` for a frame without a symbol.
-pub fn write_stack_lines(line: &mut String, event: &Event) {
+pub(crate) fn write_stack_lines(line: &mut String, event: &Event) {
     let Some(stack) = &event.stack else {
         return;
     };
@@ -66,7 +66,7 @@ pub fn write_stack_lines(line: &mut String, event: &Event) {
 /// Standard output, buffered, knowing how many events reached it (the rest
 /// of the buffer is lost when the reader goes away): the output's offset
 /// at the end of each event is kept until the bytes up to it are written.
-pub struct EventOutput<'a> {
+pub(crate) struct EventOutput<'a> {
     buffer: io::BufWriter<EventCounter<io::StdoutLock<'a>>>,
     /// Events handed to the buffer.
     pub accepted: u64,
@@ -78,7 +78,7 @@ pub struct EventOutput<'a> {
 
 impl<'a> EventOutput<'a> {
     /// Buffered output to `stdout`.
-    pub fn new(stdout: io::StdoutLock<'a>) -> EventOutput<'a> {
+    pub(crate) fn new(stdout: io::StdoutLock<'a>) -> EventOutput<'a> {
         EventOutput {
             buffer: io::BufWriter::with_capacity(
                 1 << 16,
@@ -97,7 +97,7 @@ impl<'a> EventOutput<'a> {
 
     /// Writes one event (its line, with the newline); `false` (and the
     /// error kept) if it failed.
-    pub fn write_event(&mut self, line: &[u8]) -> bool {
+    pub(crate) fn write_event(&mut self, line: &[u8]) -> bool {
         let end = self.handed + line.len() as u64;
         // Known before the bytes can reach the output.
         self.buffer.get_mut().ends.push_back(end);
@@ -111,7 +111,7 @@ impl<'a> EventOutput<'a> {
     }
 
     /// Flushes the buffer, unless writing already failed.
-    pub fn flush_events(&mut self) {
+    pub(crate) fn flush_events(&mut self) {
         if self.error.is_none()
             && let Err(e) = self.buffer.flush()
         {
@@ -120,7 +120,7 @@ impl<'a> EventOutput<'a> {
     }
 
     /// The events the output took whole.
-    pub fn delivered(&self) -> u64 {
+    pub(crate) fn delivered(&self) -> u64 {
         self.buffer.get_ref().events
     }
 }

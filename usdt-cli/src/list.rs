@@ -19,7 +19,7 @@ Examples:
   usdt list /usr/bin/python3
   usdt list /usr/bin/python3 'python:function__*'
   usdt list --pid 1234 --json")]
-pub struct ListArgs {
+pub(crate) struct ListArgs {
     /// List the probes of every ELF module (executable and shared
     /// libraries) that process PID maps, with their runtime addresses.
     #[arg(short = 'p', long, value_name = "PID")]
@@ -41,7 +41,7 @@ struct Row<'a> {
 }
 
 /// Runs `usdt list`.
-pub fn run(args: ListArgs) -> Result<(), CliError> {
+pub(crate) fn run(args: ListArgs) -> Result<(), CliError> {
     let (paths, pattern) = split_operands(&args.operands)?;
     let pattern_text = pattern.as_ref().map(ToString::to_string);
     let pattern = match &pattern {

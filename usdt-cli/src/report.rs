@@ -11,7 +11,7 @@ use usdt_tracer::AggregateReport;
 /// interval also states what it could not count: the map keeps the keys of
 /// earlier intervals (clearing them would lose the hits that race with it),
 /// so once it is full, hits of new keys go uncounted.
-pub fn print_report(
+pub(crate) fn print_report(
     out: &mut impl Write,
     report: &AggregateReport,
     args: &TraceArgs,
@@ -85,7 +85,7 @@ pub fn print_report(
 }
 
 /// Hits the aggregations could not count, as warnings.
-pub fn loss_warnings(report: &AggregateReport, map_entries: u32) -> Vec<String> {
+pub(crate) fn loss_warnings(report: &AggregateReport, map_entries: u32) -> Vec<String> {
     let losses = report.losses;
     let mut warnings = Vec::new();
     if losses.map_full > 0 {

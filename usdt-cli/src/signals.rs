@@ -13,7 +13,7 @@ use std::time::Duration;
 /// SIGINT, SIGTERM and SIGHUP, caught from creation on: a signal that
 /// arrives while the tracer attaches gives the attach up (see
 /// [`Signals::flag`]) and is kept until the trace loop looks.
-pub struct Signals {
+pub(crate) struct Signals {
     /// The number of the last signal received, 0 before any.
     received: Arc<AtomicUsize>,
     /// Set by any of the signals.
@@ -22,7 +22,7 @@ pub struct Signals {
 
 impl Signals {
     /// Starts catching the signals.
-    pub fn catch() -> io::Result<Signals> {
+    pub(crate) fn catch() -> io::Result<Signals> {
         let received = Arc::new(AtomicUsize::new(0));
         let any = Arc::new(AtomicBool::new(false));
         for signal in [SIGINT, SIGTERM, SIGHUP] {
@@ -34,12 +34,12 @@ impl Signals {
 
     /// The flag the signals set, for
     /// [`Tracer::attach_until`](usdt_tracer::Tracer::attach_until).
-    pub fn flag(&self) -> &AtomicBool {
+    pub(crate) fn flag(&self) -> &AtomicBool {
         &self.any
     }
 
     /// The name of the signal received, if one was.
-    pub fn received(&self) -> Option<&'static str> {
+    pub(crate) fn received(&self) -> Option<&'static str> {
         match self.received.load(Ordering::SeqCst) as i32 {
             0 => None,
             SIGINT => Some("SIGINT"),
@@ -51,11 +51,11 @@ impl Signals {
 }
 
 /// A process whose exit can be waited for (a pidfd).
-pub struct ProcessExit(OwnedFd);
+pub(crate) struct ProcessExit(OwnedFd);
 
 impl ProcessExit {
     /// Watches process `pid`; fails when it is already gone.
-    pub fn watch(pid: u32) -> io::Result<ProcessExit> {
+    pub(crate) fn watch(pid: u32) -> io::Result<ProcessExit> {
         let pid = i32::try_from(pid)
             .ok()
             .and_then(Pid::from_raw)
@@ -69,14 +69,14 @@ impl ProcessExit {
 
 /// What [`wait`] saw.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Woken {
+pub(crate) struct Woken {
     /// The process watched has exited.
     pub exited: bool,
 }
 
 /// Waits until the ring buffer `ring` has data, the process `exit` watches
 /// exits, a signal arrives, or `timeout` passes.
-pub fn wait(ring: BorrowedFd<'_>, exit: Option<&ProcessExit>, timeout: Duration) -> Woken {
+pub(crate) fn wait(ring: BorrowedFd<'_>, exit: Option<&ProcessExit>, timeout: Duration) -> Woken {
     let mut fds = vec![PollFd::new(&ring, PollFlags::IN)];
     if let Some(ProcessExit(pidfd)) = exit {
         fds.push(PollFd::new(pidfd, PollFlags::IN));

@@ -18,7 +18,7 @@ const COMMAND_GRACE: Duration = Duration::from_secs(1);
 
 /// Arguments of `usdt trace`.
 #[derive(Debug, clap::Args)]
-pub struct TraceArgs {
+pub(crate) struct TraceArgs {
     /// Trace only this process; probes given as `provider:name` are searched
     /// in every module it maps.
     #[arg(short = 'p', long, value_name = "PID", conflicts_with = "command")]
@@ -120,7 +120,7 @@ pub struct TraceArgs {
 
 impl TraceArgs {
     /// Whether any in-kernel aggregation is asked for.
-    pub fn aggregating(&self) -> bool {
+    pub(crate) fn aggregating(&self) -> bool {
         self.hits || !self.hist.is_empty() || self.latency.is_some()
     }
 }
@@ -128,7 +128,7 @@ impl TraceArgs {
 /// Runs `usdt trace`; returns the exit status: 0, or with `-c` the
 /// command's own status when it ended the trace by exiting (see
 /// [`command_status`]).
-pub fn run(args: TraceArgs) -> Result<u8, CliError> {
+pub(crate) fn run(args: TraceArgs) -> Result<u8, CliError> {
     let mut config = configure(&args)?;
     let duration = args
         .duration
@@ -576,7 +576,7 @@ fn emit(tracer: &mut Tracer, args: &TraceArgs, start_ns: u64, out: &mut EventOut
 }
 
 /// `""` for one, `"s"` for other counts.
-pub fn plural(n: usize) -> &'static str {
+pub(crate) fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 

@@ -8,7 +8,7 @@ use syn::{Ident, LitStr, Path, Token};
 
 /// Parsed `#[provider(name = "...", crate = "...")]` arguments.
 #[derive(Default)]
-pub struct ProviderArgs {
+pub(crate) struct ProviderArgs {
     /// The provider name, overriding the module's name.
     pub name: Option<LitStr>,
     /// The path of the usdt-runtime crate, `::usdt_runtime` by default.

@@ -8,7 +8,7 @@ use syn::{Attribute, FnArg, ForeignItemFn, Ident, Pat, ReturnType, Safety, Type,
 use usdt_format::MAX_ARGS;
 
 /// One probe of a provider.
-pub struct ProbeDecl {
+pub(crate) struct ProbeDecl {
     /// Attributes for the generated function (doc comments and others).
     pub attrs: Vec<Attribute>,
     /// `#[cfg]`/`#[cfg_attr]` attributes, repeated on every generated item.
@@ -24,7 +24,7 @@ pub struct ProbeDecl {
 }
 
 /// One parameter of a probe.
-pub struct Param {
+pub(crate) struct Param {
     /// The name recorded in `.usdt.types`.
     pub name: String,
     /// The declared type, as written.
@@ -35,7 +35,7 @@ pub struct Param {
 
 impl ProbeDecl {
     /// Parses the tokens of a body-less `fn` item in a provider module.
-    pub fn parse(tokens: TokenStream) -> syn::Result<ProbeDecl> {
+    pub(crate) fn parse(tokens: TokenStream) -> syn::Result<ProbeDecl> {
         let item: ForeignItemFn = syn::parse2(tokens)?;
         let mut errors = Errors::default();
         let sig = &item.sig;
@@ -163,7 +163,7 @@ impl ProbeDecl {
     }
 
     /// The signature as a reader shows it: `id: u64, method: &str`.
-    pub fn signature(&self) -> String {
+    pub(crate) fn signature(&self) -> String {
         self.params
             .iter()
             .map(|p| {
@@ -180,11 +180,11 @@ impl ProbeDecl {
 
 /// Errors collected while validating, reported together.
 #[derive(Default)]
-pub struct Errors(Option<syn::Error>);
+pub(crate) struct Errors(Option<syn::Error>);
 
 impl Errors {
     /// Adds an error.
-    pub fn push(&mut self, error: syn::Error) {
+    pub(crate) fn push(&mut self, error: syn::Error) {
         match &mut self.0 {
             Some(all) => all.combine(error),
             None => self.0 = Some(error),
@@ -192,7 +192,7 @@ impl Errors {
     }
 
     /// `Err` with every error pushed, if any.
-    pub fn finish(self) -> syn::Result<()> {
+    pub(crate) fn finish(self) -> syn::Result<()> {
         match self.0 {
             Some(e) => Err(e),
             None => Ok(()),

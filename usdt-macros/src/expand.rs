@@ -19,7 +19,7 @@ use syn::{AttrStyle, Item, ItemMod, LitStr, Path};
 use usdt_format::PROBES_SECTION;
 
 /// Expands `#[provider(args)] mod ... { ... }`.
-pub fn expand(args: ProviderArgs, module: ItemMod) -> syn::Result<TokenStream> {
+pub(crate) fn expand(args: ProviderArgs, module: ItemMod) -> syn::Result<TokenStream> {
     let mut errors = Errors::default();
     let krate: Path = args
         .krate

@@ -2,12 +2,12 @@
 //! `usdt_runtime::is_valid_name`, which this crate cannot depend on).
 
 /// The longest provider or probe name accepted, in bytes.
-pub const MAX_NAME_LEN: usize = 64;
+pub(crate) const MAX_NAME_LEN: usize = 64;
 
 /// Why `name` is not a valid provider or probe name, or `None` if it is:
 /// ASCII letters, digits and `_`, not starting with a digit, 1 to
 /// [`MAX_NAME_LEN`] bytes.
-pub fn name_problem(name: &str) -> Option<String> {
+pub(crate) fn name_problem(name: &str) -> Option<String> {
     if name.is_empty() {
         return Some("the name is empty".to_owned());
     }

@@ -14,7 +14,7 @@ use usdt_format::ArgKind;
 /// accept any value that can lend the borrowed form, so a closure may
 /// return an owned `String` for a `&str` parameter.
 #[derive(Clone)]
-pub enum ParamType {
+pub(crate) enum ParamType {
     /// `&str` or `String`: accepts `impl AsRef<str>`.
     Str,
     /// `&[u8]` or `Vec<u8>`: accepts `impl AsRef<[u8]>`.
@@ -32,7 +32,7 @@ pub enum ParamType {
 impl ParamType {
     /// Classifies the declared type `ty` (`json`: the parameter is marked
     /// `#[json]`).
-    pub fn classify(ty: &Type, json: bool) -> syn::Result<ParamType> {
+    pub(crate) fn classify(ty: &Type, json: bool) -> syn::Result<ParamType> {
         let ty = strip_groups(ty);
         if let Type::ImplTrait(_) = ty {
             return Err(syn::Error::new_spanned(
@@ -96,7 +96,7 @@ impl ParamType {
     /// How many note arguments the parameter takes, as far as the syntax
     /// tells (a type alias of `u128` counts one here; the runtime's
     /// compile-time check counts it right).
-    pub fn slots(&self) -> usize {
+    pub(crate) fn slots(&self) -> usize {
         self.kind().map_or(1, ArgKind::slots)
     }
 }
@@ -167,7 +167,7 @@ fn is_vec_u8(ty: &Type) -> bool {
 /// generated function's signature: every elided, `'_` or named lifetime
 /// becomes a fresh lifetime parameter (the same name maps to the same
 /// parameter); `'static` stays.
-pub struct LifetimeParams {
+pub(crate) struct LifetimeParams {
     /// The fresh lifetime parameters, in order of creation.
     pub params: Vec<Lifetime>,
     named: HashMap<String, Lifetime>,
@@ -175,7 +175,7 @@ pub struct LifetimeParams {
 
 impl LifetimeParams {
     /// No lifetimes yet.
-    pub fn new() -> LifetimeParams {
+    pub(crate) fn new() -> LifetimeParams {
         LifetimeParams {
             params: Vec::new(),
             named: HashMap::new(),
@@ -183,7 +183,7 @@ impl LifetimeParams {
     }
 
     /// `ty` with its lifetimes made parameters.
-    pub fn generalize(&mut self, ty: &Type) -> Type {
+    pub(crate) fn generalize(&mut self, ty: &Type) -> Type {
         let mut ty = ty.clone();
         self.visit_type_mut(&mut ty);
         ty

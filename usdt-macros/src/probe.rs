@@ -15,7 +15,7 @@ use syn::{Expr, Ident, LitStr, Token};
 use usdt_format::MAX_ARGS;
 
 /// `PATH; provider, name, arg, ...` where PATH is usdt-runtime's path.
-pub struct ProbeInput {
+pub(crate) struct ProbeInput {
     krate: TokenStream,
     provider: Ident,
     name: Ident,
@@ -86,7 +86,7 @@ fn parse_name(input: ParseStream, what: &str) -> syn::Result<Ident> {
 
 /// Checks the names and the argument count, and emits the site with each
 /// argument borrowed where it is written.
-pub fn expand(input: ProbeInput) -> syn::Result<TokenStream> {
+pub(crate) fn expand(input: ProbeInput) -> syn::Result<TokenStream> {
     let ProbeInput {
         krate,
         provider,

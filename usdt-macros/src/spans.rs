@@ -6,7 +6,7 @@ use proc_macro2::{Delimiter, Group, Ident, Span, TokenStream, TokenTree};
 use quote::{ToTokens, quote_spanned};
 
 /// The spans of the first and the last token of `tokens`.
-pub fn first_and_last(tokens: &impl ToTokens) -> (Span, Span) {
+pub(crate) fn first_and_last(tokens: &impl ToTokens) -> (Span, Span) {
     let mut tokens = tokens.to_token_stream().into_iter();
     let first = tokens.next().map_or_else(Span::call_site, |t| t.span());
     let last = tokens.last().map_or(first, |t| t.span());
@@ -19,7 +19,7 @@ pub fn first_and_last(tokens: &impl ToTokens) -> (Span, Span) {
 /// at the value with no note about a generic function's bounds. The probe
 /// site's own `ProbeArg` bound then fails at the same span for the same
 /// type, and is not reported a second time.
-pub fn checked_arg(
+pub(crate) fn checked_arg(
     trait_path: &TokenStream,
     value: TokenStream,
     of: &impl ToTokens,
@@ -31,7 +31,7 @@ pub fn checked_arg(
 /// `of`'s first token, the closing ones that of its last, so the call and
 /// its argument cover all of `of` without joining spans (which stable Rust
 /// cannot do), and an unmet `Self: TRAIT` underlines all of `of`.
-pub fn trait_call(
+pub(crate) fn trait_call(
     trait_path: &TokenStream,
     method: &str,
     value: TokenStream,
@@ -51,7 +51,7 @@ pub fn trait_call(
 
 /// `tokens` spanned over `of`: the last token takes the span of `of`'s last
 /// token, every other that of its first.
-pub fn spanned_over(tokens: &TokenStream, of: &impl ToTokens) -> TokenStream {
+pub(crate) fn spanned_over(tokens: &TokenStream, of: &impl ToTokens) -> TokenStream {
     let (first, last) = first_and_last(of);
     let mut trees: Vec<TokenTree> = respanned(tokens, first).into_iter().collect();
     if let Some(tree) = trees.last_mut() {
@@ -72,7 +72,7 @@ fn in_group(delimiter: Delimiter, tokens: TokenStream, span: Span) -> Group {
 
 /// `tokens` with every span set to `span`, so that an error about code
 /// built from them points at the user's code rather than at the macro.
-pub fn respanned(tokens: &impl ToTokens, span: Span) -> TokenStream {
+pub(crate) fn respanned(tokens: &impl ToTokens, span: Span) -> TokenStream {
     tokens
         .to_token_stream()
         .into_iter()

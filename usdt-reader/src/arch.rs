@@ -29,13 +29,13 @@ pub enum Arch {
 
 /// `e_machine` values this crate recognises.
 mod machine {
-    pub const EM_386: u16 = 3;
-    pub const EM_PPC64: u16 = 21;
-    pub const EM_S390: u16 = 22;
-    pub const EM_ARM: u16 = 40;
-    pub const EM_X86_64: u16 = 62;
-    pub const EM_AARCH64: u16 = 183;
-    pub const EM_RISCV: u16 = 243;
+    pub(super) const EM_386: u16 = 3;
+    pub(super) const EM_PPC64: u16 = 21;
+    pub(super) const EM_S390: u16 = 22;
+    pub(super) const EM_ARM: u16 = 40;
+    pub(super) const EM_X86_64: u16 = 62;
+    pub(super) const EM_AARCH64: u16 = 183;
+    pub(super) const EM_RISCV: u16 = 243;
 }
 
 impl Arch {

@@ -70,7 +70,7 @@ impl Layout {
 
 /// The bytes of the NUL-terminated string starting at `offset` (without the
 /// NUL), or `None` when `offset` is out of range or no NUL follows.
-pub fn cstr_at(data: &[u8], offset: usize) -> Option<&[u8]> {
+pub(crate) fn cstr_at(data: &[u8], offset: usize) -> Option<&[u8]> {
     let rest = data.get(offset..)?;
     let len = rest.iter().position(|&b| b == 0)?;
     Some(&rest[..len])

@@ -29,7 +29,7 @@ const NEEDED: &str = "tracing needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN";
 /// Checks that this process may load BPF tracing programs (CAP_BPF) and
 /// open uprobe perf events (CAP_PERFMON), or has CAP_SYS_ADMIN, which
 /// covers both on any kernel.
-pub fn check() -> Result<(), TraceError> {
+pub(crate) fn check() -> Result<(), TraceError> {
     missing(effective()?).map_or(Ok(()), |reason| Err(TraceError::Privileges { reason }))
 }
 
@@ -38,7 +38,7 @@ pub fn check() -> Result<(), TraceError> {
 /// kernel refuses for want of it, or refusing the process in restricted
 /// mode (the kernel's ptrace access check with the invoking user's own
 /// rights, see [`crate::restricted`]).
-pub fn check_process(pid: u32) -> Result<(), TraceError> {
+pub(crate) fn check_process(pid: u32) -> Result<(), TraceError> {
     // Through a running thread when the main thread has exited.
     let process = match usdt_reader::Process::open(pid) {
         Ok(process) => process,

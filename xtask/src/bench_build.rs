@@ -42,7 +42,7 @@ struct Build {
 }
 
 /// Runs the benchmark.
-pub fn run(args: &[String]) -> Result<(), String> {
+pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let mut rounds = 3;
     let mut against = None;
     let mut args = args.iter();

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 /// The aggregating trace's options and probe: responses counted by status,
 /// a histogram of their sizes, the latency paired by request id.
-pub const AGGREGATIONS: &[&str] = &[
+pub(crate) const AGGREGATIONS: &[&str] = &[
     "--hits",
     "--by",
     "status",
@@ -46,7 +46,7 @@ const CONNECTIONS: usize = 8;
 const WRK_THREADS: usize = 2;
 
 /// Runs `cargo xtask bench-http [SECONDS]`.
-pub fn run(args: &[String]) -> Result<(), String> {
+pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let seconds: u32 = match args {
         [] => 10,
         [n] => n
@@ -244,7 +244,7 @@ fn wrk(url: &str, seconds: u32) -> Result<(f64, String), String> {
 
 /// The wrk command loading `url` for `duration` (`10s`, `5m`) with this
 /// benchmark's threads and connections.
-pub fn wrk_command(url: &str, duration: &str) -> Command {
+pub(crate) fn wrk_command(url: &str, duration: &str) -> Command {
     let mut command = Command::new("wrk");
     command.args([
         "-t",
@@ -259,7 +259,7 @@ pub fn wrk_command(url: &str, duration: &str) -> Command {
 }
 
 /// A `usdt trace` running in the background.
-pub struct Tracer {
+pub(crate) struct Tracer {
     child: Child,
     stderr: BufReader<ChildStderr>,
 }
@@ -273,7 +273,11 @@ impl Tracer {
 
     /// Starts `usdt ARGS` with standard output `stdout` and waits until it
     /// has attached.
-    pub fn start_with_output(usdt: &Path, args: &[&str], stdout: Stdio) -> Result<Tracer, String> {
+    pub(crate) fn start_with_output(
+        usdt: &Path,
+        args: &[&str],
+        stdout: Stdio,
+    ) -> Result<Tracer, String> {
         let mut child = Command::new(usdt)
             .args(args)
             .stdin(Stdio::null())
@@ -296,12 +300,12 @@ impl Tracer {
     }
 
     /// The tracer's pid.
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// The tracer's standard output, if piped.
-    pub fn take_stdout(&mut self) -> Box<dyn std::io::Read + Send> {
+    pub(crate) fn take_stdout(&mut self) -> Box<dyn std::io::Read + Send> {
         match self.child.stdout.take() {
             Some(stdout) => Box::new(stdout),
             None => Box::new(std::io::empty()),
@@ -309,7 +313,7 @@ impl Tracer {
     }
 
     /// Stops the trace with SIGINT and returns its summary line.
-    pub fn stop(mut self) -> Result<String, String> {
+    pub(crate) fn stop(mut self) -> Result<String, String> {
         deps::run(Command::new("kill").args(["-INT", &self.child.id().to_string()]))?;
         let mut summary = String::new();
         let mut line = String::new();

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::Command;
 
 /// Runs the benchmark; `args` may hold the number of rounds.
-pub fn run(args: &[String]) -> Result<(), String> {
+pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .ok_or("xtask lives inside the workspace")?;

@@ -51,7 +51,7 @@ fn libraries(dir: &Path, out: &mut Vec<(u64, PathBuf)>) {
 
 /// Runs `usdt list`, `usdt list --json` and `readelf -n` on the largest
 /// probe-carrying library `RUNS` times each (default 300).
-pub fn run(args: &[String]) -> Result<(), String> {
+pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let runs = match args {
         [] => DEFAULT_RUNS,
         [n] => n
@@ -179,7 +179,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
 /// ticks (fields 16 and 17 of /proc/self/stat). The kernel sums exact
 /// times and truncates the total, so per-run differences average out
 /// without bias over many runs.
-pub fn children_cpu_ticks() -> Result<u64, String> {
+pub(crate) fn children_cpu_ticks() -> Result<u64, String> {
     let stat =
         std::fs::read_to_string("/proc/self/stat").map_err(|e| format!("/proc/self/stat: {e}"))?;
     // Fields after the command name, which is in parentheses.
@@ -196,7 +196,7 @@ pub fn children_cpu_ticks() -> Result<u64, String> {
 }
 
 /// The kernel's USER_HZ, from `getconf CLK_TCK` (100 on Linux).
-pub fn clock_ticks_per_second() -> u64 {
+pub(crate) fn clock_ticks_per_second() -> u64 {
     Command::new("getconf")
         .arg("CLK_TCK")
         .output()

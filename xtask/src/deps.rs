@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The workspace root (the parent of the xtask crate).
-pub fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("xtask lives inside the workspace")
@@ -14,14 +14,14 @@ pub fn workspace_root() -> PathBuf {
 
 /// The directory where xtask keeps what it downloads and builds for
 /// itself: `~/.cache/usdt-sdk`.
-pub fn cache_dir() -> Result<PathBuf, String> {
+pub(crate) fn cache_dir() -> Result<PathBuf, String> {
     let home = std::env::var_os("HOME").ok_or("HOME is not set")?;
     Ok(PathBuf::from(home).join(".cache/usdt-sdk"))
 }
 
 /// Debian packages the test suite uses, with a file each one installs (to
 /// tell whether it is already present).
-pub const TEST_PACKAGES: &[(&str, &str)] = &[
+pub(crate) const TEST_PACKAGES: &[(&str, &str)] = &[
     ("binutils", "/usr/bin/readelf"),
     ("gcc", "/usr/bin/gcc"),
     ("gdb", "/usr/bin/gdb"),
@@ -93,10 +93,10 @@ pub const TEST_PACKAGES: &[(&str, &str)] = &[
 ];
 
 /// Debian packages `cargo xtask bench-http` runs: the load generator.
-pub const BENCH_HTTP_PACKAGES: &[(&str, &str)] = &[("wrk", "/usr/bin/wrk")];
+pub(crate) const BENCH_HTTP_PACKAGES: &[(&str, &str)] = &[("wrk", "/usr/bin/wrk")];
 
 /// Installs the missing packages among `packages` with apt-get.
-pub fn apt_install(packages: &[(&str, &str)]) -> Result<(), String> {
+pub(crate) fn apt_install(packages: &[(&str, &str)]) -> Result<(), String> {
     let missing: Vec<&str> = packages
         .iter()
         .filter(|(_, file)| !Path::new(file).exists())
@@ -116,11 +116,11 @@ pub fn apt_install(packages: &[(&str, &str)]) -> Result<(), String> {
 /// The nightly toolchain that builds the BPF program and the freestanding
 /// test programs (`-Z build-std`): named as installed, not as a dated
 /// channel, so rustup does not download a second one.
-pub const NIGHTLY: &str = "nightly";
+pub(crate) const NIGHTLY: &str = "nightly";
 
 /// Makes sure the nightly toolchain is installed with `rust-src` (the
 /// source of `core`, which `-Z build-std` compiles).
-pub fn nightly_rust_src() -> Result<(), String> {
+pub(crate) fn nightly_rust_src() -> Result<(), String> {
     let toolchains = output(Command::new("rustup").args(["toolchain", "list"]))?;
     if !toolchains
         .lines()
@@ -148,7 +148,7 @@ pub fn nightly_rust_src() -> Result<(), String> {
 }
 
 /// Adds the standard library for `target` to the stable toolchain.
-pub fn rustup_target(target: &str) -> Result<(), String> {
+pub(crate) fn rustup_target(target: &str) -> Result<(), String> {
     let installed = output(Command::new("rustup").args(["target", "list", "--installed"]))?;
     if installed.lines().any(|line| line.trim() == target) {
         return Ok(());
@@ -157,7 +157,7 @@ pub fn rustup_target(target: &str) -> Result<(), String> {
 }
 
 /// Runs `cmd`, turning a failure into a one-line error.
-pub fn run(cmd: &mut Command) -> Result<(), String> {
+pub(crate) fn run(cmd: &mut Command) -> Result<(), String> {
     let status = cmd
         .status()
         .map_err(|e| format!("cannot run {}: {e}", describe(cmd)))?;
@@ -169,7 +169,7 @@ pub fn run(cmd: &mut Command) -> Result<(), String> {
 }
 
 /// Runs `cmd` and returns its standard output.
-pub fn output(cmd: &mut Command) -> Result<String, String> {
+pub(crate) fn output(cmd: &mut Command) -> Result<String, String> {
     let out = cmd
         .output()
         .map_err(|e| format!("cannot run {}: {e}", describe(cmd)))?;

@@ -22,7 +22,7 @@ const BPF_LINKER_VERSION: &str = "0.13.0";
 /// The BPF target.
 const TARGET: &str = "bpfel-unknown-none";
 /// The committed object of the tracer, relative to the workspace root.
-pub const OBJECT: &str = "usdt-tracer/bpf/usdt-tracer.bpf.o";
+pub(crate) const OBJECT: &str = "usdt-tracer/bpf/usdt-tracer.bpf.o";
 
 /// A BPF crate whose object is committed.
 struct BpfCrate {
@@ -49,7 +49,7 @@ const CRATES: [BpfCrate; 2] = [
 ];
 
 /// Runs `cargo xtask build-ebpf [--check]`.
-pub fn run(args: &[String]) -> Result<(), String> {
+pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let mut check = false;
     for arg in args {
         match arg.as_str() {

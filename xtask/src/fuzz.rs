@@ -31,7 +31,7 @@ fn workspace_root() -> PathBuf {
 }
 
 /// Runs every target for `SECONDS` (default 60) each.
-pub fn run(args: &[String]) -> Result<(), String> {
+pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let seconds = match args {
         [] => DEFAULT_SECONDS,
         [s] => s

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 /// Fails unless this process runs as root: tracing attaches BPF programs.
-pub fn require_root(command: &str) -> Result<(), String> {
+pub(crate) fn require_root(command: &str) -> Result<(), String> {
     let status = std::fs::read_to_string("/proc/self/status")
         .map_err(|e| format!("cannot read /proc/self/status: {e}"))?;
     let euid = status
@@ -27,7 +27,7 @@ pub fn require_root(command: &str) -> Result<(), String> {
 }
 
 /// The built `http_server` and `usdt` executables.
-pub struct Binaries {
+pub(crate) struct Binaries {
     /// The example server.
     pub server: PathBuf,
     /// The `usdt` command.
@@ -36,7 +36,7 @@ pub struct Binaries {
 
 /// Builds the server and `usdt` in release mode and finds their paths in
 /// cargo's report.
-pub fn build() -> Result<Binaries, String> {
+pub(crate) fn build() -> Result<Binaries, String> {
     eprintln!("xtask: building http_server and usdt (release)");
     let out = Command::new(env!("CARGO"))
         .args(["build", "--release", "--locked"])
@@ -76,7 +76,7 @@ fn workspace_root() -> PathBuf {
 }
 
 /// The example server, running; killed when dropped.
-pub struct Server {
+pub(crate) struct Server {
     child: Child,
     /// `127.0.0.1:PORT`.
     pub address: String,
@@ -86,7 +86,7 @@ pub struct Server {
 
 impl Server {
     /// Starts `binary` on a free loopback port.
-    pub fn start(binary: &Path) -> Result<Server, String> {
+    pub(crate) fn start(binary: &Path) -> Result<Server, String> {
         let mut child = Command::new(binary)
             .args(["--listen", "127.0.0.1:0"])
             .stdout(Stdio::piped())
@@ -115,7 +115,7 @@ impl Server {
     }
 
     /// The server's pid.
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 }
@@ -128,7 +128,7 @@ impl Drop for Server {
 }
 
 /// An HTTP/1.1 connection to the server, kept alive between requests.
-pub struct Client {
+pub(crate) struct Client {
     reader: BufReader<TcpStream>,
     writer: TcpStream,
     address: String,
@@ -136,7 +136,7 @@ pub struct Client {
 
 impl Client {
     /// Connects to `address`.
-    pub fn connect(address: &str) -> io::Result<Client> {
+    pub(crate) fn connect(address: &str) -> io::Result<Client> {
         let stream = TcpStream::connect(address)?;
         stream.set_nodelay(true)?;
         Ok(Client {
@@ -148,7 +148,12 @@ impl Client {
 
     /// Sends `method path` (with `body` if any) and reads the response;
     /// returns its status and body length.
-    pub fn send(&mut self, method: &str, path: &str, body: &[u8]) -> io::Result<(u16, usize)> {
+    pub(crate) fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: &[u8],
+    ) -> io::Result<(u16, usize)> {
         let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\n", self.address);
         if !body.is_empty() {
             head.push_str(&format!("Content-Length: {}\r\n", body.len()));
@@ -160,7 +165,7 @@ impl Client {
     }
 
     /// Sends raw bytes (a malformed request, say) and reads the response.
-    pub fn send_raw(&mut self, bytes: &[u8]) -> io::Result<(u16, usize)> {
+    pub(crate) fn send_raw(&mut self, bytes: &[u8]) -> io::Result<(u16, usize)> {
         self.writer.write_all(bytes)?;
         self.read_response()
     }
@@ -201,7 +206,7 @@ impl Client {
 
 /// Shows a command line as it would be typed, with the `usdt` binary
 /// named `usdt` and arguments with shell characters quoted.
-pub fn shown(args: &[&str]) -> String {
+pub(crate) fn shown(args: &[&str]) -> String {
     let mut words = vec!["usdt".to_owned()];
     for arg in args {
         if arg.contains(['*', ' ', '(', ')', '?']) {
@@ -214,7 +219,7 @@ pub fn shown(args: &[&str]) -> String {
 }
 
 /// A loopback address with a port that was free a moment ago.
-pub fn free_address() -> Result<String, String> {
+pub(crate) fn free_address() -> Result<String, String> {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.to_string())
@@ -222,7 +227,7 @@ pub fn free_address() -> Result<String, String> {
 }
 
 /// One `GET /metrics` of `usdt serve` at `listen`: the body.
-pub fn scrape(listen: &str) -> Result<String, String> {
+pub(crate) fn scrape(listen: &str) -> Result<String, String> {
     let fail = |e: std::io::Error| format!("cannot scrape usdt serve: {e}");
     let mut stream = TcpStream::connect(listen).map_err(fail)?;
     stream

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 const SAMPLE: Duration = Duration::from_secs(10);
 
 /// Runs `cargo xtask soak [--minutes N]`.
-pub fn run(args: &[String]) -> Result<(), String> {
+pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let minutes: u32 = match args {
         [] => 10,
         [flag, n] if flag == "--minutes" => n

@@ -5,7 +5,7 @@ use std::process::Command;
 
 /// Installs the test dependencies and runs every test in the workspace.
 /// Extra arguments are passed to `cargo test`.
-pub fn run(extra: &[String]) -> Result<(), String> {
+pub(crate) fn run(extra: &[String]) -> Result<(), String> {
     deps::apt_install(deps::TEST_PACKAGES)?;
     deps::rustup_target("aarch64-unknown-linux-gnu")?;
     // Programs for targets without USDT support are built with -Z build-std.

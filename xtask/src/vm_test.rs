@@ -224,7 +224,7 @@ struct Outcome {
 }
 
 /// Runs `cargo xtask vm-test`.
-pub fn run(args: &[String]) -> Result<(), String> {
+pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let mut kernels: Vec<String> = Vec::new();
     let mut filters: Vec<String> = Vec::new();
     let mut timeout = DEFAULT_TIMEOUT;

@@ -9,15 +9,15 @@ use std::path::{Path, PathBuf};
 use usdt_tracer::{Aggregation, KeySource, ProbeSpec, TraceConfig};
 
 /// Series a metric keeps unless its `max_series` says otherwise.
-pub const DEFAULT_MAX_SERIES: usize = 1000;
+pub(super) const DEFAULT_MAX_SERIES: usize = 1000;
 
 /// The prefix of the daemon's own metrics, which configured ones may not
 /// take.
-pub const SELF_PREFIX: &str = "usdt_serve_";
+pub(super) const SELF_PREFIX: &str = "usdt_serve_";
 
 /// What a metric exports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(super) enum Kind {
     /// Hits, as a counter (`NAME_total`), by one label or none.
     Count,
     /// A log2 histogram of an integer argument.
@@ -38,7 +38,7 @@ impl fmt::Display for Kind {
 
 /// One configured metric, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Metric {
+pub(super) struct Metric {
     /// The name the exposition gives the family: for a count without its
     /// `_total` (the encoder adds it), for a latency ending in `_seconds`.
     pub family: String,
@@ -56,7 +56,7 @@ pub struct Metric {
 
 impl Metric {
     /// The names of the samples it exposes, for `--check`.
-    pub fn sample_names(&self) -> Vec<String> {
+    pub(super) fn sample_names(&self) -> Vec<String> {
         match self.kind {
             Kind::Count => vec![format!("{}_total", self.family)],
             Kind::Histogram | Kind::Latency => ["bucket", "sum", "count"]
@@ -70,7 +70,7 @@ impl Metric {
 /// The whole configuration: the metrics, and the tracer configuration whose
 /// aggregations are theirs, in the same order.
 #[derive(Debug, Clone)]
-pub struct ServeConfig {
+pub(super) struct ServeConfig {
     /// The metrics, in file order.
     pub metrics: Vec<Metric>,
     /// What to attach: one aggregation per metric.
@@ -82,7 +82,7 @@ pub struct ServeConfig {
 /// A configuration error: one line, naming the file, and the metric and
 /// field when there is one.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError(pub String);
+pub(super) struct ConfigError(pub String);
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -108,7 +108,7 @@ const METRIC_FIELDS: &[&str] = &[
 const TOP_FIELDS: &[&str] = &["metric", "listen", "map_entries"];
 
 /// Reads and checks the configuration file `path`.
-pub fn load(path: &Path) -> Result<ServeConfig, ConfigError> {
+pub(super) fn load(path: &Path) -> Result<ServeConfig, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|error| ConfigError(format!("cannot read {}: {error}", path.display())))?;
     parse(&text)
@@ -116,7 +116,7 @@ pub fn load(path: &Path) -> Result<ServeConfig, ConfigError> {
 }
 
 /// Checks the configuration text `text`.
-pub fn parse(text: &str) -> Result<ServeConfig, ConfigError> {
+pub(super) fn parse(text: &str) -> Result<ServeConfig, ConfigError> {
     let table: toml::Table = text.parse().map_err(|error: toml::de::Error| {
         let line = error
             .span()
@@ -351,7 +351,7 @@ fn field<T: DeserializeOwned>(
 /// Checks a metric name against Prometheus' rules (`[a-zA-Z_:][a-zA-Z0-9_:]*`),
 /// names reserved for the daemon's own metrics and for Prometheus' internal
 /// use (`__`).
-pub fn check_metric_name(name: &str) -> Result<(), String> {
+pub(super) fn check_metric_name(name: &str) -> Result<(), String> {
     prometheus_name(name, "metric name", "names", ":")?;
     if name.starts_with(SELF_PREFIX) {
         return Err(format!(
@@ -363,7 +363,7 @@ pub fn check_metric_name(name: &str) -> Result<(), String> {
 
 /// Checks a label name against Prometheus' rules (`[a-zA-Z_][a-zA-Z0-9_]*`,
 /// not `le`, not starting with `__`).
-pub fn check_label_name(name: &str) -> Result<(), String> {
+pub(super) fn check_label_name(name: &str) -> Result<(), String> {
     prometheus_name(name, "label name", "labels", "")?;
     if name == "le" {
         return Err("`le` is the label of histogram buckets".into());
@@ -401,7 +401,7 @@ fn one_line(text: &str) -> String {
 }
 
 /// The files a configuration's probes are in, each once.
-pub fn files(config: &TraceConfig) -> Vec<PathBuf> {
+pub(super) fn files(config: &TraceConfig) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = Vec::new();
     for aggregation in &config.aggregations {
         let specs: Vec<&ProbeSpec> = match aggregation {

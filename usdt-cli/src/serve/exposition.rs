@@ -15,19 +15,19 @@ use usdt_tracer::{AggregateLosses, AggregateReport, AggregateResult, Log2Histogr
 
 /// The label value of the series that holds a metric's hits beyond its
 /// `max_series`.
-pub const OTHER: &str = "other";
+pub(super) const OTHER: &str = "other";
 
 /// The longest label value kept, in characters; longer ones are cut.
-pub const LABEL_CAP: usize = 128;
+pub(super) const LABEL_CAP: usize = 128;
 
 /// The OpenMetrics content type.
-pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub(super) const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Per metric, the label values given series of their own so far (the
 /// first `max_series` seen), kept across scrapes so a series never moves
 /// to `other` and back.
 #[derive(Debug, Default)]
-pub struct Admitted {
+pub(super) struct Admitted {
     per_metric: Vec<HashSet<String>>,
 }
 
@@ -48,7 +48,7 @@ impl Admitted {
 
 /// The daemon's own state at a scrape.
 #[derive(Debug, Clone, Default)]
-pub struct SelfState {
+pub(super) struct SelfState {
     /// Per metric, the sites attached for it.
     pub sites: Vec<usize>,
     /// Hits the kernel could not aggregate.
@@ -87,7 +87,7 @@ struct Family {
 
 /// Everything one scrape exposes; a [`Collector`] that writes it.
 #[derive(Debug, Default)]
-pub struct Snapshot {
+pub(super) struct Snapshot {
     families: Vec<Family>,
 }
 
@@ -95,7 +95,7 @@ impl Snapshot {
     /// The families of `metrics` from `report` (one result per metric, in
     /// order), with the daemon's own metrics from `state`; `admitted` keeps
     /// the label values with series of their own.
-    pub fn new(
+    pub(super) fn new(
         metrics: &[Metric],
         report: &AggregateReport,
         state: &SelfState,
@@ -236,7 +236,7 @@ impl Snapshot {
 
     /// The exposition: OpenMetrics when `openmetrics`, otherwise the
     /// Prometheus text format 0.0.4; with its content type.
-    pub fn encode(self, openmetrics: bool) -> (String, &'static str) {
+    pub(super) fn encode(self, openmetrics: bool) -> (String, &'static str) {
         let mut registry = Registry::default();
         registry.register_collector(Box::new(self));
         let mut out = String::new();

@@ -14,14 +14,14 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 /// The largest request head read; a longer one is refused (431).
-pub const MAX_REQUEST_BYTES: usize = 8 << 10;
+pub(super) const MAX_REQUEST_BYTES: usize = 8 << 10;
 
 /// The longest a client may take to send its request, and to read the
 /// response.
-pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Connections served at once; more are closed at once.
-pub const MAX_CONNECTIONS: usize = 32;
+pub(super) const MAX_CONNECTIONS: usize = 32;
 
 /// How long a connection waits for the main thread to build the
 /// exposition.
@@ -29,7 +29,7 @@ const SCRAPE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A scrape the main thread answers: whether the client takes OpenMetrics,
 /// and where to send the body and its content type.
-pub struct Scrape {
+pub(super) struct Scrape {
     /// The client's `Accept` header asks for OpenMetrics.
     pub openmetrics: bool,
     /// Where the answer goes.
@@ -38,7 +38,7 @@ pub struct Scrape {
 
 /// Starts accepting connections on `listener` in a thread of its own;
 /// scrapes arrive on the returned channel.
-pub fn serve(listener: TcpListener) -> Receiver<Scrape> {
+pub(super) fn serve(listener: TcpListener) -> Receiver<Scrape> {
     let (scrapes, receiver) = mpsc::channel();
     let active = Arc::new(AtomicUsize::new(0));
     thread::spawn(move || {

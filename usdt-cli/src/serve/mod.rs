@@ -24,14 +24,14 @@ use std::time::{Duration, Instant};
 use usdt_tracer::Tracer;
 
 /// The address served unless another is given.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:9436";
+pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:9436";
 
 /// How often the target files are looked at for a replacement.
 const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Arguments of `usdt serve`.
 #[derive(Debug, clap::Args)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// The configuration: a TOML file of [[metric]] tables (name, kind =
     /// count | histogram | latency, probe, by, value, start, end, key,
     /// help, max_series).
@@ -48,7 +48,7 @@ pub struct ServeArgs {
 }
 
 /// Runs `usdt serve`.
-pub fn run(args: ServeArgs) -> Result<(), CliError> {
+pub(crate) fn run(args: ServeArgs) -> Result<(), CliError> {
     let config = config::load(&args.config).map_err(|error| CliError::Input(error.0))?;
     if args.check {
         return check(&config);

@@ -8,7 +8,7 @@ use std::time::Duration;
 use usdt_tracer::Value;
 
 /// The server under test, killed when dropped.
-pub struct Server {
+pub(crate) struct Server {
     /// The server process.
     pub child: Child,
     /// `127.0.0.1:PORT`.
@@ -17,12 +17,12 @@ pub struct Server {
 
 impl Server {
     /// Starts the server on a free loopback port.
-    pub fn start() -> Server {
+    pub(crate) fn start() -> Server {
         Server::start_with(&[])
     }
 
     /// Starts the server on a free loopback port with more arguments.
-    pub fn start_with(args: &[&str]) -> Server {
+    pub(crate) fn start_with(args: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_http_server"))
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
@@ -44,7 +44,7 @@ impl Server {
     }
 
     /// The server's pid.
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 }
@@ -57,7 +57,7 @@ impl Drop for Server {
 }
 
 /// A response as the client received it.
-pub struct Response {
+pub(crate) struct Response {
     /// The status code.
     pub status: u16,
     /// Every byte of the response (head and body).
@@ -66,7 +66,7 @@ pub struct Response {
 
 /// Sends one request on a fresh connection (closed after the response)
 /// and reads the whole response.
-pub fn request(address: &str, method: &str, path: &str) -> Response {
+pub(crate) fn request(address: &str, method: &str, path: &str) -> Response {
     let mut stream = TcpStream::connect(address).expect("connect");
     write!(
         stream,
@@ -88,12 +88,12 @@ pub fn request(address: &str, method: &str, path: &str) -> Response {
 }
 
 /// Sends a GET and returns the status code.
-pub fn get(address: &str, path: &str) -> u16 {
+pub(crate) fn get(address: &str, path: &str) -> u16 {
     request(address, "GET", path).status
 }
 
 /// The integer of an unsigned value.
-pub fn unsigned(value: &Value) -> u64 {
+pub(crate) fn unsigned(value: &Value) -> u64 {
     match value {
         Value::Unsigned(n) => *n,
         other => panic!("expected an unsigned integer, got {other:?}"),
@@ -101,7 +101,7 @@ pub fn unsigned(value: &Value) -> u64 {
 }
 
 /// The text of a string value.
-pub fn text(value: &Value) -> &str {
+pub(crate) fn text(value: &Value) -> &str {
     match value {
         Value::Str { text, .. } => text,
         other => panic!("expected a string, got {other:?}"),
@@ -109,7 +109,7 @@ pub fn text(value: &Value) -> &str {
 }
 
 /// A connection to the server for raw requests.
-pub struct Connection {
+pub(crate) struct Connection {
     /// Responses are read from here.
     pub reader: BufReader<TcpStream>,
     /// Requests are written here.
@@ -119,7 +119,7 @@ pub struct Connection {
 impl Connection {
     /// Connects to `address`; reads time out after 10 s so that a test
     /// waiting for an answer that never comes fails instead of hanging.
-    pub fn open(address: &str) -> Connection {
+    pub(crate) fn open(address: &str) -> Connection {
         let stream = TcpStream::connect(address).expect("connect");
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
@@ -131,12 +131,12 @@ impl Connection {
     }
 
     /// Sends `bytes` as they are.
-    pub fn send(&mut self, bytes: &[u8]) {
+    pub(crate) fn send(&mut self, bytes: &[u8]) {
         self.writer.write_all(bytes).expect("send");
     }
 
     /// Reads one response; `head_only` for the answer to a `HEAD`.
-    pub fn reply(&mut self, head_only: bool) -> Reply {
+    pub(crate) fn reply(&mut self, head_only: bool) -> Reply {
         let mut line = String::new();
         self.reader
             .read_line(&mut line)
@@ -176,7 +176,7 @@ impl Connection {
 
     /// Whether the server has closed the connection: reading finds the
     /// end of the stream, with no bytes before it.
-    pub fn closed_by_server(&mut self) -> bool {
+    pub(crate) fn closed_by_server(&mut self) -> bool {
         let mut rest = Vec::new();
         self.reader.read_to_end(&mut rest).is_ok() && rest.is_empty()
     }
@@ -184,7 +184,7 @@ impl Connection {
 
 /// A response read off a [`Connection`].
 #[derive(Debug)]
-pub struct Reply {
+pub(crate) struct Reply {
     /// The status code.
     pub status: u16,
     /// Header names and values in order.
@@ -195,7 +195,7 @@ pub struct Reply {
 
 impl Reply {
     /// The value of header `name` (case-insensitive).
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
