@@ -9,10 +9,11 @@ use goblin::elf::sym::STT_FUNC;
 use goblin::elf::{Elf, SectionHeader};
 use std::collections::BTreeMap;
 use std::mem::size_of;
+use usdt_tracer_common::CountedStack;
 use usdt_tracer_common::{
     AGG_ERR_COUNT, AGG_ERRORS_MAP, AGGREGATES_MAP, AggKey, CONTROL_MAP, Control, DROPS_MAP,
     EVENTS_MAP, PENDING_MAP, PROGRAM_NAME, PROGRAM_SECTION, SITE_OPTIONS_MAP, SITES_MAP,
-    STARTS_MAP, SiteOptions, SitePlan, StartKey,
+    STACK_SCRATCH_MAP, STACKS_MAP, STARTS_MAP, SiteOptions, SitePlan, StartKey,
 };
 
 const OBJECT: &[u8] = include_bytes!("../../usdt-tracer/bpf/usdt-tracer.bpf.o");
@@ -68,6 +69,20 @@ fn expected_maps() -> BTreeMap<&'static str, MapDef> {
         (CONTROL_MAP, array_of(size_of::<Control>(), Some(1))),
         (AGGREGATES_MAP, hash_of(size_of::<AggKey>())),
         (STARTS_MAP, hash_of(size_of::<StartKey>())),
+        (
+            STACKS_MAP,
+            MapDef {
+                value_size: size_of::<CountedStack>() as u32,
+                ..hash_of(size_of::<u64>())
+            },
+        ),
+        (
+            STACK_SCRATCH_MAP,
+            MapDef {
+                map_type: MapType::PerCpuArray as u32,
+                ..array_of(size_of::<CountedStack>(), Some(1))
+            },
+        ),
         (
             AGG_ERRORS_MAP,
             array_of(size_of::<u64>(), Some(AGG_ERR_COUNT)),
