@@ -26,8 +26,8 @@ use rustix::event::{PollFd, PollFlags};
 use std::collections::HashMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use usdt_aya::uprobe;
 use usdt_tracer_common::{
@@ -52,8 +52,9 @@ struct Aggregates {
     counters: BpfHashMap<MapData, AggKey, u64>,
     starts: BpfHashMap<MapData, StartKey, u64>,
     errors: Array<MapData, u64>,
-    /// The stacks hits are counted by, when an aggregation counts by stack.
-    stacks: Option<CountedStacks>,
+    /// The stacks hits are counted by, when an aggregation counts by stack
+    /// (looked at by [`Tracer::aggregates`], which takes `&self`).
+    stacks: Option<Mutex<CountedStacks>>,
     /// Per aggregation: its configuration and, per probe id it covers, how
     /// to show its keys.
     specs: Vec<(Aggregation, Vec<(u32, KeyDecoder)>)>,
@@ -255,12 +256,12 @@ impl Tracer {
                 starts: take_map(&mut ebpf, STARTS_MAP)?,
                 errors: take_map(&mut ebpf, AGG_ERRORS_MAP)?,
                 stacks: if counts_stacks(config) {
-                    Some(CountedStacks {
+                    Some(Mutex::new(CountedStacks {
                         map: take_map(&mut ebpf, STACKS_MAP)?,
                         symbolizer: StackSymbolizer::new(),
                         frames: HashMap::new(),
                         scanned: Instant::now(),
-                    })
+                    }))
                 } else {
                     None
                 },
@@ -341,10 +342,7 @@ impl Tracer {
     /// [`AggregateReport::since`] for intervals), and the hits that could
     /// not be aggregated. Readable after [`Tracer::detach`] too. Empty when
     /// the configuration has no aggregation.
-    pub fn aggregates(&mut self) -> Result<AggregateReport, TraceError> {
-        if let Some(stacks) = self.aggregates.as_mut().and_then(|a| a.stacks.as_mut()) {
-            stacks.scan();
-        }
+    pub fn aggregates(&self) -> Result<AggregateReport, TraceError> {
         let Some(aggregates) = &self.aggregates else {
             return Ok(AggregateReport::default());
         };
@@ -378,6 +376,8 @@ impl Tracer {
             pending_starts,
         );
         if let Some(stacks) = &aggregates.stacks {
+            let mut stacks = stacks.lock().unwrap_or_else(PoisonError::into_inner);
+            stacks.scan();
             report.attach_stacks(&stacks.frames);
         }
         Ok(report)
@@ -406,10 +406,11 @@ impl Tracer {
     /// Delivers every event waiting in the ring buffer to `f`; returns how
     /// many. Stops early (leaving the rest waiting) when `f` returns `false`.
     pub fn drain(&mut self, mut f: impl FnMut(Event) -> bool) -> usize {
-        if let Some(stacks) = self.aggregates.as_mut().and_then(|a| a.stacks.as_mut())
-            && stacks.scanned.elapsed() >= STACK_SCAN
-        {
-            stacks.scan();
+        if let Some(stacks) = self.aggregates.as_mut().and_then(|a| a.stacks.as_mut()) {
+            let stacks = stacks.get_mut().unwrap_or_else(PoisonError::into_inner);
+            if stacks.scanned.elapsed() >= STACK_SCAN {
+                stacks.scan();
+            }
         }
         let mut count = 0;
         while let Some(item) = self.ring.next() {
