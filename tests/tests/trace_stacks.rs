@@ -3,7 +3,9 @@
 //! (tests/fixtures/stack_chain.c: main -> outer -> middle -> inner, the
 //! probe in inner). The innermost frame is always the probe site, with its
 //! function, file and line; built with frame pointers the chain is exact,
-//! built without them it is not whole.
+//! built without them it is not whole. `usdt trace --hits --by stack`
+//! counts hits per stack on tests/fixtures/stack_tree.c (three chains
+//! fired 3, 2 and 1 times), and writes them folded and as a flame graph.
 
 use std::path::Path;
 use usdt_interop_tests::cli::*;
@@ -142,5 +144,177 @@ fn stacks_are_for_streamed_hits() {
     assert_trace_usage_error(
         &["--stack", "--hits", "/bin/true:p:n"],
         "--stack prints the stack of each streamed hit",
+    );
+}
+
+/// `usdt trace --hits --by stack` on tests/fixtures/stack_tree.c (built
+/// with frame pointers): `tree:leaf` fires from main -> left -> leaf three
+/// times, main -> right -> leaf twice and main -> leaf once.
+fn counted(dir: &str, extra: &[&str]) -> (std::process::Output, std::path::PathBuf) {
+    let binary = build_c(dir, "stack_tree.c", &["-O0", "-g"]);
+    let command = binary.display().to_string();
+    let mut args = vec!["trace", "--hits", "--by", "stack"];
+    args.extend_from_slice(extra);
+    args.extend(["-c", &command, "tree:leaf"]);
+    let output = run_usdt(&args);
+    let stderr = assert_success(&output);
+    assert!(stderr.contains("no hit lost"), "{stderr}");
+    (output, binary)
+}
+
+/// The known chains, innermost first, and their counts.
+const CHAINS: [(&[&str], u64); 3] = [
+    (&["leaf", "left", "main"], 3),
+    (&["leaf", "right", "main"], 2),
+    (&["leaf", "main"], 1),
+];
+
+#[test]
+fn hits_are_counted_per_stack() {
+    if !require_bpf("hits_are_counted_per_stack") {
+        return;
+    }
+    let (output, _) = counted("stack_count_json", &["--json"]);
+    let reports: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    let report = &reports[0];
+    assert_eq!(
+        (&report["by"], &report["name"]),
+        (&"stack".into(), &"leaf".into())
+    );
+    let counts = report["counts"].as_array().unwrap();
+    // One row per chain, highest first, each with its count exactly; the
+    // frames past main are the C library's.
+    assert_eq!(counts.len(), CHAINS.len(), "{report}");
+    for (row, (chain, count)) in counts.iter().zip(CHAINS) {
+        assert_eq!(row["count"], count, "{row}");
+        assert!(row.get("key").is_none(), "{row}");
+        let symbols = symbols(row);
+        assert_eq!(symbols[..chain.len()], *chain, "{row}");
+        let leaf = &row["stack"][0];
+        assert!(
+            leaf["file"].as_str().unwrap().ends_with("stack_tree.c"),
+            "{row}"
+        );
+    }
+    // Every chain meets the probe at one site.
+    let sites: std::collections::HashSet<u64> = counts
+        .iter()
+        .map(|row| row["stack"][0]["address"].as_u64().unwrap())
+        .collect();
+    assert_eq!(sites.len(), 1, "{report}");
+
+    let (output, _) = counted("stack_count_text", &[]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[..2],
+        ["tree:leaf hits by stack", "HITS  STACK"],
+        "{text}"
+    );
+    let rows: Vec<&&str> = lines.iter().filter(|l| !l.starts_with("     ")).collect();
+    assert!(
+        rows[2].starts_with("   3  #0  0x") && rows[2].contains(" leaf ("),
+        "{text}"
+    );
+    assert!(rows[3].starts_with("   2  #0  0x"), "{text}");
+    assert!(rows[4].starts_with("   1  #0  0x"), "{text}");
+    assert!(
+        lines[3].trim_start().starts_with("#1  0x") && lines[3].contains(" left ("),
+        "{text}"
+    );
+}
+
+#[test]
+fn counted_stacks_fold_and_draw_a_flame_graph() {
+    if !require_bpf("counted_stacks_fold_and_draw_a_flame_graph") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("usdt-folded-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let folded = dir.join("stacks.folded");
+    let svg = dir.join("stacks.svg");
+    let (folded_arg, svg_arg) = (folded.display().to_string(), svg.display().to_string());
+    counted(
+        "stack_count_folded",
+        &["--folded", &folded_arg, "--flamegraph", &svg_arg],
+    );
+
+    // Outermost first: whatever the C library shows above main, then the
+    // chain; each line once, with its count.
+    let text = std::fs::read_to_string(&folded).unwrap();
+    let mut found: Vec<(String, u64)> = text
+        .lines()
+        .map(|line| {
+            let (stack, count) = line.rsplit_once(' ').expect("STACK COUNT");
+            let frames: Vec<&str> = stack.split(';').collect();
+            let main = frames.iter().position(|f| *f == "main").expect("main");
+            (frames[main..].join(";"), count.parse().unwrap())
+        })
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            ("main;leaf".to_owned(), 1),
+            ("main;left;leaf".to_owned(), 3),
+            ("main;right;leaf".to_owned(), 2),
+        ],
+        "{text}"
+    );
+
+    // The flame graph: well-formed XML, an <svg> root, a frame per
+    // function with its hits.
+    let drawn = std::fs::read_to_string(&svg).unwrap();
+    let mut reader = quick_xml::Reader::from_str(&drawn);
+    let (mut root, mut titles, mut in_title) = (None, Vec::new(), false);
+    loop {
+        match reader
+            .read_event()
+            .unwrap_or_else(|e| panic!("not XML: {e}"))
+        {
+            quick_xml::events::Event::Start(tag) => {
+                let name = String::from_utf8(tag.name().as_ref().to_vec()).unwrap();
+                in_title = name == "title";
+                root.get_or_insert(name);
+            }
+            quick_xml::events::Event::Text(text) if in_title => {
+                titles.push(text.decode().unwrap().into_owned());
+            }
+            quick_xml::events::Event::End(_) => in_title = false,
+            quick_xml::events::Event::Eof => break,
+            _ => {}
+        }
+    }
+    assert_eq!(root.as_deref(), Some("svg"));
+    for expected in [
+        "main (6 hits, 100.00%)",
+        "left (3 hits, 50.00%)",
+        "right (2 hits, 33.33%)",
+        "leaf (1 hits, 16.67%)",
+    ] {
+        assert!(
+            titles.iter().any(|t| t == expected),
+            "{expected}: {titles:?}"
+        );
+    }
+    // Nothing but the two files is left beside them.
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["stacks.folded", "stacks.svg"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn folded_files_are_for_counted_stacks() {
+    assert_trace_usage_error(
+        &["--hits", "--by", "pid", "--folded", "f", "/bin/true:p:n"],
+        "--folded and --flamegraph write the stacks that --hits --by stack counts",
     );
 }

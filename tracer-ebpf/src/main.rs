@@ -58,6 +58,7 @@ use usdt_tracer_common::{
     NO_LENGTH, OPERAND_ARG, OPERAND_CONSTANT, OPERAND_PID, OPERAND_TID, SITE_OPTIONS_MAP,
     STACK_AREA_SIZE, STACK_DEPTH, SiteOptions,
 };
+use usdt_tracer_common::{CountedStack, KEY_STACK, STACK_SCRATCH_MAP, STACKS_MAP, stack_hash};
 
 /// Default ring buffer size; user space sets the real one at load time.
 const DEFAULT_RING_BYTES: u32 = 1 << 22;
@@ -189,6 +190,19 @@ shared_map! {
     /// stack), indexed by cookie like `USDT_SITES`. User space sets the
     /// size.
     static USDT_SITE_OPTIONS: Array<SiteOptions> = Array::with_max_entries(1, 0);
+}
+
+shared_map! {
+    STACKS_MAP,
+    /// The stacks hits are counted by, under their hash. User space sets
+    /// the size; entries are allocated as stacks appear.
+    static USDT_STACKS: HashMap<u64, CountedStack> = HashMap::with_max_entries(1, BPF_F_NO_PREALLOC);
+}
+
+shared_map! {
+    STACK_SCRATCH_MAP,
+    /// Where [`stack_key`] reads a hit's stack, at index 0.
+    static USDT_STACK_SCRATCH: PerCpuArray<CountedStack> = PerCpuArray::with_max_entries(1, 0);
 }
 
 shared_map! {
@@ -347,8 +361,13 @@ fn count_site(ctx: &ProbeContext, plan: &SitePlan) {
         new_key(key.as_mut_ptr(), plan.aggregation, plan.probe_id, 0);
         &mut *key.as_mut_ptr()
     };
-    if fill_key(ctx, plan, key).is_none() {
-        count_error(AGG_ERR_FAULT);
+    let filled = if plan.key == KEY_STACK {
+        stack_key(ctx).map(|hash| key.value = hash)
+    } else {
+        fill_key(ctx, plan, key).ok_or(AGG_ERR_FAULT)
+    };
+    if let Err(index) = filled {
+        count_error(index);
         return;
     }
     add(key, 1);
@@ -1146,6 +1165,42 @@ fn stream_stack<const AREA: usize>(
         }
     }
     entry.submit(wakeup_flags(SIZE + AREA, wake_bytes));
+}
+
+/// The key of a hit counted by its stack: the [`stack_hash`] of the
+/// process and its user stack, which is stored in `USDT_STACKS` at its
+/// first hit. Otherwise the `AGG_ERR_*` index of the reason: the stack
+/// could not be read, or it is new and the map is full.
+#[inline(always)]
+fn stack_key(ctx: &ProbeContext) -> Result<u64, u32> {
+    let scratch = USDT_STACK_SCRATCH.get_ptr_mut(0).ok_or(AGG_ERR_FAULT)?;
+    // SAFETY: the pointer is this CPU's map value, valid for the program's
+    // run; bpf_get_stack writes at most STACK_DEPTH addresses into `ips`
+    // and zeroes the rest of them.
+    let stack = unsafe {
+        (*scratch).tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+        (*scratch)._pad = 0;
+        let bytes = generated::bpf_get_stack(
+            ctx.as_ptr(),
+            (*scratch).area.ips.as_mut_ptr().cast(),
+            (STACK_DEPTH * 8) as u32,
+            BPF_F_USER_STACK,
+        );
+        if bytes <= 0 {
+            return Err(AGG_ERR_FAULT);
+        }
+        (*scratch).area.bytes = bytes;
+        &*scratch
+    };
+    let hash = stack_hash(stack);
+    // SAFETY: a lookup; the value is not kept.
+    if unsafe { USDT_STACKS.get(&hash) }.is_none()
+        && let Err(error) = USDT_STACKS.insert(&hash, stack, BPF_NOEXIST as u64)
+        && error != -(EEXIST as i32)
+    {
+        return Err(AGG_ERR_FULL);
+    }
+    Ok(hash)
 }
 
 /// `bpf_get_stack` flag: the user stack.

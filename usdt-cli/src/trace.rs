@@ -5,6 +5,7 @@ use crate::events::{EventOutput, write_stack_lines, write_text_line};
 use crate::report::{loss_warnings, print_report};
 use crate::signals::{self, ProcessExit, Signals};
 use std::io;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use usdt_tracer::launch::{StoppedCommand, Termination, describe_status, split_command};
 use usdt_tracer::{
@@ -60,8 +61,10 @@ pub(crate) struct TraceArgs {
     /// the counts print at the end (or every --interval).
     #[arg(long, help_heading = "Aggregating in the kernel")]
     hits: bool,
-    /// With --hits: count per KEY, one of `pid`, `tid` or an argument (its
-    /// declared name, or `argN` counting from 0; strings too).
+    /// With --hits: count per KEY, one of `pid`, `tid`, `stack` (the user
+    /// stack of each hit, symbolized; callers show only in code built with
+    /// frame pointers) or an argument (its declared name, or `argN`
+    /// counting from 0; strings too).
     #[arg(
         long,
         value_name = "KEY",
@@ -69,6 +72,25 @@ pub(crate) struct TraceArgs {
         help_heading = "Aggregating in the kernel"
     )]
     by: Option<String>,
+    /// With --by stack: write the counted stacks to FILE at the end, folded
+    /// (`outermost;...;innermost COUNT` a line, as flamegraph.pl and
+    /// inferno read them).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "by",
+        help_heading = "Aggregating in the kernel"
+    )]
+    folded: Option<PathBuf>,
+    /// With --by stack: draw the counted stacks as a flame graph, an SVG
+    /// file at FILE, at the end.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "by",
+        help_heading = "Aggregating in the kernel"
+    )]
+    flamegraph: Option<PathBuf>,
     /// A log2 histogram of the PROBEs' integer argument ARG (a declared name
     /// or `argN`), per probe, printed as bcc's print_log2_hist does.
     #[arg(long, value_name = "ARG", help_heading = "Aggregating in the kernel")]
@@ -296,6 +318,9 @@ pub(crate) fn run(args: TraceArgs) -> Result<u8, CliError> {
         }
         out.flush_events();
     }
+    let file_error = report
+        .as_ref()
+        .and_then(|report| write_stack_files(report, &args).err());
     let delivered = out.delivered();
     let write_error = out.error.take();
     drop(out);
@@ -332,8 +357,23 @@ pub(crate) fn run(args: TraceArgs) -> Result<u8, CliError> {
     match write_error {
         Some(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(status),
         Some(e) => Err(CliError::Failure(format!("cannot write events: {e}"))),
-        None => Ok(status),
+        None => file_error.map_or(Ok(status), Err),
     }
+}
+
+/// Writes the files of stacks asked for (`--folded`, `--flamegraph`).
+fn write_stack_files(report: &AggregateReport, args: &TraceArgs) -> Result<(), CliError> {
+    let failed = |path: &Path, e: io::Error| {
+        CliError::Failure(format!("cannot write {}: {e}", path.display()))
+    };
+    if let Some(path) = &args.folded {
+        usdt_tracer::write_folded(report, path).map_err(|e| failed(path, e))?;
+    }
+    if let Some(path) = &args.flamegraph {
+        let title = format!("{} hits by stack", args.probes.join(" "));
+        usdt_tracer::write_flamegraph(report, path, &title).map_err(|e| failed(path, e))?;
+    }
+    Ok(())
 }
 
 /// The exit status of a trace that went well, as `time` and `timeout` give
@@ -525,6 +565,11 @@ fn add_aggregations(
         other => other.into(),
     })?;
     config.map_entries = args.map_entries;
+    if (args.folded.is_some() || args.flamegraph.is_some()) && args.by.as_deref() != Some("stack") {
+        return Err(CliError::Input(
+            "--folded and --flamegraph write the stacks that --hits --by stack counts".into(),
+        ));
+    }
     if args.hits {
         let by = args
             .by

@@ -94,7 +94,9 @@ pub const SITE_IPS_MAP: &str = "USDT_SITE_IPS";
 pub const PROGRAM_NAME: &str = "usdt_site";
 /// ELF section of [`PROGRAM_NAME`] in the BPF object.
 pub const PROGRAM_SECTION: &str = "uprobe.s";
-/// Name of the same program, not sleepable (section `uprobe`), for kernels
+/// ELF section of [`PROGRAM_NAME_NOSLEEP`] in the BPF object.
+pub const PROGRAM_SECTION_NOSLEEP: &str = "uprobe";
+/// Name of the same program, not sleepable ([`PROGRAM_SECTION_NOSLEEP`]), for kernels
 /// before 6.0: loaded with [`SLEEPABLE_GLOBAL`] 0, it reports memory on a
 /// page the process never touched as unreadable instead of faulting it in.
 pub const PROGRAM_NAME_NOSLEEP: &str = "usdt_site_nosleep";
@@ -147,13 +149,16 @@ pub const KEY_ARG: u8 = 3;
 /// The key is the string the argument [`SitePlan::key_arg`] points to (its
 /// [`ArgPlan::string`] mode says how), copied into [`AggKey::text`].
 pub const KEY_STRING: u8 = 4;
+/// The key is the process and its user stack at the hit: their
+/// [`stack_hash`], with the stack itself stored in [`STACKS_MAP`].
+pub const KEY_STACK: u8 = 5;
 
 /// Bytes of a string key kept in [`AggKey::text`]; longer strings are cut
 /// (and [`AggKey::value`] is 1).
 pub const KEY_TEXT_CAP: usize = 64;
 
-/// [`AGG_ERRORS_MAP`] index: updates lost because [`AGGREGATES_MAP`] was
-/// full (a new key found no room).
+/// [`AGG_ERRORS_MAP`] index: updates lost because [`AGGREGATES_MAP`] (or
+/// [`STACKS_MAP`], for a new stack) was full (a new key found no room).
 pub const AGG_ERR_FULL: u32 = 0;
 /// [`AGG_ERRORS_MAP`] index: latency starts lost because [`STARTS_MAP`]
 /// was full.
@@ -162,7 +167,7 @@ pub const AGG_ERR_STARTS_FULL: u32 = 1;
 /// happened before the trace began, or was lost).
 pub const AGG_ERR_UNMATCHED: u32 = 2;
 /// [`AGG_ERRORS_MAP`] index: hits skipped because the key or value
-/// argument could not be read.
+/// argument (or, for [`KEY_STACK`], the user stack) could not be read.
 pub const AGG_ERR_FAULT: u32 = 3;
 /// Number of entries of [`AGG_ERRORS_MAP`].
 pub const AGG_ERR_COUNT: u32 = 4;

@@ -192,12 +192,58 @@ pub struct StackArea {
 /// Size in bytes of [`StackArea`].
 pub const STACK_AREA_SIZE: usize = core::mem::size_of::<StackArea>();
 
+/// Name of the BPF hash map of the stacks that hits are counted by
+/// ([`crate::KEY_STACK`]): a stack's [`stack_hash`] to its
+/// [`CountedStack`], stored at the first hit with that stack.
+pub const STACKS_MAP: &str = "USDT_STACKS";
+/// Name of the per-CPU array map (one [`CountedStack`] at index 0) where
+/// the program reads a hit's stack before it hashes it: a stack is larger
+/// than the 512 bytes of a BPF program's own stack.
+pub const STACK_SCRATCH_MAP: &str = "USDT_STACK_SCRATCH";
+/// Most distinct stacks [`STACKS_MAP`] holds (about 2 KiB of kernel memory
+/// each, allocated as stacks appear); hits with a stack that finds the
+/// map full are counted as lost.
+pub const MAX_COUNTED_STACKS: u32 = 16384;
+
+/// A user stack that hits are counted by, and its process: the addresses
+/// mean something only in that process.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CountedStack {
+    /// The process (its tgid, as the initial pid namespace numbers it).
+    pub tgid: u32,
+    /// Reserved, zero.
+    pub _pad: u32,
+    /// The stack, as `bpf_get_stack(BPF_F_USER_STACK)` wrote it (the kernel
+    /// zeroes the addresses past the last frame).
+    pub area: StackArea,
+}
+
+/// The key a hit counted by its stack is counted under: FNV-1a over the
+/// process and every address of the stack (zeroes past its last frame
+/// included), so the same stack in the same process always gives the same
+/// key. Distinct stacks share a key with a chance of about one in 2^64 per
+/// pair, and then count together.
+#[inline(always)]
+pub fn stack_hash(stack: &CountedStack) -> u64 {
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    hash = (hash ^ u64::from(stack.tgid)).wrapping_mul(PRIME);
+    let mut i = 0;
+    while i < STACK_DEPTH {
+        hash = (hash ^ stack.area.ips[i]).wrapping_mul(PRIME);
+        i += 1;
+    }
+    hash
+}
+
 const _: () = assert!(core::mem::size_of::<FilterOperand>() == 16);
 const _: () = assert!(core::mem::size_of::<FilterInsn>() == 40);
 const _: () = assert!(core::mem::size_of::<FilterString>() == 8 + FILTER_STRING_CAP);
 const _: () = assert!(FILTER_STRING_CAP.is_multiple_of(8) && FILTER_STRING_CAP <= 256);
 const _: () = assert!(FILTER_MAX_INSNS <= 64);
 const _: () = assert!(STACK_AREA_SIZE == 1024);
+const _: () = assert!(core::mem::size_of::<CountedStack>() == 8 + STACK_AREA_SIZE);
 
 #[cfg(feature = "user")]
 mod pod {
@@ -207,4 +253,6 @@ mod pod {
     unsafe impl aya::Pod for super::SiteOptions {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::StackArea {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::CountedStack {}
 }

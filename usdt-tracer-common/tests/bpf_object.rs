@@ -1,18 +1,21 @@
 //! The committed BPF object (`usdt-tracer/bpf/usdt-tracer.bpf.o`, built from
 //! `tracer-ebpf`) against this crate's contract, without loading it: its maps
 //! are exactly the ones the `*_MAP` constants name, with the types and the
-//! key and value sizes of the shared types, and its one program is
-//! `PROGRAM_NAME` in section `PROGRAM_SECTION`.
+//! key and value sizes of the shared types, and its programs are
+//! `PROGRAM_NAME` in section `PROGRAM_SECTION` and its non-sleepable twin
+//! `PROGRAM_NAME_NOSLEEP` in `PROGRAM_SECTION_NOSLEEP`.
 
 use aya::maps::MapType;
 use goblin::elf::sym::STT_FUNC;
 use goblin::elf::{Elf, SectionHeader};
 use std::collections::BTreeMap;
 use std::mem::size_of;
+use usdt_tracer_common::CountedStack;
 use usdt_tracer_common::{
     AGG_ERR_COUNT, AGG_ERRORS_MAP, AGGREGATES_MAP, AggKey, CONTROL_MAP, Control, DROPS_MAP,
-    EVENTS_MAP, PENDING_MAP, PROGRAM_NAME, PROGRAM_SECTION, SITE_OPTIONS_MAP, SITES_MAP,
-    STARTS_MAP, SiteOptions, SitePlan, StartKey,
+    EVENTS_MAP, PENDING_MAP, PROGRAM_NAME, PROGRAM_NAME_NOSLEEP, PROGRAM_SECTION,
+    PROGRAM_SECTION_NOSLEEP, SITE_IPS_MAP, SITE_OPTIONS_MAP, SITES_MAP, STACK_SCRATCH_MAP,
+    STACKS_MAP, STARTS_MAP, SiteIpKey, SiteOptions, SitePlan, StartKey,
 };
 
 const OBJECT: &[u8] = include_bytes!("../../usdt-tracer/bpf/usdt-tracer.bpf.o");
@@ -49,6 +52,13 @@ fn expected_maps() -> BTreeMap<&'static str, MapDef> {
         (SITES_MAP, array_of(size_of::<SitePlan>(), None)),
         (SITE_OPTIONS_MAP, array_of(size_of::<SiteOptions>(), None)),
         (
+            SITE_IPS_MAP,
+            MapDef {
+                value_size: size_of::<u32>() as u32,
+                ..hash_of(size_of::<SiteIpKey>())
+            },
+        ),
+        (
             EVENTS_MAP,
             MapDef {
                 map_type: MapType::RingBuf as u32,
@@ -68,6 +78,20 @@ fn expected_maps() -> BTreeMap<&'static str, MapDef> {
         (CONTROL_MAP, array_of(size_of::<Control>(), Some(1))),
         (AGGREGATES_MAP, hash_of(size_of::<AggKey>())),
         (STARTS_MAP, hash_of(size_of::<StartKey>())),
+        (
+            STACKS_MAP,
+            MapDef {
+                value_size: size_of::<CountedStack>() as u32,
+                ..hash_of(size_of::<u64>())
+            },
+        ),
+        (
+            STACK_SCRATCH_MAP,
+            MapDef {
+                map_type: MapType::PerCpuArray as u32,
+                ..array_of(size_of::<CountedStack>(), Some(1))
+            },
+        ),
         (
             AGG_ERRORS_MAP,
             array_of(size_of::<u64>(), Some(AGG_ERR_COUNT)),
@@ -142,5 +166,11 @@ fn the_program_is_the_shared_one() {
             (section != ".text").then_some((name, section))
         })
         .collect();
-    assert_eq!(programs, [(PROGRAM_NAME, PROGRAM_SECTION)]);
+    assert_eq!(
+        programs,
+        [
+            (PROGRAM_NAME, PROGRAM_SECTION),
+            (PROGRAM_NAME_NOSLEEP, PROGRAM_SECTION_NOSLEEP)
+        ]
+    );
 }

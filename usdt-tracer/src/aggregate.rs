@@ -103,6 +103,8 @@ pub enum KeySource {
     Pid,
     /// The thread id.
     Tid,
+    /// The process and its user stack at the hit (counting hits only).
+    Stack,
     /// An argument: its declared name (typed probes), or `argN` with N
     /// counting arguments from 0.
     Arg(String),
@@ -116,11 +118,13 @@ impl FromStr for KeySource {
         match text {
             "pid" => Ok(KeySource::Pid),
             "tid" => Ok(KeySource::Tid),
+            "stack" => Ok(KeySource::Stack),
             name if is_name(name) => Ok(KeySource::Arg(name.to_owned())),
             _ => Err(TraceError::BadKey {
                 text: text.to_owned(),
-                reason: "expected `pid`, `tid`, or an argument name such as `status` or `arg1`"
-                    .into(),
+                reason:
+                    "expected `pid`, `tid`, `stack`, or an argument name such as `status` or `arg1`"
+                        .into(),
             }),
         }
     }
@@ -131,6 +135,7 @@ impl fmt::Display for KeySource {
         match self {
             KeySource::Pid => f.write_str("pid"),
             KeySource::Tid => f.write_str("tid"),
+            KeySource::Stack => f.write_str("stack"),
             KeySource::Arg(name) => f.write_str(name),
         }
     }
@@ -258,6 +263,9 @@ pub(crate) enum KeyDecoder {
     Bytes,
     /// JSON text.
     Json,
+    /// A stack: the key is its hash, shown as an unsigned integer until
+    /// the tracer puts the stack's frames beside it.
+    Stack,
 }
 
 impl KeyDecoder {
@@ -274,7 +282,7 @@ impl KeyDecoder {
         let truncated = key.value != 0;
         Some(match self {
             KeyDecoder::Nothing => return None,
-            KeyDecoder::Unsigned => Value::Unsigned(key.value),
+            KeyDecoder::Unsigned | KeyDecoder::Stack => Value::Unsigned(key.value),
             KeyDecoder::Signed => Value::Signed(key.value as i64),
             KeyDecoder::Bool => Value::Bool(key.value != 0),
             KeyDecoder::Char => Value::Char(key.value as u32),

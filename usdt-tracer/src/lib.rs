@@ -64,6 +64,7 @@ mod error;
 mod event;
 mod features;
 mod filter;
+mod folded;
 mod function;
 pub mod launch;
 mod plan;
@@ -86,6 +87,7 @@ pub use error::TraceError;
 pub use event::{Event, ProbeInfo};
 pub use features::{DISABLE_FEATURES_ENV, KernelFeatures};
 pub use filter::Filter;
+pub use folded::{folded_lines, write_flamegraph, write_folded};
 pub use function::{FunctionArg, FunctionName, FunctionProbe, ValueType};
 pub use report::{
     AggregateLosses, AggregateReport, AggregateResult, HistogramBucket, HitCount, Log2Histogram,

@@ -3,6 +3,7 @@
 
 use crate::aggregate::{Aggregation, KeyDecoder};
 use crate::event::{ProbeInfo, ProbeName};
+use crate::stack::StackFrame;
 use crate::value::Value;
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -60,8 +61,11 @@ pub enum AggregateResult {
 pub struct HitCount {
     /// The probe.
     pub probe: Arc<ProbeInfo>,
-    /// The key value, when counting by a key.
+    /// The key value, when counting by a key (for a stack, its hash).
     pub key: Option<Value>,
+    /// When counting by stack: the stack's frames, innermost first (empty
+    /// when the stack was lost).
+    pub stack: Option<Vec<StackFrame>>,
     /// Hits.
     pub count: u64,
 }
@@ -303,6 +307,7 @@ impl AggregateReport {
                             .map(|(probe, _)| HitCount {
                                 probe: probes[*probe as usize].clone(),
                                 key: None,
+                                stack: None,
                                 count: 0,
                             })
                             .collect()
@@ -373,6 +378,7 @@ impl AggregateReport {
                         None => counts.push(HitCount {
                             probe: probe.clone(),
                             key: value,
+                            stack: None,
                             count,
                         }),
                     }
@@ -485,6 +491,25 @@ impl AggregateReport {
         }
     }
 
+    /// Puts each stack-keyed row's frames beside it (`frames` by stack
+    /// hash); a stack not there shows empty.
+    pub(crate) fn attach_stacks(&mut self, frames: &HashMap<u64, Vec<StackFrame>>) {
+        for result in &mut self.results {
+            if let AggregateResult::Hits {
+                by: Some(by),
+                counts,
+            } = result
+                && by == "stack"
+            {
+                for row in counts {
+                    if let Some(Value::Unsigned(hash)) = row.key {
+                        row.stack = Some(frames.get(&hash).cloned().unwrap_or_default());
+                    }
+                }
+            }
+        }
+    }
+
     /// The report as text: per aggregation, a table of counts or the
     /// histograms, separated by blank lines.
     pub fn render_text(&self) -> String {
@@ -518,6 +543,11 @@ impl AggregateReport {
                         let mut out = format!("{} hits by {by}\n", probe_name(probe));
                         writeln!(out, "{:>width$}  {}", "HITS", by.to_uppercase()).unwrap();
                         for row in rows {
+                            if let Some(stack) = &row.stack {
+                                write!(out, "{:>width$}", row.count).unwrap();
+                                write_frames(&mut out, stack, width + 2);
+                                continue;
+                            }
                             let key = row.key.as_ref().map(Value::to_string).unwrap_or_default();
                             writeln!(out, "{:>width$}  {key}", row.count).unwrap();
                         }
@@ -596,7 +626,8 @@ impl AggregateReport {
                             counts: rows
                                 .into_iter()
                                 .map(|row| json::KeyCount {
-                                    key: row.key.as_ref(),
+                                    key: row.key.as_ref().filter(|_| row.stack.is_none()),
+                                    stack: row.stack.as_deref(),
                                     truncated: row.key.as_ref().is_some_and(Value::is_truncated),
                                     count: row.count,
                                 })
@@ -636,6 +667,23 @@ impl AggregateReport {
             }
         }
         lines
+    }
+}
+
+/// Writes a stack's frames, one a line (`#N  ADDRESS SYMBOL (FILE:LINE)`,
+/// innermost first), the first after what the line holds and the others
+/// indented by `indent`.
+fn write_frames(out: &mut String, stack: &[StackFrame], indent: usize) {
+    if stack.is_empty() {
+        out.push_str("  [stack lost]\n");
+    }
+    for (index, frame) in stack.iter().enumerate() {
+        if index > 0 {
+            write!(out, "{:indent$}", "").unwrap();
+        } else {
+            out.push_str("  ");
+        }
+        writeln!(out, "#{index:<2} {frame}").unwrap();
     }
 }
 
@@ -723,7 +771,10 @@ mod json {
     /// One key's hits.
     #[derive(Serialize)]
     pub(super) struct KeyCount<'a> {
+        #[serde(skip_serializing_if = "Option::is_none")]
         pub key: Option<&'a Value>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub stack: Option<&'a [crate::stack::StackFrame]>,
         #[serde(skip_serializing_if = "std::ops::Not::not")]
         pub truncated: bool,
         pub count: u64,
@@ -881,6 +932,7 @@ mod tests {
         let count = |key: u64, count: u64| HitCount {
             probe: done.clone(),
             key: Some(Value::Unsigned(key)),
+            stack: None,
             count,
         };
         let mut histogram = Log2Histogram::default();

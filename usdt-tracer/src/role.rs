@@ -15,7 +15,7 @@ use crate::error::TraceError;
 use crate::select::{self, ProbeSpec, SelectedSite};
 use usdt_tracer_common::{
     ACTION_COUNT, ACTION_HISTOGRAM, ACTION_LATENCY_END, ACTION_LATENCY_START, KEY_ARG, KEY_NONE,
-    KEY_PID, KEY_STRING, KEY_TID, STRING_NONE, SitePlan,
+    KEY_PID, KEY_STACK, KEY_STRING, KEY_TID, STRING_NONE, SitePlan,
 };
 
 /// What one attached site does.
@@ -197,6 +197,13 @@ fn set_key(
         KeySource::Tid => {
             plan.key = KEY_TID;
             return Ok(KeyDecoder::Unsigned);
+        }
+        KeySource::Stack if strings => {
+            plan.key = KEY_STACK;
+            return Ok(KeyDecoder::Stack);
+        }
+        KeySource::Stack => {
+            return Err("a stack cannot pair a latency start with its end".into());
         }
         KeySource::Arg(name) => name,
     };

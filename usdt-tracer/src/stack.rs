@@ -33,6 +33,27 @@ pub struct StackFrame {
     pub line: Option<u32>,
 }
 
+impl std::fmt::Display for StackFrame {
+    /// `ADDRESS SYMBOL (FILE:LINE)`, with `?` for an unknown symbol and
+    /// without the parenthesis when the file is unknown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:#014x} {}",
+            self.address,
+            self.symbol.as_deref().unwrap_or("?")
+        )?;
+        if let Some(file) = &self.file {
+            write!(f, " ({file}")?;
+            if let Some(line) = self.line {
+                write!(f, ":{line}")?;
+            }
+            f.write_str(")")?;
+        }
+        Ok(())
+    }
+}
+
 /// The return addresses of a record's stack area (innermost first); empty
 /// when the kernel could not walk the stack.
 pub(crate) fn stack_addresses(area: &[u8]) -> Vec<u64> {
@@ -40,12 +61,22 @@ pub(crate) fn stack_addresses(area: &[u8]) -> Vec<u64> {
         return Vec::new();
     };
     let bytes = i64::from_ne_bytes(area[..8].try_into().expect("8 bytes"));
-    let frames = (bytes.max(0) as usize / 8).min(STACK_DEPTH);
-    area[8..8 + 8 * frames]
+    let ips: Vec<u64> = area[8..]
         .as_chunks::<8>()
         .0
         .iter()
         .map(|word| u64::from_ne_bytes(*word))
+        .collect();
+    written_addresses(bytes, &ips)
+}
+
+/// The addresses `bpf_get_stack` wrote: `bytes` (its result: bytes
+/// written, or a negative error) of `ips`, up to the first zero.
+pub(crate) fn written_addresses(bytes: i64, ips: &[u64]) -> Vec<u64> {
+    let frames = (bytes.max(0) as usize / 8).min(STACK_DEPTH);
+    ips.iter()
+        .take(frames)
+        .copied()
         .take_while(|address| *address != 0)
         .collect()
 }

@@ -3,6 +3,7 @@
 //! from the maps, detaching.
 
 use crate::addresses::{self, SiteAddresses};
+use crate::aggregate::KeySource;
 use crate::aggregate::{Aggregation, KeyDecoder};
 use crate::attach;
 use crate::cancel::Cancel;
@@ -18,14 +19,15 @@ use crate::restricted;
 use crate::role;
 use crate::select::{self, SemaphoreMode};
 use crate::semaphore::ManualSemaphore;
-use crate::stack::StackSymbolizer;
+use crate::stack::{StackFrame, StackSymbolizer, written_addresses};
 use aya::maps::{Array, HashMap as BpfHashMap, MapData, MapError, RingBuf};
 use aya::{Ebpf, EbpfLoader};
 use rustix::event::{PollFd, PollFlags};
+use std::collections::HashMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use usdt_aya::uprobe;
 use usdt_tracer_common::{
@@ -34,6 +36,7 @@ use usdt_tracer_common::{
     SITE_IPS_MAP, SITE_OPTIONS_MAP, SITES_MAP, SLEEPABLE_GLOBAL, STARTS_MAP, SiteIpKey,
     SiteOptions, SitePlan, StartKey,
 };
+use usdt_tracer_common::{CountedStack, MAX_COUNTED_STACKS, STACKS_MAP};
 
 /// The BPF object built from `tracer-ebpf` (`cargo xtask build-ebpf`).
 pub(crate) static BPF_OBJECT: &[u8] = aya::include_bytes_aligned!("../bpf/usdt-tracer.bpf.o");
@@ -49,6 +52,9 @@ struct Aggregates {
     counters: BpfHashMap<MapData, AggKey, u64>,
     starts: BpfHashMap<MapData, StartKey, u64>,
     errors: Array<MapData, u64>,
+    /// The stacks hits are counted by, when an aggregation counts by stack
+    /// (looked at by [`Tracer::aggregates`], which takes `&self`).
+    stacks: Option<Mutex<CountedStacks>>,
     /// Per aggregation: its configuration and, per probe id it covers, how
     /// to show its keys.
     specs: Vec<(Aggregation, Vec<(u32, KeyDecoder)>)>,
@@ -103,6 +109,41 @@ fn plan_selection(
         config.stack,
         cancel,
     )
+}
+
+/// The stacks that hits are counted by, symbolized as they appear: the
+/// process that hit them may be gone by the time the counts are read.
+struct CountedStacks {
+    map: BpfHashMap<MapData, u64, CountedStack>,
+    symbolizer: StackSymbolizer,
+    /// Each stack's frames by its hash.
+    frames: HashMap<u64, Vec<StackFrame>>,
+    /// When the map was last looked at.
+    scanned: Instant,
+}
+
+/// How often the map of counted stacks is looked at for new ones.
+const STACK_SCAN: Duration = Duration::from_millis(50);
+
+impl CountedStacks {
+    /// Symbolizes the stacks of the map not seen before.
+    fn scan(&mut self) {
+        self.scanned = Instant::now();
+        let new: Vec<u64> = self
+            .map
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|hash| !self.frames.contains_key(hash))
+            .collect();
+        for hash in new {
+            let Ok(stack) = self.map.get(&hash, 0) else {
+                continue;
+            };
+            let addresses = written_addresses(stack.area.bytes, &stack.area.ips);
+            let frames = self.symbolizer.frames(stack.tgid, &addresses);
+            self.frames.insert(hash, frames);
+        }
+    }
 }
 
 /// Attached probes and the stream of their events. Dropping the tracer
@@ -260,6 +301,16 @@ impl Tracer {
                 counters: take_map(&mut ebpf, AGGREGATES_MAP)?,
                 starts: take_map(&mut ebpf, STARTS_MAP)?,
                 errors: take_map(&mut ebpf, AGG_ERRORS_MAP)?,
+                stacks: if counts_stacks(config) {
+                    Some(Mutex::new(CountedStacks {
+                        map: take_map(&mut ebpf, STACKS_MAP)?,
+                        symbolizer: StackSymbolizer::new(),
+                        frames: HashMap::new(),
+                        scanned: Instant::now(),
+                    }))
+                } else {
+                    None
+                },
                 specs: config.aggregations.iter().cloned().zip(keys).collect(),
             })
         };
@@ -386,13 +437,19 @@ impl Tracer {
             .iter()
             .collect::<Result<Vec<(AggKey, u64)>, _>>()
             .map_err(|source| map_error(AGGREGATES_MAP, "read the aggregation counters", source))?;
-        Ok(AggregateReport::from_entries(
+        let mut report = AggregateReport::from_entries(
             &aggregates.specs,
             &self.probes,
             entries,
             losses,
             pending_starts,
-        ))
+        );
+        if let Some(stacks) = &aggregates.stacks {
+            let mut stacks = stacks.lock().unwrap_or_else(PoisonError::into_inner);
+            stacks.scan();
+            report.attach_stacks(&stacks.frames);
+        }
+        Ok(report)
     }
 
     /// Events delivered so far.
@@ -418,6 +475,12 @@ impl Tracer {
     /// Delivers every event waiting in the ring buffer to `f`; returns how
     /// many. Stops early (leaving the rest waiting) when `f` returns `false`.
     pub fn drain(&mut self, mut f: impl FnMut(Event) -> bool) -> usize {
+        if let Some(stacks) = self.aggregates.as_mut().and_then(|a| a.stacks.as_mut()) {
+            let stacks = stacks.get_mut().unwrap_or_else(PoisonError::into_inner);
+            if stacks.scanned.elapsed() >= STACK_SCAN {
+                stacks.scan();
+            }
+        }
         let mut count = 0;
         while let Some(item) = self.ring.next() {
             let event = decode::decode_record(&item, &self.sites, &self.probes);
@@ -559,6 +622,14 @@ fn load(
         .map_max_entries(AGGREGATES_MAP, used(!config.aggregations.is_empty()))
         .map_max_entries(STARTS_MAP, used(latency))
         .map_max_entries(
+            STACKS_MAP,
+            if counts_stacks(config) {
+                config.map_entries.min(MAX_COUNTED_STACKS)
+            } else {
+                1
+            },
+        )
+        .map_max_entries(
             SITE_IPS_MAP,
             if features.cookies {
                 1
@@ -587,6 +658,19 @@ fn load(
         }
     }
     Ok(ebpf)
+}
+
+/// Whether an aggregation of `config` counts hits by stack.
+fn counts_stacks(config: &TraceConfig) -> bool {
+    config.aggregations.iter().any(|aggregation| {
+        matches!(
+            aggregation,
+            Aggregation::Hits {
+                by: Some(KeySource::Stack),
+                ..
+            }
+        )
+    })
 }
 
 /// Stores sites' addresses (kernels without BPF cookies).

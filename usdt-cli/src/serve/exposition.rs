@@ -373,6 +373,7 @@ mod tests {
         let row = |key: u64, count: u64| HitCount {
             probe: probe.clone(),
             key: Some(Value::Unsigned(key)),
+            stack: None,
             count,
         };
         let mut sizes = Log2Histogram {
