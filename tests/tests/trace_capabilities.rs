@@ -68,12 +68,15 @@ fn iterations(output: &Output) -> Vec<u64> {
         .collect()
 }
 
-/// Starts `binary ARGS` (with only `caps` when given) and waits until it
-/// runs (setpriv, when used, has executed it), then a little more, so its
+/// Starts sdt_args `binary` firing an iteration every 10 ms until the
+/// guard kills it (a hundred million iterations: however slowly a trace
+/// attaches, an emulated machine's perf-event uprobes included, the target
+/// outlives it), with only `caps` when given, and waits until it runs
+/// (setpriv, when used, has executed it), then a little more, so its
 /// libraries are mapped.
-fn start_target(binary: &Path, args: &[&str], caps: Option<&str>) -> Guard {
+fn start_target(binary: &Path, caps: Option<&str>) -> Guard {
     let mut command = Command::new(binary);
-    command.args(args);
+    command.args(["100000000", "10"]);
     let mut command = match caps {
         Some(caps) => with_caps(caps, &command),
         None => command,
@@ -131,7 +134,7 @@ fn cap_bpf_and_cap_perfmon_trace_paths_commands_and_processes() {
     drop(sleeper);
 
     // A path: every process running the file (one started before).
-    let target = start_target(&binary, &["400", "10"], None);
+    let target = start_target(&binary, None);
     let spec = format!("{}:sdt_args:iteration", binary.display());
     let trace = ["trace", "--json", "--count", "3", spec.as_str()];
     if !kernel_at_least(6, 6) {
@@ -171,7 +174,7 @@ fn cap_bpf_and_cap_perfmon_trace_paths_commands_and_processes() {
     assert_eq!(guarded, 3, "the semaphore was not raised");
 
     // A running process with the same capabilities.
-    let target = start_target(&binary, &["400", "10"], Some(&caps));
+    let target = start_target(&binary, Some(&caps));
     let pid = target.pid().to_string();
     let output = usdt_with_caps(
         &caps,
@@ -205,7 +208,7 @@ fn a_missing_capability_is_named() {
 
     // A process holding every capability (started by root): reading its
     // memory takes CAP_SYS_PTRACE as well.
-    let target = start_target(&binary, &["400", "10"], None);
+    let target = start_target(&binary, None);
     let pid = target.pid().to_string();
     let args = [
         "trace",
