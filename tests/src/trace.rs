@@ -3,7 +3,7 @@
 //! process's memory (semaphores, symbols) read, and the lock that keeps a
 //! test counting this process's BPF links from seeing another test's.
 
-use crate::cli::{run_usdt, usdt};
+use crate::cli::{assert_failure, run_usdt, usdt};
 use crate::{Guard, compile_c, read_memory, scratch_dir};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
@@ -154,6 +154,53 @@ pub fn start_trace(args: &[&str]) -> (Guard, BufReader<ChildStderr>) {
         line.starts_with("usdt: tracing ")
     });
     (guard, stderr)
+}
+
+/// The start of the one line a trace that needs BPF cookies is refused
+/// with on a kernel without them (before 5.15).
+const NEEDS_COOKIES: &str = "this kernel has no BPF cookies (Linux 5.15), needed for ";
+
+/// Whether the tracer uses BPF cookies on this kernel
+/// (`USDT_DISABLE_FEATURES` included). Without them a PIE or shared object
+/// traced by path, a return probe and a site traced for two purposes at
+/// once are refused.
+pub fn has_cookies() -> bool {
+    usdt_tracer::KernelFeatures::get().cookies
+}
+
+/// Whether the kernel has BPF cookies; if not, checks that `usdt trace
+/// ARGS`, which needs them, is refused with the one line naming `what`
+/// (and the test has nothing more to trace).
+pub fn cookies_or_refused(args: &[&str], what: &str) -> bool {
+    if has_cookies() {
+        return true;
+    }
+    let mut full = vec!["trace"];
+    full.extend_from_slice(args);
+    let line = assert_failure(&run_usdt(&full), 1, NEEDS_COOKIES);
+    assert!(line.contains(what), "expected `{what}` in: {line}");
+    false
+}
+
+/// Whether the kernel has BPF cookies; if not, checks that `attached`, the
+/// tracer library's attempt at a trace that needs them, was refused naming
+/// `what`.
+pub fn cookies_or_refused_attach<T>(
+    attached: &Result<T, usdt_tracer::TraceError>,
+    what: &str,
+) -> bool {
+    if has_cookies() {
+        return true;
+    }
+    let Err(error) = attached else {
+        panic!("attached without BPF cookies: {what}");
+    };
+    let line = error.to_string();
+    assert!(
+        line.contains(NEEDS_COOKIES) && line.contains(what),
+        "expected the refusal of `{what}` for want of BPF cookies: {line}"
+    );
+    false
 }
 
 /// Reads the `u16` at runtime address `address` of process `pid` (a

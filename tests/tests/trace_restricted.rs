@@ -591,7 +591,9 @@ fn the_bpf_program_drops_hits_of_other_processes() {
     config.executable = Some(command.program().to_path_buf());
     config.perf_event_links = true;
     let mut tracer = Tracer::attach(&config).expect("attach");
-    command.resume().expect("resume");
+    command
+        .resume_with(|pid| tracer.raise_after_exec(pid))
+        .expect("resume");
     assert_eq!(command.wait().expect("wait"), 0);
     tracer.detach();
     let mut seen = Vec::new();
