@@ -50,7 +50,12 @@ use usdt_tracer_common::{
     ACTION_COUNT, ACTION_HISTOGRAM, ACTION_LATENCY_END, ACTION_LATENCY_START, ACTION_STREAM,
     AGG_ERR_COUNT, AGG_ERR_FAULT, AGG_ERR_FULL, AGG_ERR_STARTS_FULL, AGG_ERR_UNMATCHED,
     AGG_ERRORS_MAP, AGGREGATES_MAP, ARG_CONSTANT, ARG_COUNT_MASK, ARG_MEMORY, ARG_REGISTER, AggKey,
-    ArgPlan, CONTROL_MAP, COOKIES_GLOBAL, Control, DROPS_MAP, EVENTS_MAP, EVENT_FIXED_SIZE, EVENT_HEADER_SIZE, EventHeader, HISTOGRAM_SUM, KEY_ARG, KEY_NONE, KEY_PID, KEY_STRING, KEY_TEXT_CAP, KEY_TID, MAX_ARGS, NO_REG, PENDING_MAP, PROGRAM_NAME, PROGRAM_NAME_NOSLEEP, SITES_MAP, SITE_IPS_MAP, SLEEPABLE_GLOBAL, STARTS_MAP, STRING_CAP, STRING_CLASSES, STRING_CSTR, STRING_PTR_LEN, SiteIpKey, SitePlan, StartKey, histogram_slot, log2_bucket,
+    ArgPlan, CONTROL_MAP, COOKIES_GLOBAL, Control, DROPS_MAP, EVENT_FIXED_SIZE, EVENT_HEADER_SIZE,
+    EVENTS_MAP, EventHeader, HISTOGRAM_SUM, KEY_ARG, KEY_NONE, KEY_PID, KEY_STRING, KEY_TEXT_CAP,
+    KEY_TID, MAX_ARGS, NO_REG, OPTIONS_GLOBAL, PENDING_MAP, PROGRAM_NAME, PROGRAM_NAME_NOSLEEP,
+    SITE_IPS_MAP, SITES_MAP, SLEEPABLE_GLOBAL, STACK_COUNTS_GLOBAL, STARTS_MAP, STRING_CAP,
+    STRING_CLASSES, STRING_CSTR, STRING_PTR_LEN, SiteIpKey, SitePlan, StartKey, histogram_slot,
+    log2_bucket,
 };
 use usdt_tracer_common::{
     CMP_EQ, CMP_GE, CMP_GT, CMP_LE, CMP_LT, CMP_NE, FILTER_AND, FILTER_COMPARE, FILTER_MAX_INSNS,
@@ -136,11 +141,30 @@ named!(USDT_SLEEPABLE, SLEEPABLE_GLOBAL);
 static USDT_COOKIES: u8 = 1;
 named!(USDT_COOKIES, COOKIES_GLOBAL);
 
+/// Whether any site has options (a filter, a user stack); set by user
+/// space, read-only to the program. At 0 the verifier skips the filter and
+/// stack code, which older verifiers cannot follow within their limits.
+#[unsafe(no_mangle)]
+static USDT_OPTIONS: u8 = 1;
+named!(USDT_OPTIONS, OPTIONS_GLOBAL);
+
+/// Whether hits are counted by user stack; set by user space, read-only to
+/// the program (at 0 the verifier skips the stack-counting code).
+#[unsafe(no_mangle)]
+static USDT_STACK_COUNTS: u8 = 1;
+named!(USDT_STACK_COUNTS, STACK_COUNTS_GLOBAL);
+
+/// `global`, read where the verifier sees the load.
+#[inline(always)]
+fn flag(global: &u8) -> bool {
+    // SAFETY: a read of a static.
+    unsafe { core::ptr::read_volatile(global) != 0 }
+}
+
 /// [`USDT_SLEEPABLE`], read where the verifier sees the load.
 #[inline(always)]
 fn sleepable() -> bool {
-    // SAFETY: a read of a static.
-    unsafe { core::ptr::read_volatile(&USDT_SLEEPABLE) != 0 }
+    flag(&USDT_SLEEPABLE)
 }
 
 shared_map! {
@@ -249,7 +273,11 @@ fn site(ctx: &ProbeContext) -> u32 {
     let Some(plan) = USDT_SITES.get(site) else {
         return 0;
     };
-    let options = USDT_SITE_OPTIONS.get(site);
+    let options = if flag(&USDT_OPTIONS) {
+        USDT_SITE_OPTIONS.get(site)
+    } else {
+        None
+    };
     if let Some(options) = options
         && !filter_keeps(ctx, plan, options)
     {
@@ -274,8 +302,7 @@ fn site(ctx: &ProbeContext) -> u32 {
 /// in every process.
 #[inline(always)]
 fn site_index(ctx: &ProbeContext, control: &Control, tgid: u32) -> Option<u32> {
-    // SAFETY: a read of a static.
-    if unsafe { core::ptr::read_volatile(&USDT_COOKIES) } != 0 {
+    if flag(&USDT_COOKIES) {
         // SAFETY: the helper only reads the cookie of the running program's
         // link.
         return Some(unsafe { generated::bpf_get_attach_cookie(ctx.as_ptr()) } as u32);
@@ -361,7 +388,7 @@ fn count_site(ctx: &ProbeContext, plan: &SitePlan) {
         new_key(key.as_mut_ptr(), plan.aggregation, plan.probe_id, 0);
         &mut *key.as_mut_ptr()
     };
-    let filled = if plan.key == KEY_STACK {
+    let filled = if flag(&USDT_STACK_COUNTS) && plan.key == KEY_STACK {
         stack_key(ctx).map(|hash| key.value = hash)
     } else {
         fill_key(ctx, plan, key).ok_or(AGG_ERR_FAULT)
@@ -976,7 +1003,13 @@ fn filter_keeps(ctx: &ProbeContext, plan: &SitePlan, options: &SiteOptions) -> b
                 let Some(rhs) = filter_operand(ctx, plan, &insn.rhs, pid_tgid) else {
                     return false;
                 };
-                compare(lhs, insn.lhs.signed != 0, rhs, insn.rhs.signed != 0, insn.cmp)
+                compare(
+                    lhs,
+                    insn.lhs.signed != 0,
+                    rhs,
+                    insn.rhs.signed != 0,
+                    insn.cmp,
+                )
             }
             FILTER_STRING => (strings >> (insn.string & 63)) & 1 != 0,
             FILTER_AND => {

@@ -110,6 +110,14 @@ pub const SLEEPABLE_GLOBAL: &str = "USDT_SLEEPABLE";
 /// it to 0 on older kernels, where the program finds the site by its
 /// address in [`SITE_IPS_MAP`].
 pub const COOKIES_GLOBAL: &str = "USDT_COOKIES";
+/// The read-only global (`u8`, 1 in the object) that says whether any site
+/// has options (a filter, a user stack): user space sets it to 0 when none
+/// has, and the verifier then skips that code (older verifiers cannot
+/// follow it within their instruction limit).
+pub const OPTIONS_GLOBAL: &str = "USDT_OPTIONS";
+/// The read-only global (`u8`, 1 in the object) that says whether hits are
+/// counted by user stack; 0 lets the verifier skip that code.
+pub const STACK_COUNTS_GLOBAL: &str = "USDT_STACK_COUNTS";
 
 /// The argument kinds (`ARG_*`), [`NO_REG`] and the string modes
 /// (`STRING_*`) of an [`ArgPlan`], defined once for the tracer and every

@@ -33,7 +33,8 @@ use usdt_aya::uprobe;
 use usdt_tracer_common::{
     AGG_ERR_FAULT, AGG_ERR_FULL, AGG_ERR_STARTS_FULL, AGG_ERR_UNMATCHED, AGG_ERRORS_MAP,
     AGGREGATES_MAP, AggKey, CONTROL_MAP, COOKIES_GLOBAL, Control, DROPS_MAP, EVENTS_MAP,
-    SITE_IPS_MAP, SITE_OPTIONS_MAP, SITES_MAP, SLEEPABLE_GLOBAL, STARTS_MAP, SiteIpKey,
+    OPTIONS_GLOBAL, SITE_IPS_MAP, SITE_OPTIONS_MAP, SITES_MAP, SLEEPABLE_GLOBAL, STACK_COUNTS_GLOBAL,
+    STARTS_MAP, SiteIpKey,
     SiteOptions, SitePlan, StartKey,
 };
 use usdt_tracer_common::{CountedStack, MAX_COUNTED_STACKS, STACKS_MAP};
@@ -639,6 +640,12 @@ fn load(
         )
         .override_global(SLEEPABLE_GLOBAL, &u8::from(features.sleepable), true)
         .override_global(COOKIES_GLOBAL, &u8::from(features.cookies), true)
+        .override_global(
+            OPTIONS_GLOBAL,
+            &u8::from(options.iter().any(|site| *site != SiteOptions::default())),
+            true,
+        )
+        .override_global(STACK_COUNTS_GLOBAL, &u8::from(counts_stacks(config)), true)
         .load(BPF_OBJECT)
         .map_err(TraceError::Load)?;
     let mut map: Array<&mut MapData, SitePlan> = map_mut(&mut ebpf, SITES_MAP)?;
