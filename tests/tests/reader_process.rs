@@ -264,9 +264,11 @@ fn missing_and_exited_processes_are_errors() {
     let error = Process::open(u32::MAX).unwrap_err();
     assert!(matches!(error, Error::NoSuchProcess { pid: u32::MAX }));
     assert!(error.is_bad_input());
-    // A process that has exited between open and modules.
-    let mut child = Command::new("true").spawn().unwrap();
+    // A process that has exited between open and modules (killed, so that
+    // it cannot have ended before it was opened).
+    let mut child = Command::new("sleep").arg("30").spawn().unwrap();
     let process = Process::open(child.id()).unwrap();
+    child.kill().unwrap();
     child.wait().unwrap();
     match process.modules() {
         Err(Error::NoSuchProcess { .. }) => {}
