@@ -249,8 +249,12 @@ fn system_wide_probes_are_refused() {
     let Some(setup) = setup("system_wide_probes_are_refused") else {
         return;
     };
-    let root = start_as_root(&setup.sdt_args, &["100000", "10"]);
-    let by_path = format!("{}:sdt_args:iteration", setup.sdt_args.display());
+    // A copy of its own: a trace by path sees every process running the
+    // file, and the other tests run `setup.sdt_args` at the same time.
+    let binary = setup.sdt_args.with_file_name("sdt_args_system_wide");
+    std::fs::copy(&setup.sdt_args, &binary).expect("copy sdt_args");
+    let root = start_as_root(&binary, &["100000", "10"]);
+    let by_path = format!("{}:sdt_args:iteration", binary.display());
     let write = format!("uprobe:{}:write(int, str, u64)", libc_path().display());
 
     // Root's own trace sees root's process: it does fire the probe.
@@ -540,8 +544,12 @@ fn capabilities_held_in_the_users_own_right_are_not_restricted() {
     let Some(setup) = setup(test) else {
         return;
     };
-    let root = start_as_root(&setup.sdt_args, &["100000", "10"]);
-    let by_path = format!("{}:sdt_args:iteration", setup.sdt_args.display());
+    // A copy of its own: a trace by path sees every process running the
+    // file, and the other tests run `setup.sdt_args` at the same time.
+    let binary = setup.sdt_args.with_file_name("sdt_args_system_wide");
+    std::fs::copy(&setup.sdt_args, &binary).expect("copy sdt_args");
+    let root = start_as_root(&binary, &["100000", "10"]);
+    let by_path = format!("{}:sdt_args:iteration", binary.display());
     // Ambient capabilities: no AT_SECURE, so a system-wide probe is
     // traced, root's process included, as before.
     let output = as_user_with(
