@@ -46,6 +46,7 @@ use aya_ebpf::maps::{Array, HashMap, PerCpuArray, RingBuf};
 use aya_ebpf::programs::ProbeContext;
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
 use core::mem::MaybeUninit;
+use usdt_aya_common::{extend, same_name};
 use usdt_tracer_common::{
     ACTION_COUNT, ACTION_HISTOGRAM, ACTION_LATENCY_END, ACTION_LATENCY_START, ACTION_STREAM,
     AGG_ERR_COUNT, AGG_ERR_FAULT, AGG_ERR_FULL, AGG_ERR_STARTS_FULL, AGG_ERR_UNMATCHED,
@@ -70,22 +71,6 @@ const DEFAULT_RING_BYTES: u32 = 1 << 22;
 
 /// Page size assumed when faulting in the second page of a string.
 const PAGE: u64 = 4096;
-
-/// Whether two names are the same (`str` equality is not `const`).
-const fn same_name(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut i = 0;
-    while i < a.len() {
-        if a[i] != b[i] {
-            return false;
-        }
-        i += 1;
-    }
-    true
-}
 
 /// Fails the build unless the item `$item` (a map or the program, which aya
 /// names after their static or function) has the name the shared constant
@@ -848,20 +833,6 @@ fn user_bytes<const N: u32>(dst: *mut u8, src: *const u8) -> bool {
     unsafe {
         generated::bpf_probe_read_user(dst.cast(), N, src.cast()) == 0
             || (sleepable() && generated::bpf_copy_from_user(dst.cast(), N, src.cast()) == 0)
-    }
-}
-
-/// Truncates `raw` to `size` bytes and sign- or zero-extends it.
-#[inline(always)]
-fn extend(raw: u64, size: u8, signed: bool) -> u64 {
-    match (size, signed) {
-        (1, true) => raw as i8 as i64 as u64,
-        (1, false) => raw as u8 as u64,
-        (2, true) => raw as i16 as i64 as u64,
-        (2, false) => raw as u16 as u64,
-        (4, true) => raw as i32 as i64 as u64,
-        (4, false) => raw as u32 as u64,
-        _ => raw,
     }
 }
 

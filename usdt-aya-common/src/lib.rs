@@ -115,6 +115,25 @@ pub struct UsdtSpec {
     pub args: [UsdtArgSpec; MAX_ARGS],
 }
 
+/// Whether two names are the same, in a `const` context (`str` equality is
+/// not `const`): BPF crates check with it, at build time, that the statics
+/// aya names their maps and globals after carry the names user space looks
+/// up.
+pub const fn same_name(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
 /// Truncates `raw` to `size` bytes (1, 2, 4; anything else keeps all 8)
 /// and sign- or zero-extends it to 64 bits, as an argument of that size and
 /// sign is read.

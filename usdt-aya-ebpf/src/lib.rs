@@ -51,7 +51,7 @@ pub use usdt_aya_common::{
     ARG_CONSTANT, ARG_INDEX_MASK, ARG_MEMORY, ARG_REGISTER, MAX_ARGS, NO_REG, STRING_CSTR,
     STRING_NONE, STRING_PTR_LEN, UsdtArgSpec, UsdtSpec,
 };
-use usdt_aya_common::{IP_MAP, MAX_IPS, MAX_SPECS, NO_COOKIE_GLOBAL, SPECS_MAP, extend};
+use usdt_aya_common::{IP_MAP, MAX_IPS, MAX_SPECS, NO_COOKIE_GLOBAL, SPECS_MAP, extend, same_name};
 
 /// Argument specs, indexed by spec id (the link's cookie).
 #[map]
@@ -67,22 +67,6 @@ static USDT_AYA_IP_TO_SPEC: HashMap<u64, u32> = HashMap::with_max_entries(MAX_IP
 /// branch not taken.
 #[unsafe(no_mangle)]
 static USDT_AYA_NO_COOKIE: u8 = 0;
-
-/// Whether two names are the same (`str` equality is not `const`).
-const fn same_name(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut i = 0;
-    while i < a.len() {
-        if a[i] != b[i] {
-            return false;
-        }
-        i += 1;
-    }
-    true
-}
 
 // aya names maps and globals after their statics: they must carry the names
 // user space looks for.
