@@ -6,7 +6,8 @@
 //! expected buckets, and `promtool check metrics` accepts the exposition.
 //! Then what must not work does not: bad configurations, other requests
 //! than `GET /metrics`, a bad reload; and what must keep working does: a
-//! good reload, a replaced target file, a full map counted, SIGTERM.
+//! good reload, a replaced target file (attached again with the few
+//! capabilities the daemon keeps), a full map counted, SIGTERM.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -66,6 +67,23 @@ end = "{binary}:srv:request_done"
 key = "arg0"
 "#
     )
+}
+
+/// The capabilities `usdt serve` keeps once attached, run as root: CAP_BPF,
+/// CAP_PERFMON, CAP_DAC_READ_SEARCH, and CAP_SYS_ADMIN where uprobes are
+/// perf events (no uprobe_multi links).
+fn capabilities_kept() -> u64 {
+    const CAP_DAC_READ_SEARCH: u32 = 2;
+    const CAP_SYS_ADMIN: u32 = 21;
+    const CAP_PERFMON: u32 = 38;
+    const CAP_BPF: u32 = 39;
+    let mut kept = [CAP_BPF, CAP_PERFMON, CAP_DAC_READ_SEARCH]
+        .iter()
+        .fold(0, |set, cap| set | 1u64 << cap);
+    if !usdt_tracer::KernelFeatures::get().multi_links {
+        kept |= 1 << CAP_SYS_ADMIN;
+    }
+    kept
 }
 
 /// Runs the fixture `binary` once, to the end.
@@ -356,6 +374,33 @@ fn bad_configs_requests_and_reloads() {
     std::fs::write(&path, &count_only).unwrap();
     let serve = Serve::start(&path);
     let address = serve.address.as_str();
+
+    // Attached, it keeps only what attaching again needs, in every thread
+    // and every set; the reload and the replaced file below attach again
+    // with that.
+    let kept = capabilities_kept();
+    serve.wait_for_stderr("usdt: capabilities kept: ", Duration::from_secs(10));
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", serve.pid())).unwrap();
+    let mut threads = 0;
+    for task in tasks {
+        let status = std::fs::read_to_string(task.unwrap().path().join("status")).unwrap();
+        let set = |name: &str| {
+            let hex = status
+                .lines()
+                .find_map(|line| line.strip_prefix(name))
+                .unwrap_or_else(|| panic!("no {name} in {status}"));
+            u64::from_str_radix(hex.trim(), 16).unwrap()
+        };
+        assert_eq!(set("CapEff:"), kept, "{status}");
+        assert_eq!(set("CapPrm:"), kept, "{status}");
+        assert_eq!(set("CapBnd:"), kept, "{status}");
+        assert_eq!(set("CapInh:"), 0, "{status}");
+        assert_eq!(set("CapAmb:"), 0, "{status}");
+        threads += 1;
+    }
+    // The main thread and the HTTP server's.
+    assert!(threads >= 2, "{threads} threads");
+
     for request in [
         "POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
         "DELETE /metrics HTTP/1.1\r\n\r\n",

@@ -89,6 +89,7 @@ pub use features::{DISABLE_FEATURES_ENV, KernelFeatures};
 pub use filter::Filter;
 pub use folded::{folded_lines, write_flamegraph, write_folded};
 pub use function::{FunctionArg, FunctionName, FunctionProbe, ValueType};
+pub use privileges::retain_tracing_capabilities;
 pub use report::{
     AggregateLosses, AggregateReport, AggregateResult, HistogramBucket, HitCount, Log2Histogram,
 };

@@ -15,7 +15,9 @@
 //! decides alone (see [`crate::restricted`]).
 
 use crate::error::TraceError;
+use crate::features::KernelFeatures;
 use crate::restricted;
+use rustix::thread::{self, CapabilitySet, CapabilitySets};
 use std::io;
 
 const CAP_SYS_PTRACE: u32 = 19;
@@ -120,6 +122,85 @@ fn missing(effective: u64) -> Option<String> {
         "missing capability {} ({NEEDED}): run as root or grant them",
         lacking.join(" and ")
     ))
+}
+
+/// Drops every capability this process holds except those attaching
+/// probes again needs, and returns the names of those it kept (those of
+/// CAP_BPF, CAP_PERFMON, CAP_DAC_READ_SEARCH and, on a kernel without
+/// uprobe_multi links, CAP_SYS_ADMIN that it held).
+///
+/// For a long-running tracer that attaches again later (`usdt serve`
+/// reloads its configuration and follows replaced files), called once the
+/// first attach is done: the memory-lock limit is raised by then, so
+/// CAP_SYS_RESOURCE can go. CAP_DAC_READ_SEARCH reads the target files and
+/// the directories above them whoever owns them; CAP_SYS_ADMIN is the only
+/// capability the kernel accepts for a uprobe perf event. Everything else
+/// (CAP_DAC_OVERRIDE, CAP_SYS_PTRACE, CAP_NET_ADMIN, CAP_SETUID, ...) goes
+/// from the effective, permitted, inheritable and ambient sets, and from
+/// the bounding set where this process may change it, so no thread can
+/// take it back. Capabilities are per thread: call it before starting
+/// threads. A process running as root still owns root's files.
+pub fn retain_tracing_capabilities() -> Result<Vec<&'static str>, TraceError> {
+    let mut kept = CapabilitySet::BPF | CapabilitySet::PERFMON | CapabilitySet::DAC_READ_SEARCH;
+    if !KernelFeatures::get().multi_links {
+        kept |= CapabilitySet::SYS_ADMIN;
+    }
+    let now = keep_only(kept).map_err(|source| TraceError::Io {
+        context: "cannot drop capabilities".into(),
+        source,
+    })?;
+    Ok([
+        (CapabilitySet::BPF, "CAP_BPF"),
+        (CapabilitySet::PERFMON, "CAP_PERFMON"),
+        (CapabilitySet::DAC_READ_SEARCH, "CAP_DAC_READ_SEARCH"),
+        (CapabilitySet::SYS_ADMIN, "CAP_SYS_ADMIN"),
+    ]
+    .into_iter()
+    .filter(|(cap, _)| now.contains(*cap))
+    .map(|(_, name)| name)
+    .collect())
+}
+
+/// Leaves this thread with the capabilities of `kept` it has permitted,
+/// effective and permitted, and no other anywhere: the inheritable and
+/// ambient sets are emptied, and the bounding set loses every other
+/// capability when CAP_SETPCAP is permitted. Returns the permitted set
+/// after the change, checked rather than trusted.
+pub(crate) fn keep_only(kept: CapabilitySet) -> io::Result<CapabilitySet> {
+    let caps = thread::capabilities(None)?;
+    if caps.permitted.contains(CapabilitySet::SETPCAP) {
+        // Changing the bounding set takes CAP_SETPCAP in the effective set
+        // (after a setuid program's change of ids, only in the permitted).
+        thread::set_capabilities(
+            None,
+            CapabilitySets {
+                effective: caps.permitted,
+                ..caps
+            },
+        )?;
+        for bit in 0..64 {
+            let cap = CapabilitySet::from_bits_retain(1 << bit);
+            if !kept.contains(cap) {
+                // EINVAL: past the kernel's last capability.
+                let _ = thread::remove_capability_from_bounding_set(cap);
+            }
+        }
+    }
+    let kept = caps.permitted & kept;
+    thread::set_capabilities(
+        None,
+        CapabilitySets {
+            effective: kept,
+            permitted: kept,
+            inheritable: CapabilitySet::empty(),
+        },
+    )?;
+    thread::clear_ambient_capability_set()?;
+    let now = thread::capabilities(None)?;
+    if !kept.contains(now.permitted | now.effective) || !now.inheritable.is_empty() {
+        return Err(io::Error::other("capabilities remain after dropping them"));
+    }
+    Ok(now.permitted)
 }
 
 /// The end of a message for a uprobe the kernel refused.

@@ -44,7 +44,7 @@ use crate::config::TraceConfig;
 use crate::error::TraceError;
 use crate::privileges;
 use crate::select::ProbeSpec;
-use rustix::thread::{self, CapabilitySet, CapabilitySets};
+use rustix::thread::{self, CapabilitySet};
 use std::io;
 use std::os::fd::OwnedFd;
 use std::path::Path;
@@ -98,20 +98,9 @@ pub fn enter() -> Result<bool, TraceError> {
 
 /// Takes the real user's ids back and keeps only [`KEPT`].
 fn drop_privileges() -> io::Result<()> {
-    let caps = thread::capabilities(None)?;
-    if caps.effective.contains(CapabilitySet::SETPCAP) {
-        // No exec can grant more than the two afterwards (changing the
-        // bounding set takes CAP_SETPCAP, which a setuid-root program has).
-        for bit in 0..64 {
-            let cap = CapabilitySet::from_bits_retain(1 << bit);
-            if !KEPT.contains(cap) {
-                // EINVAL: past the kernel's last capability.
-                let _ = thread::remove_capability_from_bounding_set(cap);
-            }
-        }
-    }
     // A setuid program: the real ids. Leaving uid 0 clears every
-    // capability unless they are kept across the change.
+    // effective capability unless the permitted ones are kept across the
+    // change; `keep_only` then drops all but `KEPT` from every set.
     let (uid, gid) = (rustix::process::getuid(), rustix::process::getgid());
     thread::set_keep_capabilities(true)?;
     // SAFETY: setresgid and setresuid take plain ids; glibc applies them
@@ -127,23 +116,10 @@ fn drop_privileges() -> io::Result<()> {
     };
     thread::set_keep_capabilities(false)?;
     changed?;
-    let kept = caps.permitted & KEPT;
-    thread::set_capabilities(
-        None,
-        CapabilitySets {
-            effective: kept,
-            permitted: kept,
-            inheritable: CapabilitySet::empty(),
-        },
-    )?;
-    thread::clear_ambient_capability_set()?;
+    privileges::keep_only(KEPT)?;
     // Check rather than trust.
-    let now = thread::capabilities(None)?;
-    let ids = real_ids_everywhere(uid.as_raw(), gid.as_raw())?;
-    if !KEPT.contains(now.permitted | now.effective) || !now.inheritable.is_empty() || !ids {
-        return Err(io::Error::other(
-            "capabilities or ids remain after dropping them",
-        ));
+    if !real_ids_everywhere(uid.as_raw(), gid.as_raw())? {
+        return Err(io::Error::other("ids remain after dropping them"));
     }
     Ok(())
 }

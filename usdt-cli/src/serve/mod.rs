@@ -4,7 +4,9 @@
 //! The main thread owns the tracer: it answers the scrapes the HTTP threads
 //! pass it, reloads the configuration on SIGHUP (keeping the old one when
 //! the new one is bad), attaches again when a target file is replaced (a
-//! new inode at its path), and detaches on SIGTERM or SIGINT.
+//! new inode at its path), and detaches on SIGTERM or SIGINT. Once the
+//! first attach is done, it drops every capability but those attaching
+//! again needs ([`usdt_tracer::retain_tracing_capabilities`]).
 
 mod config;
 mod exposition;
@@ -70,6 +72,12 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), CliError> {
         .map_err(|error| CliError::Failure(format!("cannot catch signals: {error}")))?;
 
     let mut daemon = Daemon::attach(config, &stop)?;
+    // Before the HTTP threads start: they begin with what is left.
+    match usdt_tracer::retain_tracing_capabilities() {
+        Ok(kept) if kept.is_empty() => {}
+        Ok(kept) => eprintln!("usdt: capabilities kept: {}", kept.join(", ")),
+        Err(error) => warn(&error.to_string()),
+    }
     let scrapes = http::serve(listener);
     eprintln!(
         "usdt: serving {} metric{} from {} site{} on http://{listen}/metrics",
