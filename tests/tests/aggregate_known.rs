@@ -156,6 +156,34 @@ fn expected_bucket_of(value: u64) -> (i128, i128) {
 }
 
 #[test]
+fn every_key_of_a_large_map_is_read_exactly() {
+    if !require_bpf("every_key_of_a_large_map_is_read_exactly") {
+        return;
+    }
+    // More keys than one batched read of the map returns: the reads must
+    // chain, and lose or repeat no entry.
+    const KEYS: u64 = 10_000;
+    let binary = &fixtures("aggregate_many_keys")[1];
+    let (lines, _) = aggregate(
+        binary,
+        Some(&format!("keys {KEYS}")),
+        &[
+            "--hits",
+            "--by",
+            "arg0",
+            "--map-entries",
+            "16384",
+            "agg:unique",
+        ],
+    );
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let counts = keyed_counts(&lines[0]);
+    let expected: BTreeMap<String, u64> = (0..KEYS).map(|i| (i.to_string(), i % 3 + 1)).collect();
+    assert_eq!(counts.len(), expected.len());
+    assert_eq!(counts, expected);
+}
+
+#[test]
 fn hit_counts_per_key_per_probe_and_per_string() {
     if !require_bpf("hit_counts_per_key_per_probe_and_per_string") {
         return;

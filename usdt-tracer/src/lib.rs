@@ -57,6 +57,7 @@
 mod addresses;
 mod aggregate;
 mod attach;
+mod batch;
 mod cancel;
 mod config;
 mod decode;

@@ -6,6 +6,7 @@ use crate::addresses::{self, SiteAddresses};
 use crate::aggregate::KeySource;
 use crate::aggregate::{Aggregation, KeyDecoder};
 use crate::attach;
+use crate::batch;
 use crate::cancel::Cancel;
 use crate::config::TraceConfig;
 use crate::decode::{self, SiteState};
@@ -430,13 +431,17 @@ impl Tracer {
             unmatched_ends: error(AGG_ERR_UNMATCHED)?,
             faults: error(AGG_ERR_FAULT)?,
         };
-        let pending_starts = aggregates.starts.keys().filter(Result::is_ok).count() as u64;
-
-        let entries = aggregates
-            .counters
-            .iter()
-            .collect::<Result<Vec<(AggKey, u64)>, _>>()
-            .map_err(|source| map_error(AGGREGATES_MAP, "read the aggregation counters", source))?;
+        // Batched: both are hash maps, which every kernel the tracer runs
+        // on (5.10 and later) reads in batches.
+        let read_error = |map: &str, source| TraceError::Io {
+            context: format!("cannot read the map {map}"),
+            source,
+        };
+        let pending_starts = batch::entries(&aggregates.starts)
+            .map_err(|error| read_error(STARTS_MAP, error))?
+            .len() as u64;
+        let entries = batch::entries(&aggregates.counters)
+            .map_err(|error| read_error(AGGREGATES_MAP, error))?;
         let mut report = AggregateReport::from_entries(
             &aggregates.specs,
             &self.probes,
