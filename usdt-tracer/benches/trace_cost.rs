@@ -2,7 +2,7 @@
 //! (as root).
 //!
 //! Sections can be chosen: `cargo bench -p usdt-tracer --bench trace_cost --
-//! cost rate attach` (all three by default).
+//! cost filter rate attach` (all four by default).
 //!
 //! 1. Cost per traced hit of one probe with one argument: a child process
 //!    fires the probe N times in a tight loop and times itself (CPU time of
@@ -17,9 +17,14 @@
 //!    untraced loop.
 //!    Two probes: this SDK's `probe!` (5-byte nop, which the kernel turns
 //!    into a call) and a `<sys/sdt.h>` probe in C (1-byte nop, a trap).
-//! 2. Sustained event rate: the traced single-thread rate above with the
+//! 2. Cost per hit of a filter and of stacks, counting in the kernel: no
+//!    filter, a filter every hit fails (`arg0 > N`, N above every value) and
+//!    one every hit passes, against bpftrace counting with the same
+//!    predicate; hits counted per user stack (`--hits --by stack`) against
+//!    bpftrace's `@[ustack] = count()`. Every count is checked.
+//! 3. Sustained event rate: the traced single-thread rate above with the
 //!    drop count, and the same with one firing thread per CPU.
-//! 3. Attach time for every probe site of a large library: the largest
+//! 4. Attach time for every probe site of a large library: the largest
 //!    probe-carrying library found on the machine, and a generated library
 //!    with 10,000 sites; attach and detach, uprobe_multi links and one
 //!    perf-event uprobe per site. Then the generated library in 1, 2 and 4
@@ -51,7 +56,7 @@ fn main() {
     let sections: Vec<&str> = args[1..]
         .iter()
         .map(String::as_str)
-        .filter(|a| ["cost", "rate", "attach"].contains(a))
+        .filter(|a| ["cost", "filter", "rate", "attach"].contains(a))
         .collect();
     let wants = |section: &str| sections.is_empty() || sections.contains(&section);
     // SAFETY: geteuid has no preconditions.
@@ -145,6 +150,10 @@ fn main() {
                 drops,
             ));
         }
+    }
+
+    if wants("filter") {
+        filter_and_stack_costs(&exe, &c_target, bpftrace.as_deref());
     }
 
     if wants("rate") {
@@ -250,15 +259,21 @@ impl Target {
     /// (as `usdt trace --hits`) instead of streamed, and the count is
     /// checked.
     fn run_ours(&self, counting: bool) -> (f64, f64, u64, u64) {
-        let mut argv = vec![self.program.display().to_string()];
-        argv.extend(self.args.iter().cloned());
-        let output = self.program.with_extension("out");
-        let mut command = StoppedCommand::spawn(&argv_with_output(&argv, &output)).unwrap();
-        let mut config = if counting {
+        let config = if counting {
             TraceConfig::new().aggregate(Aggregation::hits(&[self.probe], None).unwrap())
         } else {
             TraceConfig::new().probe(self.probe).unwrap()
         };
+        self.run_config(config, counting.then_some(Kept::All))
+    }
+
+    /// [`Target::run_ours`] with `config`, which counts in the kernel when
+    /// `counted` says which hits its counts must add up to.
+    fn run_config(&self, mut config: TraceConfig, counted: Option<Kept>) -> (f64, f64, u64, u64) {
+        let mut argv = vec![self.program.display().to_string()];
+        argv.extend(self.args.iter().cloned());
+        let output = self.program.with_extension("out");
+        let mut command = StoppedCommand::spawn(&argv_with_output(&argv, &output)).unwrap();
         config.pid = Some(command.pid());
         config.executable = Some(self.program.clone());
         config.ring_bytes = 64 << 20;
@@ -288,13 +303,17 @@ impl Target {
         events += tracer.drain(|_| true) as u64;
         let drops = tracer.drops().unwrap();
         let text = std::fs::read_to_string(&output).unwrap();
-        if counting {
+        if let Some(kept) = counted {
             let report = tracer.aggregates().unwrap();
             let Some(AggregateResult::Hits { counts, .. }) = report.results.first() else {
                 panic!("no hit counts: {report:?}");
             };
             let hits: u64 = counts.iter().map(|c| c.count).sum();
-            assert_eq!(hits, fired(&text), "the kernel counted every hit");
+            assert_eq!(
+                hits,
+                kept.of(fired(&text)),
+                "the kernel counted every hit kept"
+            );
         }
         (per_hit(&text), wall_ns(&text), events, drops)
     }
@@ -304,18 +323,32 @@ impl Target {
     /// Either way every hit must be accounted for (printed or reported
     /// lost).
     fn run_bpftrace(&self, bpftrace: &Path, printing: bool) -> f64 {
+        if printing {
+            self.run_bpftrace_script(bpftrace, "", r#"printf("%llu %llu\n", nsecs, arg0);"#, None)
+        } else {
+            self.run_bpftrace_script(bpftrace, "", "@hits = count();", Some(Kept::All))
+        }
+    }
+
+    /// CPU nanoseconds per hit under bpftrace running `action` on the
+    /// probe under `predicate` (`/.../`, or empty). `counted`: the action
+    /// counts into a map, whose counts must add up to the hits kept;
+    /// otherwise it prints a line per hit, each accounted for.
+    fn run_bpftrace_script(
+        &self,
+        bpftrace: &Path,
+        predicate: &str,
+        action: &str,
+        counted: Option<Kept>,
+    ) -> f64 {
+        let printing = counted.is_none();
         let output = self.program.with_extension("bpftrace.out");
         let printed = self.program.with_extension("bpftrace.lines");
         let mut argv = vec![self.program.display().to_string()];
         argv.extend(self.args.iter().cloned());
         let shell = argv_with_output(&argv, &output).join(" ");
-        let action = if printing {
-            r#"printf("%llu %llu\n", nsecs, arg0);"#
-        } else {
-            "@hits = count();"
-        };
         let script = format!(
-            "usdt:{}:{} {{ {action} }}",
+            "usdt:{}:{} {predicate} {{ {action} }}",
             self.program.display(),
             self.probe
         );
@@ -340,15 +373,140 @@ impl Target {
                 })
                 .sum::<u64>()
         } else {
+            // `@hits: N`, or `@[STACK]: N` per stack; nothing when no hit
+            // was counted.
             stdout
                 .lines()
-                .find_map(|l| l.strip_prefix("@hits: "))
-                .and_then(|n| n.trim().parse().ok())
-                .unwrap_or_else(|| panic!("bpftrace printed no count: {stdout}"))
+                .filter_map(|l| l.strip_prefix("@hits: ").or_else(|| l.strip_prefix("]: ")))
+                .map(|n| n.trim().parse::<u64>().unwrap())
+                .sum()
         };
         let text = std::fs::read_to_string(&output).unwrap();
-        assert_eq!(hits, fired(&text), "bpftrace accounted for every hit");
+        let expected = counted.map_or(fired(&text), |kept| kept.of(fired(&text)));
+        assert_eq!(hits, expected, "bpftrace accounted for every hit: {stdout}");
         per_hit(&text)
+    }
+}
+
+/// Which hits a count must add up to.
+#[derive(Clone, Copy)]
+enum Kept {
+    All,
+    None,
+}
+
+impl Kept {
+    /// The count expected of `fired` hits.
+    fn of(self, fired: u64) -> u64 {
+        match self {
+            Kept::All => fired,
+            Kept::None => 0,
+        }
+    }
+}
+
+/// Section 2: the cost per hit of filters and stack counts, against
+/// counting without them and against bpftrace doing the same.
+fn filter_and_stack_costs(exe: &Path, c_target: &Path, bpftrace: Option<&Path>) {
+    // The probe's argument counts from 0 to HITS - 1.
+    let fail = format!("arg0 > {}", HITS * 10);
+    let pass = format!("arg0 < {}", HITS * 10);
+    println!(
+        "\n## Filters and stacks, counting in the kernel ({HITS} hits per run, median of {RUNS} runs, ns per hit)\n"
+    );
+    println!(
+        "filters: `{fail}` (every hit fails it) and `{pass}` (every hit passes); bpftrace: the same predicates, and `@[ustack] = count()`\n"
+    );
+    println!(
+        "| probe | untraced | count | count, filter failed | count, filter passed | count by stack | bpftrace count | bpftrace, filter failed | bpftrace, filter passed | bpftrace by ustack | failed / count | passed / count | failed / bpftrace's | passed / bpftrace's | by stack / bpftrace's |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for target in [
+        Target {
+            label: "SDK probe! (5-byte nop)",
+            program: exe.to_path_buf(),
+            args: vec!["--fire".into(), "1".into(), HITS.to_string()],
+            probe: "bench:hit",
+        },
+        Target {
+            label: "sys/sdt.h STAP_PROBE1 (1-byte nop)",
+            program: c_target.to_path_buf(),
+            args: vec![HITS.to_string()],
+            probe: "bench:hit",
+        },
+    ] {
+        let counting = || Aggregation::hits(&[target.probe], None).unwrap();
+        let filtered = |text: &str| {
+            let mut config = TraceConfig::new().aggregate(counting());
+            config.filter = Some(text.parse().unwrap());
+            config
+        };
+        let by_stack = || {
+            TraceConfig::new().aggregate(Aggregation::hits(&[target.probe], Some("stack")).unwrap())
+        };
+        // One list per column, runs interleaved.
+        let mut columns: Vec<Vec<f64>> = vec![Vec::new(); 9];
+        for _ in 0..RUNS {
+            columns[0].push(target.run_untraced());
+            let ours = [
+                (TraceConfig::new().aggregate(counting()), Kept::All),
+                (filtered(&fail), Kept::None),
+                (filtered(&pass), Kept::All),
+                (by_stack(), Kept::All),
+            ];
+            for (i, (config, kept)) in ours.into_iter().enumerate() {
+                columns[1 + i].push(target.run_config(config, Some(kept)).0);
+            }
+            if let Some(bpftrace) = bpftrace {
+                let theirs = [
+                    ("".to_string(), "@hits = count();", Kept::All),
+                    (format!("/{fail}/"), "@hits = count();", Kept::None),
+                    (format!("/{pass}/"), "@hits = count();", Kept::All),
+                    ("".to_string(), "@[ustack] = count();", Kept::All),
+                ];
+                for (i, (predicate, action, kept)) in theirs.into_iter().enumerate() {
+                    columns[5 + i].push(target.run_bpftrace_script(
+                        bpftrace,
+                        &predicate,
+                        action,
+                        Some(kept),
+                    ));
+                }
+            }
+        }
+        let base = median(&columns[0]);
+        let ns = |column: &[f64]| {
+            if column.is_empty() {
+                "-".to_string()
+            } else {
+                format!("{:.1}", median(column))
+            }
+        };
+        // Ratios of the extra cost per hit over the untraced loop.
+        let ratio = |ours: &[f64], theirs: &[f64]| {
+            if theirs.is_empty() {
+                "-".to_string()
+            } else {
+                format!("{:.2}", (median(ours) - base) / (median(theirs) - base))
+            }
+        };
+        println!(
+            "| {} | {base:.1} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            target.label,
+            ns(&columns[1]),
+            ns(&columns[2]),
+            ns(&columns[3]),
+            ns(&columns[4]),
+            ns(&columns[5]),
+            ns(&columns[6]),
+            ns(&columns[7]),
+            ns(&columns[8]),
+            ratio(&columns[2], &columns[1]),
+            ratio(&columns[3], &columns[1]),
+            ratio(&columns[2], &columns[6]),
+            ratio(&columns[3], &columns[7]),
+            ratio(&columns[4], &columns[8]),
+        );
     }
 }
 
