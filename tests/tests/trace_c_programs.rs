@@ -4,7 +4,10 @@
 //! are known by construction (tests/fixtures/sdt_args.c) and cross-checked
 //! with gdb; probes in a shared library are traced through a pid, and a
 //! path traces processes started after the tracer attached. Strings around
-//! the copy bound come from tests/fixtures/sdt_strings.c.
+//! the copy bound come from tests/fixtures/sdt_strings.c. aarch64's own
+//! memory forms, globals by `:lo12:` relocation and locals off the frame
+//! pointer, come from sdt_args without section anchors and
+//! tests/fixtures/sdt_frame.c.
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -41,24 +44,82 @@ fn every_width_sign_and_operand_form_at_o0_and_o2() {
     }
     for opt in ["-O0", "-O2"] {
         let binary = build_c("trace_c_programs_values", "sdt_args.c", &[opt]);
-        let events = trace_sdt_args(&binary);
-        assert_eq!(events.len(), 36, "{opt}: {events:?}");
-        let pid = &events[0]["pid"];
-        for (index, event) in events.iter().enumerate() {
-            let iteration = (index / FIRING_ORDER.len()) as u64;
-            let probe = FIRING_ORDER[index % FIRING_ORDER.len()];
-            assert_eq!(event["provider"], "sdt_args", "{opt}: {event}");
-            assert_eq!(event["name"], probe, "{opt}: events out of order: {event}");
-            assert_eq!(&event["pid"], pid);
-            assert_eq!(event["tid"], event["pid"]);
-            assert!(event["timestamp_ns"].as_u64().unwrap() > 0);
-            assert_eq!(
-                arg_texts(event),
-                expected_sdt_args(iteration)[probe],
-                "{opt} {probe} iteration {iteration}"
-            );
-        }
+        assert_sdt_args_values(opt, &trace_sdt_args(&binary));
     }
+}
+
+/// Checks the 36 events of three sdt_args iterations (built with `what`):
+/// in firing order, from one process and thread, every value exact.
+fn assert_sdt_args_values(what: &str, events: &[serde_json::Value]) {
+    assert_eq!(events.len(), 36, "{what}: {events:?}");
+    let pid = &events[0]["pid"];
+    for (index, event) in events.iter().enumerate() {
+        let iteration = (index / FIRING_ORDER.len()) as u64;
+        let probe = FIRING_ORDER[index % FIRING_ORDER.len()];
+        assert_eq!(event["provider"], "sdt_args", "{what}: {event}");
+        assert_eq!(event["name"], probe, "{what}: events out of order: {event}");
+        assert_eq!(&event["pid"], pid);
+        assert_eq!(event["tid"], event["pid"]);
+        assert!(event["timestamp_ns"].as_u64().unwrap() > 0);
+        assert_eq!(
+            arg_texts(event),
+            expected_sdt_args(iteration)[probe],
+            "{what} {probe} iteration {iteration}"
+        );
+    }
+}
+
+/// The operands of probe `name` in `binary`, as its note spells them.
+fn note_args(binary: &std::path::Path, name: &str) -> String {
+    let probes = usdt_reader::ElfFile::open(binary)
+        .unwrap()
+        .probes()
+        .unwrap();
+    let probe = probes.iter().find(|p| p.name == name);
+    probe
+        .unwrap_or_else(|| panic!("no probe {name}"))
+        .args
+        .clone()
+}
+
+#[test]
+fn globals_by_low_12_bits_and_locals_off_the_frame_pointer() {
+    // The memory forms aarch64 code adds to the ones above: globals at a
+    // register plus the low 12 bits of their symbol (`[x0, #:lo12:g_i32]`,
+    // sdt_args at -O2 without section anchors) and locals off the frame
+    // pointer (`[x29, 56]`, tests/fixtures/sdt_frame.c at -O0). The same
+    // builds give `g_i32(%rip)` and `-40(%rbp)` on x86-64.
+    if !require_bpf("globals_by_low_12_bits_and_locals_off_the_frame_pointer") {
+        return;
+    }
+    let (global_form, frame_form) = if cfg!(target_arch = "aarch64") {
+        (":lo12:g_i32]", "[x29, ")
+    } else {
+        ("g_i32(%rip)", "(%rbp)")
+    };
+    let flags = ["-O2", "-fno-section-anchors"];
+    let binary = build_c("trace_c_programs_lo12", "sdt_args.c", &flags);
+    let globals = note_args(&binary, "globals");
+    assert!(globals.contains(global_form), "sdt_args:globals: {globals}");
+    assert_sdt_args_values("-O2 -fno-section-anchors", &trace_sdt_args(&binary));
+
+    let frame = build_c("trace_c_programs_frame", "sdt_frame.c", &["-O0"]);
+    let locals = note_args(&frame, "locals");
+    assert!(locals.contains(frame_form), "sdt_frame:locals: {locals}");
+    let command = format!("{} 3", frame.display());
+    let output = run_usdt(&["trace", "--json", "-c", &command, "sdt_frame:locals"]);
+    assert_success(&output);
+    let events = json_events(&output);
+    let texts: Vec<Vec<String>> = events.iter().map(arg_texts).collect();
+    let expected: Vec<Vec<String>> = (1..=3i64)
+        .map(|n| {
+            [-1_234_567_890_123 * n, -42 * n, n]
+                .iter()
+                .map(|v| v.to_string())
+                .collect()
+        })
+        .collect();
+    assert_eq!(texts, expected, "{locals}");
 }
 
 #[test]
@@ -93,18 +154,7 @@ fn indexed_globals_without_pie() {
                 "{opt}: no `sym(,%reg,scale)` operand in sdt_args:indexed"
             );
         }
-        let events = trace_sdt_args(&binary);
-        assert_eq!(events.len(), 36, "{opt}: {events:?}");
-        for (index, event) in events.iter().enumerate() {
-            let iteration = (index / FIRING_ORDER.len()) as u64;
-            let probe = FIRING_ORDER[index % FIRING_ORDER.len()];
-            assert_eq!(event["name"], probe, "{opt}: events out of order: {event}");
-            assert_eq!(
-                arg_texts(event),
-                expected_sdt_args(iteration)[probe],
-                "{opt} {probe} iteration {iteration}"
-            );
-        }
+        assert_sdt_args_values(&format!("{opt} -no-pie"), &trace_sdt_args(&binary));
     }
 }
 

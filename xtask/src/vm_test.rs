@@ -11,10 +11,12 @@
 //! them on the running kernel, without a virtual machine.
 //!
 //! The kernels are Debian's: `6.1` is bookworm's and `5.10` bullseye's
-//! `linux-image-amd64`, downloaded from the Debian mirror this machine's
-//! apt uses (through a private apt configuration, so the machine's own
-//! sources are left alone) and unpacked under
-//! `~/.cache/usdt-sdk/kernels`. virtme-ng comes from PyPI into a virtual
+//! `linux-image-amd64`, `arm64` bookworm's `linux-image-arm64`,
+//! downloaded from the Debian mirror this machine's apt uses (through a
+//! private apt configuration, so the machine's own sources are left alone)
+//! and unpacked under `~/.cache/usdt-sdk/kernels`. The arm64 machine runs
+//! over an arm64 root file system, with tests cross-compiled for it (see
+//! the [`arm64`] module). virtme-ng comes from PyPI into a virtual
 //! environment of Debian's python3 beside them; QEMU, busybox and kmod are
 //! Debian packages.
 //!
@@ -26,6 +28,8 @@
 //! executable's output is kept in `target/vm-test/KERNEL/NAME.out`, and the
 //! summary counts its tests' results per module; the console (kernel
 //! messages and test output) is kept in `target/vm-test/KERNEL/console.log`.
+
+mod arm64;
 
 use crate::deps;
 use std::fmt::Write as _;
@@ -47,6 +51,10 @@ kernels (default: host 6.1 5.10):
   host   the running kernel, no virtual machine
   6.1    Debian 12 (bookworm)'s linux-image-amd64
   5.10   Debian 11 (bullseye)'s linux-image-amd64
+  arm64  Debian 12's linux-image-arm64, emulated aarch64 over an arm64
+         Debian root file system, the tests cross-compiled for aarch64;
+         without FILTERs only the few tests that cover what differs on
+         aarch64 (operand forms, typed probes, semaphores)
 
 options:
   --timeout SECS  stop a kernel's run after SECS seconds, as a failure (1800)
@@ -62,8 +70,12 @@ options:
 struct Kernel {
     /// The name given on the command line.
     name: &'static str,
-    /// The Debian release whose `linux-image-amd64` it is.
+    /// The Debian release whose `linux-image-ARCH` it is.
     suite: &'static str,
+    /// The machine it runs on.
+    arch: VmArch,
+    /// Whether a run without kernels named runs it.
+    default: bool,
 }
 
 /// The kernels `vm-test` knows, besides `host`.
@@ -71,12 +83,50 @@ const KERNELS: &[Kernel] = &[
     Kernel {
         name: "6.1",
         suite: "bookworm",
+        arch: VmArch::Amd64,
+        default: true,
     },
     Kernel {
         name: "5.10",
         suite: "bullseye",
+        arch: VmArch::Amd64,
+        default: true,
+    },
+    Kernel {
+        name: "arm64",
+        suite: "bookworm",
+        arch: VmArch::Arm64,
+        default: false,
     },
 ];
+
+/// The machine a virtual machine emulates.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum VmArch {
+    /// x86-64, this machine's own: the guest sees this machine's files.
+    Amd64,
+    /// aarch64: the guest runs over an arm64 Debian root file system, the
+    /// tests cross-compiled for it.
+    Arm64,
+}
+
+impl VmArch {
+    /// Debian's name of the architecture (`linux-image-NAME`).
+    fn debian(self) -> &'static str {
+        match self {
+            VmArch::Amd64 => "amd64",
+            VmArch::Arm64 => "arm64",
+        }
+    }
+
+    /// The Rust target the tests are built for, if not this machine's.
+    fn rust_target(self) -> Option<&'static str> {
+        match self {
+            VmArch::Amd64 => None,
+            VmArch::Arm64 => Some(arm64::RUST_TARGET),
+        }
+    }
+}
 
 /// Debian packages the virtual machines need, with a file each installs.
 const VM_PACKAGES: &[(&str, &str)] = &[
@@ -260,11 +310,20 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     }
     if kernels.is_empty() {
         kernels.push("host".into());
-        kernels.extend(KERNELS.iter().map(|k| k.name.to_string()));
+        kernels.extend(
+            KERNELS
+                .iter()
+                .filter(|k| k.default)
+                .map(|k| k.name.to_string()),
+        );
     }
     crate::http::require_root("vm-test")?;
     if kernels.iter().any(|k| k != "host") && std::env::consts::ARCH != "x86_64" {
-        return Err("vm-test: the Debian kernels are amd64 ones: run it on x86-64".into());
+        return Err(
+            "vm-test: the virtual machines run on x86-64 (amd64 kernels over its files, \
+             arm64 ones with tests cross-compiled there)"
+                .into(),
+        );
     }
 
     let root = deps::workspace_root();
@@ -273,29 +332,65 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         .as_str()
         .map(PathBuf::from)
         .ok_or("cargo metadata has no target_directory")?;
-    let (binaries, usdt) = build_tests(&root, bpf_test_targets(&root, &metadata)?)?;
-    let tests = Tests {
-        binaries,
-        filters,
-        usdt,
-    };
+    let targets = bpf_test_targets(&root, &metadata)?;
+    // The tests, built once per architecture.
+    let mut built: Vec<(VmArch, Tests)> = Vec::new();
     let mut outcomes = Vec::new();
     for kernel in &kernels {
         let out_dir = target.join("vm-test").join(kernel);
         std::fs::create_dir_all(&out_dir)
             .map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
-        let outcome = if kernel == "host" {
-            run_on_host(&tests, &out_dir)
-        } else {
-            let spec = KERNELS
-                .iter()
-                .find(|k| k.name == kernel)
-                .expect("checked above");
-            run_in_vm(spec, &tests, &target, &out_dir, timeout, verbose)
+        let spec = KERNELS.iter().find(|k| k.name == kernel);
+        let arch = spec.map_or(VmArch::Amd64, |k| k.arch);
+        if !built.iter().any(|(a, _)| *a == arch) {
+            let tests = build_for(arch, &root, &targets, &filters)?;
+            built.push((arch, tests));
+        }
+        let tests = &built.iter().find(|(a, _)| *a == arch).expect("built").1;
+        let outcome = match spec {
+            None => run_on_host(tests, &out_dir),
+            Some(spec) => run_in_vm(spec, tests, &root, &target, &out_dir, timeout, verbose),
         };
         outcomes.push(outcome);
     }
     report(&outcomes)
+}
+
+/// Builds the tests that run on `arch` with the user's `filters`: for
+/// arm64 without filters, only the executables of its small set of tests
+/// ([`arm64::TESTS`]), which it runs in place of every tracing test.
+fn build_for(
+    arch: VmArch,
+    root: &Path,
+    targets: &[Target],
+    filters: &[String],
+) -> Result<Tests, String> {
+    let (targets, filters) = if arch == VmArch::Arm64 && filters.is_empty() {
+        let filters: Vec<String> = arm64::TESTS.iter().map(|t| t.to_string()).collect();
+        let targets = targets
+            .iter()
+            .filter(|t| {
+                filters.iter().any(|f| {
+                    let module = f.split("::").next().unwrap_or(f);
+                    t.modules.iter().any(|m| m == module)
+                })
+            })
+            .cloned()
+            .collect();
+        (targets, filters)
+    } else {
+        (targets.to_vec(), filters.to_vec())
+    };
+    if let Some(triple) = arch.rust_target() {
+        arm64::install_cross_tools()?;
+        deps::rustup_target(triple)?;
+    }
+    let (binaries, usdt) = build_tests(root, targets, arch.rust_target())?;
+    Ok(Tests {
+        binaries,
+        filters,
+        usdt,
+    })
 }
 
 /// `cargo metadata` of the workspace's own packages.
@@ -309,6 +404,7 @@ fn metadata(root: &Path) -> Result<serde_json::Value, String> {
 }
 
 /// A test target that holds tracing tests.
+#[derive(Clone)]
 struct Target {
     package: String,
     name: String,
@@ -405,16 +501,34 @@ fn traces(source: &str) -> bool {
 }
 
 /// Builds the tracing tests (`cargo test --no-run`) and the `usdt` command
-/// they start; returns the test executables and `usdt`.
-fn build_tests(root: &Path, targets: Vec<Target>) -> Result<(Vec<TestBinary>, PathBuf), String> {
+/// they start, for this machine or the Rust target `triple`; returns the
+/// test executables and `usdt`.
+fn build_tests(
+    root: &Path,
+    targets: Vec<Target>,
+    triple: Option<&str>,
+) -> Result<(Vec<TestBinary>, PathBuf), String> {
     let modules: usize = targets.iter().map(|t| t.modules.len().max(1)).sum();
     eprintln!(
-        "xtask: building {} test executables ({modules} tracing test files)",
-        targets.len()
+        "xtask: building {} test executables ({modules} tracing test files) for {}",
+        targets.len(),
+        triple.unwrap_or("this machine")
     );
-    let mut cmd = Command::new(env!("CARGO"));
-    cmd.args(["test", "--locked", "--no-run"])
-        .args(["--message-format", "json-render-diagnostics"])
+    // A cargo command for the target, cross-compiled with its C compiler
+    // as linker (and for build scripts' C code).
+    let cargo = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args(args);
+        if let Some(triple) = triple {
+            let upper = triple.to_uppercase().replace('-', "_");
+            cmd.args(["--target", triple])
+                .env(format!("CARGO_TARGET_{upper}_LINKER"), arm64::CC)
+                .env(format!("CC_{}", triple.replace('-', "_")), arm64::CC);
+        }
+        cmd
+    };
+    let mut cmd = cargo(&["test", "--locked", "--no-run"]);
+    cmd.args(["--message-format", "json-render-diagnostics"])
         .current_dir(root)
         .stderr(Stdio::inherit());
     for target in &targets {
@@ -438,20 +552,19 @@ fn build_tests(root: &Path, targets: Vec<Target>) -> Result<(Vec<TestBinary>, Pa
     }
     // The tracing tests start `usdt`: built here (as they would build it),
     // it is named to them (USDT_BINARY_ENV) so they need not ask cargo.
-    let out = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "--locked",
-            "--package",
-            "usdt-cli",
-            "--bin",
-            "usdt",
-        ])
-        .args(["--message-format", "json-render-diagnostics"])
-        .current_dir(root)
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("cannot run cargo build: {e}"))?;
+    let out = cargo(&[
+        "build",
+        "--locked",
+        "--package",
+        "usdt-cli",
+        "--bin",
+        "usdt",
+    ])
+    .args(["--message-format", "json-render-diagnostics"])
+    .current_dir(root)
+    .stderr(Stdio::inherit())
+    .output()
+    .map_err(|e| format!("cannot run cargo build: {e}"))?;
     if !out.status.success() {
         return Err(format!("cargo build of usdt failed ({})", out.status));
     }
@@ -558,6 +671,7 @@ fn host_release() -> String {
 fn run_in_vm(
     kernel: &Kernel,
     tests: &Tests,
+    workspace: &Path,
     target: &Path,
     out_dir: &Path,
     timeout: Duration,
@@ -581,25 +695,49 @@ fn run_in_vm(
         for binary in &tests.binaries {
             let _ = std::fs::remove_file(binary.output_file(out_dir));
         }
-        std::fs::write(&script, guest_script(tests, out_dir, &results))
+        std::fs::write(&script, guest_script(kernel.arch, tests, out_dir, &results))
             .map_err(|e| format!("cannot write {}: {e}", script.display()))?;
+        let mut cmd = Command::new(&vng);
+        cmd.args(["--verbose", "--disable-kvm", "--force-9p"])
+            .args(["--memory", "2G", "--cpus", "2"]);
+        match kernel.arch {
+            VmArch::Amd64 => {
+                cmd.arg("--run")
+                    .arg(&image)
+                    // Emulated, on a busy machine, the timer may seem not to
+                    // tick while 5.10 checks it, which it takes for a broken
+                    // IO-APIC and panics.
+                    .args(["--append", "no_timer_check"])
+                    .arg(format!("--rwdir={}", target.display()));
+            }
+            VmArch::Arm64 => {
+                // Over an arm64 root file system holding the kernel and its
+                // modules; the workspace (test fixtures) and the target
+                // directory (tests, `usdt`, their output) at the same paths
+                // as here.
+                let root = arm64::root_file_system(kernel.suite, &debian_mirror())?;
+                let image = arm64::install_kernel(&root, &release, &image)?;
+                let mut shared = vec![workspace];
+                if !target.starts_with(workspace) {
+                    shared.push(target);
+                }
+                cmd.args(["--arch", "arm64", "--root"])
+                    .arg(&root)
+                    .arg("--run")
+                    .arg(&image);
+                for dir in shared {
+                    arm64::mount_point(&root, dir)?;
+                    cmd.arg(format!("--rwdir={0}={0}", dir.display()));
+                }
+            }
+        }
         let console = out_dir.join("console.log");
         eprintln!(
             "xtask: {}: booting {release} (console: {})",
             kernel.name,
             console.display()
         );
-        let mut cmd = Command::new(&vng);
-        cmd.args(["--verbose", "--disable-kvm", "--force-9p"])
-            .arg("--run")
-            .arg(&image)
-            .args(["--memory", "2G", "--cpus", "2"])
-            // Emulated, on a busy machine, the timer may seem not to tick
-            // while 5.10 checks it, which it takes for a broken IO-APIC
-            // and panics.
-            .args(["--append", "no_timer_check"])
-            .arg(format!("--rwdir={}", target.display()))
-            .arg("--exec")
+        cmd.arg("--exec")
             .arg(format!("sh {}", script.display()))
             .env("PATH", path_with(vng.parent().expect("vng in a directory")));
         let status = run_logged(&mut cmd, &console, timeout, verbose)?;
@@ -624,18 +762,24 @@ fn run_in_vm(
 }
 
 /// The shell script the guest runs: each test executable from its
-/// package's directory, its status and time appended to `results`.
-fn guest_script(tests: &Tests, out_dir: &Path, results: &Path) -> String {
+/// package's directory, its status and time appended to `results`. An
+/// amd64 guest sees this machine's files and runs with its environment;
+/// an arm64 one runs its own root file system's programs.
+fn guest_script(arch: VmArch, tests: &Tests, out_dir: &Path, results: &Path) -> String {
     let mut s = String::from("#!/bin/sh\n# Written by cargo xtask vm-test.\n");
     let results = quote(&results.to_string_lossy());
     let _ = writeln!(s, "echo \"kernel $(uname -r)\" > {results}");
     for (name, value) in std::env::vars() {
-        if matches!(
-            name.as_str(),
-            "PATH" | "HOME" | "CARGO_HOME" | "RUSTUP_HOME"
-        ) {
+        let exported = match arch {
+            VmArch::Amd64 => ["PATH", "HOME", "CARGO_HOME", "RUSTUP_HOME"].as_slice(),
+            VmArch::Arm64 => ["HOME"].as_slice(),
+        };
+        if exported.contains(&name.as_str()) {
             let _ = writeln!(s, "export {name}={}", quote(&value));
         }
+    }
+    if arch == VmArch::Arm64 {
+        let _ = writeln!(s, "export PATH={}", quote(arm64::GUEST_PATH));
     }
     let _ = writeln!(s, "export {REQUIRE_ENV}=1");
     let _ = writeln!(
@@ -837,19 +981,22 @@ fn virtme_ng() -> Result<PathBuf, String> {
 /// `uname -r` says it) and the path of its image.
 fn fetch_kernel(kernel: &Kernel) -> Result<(String, PathBuf), String> {
     let kernels = deps::cache_dir()?.join("kernels");
-    let apt = Apt::new(&kernels.join(format!("apt-{}", kernel.suite)), kernel.suite)?;
+    let arch = kernel.arch.debian();
+    let apt_dir = match kernel.arch {
+        VmArch::Amd64 => kernels.join(format!("apt-{}", kernel.suite)),
+        VmArch::Arm64 => kernels.join(format!("apt-{}-{arch}", kernel.suite)),
+    };
+    let apt = Apt::new(&apt_dir, kernel.suite, arch)?;
+    let meta = format!("linux-image-{arch}");
     apt.update_if_old()?;
     // The meta-package depends on the current image package,
     // linux-image-RELEASE.
-    let depends = deps::output(
-        apt.command("apt-cache")
-            .args(["depends", "linux-image-amd64"]),
-    )?;
+    let depends = deps::output(apt.command("apt-cache").args(["depends", &meta]))?;
     let package = depends
         .lines()
         .filter_map(|l| l.trim().strip_prefix("Depends: "))
         .find(|p| p.starts_with("linux-image-"))
-        .ok_or_else(|| format!("{}'s linux-image-amd64 depends on no image", kernel.suite))?
+        .ok_or_else(|| format!("{}'s {meta} depends on no image", kernel.suite))?
         .to_string();
     let release = package.trim_start_matches("linux-image-").to_string();
     let dir = kernels.join(&release);
@@ -898,8 +1045,8 @@ struct Apt {
 
 impl Apt {
     /// Sets up `dir` for release `suite` of the Debian mirror this machine
-    /// uses.
-    fn new(dir: &Path, suite: &str) -> Result<Apt, String> {
+    /// uses, architecture `arch` (Debian's name).
+    fn new(dir: &Path, suite: &str, arch: &str) -> Result<Apt, String> {
         for sub in ["state/lists/partial", "cache/archives/partial"] {
             std::fs::create_dir_all(dir.join(sub))
                 .map_err(|e| format!("cannot create {}: {e}", dir.join(sub).display()))?;
@@ -919,7 +1066,7 @@ impl Apt {
             format!("Dir::State={}", dir.join("state").display()),
             "Dir::State::status=/dev/null".into(),
             format!("Dir::Cache={}", dir.join("cache").display()),
-            "APT::Architecture=amd64".into(),
+            format!("APT::Architecture={arch}"),
             // Root owns the cache: apt's unprivileged download user could
             // not write to it.
             "APT::Sandbox::User=root".into(),
