@@ -12,6 +12,7 @@ use crate::decode::{self, SiteState};
 use crate::error::TraceError;
 use crate::event::{Event, ProbeInfo};
 use crate::features::KernelFeatures;
+use crate::follow::{self, Follower};
 use crate::plan::{self, Planned};
 use crate::privileges;
 use crate::report::{AggregateLosses, AggregateReport};
@@ -37,6 +38,10 @@ use usdt_tracer_common::{
     STACK_COUNTS_GLOBAL, STARTS_MAP, SiteIpKey, SiteOptions, SitePlan, StartKey,
 };
 use usdt_tracer_common::{CountedStack, MAX_COUNTED_STACKS, STACKS_MAP};
+
+/// Why a command's libraries are not followed on kernels without BPF
+/// cookies.
+const NO_FOLLOW_WITHOUT_COOKIES: &str = "libraries loaded later are not followed: this kernel has no BPF cookies (Linux 5.15), which following a command's libraries needs (trace it with --pid once it runs)";
 
 /// The BPF object built from `tracer-ebpf` (`cargo xtask build-ebpf`).
 pub(crate) static BPF_OBJECT: &[u8] = aya::include_bytes_aligned!("../bpf/usdt-tracer.bpf.o");
@@ -179,6 +184,8 @@ pub struct Tracer {
     armed_ns: u64,
     /// Symbolizes the stacks of events, when the trace has them.
     symbolizer: Option<StackSymbolizer>,
+    /// Follows the libraries the process loads later, when it does.
+    follow: Option<Follower>,
     ebpf: Ebpf,
 }
 
@@ -240,8 +247,15 @@ impl Tracer {
         cancel: Cancel<'_>,
     ) -> Result<Tracer, TraceError> {
         cancel.check()?;
+        // The files mapped before selecting: a library mapped since is
+        // looked at again once the trace runs.
+        let known = if config.follows() {
+            Follower::known_at_start(config)?
+        } else {
+            Default::default()
+        };
         let mut selection = role::select_all(config, cancel)?;
-        select::check_string_requests(&config.strings, &selection.sites)?;
+        select::check_string_requests(&config.strings, &selection.sites, config.follows())?;
         let semaphore_warnings = select::plan_semaphores(
             &mut selection.sites,
             config.pid,
@@ -250,11 +264,12 @@ impl Tracer {
         selection.warnings.extend(semaphore_warnings);
         let aggregation_sites = sites_per_aggregation(&selection, config.aggregations.len());
         let Planned {
-            plans,
-            options,
+            mut plans,
+            mut options,
             probes,
-            sites,
+            mut sites,
             keys,
+            table,
         } = plan_selection(config, &selection, cancel)?;
         let mut distinct: Vec<(&Path, u64, bool)> = selection
             .sites
@@ -273,6 +288,50 @@ impl Tracer {
                 missing: "has no BPF ring buffers (Linux 5.8)".into(),
             });
         }
+        // The dynamic linker's hook goes last, after the sites the
+        // aggregations and site counts know.
+        let hook = if !config.follows() {
+            None
+        } else if !features.cookies && config.executable.is_some() {
+            selection.warnings.push(NO_FOLLOW_WITHOUT_COOKIES.into());
+            None
+        } else {
+            let hook = follow::hook_site(config)?;
+            if hook.is_none() {
+                selection.warnings.push(
+                    "libraries loaded later are not followed: the program is statically linked (no dynamic linker)".into(),
+                );
+            }
+            hook
+        };
+        let hook_slot = plans.len() as u32;
+        if let Some(hook) = hook {
+            let (plan, decoding) =
+                plan::plan_site(hook.arch, &hook.probe, u32::MAX, &[]).map_err(|error| {
+                    TraceError::Unsupported {
+                        path: hook.display_path.clone(),
+                        provider: hook.probe.provider.clone(),
+                        name: hook.probe.name.clone(),
+                        address: hook.probe.address,
+                        reason: error.0,
+                    }
+                })?;
+            plans.push(plan);
+            options.push(SiteOptions::default());
+            sites.push(SiteState {
+                probe: usize::MAX,
+                address: hook.probe.address,
+                decoding,
+                stack: false,
+            });
+            selection.sites.push(hook);
+        }
+        let following = plans.len() as u32 > hook_slot;
+        let slots = if following {
+            plans.len() as u32 + follow::SPARE_SLOTS
+        } else {
+            plans.len().max(1) as u32
+        };
         // Without cookies, where each site is must be known now: a trace
         // that cannot be is refused before the verifier's work.
         let addresses = if features.cookies {
@@ -280,8 +339,17 @@ impl Tracer {
         } else {
             addresses::site_addresses(&selection.sites, config)?
         };
-        let mut ebpf = load(config, &plans, &options, features, cancel)?;
-        let links = attach::attach_sites(&mut ebpf, &selection.sites, config, features, cancel)?;
+        let mut ebpf = load(config, &plans, &options, features, slots, cancel)?;
+        let mut multi = None;
+        let links = attach::attach_sites(
+            &mut ebpf,
+            &selection.sites,
+            0,
+            config,
+            features,
+            &mut multi,
+            cancel,
+        )?;
         store_addresses(&mut ebpf, &addresses.known)?;
         if let (false, Some(pid), None) = (features.sleepable, config.pid, &config.executable) {
             let files = selection.sites.iter().map(|s| s.attach_path.as_path());
@@ -337,8 +405,26 @@ impl Tracer {
             warnings: selection.warnings,
             armed_ns,
             symbolizer: config.stack.then(StackSymbolizer::new),
+            follow: None,
             ebpf,
         };
+        if following {
+            let mut follower = Follower::new(
+                config,
+                known,
+                table,
+                (hook_slot, plans.len() as u32, slots),
+                multi,
+                target,
+            );
+            follower.know(&selection.sites);
+            tracer.follow = Some(follower);
+            // Libraries mapped since the files were listed, before the
+            // hook was armed (a command has yet to start: nothing then).
+            if config.executable.is_none() {
+                tracer.follow_now();
+            }
+        }
         // Semaphores the kernel cannot raise: after the uprobes are in place,
         // so the first guarded hit is seen.
         for site in &selection.sites {
@@ -380,7 +466,7 @@ impl Tracer {
         let never = AtomicBool::new(false);
         let cancel = Cancel::new(&never);
         let selection = role::select_all(config, cancel)?;
-        select::check_string_requests(&config.strings, &selection.sites)?;
+        select::check_string_requests(&config.strings, &selection.sites, config.follows())?;
         plan_selection(config, &selection, cancel)?;
         Ok(sites_per_aggregation(&selection, config.aggregations.len()))
     }
@@ -482,7 +568,13 @@ impl Tracer {
             }
         }
         let mut count = 0;
+        let mut rescan = false;
+        let hook = self.follow.as_ref().map(|follow| follow.hook);
         while let Some(item) = self.ring.next() {
+            if hook.is_some() && decode::record_site(&item) == hook {
+                rescan = true;
+                continue;
+            }
             let event = decode::decode_record(&item, &self.sites, &self.probes);
             drop(item);
             let Some(mut event) = event else { continue };
@@ -496,7 +588,40 @@ impl Tracer {
                 break;
             }
         }
+        if rescan {
+            self.follow_now();
+        }
         count
+    }
+
+    /// Attaches the sites of libraries the process has mapped since the
+    /// last look and detaches those of libraries it unmapped.
+    fn follow_now(&mut self) {
+        let Some(follow) = self.follow.as_mut() else {
+            return;
+        };
+        follow.rescan(&mut self.ebpf, &mut self.sites);
+        if follow.table.infos.len() != self.probes.len() {
+            self.probes = follow.table.infos.iter().cloned().map(Arc::new).collect();
+        }
+        if let Some(aggregates) = &mut self.aggregates {
+            for ((_, shown), keys) in aggregates.specs.iter_mut().zip(&follow.table.keys) {
+                let have = shown.len();
+                shown.extend_from_slice(&keys[have..]);
+            }
+        }
+    }
+
+    /// What following libraries loaded later did since the last call, one
+    /// line each: a library's sites attached (and how long that took), a
+    /// library unmapped and its sites detached, a library that could not
+    /// be followed and why. Empty when nothing is followed (see
+    /// [`TraceConfig::follow`]).
+    pub fn take_follow_notices(&mut self) -> Vec<String> {
+        self.follow
+            .as_mut()
+            .map(Follower::take_notices)
+            .unwrap_or_default()
     }
 
     /// Waits up to `timeout` for events and delivers those that arrived
@@ -587,6 +712,9 @@ impl Tracer {
         for semaphore in self.manual.drain(..) {
             semaphore.lower();
         }
+        if let Some(follow) = &mut self.follow {
+            follow.detach_all();
+        }
         self.links.clear();
     }
 }
@@ -606,6 +734,7 @@ fn load(
     plans: &[SitePlan],
     options: &[SiteOptions],
     features: KernelFeatures,
+    slots: u32,
     cancel: Cancel<'_>,
 ) -> Result<Ebpf, TraceError> {
     // The aggregation maps allocate their entries as keys appear, but
@@ -616,8 +745,8 @@ fn load(
         .iter()
         .any(|aggregation| matches!(aggregation, Aggregation::Latency { .. }));
     let mut ebpf = EbpfLoader::new()
-        .map_max_entries(SITES_MAP, plans.len().max(1) as u32)
-        .map_max_entries(SITE_OPTIONS_MAP, plans.len().max(1) as u32)
+        .map_max_entries(SITES_MAP, slots)
+        .map_max_entries(SITE_OPTIONS_MAP, slots)
         .map_max_entries(EVENTS_MAP, config.ring_bytes)
         .map_max_entries(AGGREGATES_MAP, used(!config.aggregations.is_empty()))
         .map_max_entries(STARTS_MAP, used(latency))
@@ -629,14 +758,7 @@ fn load(
                 1
             },
         )
-        .map_max_entries(
-            SITE_IPS_MAP,
-            if features.cookies {
-                1
-            } else {
-                plans.len().max(1) as u32
-            },
-        )
+        .map_max_entries(SITE_IPS_MAP, if features.cookies { 1 } else { slots })
         .override_global(SLEEPABLE_GLOBAL, &u8::from(features.sleepable), true)
         .override_global(COOKIES_GLOBAL, &u8::from(features.cookies), true)
         .override_global(
@@ -680,7 +802,10 @@ fn counts_stacks(config: &TraceConfig) -> bool {
 }
 
 /// Stores sites' addresses (kernels without BPF cookies).
-fn store_addresses(ebpf: &mut Ebpf, keys: &[(SiteIpKey, u32)]) -> Result<(), TraceError> {
+pub(crate) fn store_addresses(
+    ebpf: &mut Ebpf,
+    keys: &[(SiteIpKey, u32)],
+) -> Result<(), TraceError> {
     if keys.is_empty() {
         return Ok(());
     }
@@ -734,7 +859,7 @@ pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
 }
 
 /// Map `name` of `ebpf`, borrowed, as a `T`.
-fn map_mut<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<T, TraceError>
+pub(crate) fn map_mut<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<T, TraceError>
 where
     T: TryFrom<&'a mut aya::maps::Map, Error = MapError>,
 {
@@ -755,7 +880,7 @@ where
     T::try_from(map).map_err(|source| map_error(name, "open the map", source))
 }
 
-fn map_error(map: &'static str, action: &'static str, source: MapError) -> TraceError {
+pub(crate) fn map_error(map: &'static str, action: &'static str, source: MapError) -> TraceError {
     TraceError::Map {
         map,
         action,
