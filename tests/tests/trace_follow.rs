@@ -1,6 +1,6 @@
 //! Following libraries loaded later: a process that loads a probe-carrying
 //! library with `dlopen` after the trace started, fires its probes and
-//! unloads it (`dlclose`), twice; every hit from the attach on is traced
+//! unloads it (`dlclose`), five times; every hit from the attach on is traced
 //! with exact arguments, the unload detaches the library's links, and the
 //! delay from `dlopen` to the first traced hit is measured.
 
@@ -9,7 +9,9 @@ use std::process::Command;
 use std::sync::mpsc;
 use std::time::Duration;
 use usdt_interop_tests::cli::usdt;
-use usdt_interop_tests::trace::{arg_texts, build_shared_fixture, links_of, read_until};
+use usdt_interop_tests::trace::{
+    arg_texts, assert_trace_usage_error, build_shared_fixture, links_of, read_until,
+};
 use usdt_interop_tests::{Guard, compile_c, require_bpf};
 
 /// What dlopen_loop reported about one round.
@@ -44,7 +46,7 @@ fn libraries_loaded_later_are_traced_and_unloaded_ones_detached() {
     let (_, library) = build_shared_fixture("trace_follow", "-O2");
     let dir = library.parent().expect("library directory");
     let program = compile_c("cc", "dlopen_loop.c", &["-O2", "-ldl"], dir);
-    let rounds = 2;
+    let rounds = 5;
     let mut target = Guard::spawn(Command::new(&program).arg(&library).arg(rounds.to_string()));
     let mut target_out = BufReader::new(target.0.stdout.take().expect("stdout"));
     let mut target_in = target.0.stdin.take().expect("stdin");
@@ -156,6 +158,7 @@ fn libraries_loaded_later_are_traced_and_unloaded_ones_detached() {
         .map(|line| serde_json::from_str(line).expect("a JSON event"))
         .collect();
 
+    let mut delays = Vec::new();
     for (round, report) in reports.iter().enumerate() {
         let end_ns = reports
             .get(round + 1)
@@ -207,5 +210,78 @@ fn libraries_loaded_later_are_traced_and_unloaded_ones_detached() {
             "round {round}: first traced hit {delay_ms:.2} ms after dlopen returned (call {first} of {fired})"
         );
         assert!(delay_ms < 250.0, "{delay_ms} ms");
+        delays.push(delay_ms);
     }
+    delays.sort_by(f64::total_cmp);
+    eprintln!(
+        "dlopen to first traced hit: median {:.2} ms, range {:.2} to {:.2} ms over {rounds} loads",
+        delays[delays.len() / 2],
+        delays[0],
+        delays[delays.len() - 1]
+    );
+}
+
+#[test]
+fn a_command_is_followed_when_aggregating() {
+    if !require_bpf("trace_follow::a_command_is_followed_when_aggregating") {
+        return;
+    }
+    let (_, library) = build_shared_fixture("trace_follow_command", "-O0");
+    let dir = library.parent().expect("library directory");
+    let program = compile_c("cc", "dlopen_loop.c", &["-O0", "-ldl"], dir);
+    let command = format!("{} {} 1", program.display(), library.display());
+    // Without following, a pattern only a later library has matches nothing.
+    assert_trace_usage_error(
+        &["--no-follow", "-c", &command, "sdt_lib:call"],
+        &format!("no probe matches `sdt_lib:call` in {}", program.display()),
+    );
+
+    let mut trace = Guard::spawn(usdt().args([
+        "trace",
+        "--json",
+        "-c",
+        &command,
+        "--hits",
+        "--by",
+        "arg0",
+        "sdt_lib:call",
+    ]));
+    // The command reads usdt's standard input: load once, then exit.
+    let mut input = trace.0.stdin.take().expect("stdin");
+    writeln!(input, "go").expect("tell the program to load");
+    writeln!(input, "exit").expect("tell the program to exit");
+    let output = trace.finish();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "usdt: warning: no probe matches `sdt_lib:call` in {} yet: following the libraries the process loads",
+            program.display()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("libsdt_lib.so: 1 site attached in "),
+        "{stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let fired: i64 = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("fired 0 "))
+        .unwrap_or_else(|| panic!("no `fired` line in {stdout}"))
+        .parse()
+        .expect("a count");
+    // Counted by call number: each call from the attach on, once.
+    let report: serde_json::Value = stdout
+        .lines()
+        .find(|line| line.starts_with("{\"aggregation\":\"hits\""))
+        .map(|line| serde_json::from_str(line).expect("JSON"))
+        .unwrap_or_else(|| panic!("no counts in {stdout}"));
+    let mut calls = Vec::new();
+    for entry in report["counts"].as_array().expect("counts") {
+        assert_eq!(entry["count"], 1, "{entry}");
+        calls.push(entry["key"].as_i64().expect("a call number"));
+    }
+    calls.sort_unstable();
+    contiguous_to(&calls, fired, "sdt_lib:call");
 }

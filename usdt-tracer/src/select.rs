@@ -379,10 +379,13 @@ pub(crate) fn select_sites(
         }
         if sites.len() == before && !spec_matched_duplicates(&sites.sites, spec) {
             if follow && spec.path.is_none() {
-                warnings.push(format!(
+                let warning = format!(
                     "no probe matches `{}` in {scope} yet: following the libraries the process loads",
                     spec.pattern_text
-                ));
+                );
+                if !warnings.contains(&warning) {
+                    warnings.push(warning);
+                }
                 continue;
             }
             return Err(TraceError::NoMatch {
