@@ -212,7 +212,7 @@ impl Follower {
         {
             return;
         }
-        let Ok(modules) = process.modules_partial() else {
+        let Ok(modules) = process.modules_partial_where(|m| !self.known.contains(&m.inode)) else {
             return;
         };
         for module in modules.found {

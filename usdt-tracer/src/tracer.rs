@@ -37,7 +37,7 @@ use usdt_tracer_common::{
     OPTIONS_GLOBAL, SITE_IPS_MAP, SITE_OPTIONS_MAP, SITES_MAP, SLEEPABLE_GLOBAL,
     STACK_COUNTS_GLOBAL, STARTS_MAP, SiteIpKey, SiteOptions, SitePlan, StartKey,
 };
-use usdt_tracer_common::{CountedStack, MAX_COUNTED_STACKS, STACKS_MAP};
+use usdt_tracer_common::{CountedStack, MAX_COUNTED_STACKS, NO_SITE, STACKS_MAP};
 
 /// Why a command's libraries are not followed on kernels without BPF
 /// cookies.
@@ -386,7 +386,11 @@ impl Tracer {
         cancel.check()?;
         // No hit is reported before this instant: event times count from it.
         let armed_ns = monotonic_ns();
-        arm(&mut ebpf, config)?;
+        arm(
+            &mut ebpf,
+            config,
+            if following { hook_slot } else { NO_SITE },
+        )?;
         let mut tracer = Tracer {
             links,
             ring,
@@ -818,8 +822,9 @@ pub(crate) fn store_addresses(
 }
 
 /// Arms the program: every site starts reporting at this instant, for the
-/// traced process alone when there is one.
-fn arm(ebpf: &mut Ebpf, config: &TraceConfig) -> Result<(), TraceError> {
+/// traced process alone when there is one; each record of `notify_site`
+/// wakes the reader at once.
+fn arm(ebpf: &mut Ebpf, config: &TraceConfig, notify_site: u32) -> Result<(), TraceError> {
     let cpus = aya::util::nr_cpus().map_or(1, u32::from);
     // The program sees pids as the initial pid namespace numbers them;
     // elsewhere the kernel's pid filter alone applies (restricted mode
@@ -835,6 +840,7 @@ fn arm(ebpf: &mut Ebpf, config: &TraceConfig) -> Result<(), TraceError> {
         ip_offset: usdt_aya::regs::host_arch()
             .and_then(usdt_aya::regs::ip_offset)
             .map_or(0, u32::from),
+        notify_site,
     };
     let mut control: Array<&mut MapData, Control> = map_mut(ebpf, CONTROL_MAP)?;
     control
