@@ -55,10 +55,11 @@ pub(crate) fn hook_site(config: &TraceConfig) -> Result<Option<SelectedSite>, Tr
     };
     let (executable, root) = match &config.executable {
         Some(executable) => (executable.clone(), PathBuf::from("/")),
-        None => (
-            PathBuf::from(format!("/proc/{pid}/exe")),
-            PathBuf::from(format!("/proc/{pid}/root")),
-        ),
+        None => {
+            // Through a running thread when the main thread has exited.
+            let dir = restricted::open_process(pid)?.dir().to_path_buf();
+            (dir.join("exe"), dir.join("root"))
+        }
     };
     let file = restricted::open_file(&executable)?;
     let interpreter = goblin::elf::Elf::parse(file.data())

@@ -296,13 +296,18 @@ impl Tracer {
             selection.warnings.push(NO_FOLLOW_WITHOUT_COOKIES.into());
             None
         } else {
-            let hook = follow::hook_site(config)?;
-            if hook.is_none() {
-                selection.warnings.push(
-                    "libraries loaded later are not followed: the program is statically linked (no dynamic linker)".into(),
-                );
+            let hook = follow::hook_site(config);
+            let reason = match &hook {
+                Ok(Some(_)) => None,
+                Ok(None) => Some("the program is statically linked (no dynamic linker)".into()),
+                Err(error) => Some(error.to_string()),
+            };
+            if let Some(reason) = reason {
+                selection
+                    .warnings
+                    .push(format!("libraries loaded later are not followed: {reason}"));
             }
-            hook
+            hook.ok().flatten()
         };
         let hook_slot = plans.len() as u32;
         if let Some(hook) = hook {
