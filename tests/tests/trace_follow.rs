@@ -5,6 +5,7 @@
 //! delay from `dlopen` to the first traced hit is measured.
 
 use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -18,6 +19,15 @@ use usdt_interop_tests::{Guard, compile_c, require_bpf};
 struct Round {
     loaded_ns: u64,
     fired: u64,
+}
+
+/// Builds `libsdt_lib.so` and `dlopen_loop` at `opt` into a fresh scratch
+/// directory named `test`; returns (program, library).
+fn build_loader(test: &str, opt: &str) -> (PathBuf, PathBuf) {
+    let (_, library) = build_shared_fixture(test, opt);
+    let dir = library.parent().expect("library directory");
+    let program = compile_c("cc", "dlopen_loop.c", &[opt, "-ldl"], dir);
+    (program, library)
 }
 
 /// The integer a JSON event argument holds.
@@ -43,9 +53,7 @@ fn libraries_loaded_later_are_traced_and_unloaded_ones_detached() {
     if !require_bpf("trace_follow::libraries_loaded_later_are_traced_and_unloaded_ones_detached") {
         return;
     }
-    let (_, library) = build_shared_fixture("trace_follow", "-O2");
-    let dir = library.parent().expect("library directory");
-    let program = compile_c("cc", "dlopen_loop.c", &["-O2", "-ldl"], dir);
+    let (program, library) = build_loader("trace_follow", "-O2");
     let rounds = 5;
     let mut target = Guard::spawn(Command::new(&program).arg(&library).arg(rounds.to_string()));
     let mut target_out = BufReader::new(target.0.stdout.take().expect("stdout"));
@@ -226,9 +234,7 @@ fn a_command_is_followed_when_aggregating() {
     if !require_bpf("trace_follow::a_command_is_followed_when_aggregating") {
         return;
     }
-    let (_, library) = build_shared_fixture("trace_follow_command", "-O0");
-    let dir = library.parent().expect("library directory");
-    let program = compile_c("cc", "dlopen_loop.c", &["-O0", "-ldl"], dir);
+    let (program, library) = build_loader("trace_follow_command", "-O0");
     let command = format!("{} {} 1", program.display(), library.display());
     // Without following, a pattern only a later library has matches nothing.
     assert_trace_usage_error(
