@@ -34,7 +34,8 @@ pub(crate) struct TraceArgs {
     /// maps (dlopen) for the `provider:name` probes, attaches their sites
     /// a few milliseconds after it is mapped (hits before that are not
     /// seen) and detaches them when it is unmapped (dlclose); a pattern
-    /// that matches nothing yet is then a warning, not an error.
+    /// that matches nothing yet is then a warning, not an error. Processes
+    /// the traced one forks are not traced.
     #[arg(long)]
     no_follow: bool,
     /// Print one JSON object per event per line.
