@@ -217,7 +217,6 @@ fn libraries_loaded_later_are_traced_and_unloaded_ones_detached() {
         eprintln!(
             "round {round}: first traced hit {delay_ms:.2} ms after dlopen returned (call {first} of {fired})"
         );
-        assert!(delay_ms < 250.0, "{delay_ms} ms");
         delays.push(delay_ms);
     }
     delays.sort_by(f64::total_cmp);

@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 use usdt_aya::multi::MultiProgram;
-use usdt_reader::{Module, Process};
+use usdt_reader::{ElfFile, Module, Process};
 use usdt_tracer_common::{
     SITE_IPS_MAP, SITE_OPTIONS_MAP, SITES_MAP, SiteIpKey, SiteOptions, SitePlan,
 };
@@ -61,15 +61,17 @@ pub(crate) fn hook_site(config: &TraceConfig) -> Result<Option<SelectedSite>, Tr
             (dir.join("exe"), dir.join("root"))
         }
     };
-    let file = restricted::open_file(&executable)?;
-    let interpreter = goblin::elf::Elf::parse(file.data())
-        .ok()
-        .and_then(|elf| elf.interpreter.map(str::to_owned));
-    let Some(interpreter) = interpreter else {
+    let Some(interpreter) = interpreter(&executable)? else {
         return Ok(None);
     };
     let attach_path = root.join(interpreter.trim_start_matches('/'));
-    let linker = restricted::open_file(&attach_path)?;
+    // Read, not mapped: a file this process maps would look like a module
+    // it loaded to a trace of this process (see `mapped_inodes`).
+    let io = |source| TraceError::Io {
+        context: format!("cannot read {}", attach_path.display()),
+        source,
+    };
+    let linker = ElfFile::parse(std::fs::read(&attach_path).map_err(io)?)?;
     let hook = FunctionProbe {
         ret: false,
         module: None,
@@ -86,12 +88,70 @@ pub(crate) fn hook_site(config: &TraceConfig) -> Result<Option<SelectedSite>, Tr
     }))
 }
 
-/// The inodes of the files process `pid` maps.
+/// The dynamic linker `executable` names (its `PT_INTERP`), if any: read
+/// from its first bytes, without mapping or reading the whole file.
+fn interpreter(executable: &Path) -> Result<Option<String>, TraceError> {
+    use goblin::container::{Container, Ctx};
+    use goblin::elf::program_header::{PT_INTERP, ProgramHeader};
+    use std::io::Read;
+    use std::os::unix::fs::FileExt;
+    let io = |source| TraceError::Io {
+        context: format!("cannot read {}", executable.display()),
+        source,
+    };
+    let file = std::fs::File::open(executable).map_err(io)?;
+    let mut head = Vec::with_capacity(HEAD_BYTES);
+    (&file)
+        .take(HEAD_BYTES as u64)
+        .read_to_end(&mut head)
+        .map_err(io)?;
+    let malformed = |reason: String| TraceError::Io {
+        context: format!("cannot find the dynamic linker of {}", executable.display()),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, reason),
+    };
+    let header =
+        goblin::elf::Elf::parse_header(&head).map_err(|error| malformed(error.to_string()))?;
+    let container =
+        if header.e_ident[goblin::elf::header::EI_CLASS] == goblin::elf::header::ELFCLASS64 {
+            Container::Big
+        } else {
+            Container::Little
+        };
+    let endian = header
+        .endianness()
+        .map_err(|error| malformed(error.to_string()))?;
+    let headers = ProgramHeader::parse(
+        &head,
+        header.e_phoff as usize,
+        header.e_phnum as usize,
+        Ctx::new(container, endian),
+    )
+    .map_err(|error| malformed(error.to_string()))?;
+    let Some(interp) = headers.iter().find(|h| h.p_type == PT_INTERP) else {
+        return Ok(None);
+    };
+    let mut path = vec![0; (interp.p_filesz as usize).min(4096)];
+    file.read_exact_at(&mut path, interp.p_offset).map_err(io)?;
+    let end = path.iter().position(|&b| b == 0).unwrap_or(path.len());
+    Ok(Some(String::from_utf8_lossy(&path[..end]).into_owned()))
+}
+
+/// Bytes read from the start of an executable to find its program
+/// headers.
+const HEAD_BYTES: usize = 64 * 1024;
+
+/// The inodes of the files process `pid` maps code of. A file mapped
+/// without execute permission is data (an ELF file a reader maps to parse
+/// it, as usdt-reader does), not a loaded library.
 fn mapped_inodes(process: &Process) -> Result<HashSet<u64>, TraceError> {
     Ok(process
         .mappings()?
         .into_iter()
-        .filter(|m| m.inode != 0 && m.path.as_deref().is_some_and(|p| p.starts_with('/')))
+        .filter(|m| {
+            m.inode != 0
+                && m.perms.contains('x')
+                && m.path.as_deref().is_some_and(|p| p.starts_with('/'))
+        })
         .map(|m| m.inode)
         .collect())
 }
@@ -213,7 +273,9 @@ impl Follower {
         {
             return;
         }
-        let Ok(modules) = process.modules_partial_where(|m| !self.known.contains(&m.inode)) else {
+        let new =
+            |m: &usdt_reader::Mapping| mapped.contains(&m.inode) && !self.known.contains(&m.inode);
+        let Ok(modules) = process.modules_partial_where(new) else {
             return;
         };
         for module in modules.found {
