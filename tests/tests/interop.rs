@@ -38,6 +38,7 @@ mod trace_errors;
 mod trace_exits;
 mod trace_expressions;
 mod trace_filters;
+mod trace_follow;
 mod trace_killed;
 mod trace_macros;
 mod trace_peers;

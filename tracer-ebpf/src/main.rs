@@ -268,11 +268,17 @@ fn site(ctx: &ProbeContext) -> u32 {
     {
         return 0;
     }
+    // The site user space must hear of at once wakes it with each record.
+    let wake_bytes = if site == control.notify_site {
+        0
+    } else {
+        control.wake_bytes
+    };
     match plan.action {
         ACTION_STREAM if options.is_some_and(|options| options.stack != 0) => {
-            stream_with_stack(ctx, plan, site, control.wake_bytes)
+            stream_with_stack(ctx, plan, site, wake_bytes)
         }
-        ACTION_STREAM => stream_site(ctx, plan, site, control.wake_bytes),
+        ACTION_STREAM => stream_site(ctx, plan, site, wake_bytes),
         ACTION_COUNT => count_site(ctx, plan),
         ACTION_HISTOGRAM => histogram_site(ctx, plan),
         ACTION_LATENCY_START => latency_start(ctx, plan),

@@ -21,13 +21,23 @@ const COMMAND_GRACE: Duration = Duration::from_secs(1);
 #[derive(Debug, clap::Args)]
 pub(crate) struct TraceArgs {
     /// Trace only this process; probes given as `provider:name` are searched
-    /// in every module it maps.
+    /// in every module it maps, and in the libraries it loads later.
     #[arg(short = 'p', long, value_name = "PID", conflicts_with = "command")]
     pid: Option<u32>,
     /// Run CMD and trace it from its first instruction; stop when it exits.
-    /// Probes given as `provider:name` are searched in its executable.
+    /// Probes given as `provider:name` are searched in its executable, and
+    /// in the libraries it loads.
     #[arg(short = 'c', long = "command", value_name = "CMD")]
     command: Option<String>,
+    /// With --pid or -c: do not follow the libraries the process loads
+    /// later. Following (the default) searches each library the process
+    /// maps (dlopen) for the `provider:name` probes, attaches their sites
+    /// a few milliseconds after it is mapped (hits before that are not
+    /// seen) and detaches them when it is unmapped (dlclose); a pattern
+    /// that matches nothing yet is then a warning, not an error. Processes
+    /// the traced one forks are not traced.
+    #[arg(long)]
+    no_follow: bool,
     /// Print one JSON object per event per line.
     #[arg(long)]
     pub json: bool,
@@ -263,6 +273,9 @@ pub(crate) fn run(args: TraceArgs) -> Result<u8, CliError> {
         let woken = signals::wait(tracer.ring_fd(), exit, timeout);
 
         emit(&mut tracer, &args, start_ns, &mut out);
+        for notice in tracer.take_follow_notices() {
+            eprintln!("usdt: {notice}");
+        }
         if out.error.is_some() || args.count.is_some_and(|n| out.accepted >= n) {
             stop = true;
         }
@@ -501,6 +514,7 @@ fn configure(args: &TraceArgs) -> Result<TraceConfig, CliError> {
         ));
     }
     config.stack = args.stack;
+    config.follow = !args.no_follow;
     if !args.buffer_mib.is_power_of_two() || args.buffer_mib > 1024 {
         return Err(CliError::Input(format!(
             "--buffer-mib {}: expected a power of two up to 1024",

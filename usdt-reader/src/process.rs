@@ -183,13 +183,24 @@ impl Process {
     /// note left out of a module. Fails as a whole only when the process's
     /// maps cannot be read.
     pub fn modules_partial(&self) -> Result<Partial<Module>, Error> {
+        self.modules_partial_where(|_| true)
+    }
+
+    /// The modules of [`modules_partial`](Process::modules_partial) whose
+    /// mappings `keep` accepts (called with the first mapping of each
+    /// file): the others are not opened, so looking at the files a process
+    /// has mapped since a known set costs only the new ones.
+    pub fn modules_partial_where(
+        &self,
+        keep: impl Fn(&Mapping) -> bool,
+    ) -> Result<Partial<Module>, Error> {
         let mappings = self.mappings()?;
         // Group the mappings of each file, in order of first appearance.
         let mut order: Vec<(String, u64, String)> = Vec::new();
         let mut groups: HashMap<(String, u64, String), Vec<&Mapping>> = HashMap::new();
         for mapping in &mappings {
             let Some(path) = &mapping.path else { continue };
-            if !path.starts_with('/') {
+            if !path.starts_with('/') || !keep(mapping) {
                 continue;
             }
             let key = if mapping.inode != 0 {

@@ -22,16 +22,19 @@ use usdt_aya::uprobe::{self, UprobePmu};
 use usdt_tracer_common::{PROGRAM_NAME, PROGRAM_NAME_NOSLEEP, PROGRAM_SECTION};
 
 /// Attaches the program of `ebpf` to every selected site (the cookie of a
-/// site is its index): through uprobe_multi links where the kernel has
+/// site is `first` plus its index): through uprobe_multi links where the kernel has
 /// them (one per file, fast to attach and to detach) unless `config` asks
 /// for perf events, else one perf-event uprobe per site. The kernel's
-/// `features` choose the program and how it is linked. Gives up when
+/// `features` choose the program and how it is linked; `multi` keeps the
+/// program loaded for uprobe_multi links between calls. Gives up when
 /// `cancel` is set (the links made so far close).
 pub(crate) fn attach_sites(
     ebpf: &mut Ebpf,
     selected: &[SelectedSite],
+    first: u32,
     config: &TraceConfig,
     features: KernelFeatures,
+    multi: &mut Option<MultiProgram>,
     cancel: Cancel<'_>,
 ) -> Result<Vec<OwnedFd>, TraceError> {
     // A process whose main thread has exited while others run: a
@@ -44,20 +47,19 @@ pub(crate) fn attach_sites(
     });
     // Kernels before 6.6 would load the program (and spend the verifier's
     // time on it) but make no links for it.
-    let multi_program = if config.perf_event_links
+    let wants_multi = !(config.perf_event_links
         || running_thread.is_some()
         || !features.multi_links
-        || !features.sleepable
-    {
-        None
-    } else {
-        load_multi_program(ebpf, cancel)?
-    };
-    match multi_program {
-        Some(program) => attach_multi(&program, selected, config.pid, cancel),
+        || !features.sleepable);
+    if wants_multi && multi.is_none() {
+        *multi = load_multi_program(ebpf, cancel)?;
+    }
+    match multi.as_ref().filter(|_| wants_multi) {
+        Some(program) => attach_multi(program, selected, first, config.pid, cancel),
         None => attach_perf_events(
             ebpf,
             selected,
+            first,
             config.pid,
             running_thread.or(config.pid),
             features,
@@ -109,12 +111,14 @@ fn load_multi_program(ebpf: &Ebpf, cancel: Cancel<'_>) -> Result<Option<MultiPro
 }
 
 /// uprobe_multi links: one per file and kind of uprobe (entry or return)
-/// with every selected site of it; the cookie of a site is its index. A
+/// with every selected site of it; the cookie of a site is `first` plus
+/// its index. A
 /// site selected for several uses goes into as many links, one offset per
 /// link.
 fn attach_multi(
     program: &MultiProgram,
     selected: &[SelectedSite],
+    first: u32,
     pid: Option<u32>,
     cancel: Cancel<'_>,
 ) -> Result<Vec<OwnedFd>, TraceError> {
@@ -155,7 +159,8 @@ fn attach_multi(
             .collect();
         let offsets: Vec<u64> = group.iter().map(|(_, s)| s.probe.file_offset).collect();
         let ref_ctrs: Vec<u64> = group.iter().map(|(_, s)| ref_ctr(s).unwrap_or(0)).collect();
-        let cookies: Vec<u64> = group.iter().map(|(index, _)| *index as u64).collect();
+        let cookie = |index: usize| u64::from(first) + index as u64;
+        let cookies: Vec<u64> = group.iter().map(|(index, _)| cookie(*index)).collect();
         match multi::link(program.fd(), file, &offsets, &ref_ctrs, &cookies, pid, ret) {
             Ok(link) => links.push(link),
             Err(error) => {
@@ -166,7 +171,7 @@ fn attach_multi(
                         file,
                         &[site.probe.file_offset],
                         &[ref_ctr(site).unwrap_or(0)],
-                        &[*index as u64],
+                        &[cookie(*index)],
                         pid,
                         ret,
                     );
@@ -194,10 +199,11 @@ fn attach_multi(
 /// One perf-event uprobe per site, linked to the program aya loads (the
 /// sleepable one where `features` allow): for process `pid`, through its
 /// thread `target` (every thread of the process fires), or for every
-/// process.
+/// process; the cookie of a site is `first` plus its index.
 fn attach_perf_events(
     ebpf: &mut Ebpf,
     selected: &[SelectedSite],
+    first: u32,
     pid: Option<u32>,
     target: Option<u32>,
     features: KernelFeatures,
@@ -225,9 +231,12 @@ fn attach_perf_events(
         })?
         .try_into()
         .map_err(|source| TraceError::program(name, source))?;
-    let loaded = program.load();
-    cancel.check()?;
-    loaded.map_err(|source| TraceError::program(name, source))?;
+    // Loaded once: sites attached later use the same program.
+    if program.fd().is_err() {
+        let loaded = program.load();
+        cancel.check()?;
+        loaded.map_err(|source| TraceError::program(name, source))?;
+    }
     let program_fd = program
         .fd()
         .map_err(|source| TraceError::program(name, source))?;
@@ -248,7 +257,7 @@ fn attach_perf_events(
             .map_err(fail)?;
         let link = if features.cookies {
             // `event` closes here; the link keeps the perf event alive.
-            uprobe::link_perf_event(program_fd.as_fd(), &event, index as u64)
+            uprobe::link_perf_event(program_fd.as_fd(), &event, u64::from(first) + index as u64)
         } else {
             uprobe::attach_perf_event_without_link(program_fd.as_fd(), event)
         };

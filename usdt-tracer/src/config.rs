@@ -45,6 +45,14 @@ pub struct TraceConfig {
     /// Whether each streamed hit carries the user stack (see
     /// [`Event::stack`](crate::Event::stack)).
     pub stack: bool,
+    /// With a process (`pid`), also search the libraries it maps after the
+    /// trace started (`dlopen`) for the probes given without a path, and
+    /// attach their sites as they appear (and detach them when the
+    /// library is unmapped); then a pattern that matches nothing yet is
+    /// not an error. On by default. Following happens while the tracer is
+    /// drained ([`Tracer::drain`](crate::Tracer::drain),
+    /// [`Tracer::poll`](crate::Tracer::poll)).
+    pub follow: bool,
 }
 
 impl Default for TraceConfig {
@@ -67,6 +75,7 @@ impl TraceConfig {
             map_entries: DEFAULT_MAP_ENTRIES,
             filter: None,
             stack: false,
+            follow: true,
         }
     }
 
@@ -86,6 +95,12 @@ impl TraceConfig {
     pub fn pid(mut self, pid: u32) -> TraceConfig {
         self.pid = Some(pid);
         self
+    }
+
+    /// Whether libraries the traced process maps later are followed: a
+    /// process is traced and [`TraceConfig::follow`] is set.
+    pub(crate) fn follows(&self) -> bool {
+        self.follow && self.pid.is_some()
     }
 
     /// Checks what the tracer cannot do with this configuration before

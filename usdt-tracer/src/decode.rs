@@ -138,6 +138,13 @@ pub(crate) fn decode(header: &EventHeader, strings: &[u8], decoding: &SiteDecodi
         .collect()
 }
 
+/// The site (plan slot) a ring buffer record comes from.
+pub(crate) fn record_site(bytes: &[u8]) -> Option<u32> {
+    let at = std::mem::offset_of!(EventHeader, site);
+    let raw = bytes.get(at..at + 4)?;
+    Some(u32::from_ne_bytes(raw.try_into().ok()?))
+}
+
 /// Decodes one ring buffer record; `None` for a record too short or of an
 /// unknown site (which the BPF program never writes).
 pub(crate) fn decode_record(

@@ -66,6 +66,7 @@ mod event;
 mod features;
 mod filter;
 mod folded;
+mod follow;
 mod function;
 pub mod launch;
 mod plan;

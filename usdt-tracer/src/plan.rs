@@ -171,7 +171,27 @@ pub(crate) struct Planned {
     pub probes: Vec<Arc<ProbeInfo>>,
     pub sites: Vec<SiteState>,
     pub keys: Vec<Vec<(u32, KeyDecoder)>>,
+    /// The probes so far, to plan the sites of libraries loaded later.
+    pub table: ProbeTable,
 }
+
+/// The probes planned so far (sites grouped by module, provider and name)
+/// and, per aggregation, the probe ids it covers with how to show their
+/// keys: kept while the trace runs, so that sites planned later join the
+/// same probes.
+#[derive(Debug, Default)]
+pub(crate) struct ProbeTable {
+    index: HashMap<(PathBuf, String, String), usize>,
+    counted: HashSet<(PathBuf, u64, bool)>,
+    pub infos: Vec<ProbeInfo>,
+    pub keys: Vec<Vec<(u32, KeyDecoder)>>,
+    /// (aggregation, probe id) pairs already in `keys`.
+    covered: HashSet<(usize, u32)>,
+}
+
+/// The plans of some sites: the program's plan and options and user
+/// space's state, per site in order.
+pub(crate) type SitePlans = (Vec<SitePlan>, Vec<SiteOptions>, Vec<SiteState>);
 
 /// Plans every site for its role; groups sites into probes by (module,
 /// provider, name). Gives up when `cancel` is set.
@@ -184,15 +204,36 @@ pub(crate) fn plan_all(
     stack: bool,
     cancel: Cancel<'_>,
 ) -> Result<Planned, TraceError> {
+    let mut table = ProbeTable {
+        keys: vec![Vec::new(); aggregations],
+        ..ProbeTable::default()
+    };
+    let (plans, options, sites) =
+        plan_sites(&mut table, selected, roles, strings, filter, stack, cancel)?;
+    Ok(Planned {
+        plans,
+        options,
+        probes: table.infos.iter().cloned().map(Arc::new).collect(),
+        sites,
+        keys: table.keys.clone(),
+        table,
+    })
+}
+
+/// Plans `selected` sites for their `roles`, adding their probes to
+/// `table`. Gives up when `cancel` is set.
+pub(crate) fn plan_sites(
+    table: &mut ProbeTable,
+    selected: &[SelectedSite],
+    roles: &[Role],
+    strings: &[StringRequest],
+    filter: Option<&Filter>,
+    stack: bool,
+    cancel: Cancel<'_>,
+) -> Result<SitePlans, TraceError> {
     let mut options = Vec::with_capacity(selected.len());
-    let mut probe_index: HashMap<(PathBuf, String, String), usize> = HashMap::new();
-    let mut counted: HashSet<(PathBuf, u64, bool)> = HashSet::new();
-    let mut infos: Vec<ProbeInfo> = Vec::new();
     let mut plans = Vec::with_capacity(selected.len());
     let mut sites = Vec::with_capacity(selected.len());
-    let mut keys: Vec<Vec<(u32, KeyDecoder)>> = vec![Vec::new(); aggregations];
-    // (aggregation, probe id) pairs already in `keys`.
-    let mut covered: HashSet<(usize, u32)> = HashSet::new();
     for (index, (site, role)) in selected.iter().zip(roles).enumerate() {
         cancel.check_at(index)?;
         let probe = &site.probe;
@@ -201,7 +242,8 @@ pub(crate) fn plan_all(
             probe.provider.clone(),
             probe.name.clone(),
         );
-        let id = *probe_index.entry(key).or_insert_with(|| {
+        let infos = &mut table.infos;
+        let id = *table.index.entry(key).or_insert_with(|| {
             infos.push(ProbeInfo {
                 provider: probe.provider.clone(),
                 name: probe.name.clone(),
@@ -212,8 +254,11 @@ pub(crate) fn plan_all(
             });
             infos.len() - 1
         });
-        if counted.insert((site.attach_path.clone(), probe.file_offset, site.ret)) {
-            infos[id].sites += 1;
+        if table
+            .counted
+            .insert((site.attach_path.clone(), probe.file_offset, site.ret))
+        {
+            table.infos[id].sites += 1;
         }
         let unsupported = |reason: String| TraceError::Unsupported {
             path: site.display_path.clone(),
@@ -226,17 +271,10 @@ pub(crate) fn plan_all(
         let (mut plan, decoding) =
             plan_site(site.arch, probe, id as u32, &cstr).map_err(|e| unsupported(e.0))?;
         let shown = role::apply_role(&mut plan, &decoding, role).map_err(unsupported)?;
-        let aggregation = match role {
-            Role::Stream => None,
-            Role::Count { index, .. }
-            | Role::Histogram { index, .. }
-            | Role::LatencyStart { index, .. }
-            | Role::LatencyEnd { index, .. } => Some(*index as usize),
-        };
-        if let Some(index) = aggregation
-            && let Some(probes) = keys.get_mut(index)
+        if let Some(index) = role.aggregation().map(|index| index as usize)
+            && let Some(probes) = table.keys.get_mut(index)
             && !matches!(role, Role::LatencyStart { .. } | Role::LatencyEnd { .. })
-            && covered.insert((index, id as u32))
+            && table.covered.insert((index, id as u32))
         {
             probes.push((id as u32, shown));
         }
@@ -257,13 +295,7 @@ pub(crate) fn plan_all(
             stack,
         });
     }
-    Ok(Planned {
-        plans,
-        options,
-        probes: infos.into_iter().map(Arc::new).collect(),
-        sites,
-        keys,
-    })
+    Ok((plans, options, sites))
 }
 
 /// A filter error naming the probe it does not fit.

@@ -65,15 +65,26 @@ pub(crate) fn select_all(
     cancel: Cancel<'_>,
 ) -> Result<Selection, TraceError> {
     let mut warnings = Vec::new();
-    let mut select = |specs: &[ProbeSpec]| {
+    let follow = config.follows();
+    let sites = select_with(config, |specs: &[ProbeSpec]| {
         select::select_sites(
             specs,
             config.pid,
             config.executable.as_deref(),
+            follow,
             &mut warnings,
             cancel,
         )
-    };
+    })?;
+    Ok(Selection { warnings, ..sites })
+}
+
+/// The sites `select` finds for the streamed probes and for every
+/// aggregation of `config`, each with its role, in cookie order.
+pub(crate) fn select_with(
+    config: &TraceConfig,
+    mut select: impl FnMut(&[ProbeSpec]) -> Result<Vec<SelectedSite>, TraceError>,
+) -> Result<Selection, TraceError> {
     let mut selected = Vec::new();
     let mut roles = Vec::new();
     let mut add = |sites: Vec<SelectedSite>, role: Role| {
@@ -126,7 +137,7 @@ pub(crate) fn select_all(
     Ok(Selection {
         sites: selected,
         roles,
-        warnings,
+        warnings: Vec::new(),
     })
 }
 

@@ -194,6 +194,7 @@ impl StringRequest {
 pub(crate) fn check_string_requests(
     requests: &[StringRequest],
     sites: &[SelectedSite],
+    follow: bool,
 ) -> Result<(), TraceError> {
     for request in requests {
         let bad = |reason: String| TraceError::UselessStrings {
@@ -210,6 +211,10 @@ pub(crate) fn check_string_requests(
             })
             .map(|site| argument_count(&site.probe))
             .collect();
+        // A library loaded later may have the probe it names.
+        if counts.is_empty() && follow {
+            continue;
+        }
         if counts.is_empty() {
             return Err(bad("no traced probe matches it".into()));
         }
@@ -235,6 +240,36 @@ fn argument_count(probe: &Probe) -> Option<usize> {
         Some(signature) if signature.slots() == specs.len() => signature.args.len(),
         _ => specs.len(),
     })
+}
+
+/// The sites of `module` (a library the traced process has mapped since
+/// the trace started) that `specs` without a path select.
+pub(crate) fn module_sites(
+    specs: &[ProbeSpec],
+    module: &usdt_reader::Module,
+) -> Result<Vec<SelectedSite>, TraceError> {
+    let host = regs::host_arch().ok_or(TraceError::UnsupportedHost)?;
+    let mut sites = SiteList::default();
+    for spec in specs
+        .iter()
+        .filter(|spec| spec.path.is_none() && spec.function.is_none())
+    {
+        for probe in module
+            .probes
+            .iter()
+            .filter(|p| spec.pattern.matches(&p.provider, &p.name))
+        {
+            sites.push(SelectedSite {
+                attach_path: module.host_path.clone(),
+                display_path: module.path.clone(),
+                arch: host,
+                probe: probe.clone(),
+                semaphore: SemaphoreMode::Kernel,
+                ret: false,
+            });
+        }
+    }
+    Ok(sites.sites)
 }
 
 /// One probe site chosen for attaching.
@@ -268,11 +303,14 @@ pub(crate) enum SemaphoreMode {
 
 /// Finds the sites `specs` select. Specs with a path read that file; specs
 /// without one search the modules of process `pid`, or `executable` (the
-/// program `-c` starts, before it runs). Gives up when `cancel` is set.
+/// program `-c` starts, before it runs). When `follow`ing the libraries
+/// the process loads later, a pattern without a path that matches nothing
+/// yet is a warning, not an error. Gives up when `cancel` is set.
 pub(crate) fn select_sites(
     specs: &[ProbeSpec],
     pid: Option<u32>,
     executable: Option<&Path>,
+    follow: bool,
     warnings: &mut Vec<String>,
     cancel: Cancel<'_>,
 ) -> Result<Vec<SelectedSite>, TraceError> {
@@ -340,6 +378,16 @@ pub(crate) fn select_sites(
             });
         }
         if sites.len() == before && !spec_matched_duplicates(&sites.sites, spec) {
+            if follow && spec.path.is_none() {
+                let warning = format!(
+                    "no probe matches `{}` in {scope} yet: following the libraries the process loads",
+                    spec.pattern_text
+                );
+                if !warnings.contains(&warning) {
+                    warnings.push(warning);
+                }
+                continue;
+            }
             return Err(TraceError::NoMatch {
                 pattern: spec.pattern_text.clone(),
                 scope,

@@ -13,6 +13,7 @@ use crate::decode::{self, SiteState};
 use crate::error::TraceError;
 use crate::event::{Event, ProbeInfo};
 use crate::features::KernelFeatures;
+use crate::follow::{self, Follower};
 use crate::plan::{self, Planned};
 use crate::privileges;
 use crate::report::{AggregateLosses, AggregateReport};
@@ -37,7 +38,11 @@ use usdt_tracer_common::{
     OPTIONS_GLOBAL, SITE_IPS_MAP, SITE_OPTIONS_MAP, SITES_MAP, SLEEPABLE_GLOBAL,
     STACK_COUNTS_GLOBAL, STARTS_MAP, SiteIpKey, SiteOptions, SitePlan, StartKey,
 };
-use usdt_tracer_common::{CountedStack, MAX_COUNTED_STACKS, STACKS_MAP};
+use usdt_tracer_common::{CountedStack, MAX_COUNTED_STACKS, NO_SITE, STACKS_MAP};
+
+/// Why a command's libraries are not followed on kernels without BPF
+/// cookies.
+const NO_FOLLOW_WITHOUT_COOKIES: &str = "libraries loaded later are not followed: this kernel has no BPF cookies (Linux 5.15), which following a command's libraries needs (trace it with --pid once it runs)";
 
 /// The BPF object built from `tracer-ebpf` (`cargo xtask build-ebpf`).
 pub(crate) static BPF_OBJECT: &[u8] = aya::include_bytes_aligned!("../bpf/usdt-tracer.bpf.o");
@@ -180,6 +185,8 @@ pub struct Tracer {
     armed_ns: u64,
     /// Symbolizes the stacks of events, when the trace has them.
     symbolizer: Option<StackSymbolizer>,
+    /// Follows the libraries the process loads later, when it does.
+    follow: Option<Follower>,
     ebpf: Ebpf,
 }
 
@@ -241,8 +248,15 @@ impl Tracer {
         cancel: Cancel<'_>,
     ) -> Result<Tracer, TraceError> {
         cancel.check()?;
+        // The files mapped before selecting: a library mapped since is
+        // looked at again once the trace runs.
+        let known = if config.follows() {
+            Follower::known_at_start(config)?
+        } else {
+            Default::default()
+        };
         let mut selection = role::select_all(config, cancel)?;
-        select::check_string_requests(&config.strings, &selection.sites)?;
+        select::check_string_requests(&config.strings, &selection.sites, config.follows())?;
         let semaphore_warnings = select::plan_semaphores(
             &mut selection.sites,
             config.pid,
@@ -251,11 +265,12 @@ impl Tracer {
         selection.warnings.extend(semaphore_warnings);
         let aggregation_sites = sites_per_aggregation(&selection, config.aggregations.len());
         let Planned {
-            plans,
-            options,
+            mut plans,
+            mut options,
             probes,
-            sites,
+            mut sites,
             keys,
+            table,
         } = plan_selection(config, &selection, cancel)?;
         let mut distinct: Vec<(&Path, u64, bool)> = selection
             .sites
@@ -274,6 +289,55 @@ impl Tracer {
                 missing: "has no BPF ring buffers (Linux 5.8)".into(),
             });
         }
+        // The dynamic linker's hook goes last, after the sites the
+        // aggregations and site counts know.
+        let hook = if !config.follows() {
+            None
+        } else if !features.cookies && config.executable.is_some() {
+            selection.warnings.push(NO_FOLLOW_WITHOUT_COOKIES.into());
+            None
+        } else {
+            let hook = follow::hook_site(config);
+            let reason = match &hook {
+                Ok(Some(_)) => None,
+                Ok(None) => Some("the program is statically linked (no dynamic linker)".into()),
+                Err(error) => Some(error.to_string()),
+            };
+            if let Some(reason) = reason {
+                selection
+                    .warnings
+                    .push(format!("libraries loaded later are not followed: {reason}"));
+            }
+            hook.ok().flatten()
+        };
+        let hook_slot = plans.len() as u32;
+        if let Some(hook) = hook {
+            let (plan, decoding) =
+                plan::plan_site(hook.arch, &hook.probe, u32::MAX, &[]).map_err(|error| {
+                    TraceError::Unsupported {
+                        path: hook.display_path.clone(),
+                        provider: hook.probe.provider.clone(),
+                        name: hook.probe.name.clone(),
+                        address: hook.probe.address,
+                        reason: error.0,
+                    }
+                })?;
+            plans.push(plan);
+            options.push(SiteOptions::default());
+            sites.push(SiteState {
+                probe: usize::MAX,
+                address: hook.probe.address,
+                decoding,
+                stack: false,
+            });
+            selection.sites.push(hook);
+        }
+        let following = plans.len() as u32 > hook_slot;
+        let slots = if following {
+            plans.len() as u32 + follow::SPARE_SLOTS
+        } else {
+            plans.len().max(1) as u32
+        };
         // Without cookies, where each site is must be known now: a trace
         // that cannot be is refused before the verifier's work.
         let addresses = if features.cookies {
@@ -281,8 +345,17 @@ impl Tracer {
         } else {
             addresses::site_addresses(&selection.sites, config)?
         };
-        let mut ebpf = load(config, &plans, &options, features, cancel)?;
-        let links = attach::attach_sites(&mut ebpf, &selection.sites, config, features, cancel)?;
+        let mut ebpf = load(config, &plans, &options, features, slots, cancel)?;
+        let mut multi = None;
+        let links = attach::attach_sites(
+            &mut ebpf,
+            &selection.sites,
+            0,
+            config,
+            features,
+            &mut multi,
+            cancel,
+        )?;
         store_addresses(&mut ebpf, &addresses.known)?;
         if let (false, Some(pid), None) = (features.sleepable, config.pid, &config.executable) {
             let files = selection.sites.iter().map(|s| s.attach_path.as_path());
@@ -319,7 +392,11 @@ impl Tracer {
         cancel.check()?;
         // No hit is reported before this instant: event times count from it.
         let armed_ns = monotonic_ns();
-        arm(&mut ebpf, config)?;
+        arm(
+            &mut ebpf,
+            config,
+            if following { hook_slot } else { NO_SITE },
+        )?;
         let mut tracer = Tracer {
             links,
             ring,
@@ -338,8 +415,26 @@ impl Tracer {
             warnings: selection.warnings,
             armed_ns,
             symbolizer: config.stack.then(StackSymbolizer::new),
+            follow: None,
             ebpf,
         };
+        if following {
+            let mut follower = Follower::new(
+                config,
+                known,
+                table,
+                (hook_slot, plans.len() as u32, slots),
+                multi,
+                target,
+            );
+            follower.know(&selection.sites);
+            tracer.follow = Some(follower);
+            // Libraries mapped since the files were listed, before the
+            // hook was armed (a command has yet to start: nothing then).
+            if config.executable.is_none() {
+                tracer.follow_now();
+            }
+        }
         // Semaphores the kernel cannot raise: after the uprobes are in place,
         // so the first guarded hit is seen.
         for site in &selection.sites {
@@ -381,7 +476,7 @@ impl Tracer {
         let never = AtomicBool::new(false);
         let cancel = Cancel::new(&never);
         let selection = role::select_all(config, cancel)?;
-        select::check_string_requests(&config.strings, &selection.sites)?;
+        select::check_string_requests(&config.strings, &selection.sites, config.follows())?;
         plan_selection(config, &selection, cancel)?;
         Ok(sites_per_aggregation(&selection, config.aggregations.len()))
     }
@@ -487,7 +582,13 @@ impl Tracer {
             }
         }
         let mut count = 0;
+        let mut rescan = false;
+        let hook = self.follow.as_ref().map(|follow| follow.hook);
         while let Some(item) = self.ring.next() {
+            if hook.is_some() && decode::record_site(&item) == hook {
+                rescan = true;
+                continue;
+            }
             let event = decode::decode_record(&item, &self.sites, &self.probes);
             drop(item);
             let Some(mut event) = event else { continue };
@@ -501,7 +602,40 @@ impl Tracer {
                 break;
             }
         }
+        if rescan {
+            self.follow_now();
+        }
         count
+    }
+
+    /// Attaches the sites of libraries the process has mapped since the
+    /// last look and detaches those of libraries it unmapped.
+    fn follow_now(&mut self) {
+        let Some(follow) = self.follow.as_mut() else {
+            return;
+        };
+        follow.rescan(&mut self.ebpf, &mut self.sites);
+        if follow.table.infos.len() != self.probes.len() {
+            self.probes = follow.table.infos.iter().cloned().map(Arc::new).collect();
+        }
+        if let Some(aggregates) = &mut self.aggregates {
+            for ((_, shown), keys) in aggregates.specs.iter_mut().zip(&follow.table.keys) {
+                let have = shown.len();
+                shown.extend_from_slice(&keys[have..]);
+            }
+        }
+    }
+
+    /// What following libraries loaded later did since the last call, one
+    /// line each: a library's sites attached (and how long that took), a
+    /// library unmapped and its sites detached, a library that could not
+    /// be followed and why. Empty when nothing is followed (see
+    /// [`TraceConfig::follow`]).
+    pub fn take_follow_notices(&mut self) -> Vec<String> {
+        self.follow
+            .as_mut()
+            .map(Follower::take_notices)
+            .unwrap_or_default()
     }
 
     /// Waits up to `timeout` for events and delivers those that arrived
@@ -592,6 +726,9 @@ impl Tracer {
         for semaphore in self.manual.drain(..) {
             semaphore.lower();
         }
+        if let Some(follow) = &mut self.follow {
+            follow.detach_all();
+        }
         self.links.clear();
     }
 }
@@ -611,6 +748,7 @@ fn load(
     plans: &[SitePlan],
     options: &[SiteOptions],
     features: KernelFeatures,
+    slots: u32,
     cancel: Cancel<'_>,
 ) -> Result<Ebpf, TraceError> {
     // The aggregation maps allocate their entries as keys appear, but
@@ -621,8 +759,8 @@ fn load(
         .iter()
         .any(|aggregation| matches!(aggregation, Aggregation::Latency { .. }));
     let mut ebpf = EbpfLoader::new()
-        .map_max_entries(SITES_MAP, plans.len().max(1) as u32)
-        .map_max_entries(SITE_OPTIONS_MAP, plans.len().max(1) as u32)
+        .map_max_entries(SITES_MAP, slots)
+        .map_max_entries(SITE_OPTIONS_MAP, slots)
         .map_max_entries(EVENTS_MAP, config.ring_bytes)
         .map_max_entries(AGGREGATES_MAP, used(!config.aggregations.is_empty()))
         .map_max_entries(STARTS_MAP, used(latency))
@@ -634,14 +772,7 @@ fn load(
                 1
             },
         )
-        .map_max_entries(
-            SITE_IPS_MAP,
-            if features.cookies {
-                1
-            } else {
-                plans.len().max(1) as u32
-            },
-        )
+        .map_max_entries(SITE_IPS_MAP, if features.cookies { 1 } else { slots })
         .override_global(SLEEPABLE_GLOBAL, &u8::from(features.sleepable), true)
         .override_global(COOKIES_GLOBAL, &u8::from(features.cookies), true)
         .override_global(
@@ -685,7 +816,10 @@ fn counts_stacks(config: &TraceConfig) -> bool {
 }
 
 /// Stores sites' addresses (kernels without BPF cookies).
-fn store_addresses(ebpf: &mut Ebpf, keys: &[(SiteIpKey, u32)]) -> Result<(), TraceError> {
+pub(crate) fn store_addresses(
+    ebpf: &mut Ebpf,
+    keys: &[(SiteIpKey, u32)],
+) -> Result<(), TraceError> {
     if keys.is_empty() {
         return Ok(());
     }
@@ -698,8 +832,9 @@ fn store_addresses(ebpf: &mut Ebpf, keys: &[(SiteIpKey, u32)]) -> Result<(), Tra
 }
 
 /// Arms the program: every site starts reporting at this instant, for the
-/// traced process alone when there is one.
-fn arm(ebpf: &mut Ebpf, config: &TraceConfig) -> Result<(), TraceError> {
+/// traced process alone when there is one; each record of `notify_site`
+/// wakes the reader at once.
+fn arm(ebpf: &mut Ebpf, config: &TraceConfig, notify_site: u32) -> Result<(), TraceError> {
     let cpus = aya::util::nr_cpus().map_or(1, u32::from);
     // The program sees pids as the initial pid namespace numbers them;
     // elsewhere the kernel's pid filter alone applies (restricted mode
@@ -715,6 +850,7 @@ fn arm(ebpf: &mut Ebpf, config: &TraceConfig) -> Result<(), TraceError> {
         ip_offset: usdt_aya::regs::host_arch()
             .and_then(usdt_aya::regs::ip_offset)
             .map_or(0, u32::from),
+        notify_site,
     };
     let mut control: Array<&mut MapData, Control> = map_mut(ebpf, CONTROL_MAP)?;
     control
@@ -739,7 +875,7 @@ pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
 }
 
 /// Map `name` of `ebpf`, borrowed, as a `T`.
-fn map_mut<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<T, TraceError>
+pub(crate) fn map_mut<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<T, TraceError>
 where
     T: TryFrom<&'a mut aya::maps::Map, Error = MapError>,
 {
@@ -760,7 +896,7 @@ where
     T::try_from(map).map_err(|source| map_error(name, "open the map", source))
 }
 
-fn map_error(map: &'static str, action: &'static str, source: MapError) -> TraceError {
+pub(crate) fn map_error(map: &'static str, action: &'static str, source: MapError) -> TraceError {
     TraceError::Map {
         map,
         action,

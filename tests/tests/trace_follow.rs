@@ -1,0 +1,292 @@
+//! Following libraries loaded later: a process that loads a probe-carrying
+//! library with `dlopen` after the trace started, fires its probes and
+//! unloads it (`dlclose`), five times; every hit from the attach on is traced
+//! with exact arguments, the unload detaches the library's links, and the
+//! delay from `dlopen` to the first traced hit is measured.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::mpsc;
+use std::time::Duration;
+use usdt_interop_tests::cli::usdt;
+use usdt_interop_tests::trace::{
+    arg_texts, assert_trace_usage_error, build_shared_fixture, links_of, read_until,
+};
+use usdt_interop_tests::{Guard, compile_c, require_bpf};
+
+/// What dlopen_loop reported about one round.
+struct Round {
+    loaded_ns: u64,
+    fired: u64,
+}
+
+/// Builds `libsdt_lib.so` and `dlopen_loop` at `opt` into a fresh scratch
+/// directory named `test`; returns (program, library).
+fn build_loader(test: &str, opt: &str) -> (PathBuf, PathBuf) {
+    let (_, library) = build_shared_fixture(test, opt);
+    let dir = library.parent().expect("library directory");
+    let program = compile_c("cc", "dlopen_loop.c", &[opt, "-ldl"], dir);
+    (program, library)
+}
+
+/// The integer a JSON event argument holds.
+fn int(text: &str) -> i64 {
+    text.parse()
+        .unwrap_or_else(|_| panic!("not an integer: {text}"))
+}
+
+/// Asserts that `ks` (sorted) run without a gap up to `end` (exclusive),
+/// and returns the first.
+fn contiguous_to(ks: &[i64], end: i64, what: &str) -> i64 {
+    let first = *ks.first().unwrap_or_else(|| panic!("no {what} traced"));
+    let expected: Vec<i64> = (first..end).collect();
+    assert_eq!(
+        ks, expected,
+        "{what}: a hit after the first traced one is missing"
+    );
+    first
+}
+
+#[test]
+fn libraries_loaded_later_are_traced_and_unloaded_ones_detached() {
+    if !require_bpf("trace_follow::libraries_loaded_later_are_traced_and_unloaded_ones_detached") {
+        return;
+    }
+    let (program, library) = build_loader("trace_follow", "-O2");
+    let rounds = 5;
+    let mut target = Guard::spawn(Command::new(&program).arg(&library).arg(rounds.to_string()));
+    let mut target_out = BufReader::new(target.0.stdout.take().expect("stdout"));
+    let mut target_in = target.0.stdin.take().expect("stdin");
+    read_until(&mut target_out, Duration::from_secs(10), |line| {
+        line == "ready"
+    });
+    let pid = target.pid();
+
+    let mut trace = Guard::spawn(usdt().args([
+        "trace",
+        "--json",
+        "--pid",
+        &pid.to_string(),
+        "--str",
+        "sdt_lib:call:2",
+        "sdt_lib:*",
+    ]));
+    let stdout = trace.0.stdout.take().expect("stdout");
+    let events = std::thread::spawn(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map(|line| line.expect("read events"))
+            .collect::<Vec<String>>()
+    });
+    let (sender, notices) = mpsc::channel();
+    let stderr = trace.0.stderr.take().expect("stderr");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next_notice = |done: &dyn Fn(&str) -> bool| -> Result<Vec<String>, Vec<String>> {
+        let mut seen = Vec::new();
+        loop {
+            let Ok(line) = notices.recv_timeout(Duration::from_secs(30)) else {
+                return Err(seen);
+            };
+            seen.push(line.clone());
+            if done(&line) {
+                return Ok(seen);
+            }
+        }
+    };
+    // Nothing matches yet: a warning, and the trace starts.
+    let start = next_notice(&|line| line.starts_with("usdt: tracing "))
+        .unwrap_or_else(|seen| panic!("usdt did not start: {seen:?}"));
+    assert!(
+        start.iter().any(|line| line.contains(&format!(
+            "no probe matches `sdt_lib:*` in process {pid} yet: following the libraries the process loads"
+        ))),
+        "{start:?}"
+    );
+    assert!(
+        start
+            .last()
+            .unwrap()
+            .starts_with("usdt: tracing 0 probes at 0 sites")
+    );
+    let links_before = links_of(trace.pid());
+
+    let mut reports = Vec::new();
+    for round in 0..rounds {
+        writeln!(target_in, "go").expect("tell the program to load");
+        let lines = read_until(&mut target_out, Duration::from_secs(10), |line| {
+            line.starts_with(&format!("unloaded {round}"))
+        });
+        let field = |prefix: &str| -> u64 {
+            lines
+                .iter()
+                .find_map(|line| line.strip_prefix(&format!("{prefix} {round} ")))
+                .unwrap_or_else(|| panic!("no `{prefix}` line in {lines:?}"))
+                .parse()
+                .expect("a number")
+        };
+        reports.push(Round {
+            loaded_ns: field("loaded"),
+            fired: field("fired"),
+        });
+        let attached = next_notice(&|line| {
+            line.contains("libsdt_lib.so unmapped: its sites detached")
+        })
+        .unwrap_or_else(|seen| {
+            panic!(
+                "no unload reported in round {round} (the program: {:?}); usdt wrote {seen:?}",
+                target.0.try_wait()
+            )
+        });
+        assert!(
+            attached
+                .iter()
+                .any(|line| line.contains("libsdt_lib.so: 3 sites attached in ")),
+            "{attached:?}"
+        );
+        // The library's link closed: the trace holds what it held before.
+        assert_eq!(links_of(trace.pid()), links_before, "round {round}");
+    }
+    writeln!(target_in, "exit").expect("tell the program to exit");
+    let exit = target.0.wait().expect("wait for the program");
+    assert!(exit.success());
+    let output = trace.finish();
+    assert_eq!(output.status.code(), Some(0));
+    let events: Vec<serde_json::Value> = events
+        .join()
+        .expect("event reader")
+        .iter()
+        .map(|line| serde_json::from_str(line).expect("a JSON event"))
+        .collect();
+
+    let mut delays = Vec::new();
+    for (round, report) in reports.iter().enumerate() {
+        let end_ns = reports
+            .get(round + 1)
+            .map_or(u64::MAX, |next| next.loaded_ns);
+        let in_round: Vec<&serde_json::Value> = events
+            .iter()
+            .filter(|e| {
+                let ts = e["timestamp_ns"].as_u64().expect("timestamp");
+                ts >= report.loaded_ns && ts < end_ns
+            })
+            .collect();
+        let base = round as i64 * 1_000_000;
+        let fired = report.fired as i64;
+        let of = |name: &str| -> Vec<Vec<String>> {
+            in_round
+                .iter()
+                .filter(|e| e["provider"] == "sdt_lib" && e["name"] == name)
+                .map(|e| arg_texts(e))
+                .collect()
+        };
+        let mut calls = Vec::new();
+        for args in of("call") {
+            assert_eq!(args[1..], ["-7777", "from the library"], "{args:?}");
+            calls.push(int(&args[0]) - base);
+        }
+        calls.sort_unstable();
+        let first = contiguous_to(&calls, fired, "sdt_lib:call");
+        let mut counters: Vec<i64> = of("counter").iter().map(|a| int(&a[0]) + 5150).collect();
+        counters.sort_unstable();
+        let first_counter = contiguous_to(&counters, fired, "sdt_lib:counter");
+        let mut guarded = Vec::new();
+        for args in of("guarded") {
+            assert_eq!(args[1], "4277009102", "{args:?}");
+            guarded.push(int(&args[0]) - base);
+        }
+        guarded.sort_unstable();
+        let first_guarded = contiguous_to(&guarded, fired, "sdt_lib:guarded");
+        // One link attaches the three sites: they start within a call.
+        for other in [first_counter, first_guarded] {
+            assert!(other.abs_diff(first) <= 1, "{first} {other}");
+        }
+        let first_ns = in_round
+            .iter()
+            .map(|e| e["timestamp_ns"].as_u64().unwrap())
+            .min()
+            .unwrap();
+        let delay_ms = (first_ns - report.loaded_ns) as f64 / 1e6;
+        eprintln!(
+            "round {round}: first traced hit {delay_ms:.2} ms after dlopen returned (call {first} of {fired})"
+        );
+        delays.push(delay_ms);
+    }
+    delays.sort_by(f64::total_cmp);
+    eprintln!(
+        "dlopen to first traced hit: median {:.2} ms, range {:.2} to {:.2} ms over {rounds} loads",
+        delays[delays.len() / 2],
+        delays[0],
+        delays[delays.len() - 1]
+    );
+}
+
+#[test]
+fn a_command_is_followed_when_aggregating() {
+    if !require_bpf("trace_follow::a_command_is_followed_when_aggregating") {
+        return;
+    }
+    let (program, library) = build_loader("trace_follow_command", "-O0");
+    let command = format!("{} {} 1", program.display(), library.display());
+    // Without following, a pattern only a later library has matches nothing.
+    assert_trace_usage_error(
+        &["--no-follow", "-c", &command, "sdt_lib:call"],
+        &format!("no probe matches `sdt_lib:call` in {}", program.display()),
+    );
+
+    let mut trace = Guard::spawn(usdt().args([
+        "trace",
+        "--json",
+        "-c",
+        &command,
+        "--hits",
+        "--by",
+        "arg0",
+        "sdt_lib:call",
+    ]));
+    // The command reads usdt's standard input: load once, then exit.
+    let mut input = trace.0.stdin.take().expect("stdin");
+    writeln!(input, "go").expect("tell the program to load");
+    writeln!(input, "exit").expect("tell the program to exit");
+    let output = trace.finish();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "usdt: warning: no probe matches `sdt_lib:call` in {} yet: following the libraries the process loads",
+            program.display()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("libsdt_lib.so: 1 site attached in "),
+        "{stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let fired: i64 = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("fired 0 "))
+        .unwrap_or_else(|| panic!("no `fired` line in {stdout}"))
+        .parse()
+        .expect("a count");
+    // Counted by call number: each call from the attach on, once.
+    let report: serde_json::Value = stdout
+        .lines()
+        .find(|line| line.starts_with("{\"aggregation\":\"hits\""))
+        .map(|line| serde_json::from_str(line).expect("JSON"))
+        .unwrap_or_else(|| panic!("no counts in {stdout}"));
+    let mut calls = Vec::new();
+    for entry in report["counts"].as_array().expect("counts") {
+        assert_eq!(entry["count"], 1, "{entry}");
+        calls.push(entry["key"].as_i64().expect("a call number"));
+    }
+    calls.sort_unstable();
+    contiguous_to(&calls, fired, "sdt_lib:call");
+}
