@@ -7,7 +7,7 @@ use custom_tracer_common::{HITS_MAP, Hit};
 use std::time::{Duration, Instant};
 use usdt_aya::aya::Ebpf;
 use usdt_aya::aya::maps::{MapData, RingBuf};
-use usdt_aya::{Links, Target, Usdt, UsdtError};
+use usdt_aya::{Links, SpecLookup, Target, Usdt, UsdtError};
 
 /// The example's BPF object.
 pub const OBJECT: &[u8] =
@@ -25,8 +25,16 @@ pub struct Session {
 impl Session {
     /// Loads the example's object as its user program does.
     pub fn new() -> Session {
-        let mut ebpf = usdt_aya::loader().load(OBJECT).expect("load the example");
-        let usdt = Usdt::new(&mut ebpf).expect("the example links usdt-aya-ebpf");
+        Session::with_lookup(SpecLookup::detect())
+    }
+
+    /// Loads the example's object for programs that find their specs by
+    /// `lookup`.
+    pub fn with_lookup(lookup: SpecLookup) -> Session {
+        let mut ebpf = usdt_aya::loader_for(lookup)
+            .load(OBJECT)
+            .expect("load the example");
+        let usdt = Usdt::with_lookup(&mut ebpf, lookup).expect("the example links usdt-aya-ebpf");
         let map = ebpf.take_map(HITS_MAP).expect("the HITS map");
         let hits = RingBuf::try_from(map).expect("a ring buffer");
         Session { ebpf, usdt, hits }
