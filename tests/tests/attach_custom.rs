@@ -15,7 +15,7 @@ use std::process::Command;
 use std::time::Duration;
 use usdt_aya::{IP_MAP, SpecLookup, Target, Usdt, UsdtError, aya};
 
-use usdt_interop_tests::custom::{Session, arg_text, string};
+use usdt_interop_tests::custom::{Session, arg_text, cookies_or_refused, string, usable};
 use usdt_interop_tests::trace::{
     FIRING_ORDER, FUNCTION_LINE, build_c, build_c_at_o0_and_o2, expected_sdt_args, read_u16,
     semaphore_address, start_python, tracing_in_process,
@@ -39,6 +39,10 @@ fn c_fixture_values_are_exact_at_o0_and_o2() {
     for (binary, program) in binaries.iter().zip([PROGRAM, PROGRAM_MULTI]) {
         let _tracing = tracing_in_process();
         let mut session = Session::new();
+        if !cookies_or_refused(&mut session, PROGRAM_PLAIN, binary, "sdt_args:*") {
+            return;
+        }
+        let program = usable(program);
         let target = Target::Path(binary.clone());
         let mut links = Vec::new();
         for (index, name) in FIRING_ORDER.iter().enumerate() {
@@ -142,7 +146,7 @@ fn detaching_stops_hits_and_lowers_the_semaphore() {
     let _tracing = tracing_in_process();
     let mut session = Session::new();
     let links = session
-        .attach(PROGRAM, &Target::Pid(pid), "sdt_args:guarded", 9)
+        .attach(PROGRAM_PLAIN, &Target::Pid(pid), "sdt_args:guarded", 9)
         .unwrap();
     let name = binary.file_name().unwrap().to_string_lossy().into_owned();
     let semaphore = semaphore_address(pid, &name, "sdt_args", "guarded");
@@ -165,6 +169,15 @@ fn probe_and_usdt_crate_probes_by_path_in_a_process_started_later() {
     }
     let _tracing = tracing_in_process();
     let mut session = Session::new();
+    if !cookies_or_refused(
+        &mut session,
+        PROGRAM_PLAIN,
+        Path::new(PEERS),
+        "peer_probe:*",
+    ) {
+        return;
+    }
+    let program = usable(PROGRAM_MULTI);
     let target = Target::Path(PEERS.into());
     // The probes in the order trace_peer_probes fires them, each with its
     // cookie; `peer_usdt:text`'s message is a C string (the `usdt` crate
@@ -177,11 +190,7 @@ fn probe_and_usdt_crate_probes_by_path_in_a_process_started_later() {
     ];
     let _links: Vec<_> = probes
         .iter()
-        .map(|(probe, cookie)| {
-            session
-                .attach(PROGRAM_MULTI, &target, probe, *cookie)
-                .unwrap()
-        })
+        .map(|(probe, cookie)| session.attach(program, &target, probe, *cookie).unwrap())
         .collect();
     let child = Command::new(PEERS)
         .arg("3")
@@ -374,7 +383,7 @@ fn errors_say_what_and_where() {
     let mut stdout = BufReader::new(child.0.stdout.take().expect("stdout"));
     let mut line = String::new();
     stdout.read_line(&mut line).expect("ready line");
-    for program in [PROGRAM_PLAIN, PROGRAM_MULTI] {
+    for program in [PROGRAM_PLAIN, usable(PROGRAM_MULTI)] {
         let error = session
             .attach(program, &Target::Pid(child.pid()), "sdt_refused:trap", 0)
             .unwrap_err();

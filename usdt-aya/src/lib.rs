@@ -388,6 +388,8 @@ impl Usdt {
             reason: e.to_string(),
         })?;
         let sites = self.find_sites(target, probe, &pattern, cookie)?;
+        // The program found and loaded before anything is written.
+        program_mut(ebpf, program)?;
         if self.no_cookie && matches!(target, Target::Path(_)) {
             return Err(UsdtError::Kernel {
                 missing: "has no BPF cookies: attach by pid (Target::Pid), where a site's address is known".into(),
