@@ -10,7 +10,7 @@
 use crate::PEERS;
 use custom_tracer_common::{CSTR_SHIFT, Hit, PROGRAM, PROGRAM_MULTI, PROGRAM_PLAIN, STRING_CAP};
 use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 use usdt_aya::{IP_MAP, SpecLookup, Target, Usdt, UsdtError, aya};
@@ -68,6 +68,15 @@ fn c_fixture_values_are_exact_at_o0_and_o2() {
         assert_eq!(hits.len(), wanted, "{}: hits", binary.display());
         assert_sdt_args_hits(&hits, 0, pid, &binary.display().to_string());
     }
+}
+
+/// sdt_args at -O2, built in scratch directory `dir`, started to fire an
+/// iteration every 5 ms, once it has mapped its executable.
+fn running_sdt_args(dir: &str) -> (PathBuf, Guard) {
+    let binary = build_c(dir, "sdt_args.c", &["-O2"]);
+    let child = Guard::spawn(Command::new(&binary).args(["100000", "5"]));
+    usdt_interop_tests::wait_for_mapping(child.pid(), "sdt_args");
+    (binary, child)
 }
 
 /// Checks hits of whole iterations of sdt_args (from `first_iteration` on,
@@ -139,10 +148,8 @@ fn detaching_stops_hits_and_lowers_the_semaphore() {
     if !require_bpf("detaching_stops_hits_and_lowers_the_semaphore") {
         return;
     }
-    let binary = build_c("attach_custom_detach", "sdt_args.c", &["-O2"]);
-    let child = Guard::spawn(Command::new(&binary).args(["100000", "5"]));
+    let (binary, child) = running_sdt_args("attach_custom_detach");
     let pid = child.pid();
-    usdt_interop_tests::wait_for_mapping(pid, "sdt_args");
     let _tracing = tracing_in_process();
     let mut session = Session::new();
     let links = session
@@ -277,10 +284,8 @@ fn without_cookies_sites_are_found_by_address() {
     if !require_bpf("without_cookies_sites_are_found_by_address") {
         return;
     }
-    let binary = build_c("attach_custom_no_cookie", "sdt_args.c", &["-O2"]);
-    let child = Guard::spawn(Command::new(&binary).args(["100000", "5"]));
+    let (binary, child) = running_sdt_args("attach_custom_no_cookie");
     let pid = child.pid();
-    usdt_interop_tests::wait_for_mapping(pid, "sdt_args");
     let _tracing = tracing_in_process();
     // As on kernels before 5.15: the object loaded with USDT_AYA_NO_COOKIE
     // set, the sites attached by address.
