@@ -20,7 +20,7 @@ use usdt_interop_tests::trace::{
     FIRING_ORDER, FUNCTION_LINE, build_c, build_c_at_o0_and_o2, expected_sdt_args, read_u16,
     semaphore_address, start_python, tracing_in_process,
 };
-use usdt_interop_tests::{Guard, read_memory, require_bpf};
+use usdt_interop_tests::{Guard, read_memory, require_bpf, scratch_dir};
 
 /// The cookie of probe `index` of [`FIRING_ORDER`].
 fn cookie(index: usize) -> u64 {
@@ -174,18 +174,17 @@ fn probe_and_usdt_crate_probes_by_path_in_a_process_started_later() {
     if !require_bpf("probe_and_usdt_crate_probes_by_path_in_a_process_started_later") {
         return;
     }
+    // A copy of its own: attaching by path reaches every process running
+    // the file, and other tests run trace_peer_probes untraced.
+    let peers = scratch_dir("attach_custom_peers").join("trace_peer_probes");
+    std::fs::copy(PEERS, &peers).expect("copy trace_peer_probes");
     let _tracing = tracing_in_process();
     let mut session = Session::new();
-    if !cookies_or_refused(
-        &mut session,
-        PROGRAM_PLAIN,
-        Path::new(PEERS),
-        "peer_probe:*",
-    ) {
+    if !cookies_or_refused(&mut session, PROGRAM_PLAIN, &peers, "peer_probe:*") {
         return;
     }
     let program = usable(PROGRAM_MULTI);
-    let target = Target::Path(PEERS.into());
+    let target = Target::Path(peers.clone());
     // The probes in the order trace_peer_probes fires them, each with its
     // cookie; `peer_usdt:text`'s message is a C string (the `usdt` crate
     // passes a pointer to a NUL-terminated copy).
@@ -199,7 +198,7 @@ fn probe_and_usdt_crate_probes_by_path_in_a_process_started_later() {
         .iter()
         .map(|(probe, cookie)| session.attach(program, &target, probe, *cookie).unwrap())
         .collect();
-    let child = Command::new(PEERS)
+    let child = Command::new(&peers)
         .arg("3")
         .stdout(std::process::Stdio::piped())
         .spawn()
