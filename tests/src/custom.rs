@@ -3,11 +3,12 @@
 //! loaded in the test process and attached through `usdt-aya`, with its
 //! hits read from its ring buffer.
 
-use custom_tracer_common::{HITS_MAP, Hit};
+use custom_tracer_common::{HITS_MAP, Hit, PROGRAM, PROGRAM_MULTI, PROGRAM_PLAIN};
+use std::path::Path;
 use std::time::{Duration, Instant};
 use usdt_aya::aya::Ebpf;
 use usdt_aya::aya::maps::{MapData, RingBuf};
-use usdt_aya::{Links, Target, Usdt, UsdtError};
+use usdt_aya::{Links, SpecLookup, Target, Usdt, UsdtError};
 
 /// The example's BPF object.
 pub const OBJECT: &[u8] =
@@ -25,8 +26,16 @@ pub struct Session {
 impl Session {
     /// Loads the example's object as its user program does.
     pub fn new() -> Session {
-        let mut ebpf = usdt_aya::loader().load(OBJECT).expect("load the example");
-        let usdt = Usdt::new(&mut ebpf).expect("the example links usdt-aya-ebpf");
+        Session::with_lookup(SpecLookup::detect())
+    }
+
+    /// Loads the example's object for programs that find their specs by
+    /// `lookup`.
+    pub fn with_lookup(lookup: SpecLookup) -> Session {
+        let mut ebpf = usdt_aya::loader_for(lookup)
+            .load(OBJECT)
+            .expect("load the example");
+        let usdt = Usdt::with_lookup(&mut ebpf, lookup).expect("the example links usdt-aya-ebpf");
         let map = ebpf.take_map(HITS_MAP).expect("the HITS map");
         let hits = RingBuf::try_from(map).expect("a ring buffer");
         Session { ebpf, usdt, hits }
@@ -74,6 +83,42 @@ impl Default for Session {
     fn default() -> Session {
         Session::new()
     }
+}
+
+/// `program` (one of the example's) if this kernel can load and attach it,
+/// else the nearest one it can: the uprobe_multi program falls back to the
+/// perf-event one (kernels before 6.6), a sleepable one to the plain one
+/// (before 6.0).
+pub fn usable(program: &'static str) -> &'static str {
+    let features = usdt_tracer::KernelFeatures::get();
+    let program = if program == PROGRAM_MULTI && !features.multi_links {
+        PROGRAM
+    } else {
+        program
+    };
+    if program != PROGRAM_PLAIN && !features.sleepable {
+        PROGRAM_PLAIN
+    } else {
+        program
+    }
+}
+
+/// Whether this kernel has BPF cookies, which attaching by path needs; if
+/// not, checks that attaching `program` to `probe` in `path` is refused
+/// for want of them (and the test has nothing more to attach).
+pub fn cookies_or_refused(session: &mut Session, program: &str, path: &Path, probe: &str) -> bool {
+    if SpecLookup::detect() == SpecLookup::Cookie {
+        return true;
+    }
+    let target = Target::Path(path.to_owned());
+    let error = session.attach(program, &target, probe, 0).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("this kernel has no BPF cookies"),
+        "{error}"
+    );
+    false
 }
 
 /// The hit's argument `n` as text: signed, unless it is above `i64::MAX` as

@@ -4,11 +4,11 @@
 //! test counting this process's BPF links from seeing another test's.
 
 use crate::cli::{assert_failure, run_usdt, usdt};
-use crate::{Guard, compile_c, read_memory, scratch_dir};
+use crate::{Guard, compile_c, read_memory, scratch_dir, skip};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{ChildStderr, Output};
+use std::process::{ChildStderr, Command, Output};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 use usdt_reader::Module;
@@ -119,6 +119,49 @@ pub fn arg_texts(event: &serde_json::Value) -> Vec<String> {
             other => other.to_string(),
         })
         .collect()
+}
+
+/// A Python program that calls `usdt_traced_function` every 5 ms for up to a
+/// minute, printing `ready` first.
+///
+/// CPython 3.11 fires `function__entry` only while a profile or trace
+/// function is installed (its function-entry hook moved under the tracing
+/// path), so the script installs a no-op profiler; `function__return` fires
+/// either way.
+pub const PYTHON_SCRIPT: &str = r#"import sys, time
+sys.setprofile(lambda frame, event, arg: None)
+
+def usdt_traced_function(n):
+    return n + 1
+
+print("ready", flush=True)
+deadline = time.time() + 60
+while time.time() < deadline:
+    usdt_traced_function(1)
+    time.sleep(0.005)
+"#;
+
+/// Line of `def usdt_traced_function` in [`PYTHON_SCRIPT`].
+pub const FUNCTION_LINE: &str = "4";
+
+/// The Python that fires `python:function__entry` (Debian's, with USDT
+/// probes).
+pub const PYTHON: &str = "/usr/bin/python3.11";
+
+/// Starts [`PYTHON_SCRIPT`] under [`PYTHON`] from scratch directory `dir`
+/// and waits for its `ready`; returns it and the script's path, or `None`
+/// when `test` skips for want of that Python (see [`skip`]).
+pub fn start_python(test: &str, dir: &str) -> Option<(Guard, PathBuf)> {
+    if !Path::new(PYTHON).exists() {
+        skip(test, &format!("{PYTHON} is not installed"));
+        return None;
+    }
+    let script = scratch_dir(dir).join("traced.py");
+    std::fs::write(&script, PYTHON_SCRIPT).unwrap();
+    let mut target = Guard::spawn(Command::new(PYTHON).arg(&script));
+    let mut out = BufReader::new(target.0.stdout.take().unwrap());
+    read_until(&mut out, Duration::from_secs(20), |l| l == "ready");
+    Some((target, script))
 }
 
 /// Reads lines of a child's stream until one satisfies `done` or `timeout`

@@ -52,6 +52,10 @@ mod uprobe_functions;
 /// built with this package: a probe of every argument kind.
 const CATALOG: &str = env!("CARGO_BIN_EXE_probe_catalog");
 
+/// The `trace_peer_probes` fixture program (tests/src/bin/), built with
+/// this package: probes of the `probe` and `usdt` crates.
+const PEERS: &str = env!("CARGO_BIN_EXE_trace_peer_probes");
+
 /// [`CATALOG`] as a path.
 fn catalog() -> &'static Path {
     Path::new(CATALOG)

@@ -3,15 +3,10 @@
 //! real program, `/usr/bin/python3.11`, whose semaphore-guarded
 //! `python:function__entry` is traced by pid with its strings decoded.
 
-use std::io::BufReader;
-use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 use usdt_interop_tests::cli::*;
 use usdt_interop_tests::trace::*;
-use usdt_interop_tests::{Guard, require_bpf, run, scratch_dir, skip};
-
-const PEERS: &str = env!("CARGO_BIN_EXE_trace_peer_probes");
+use usdt_interop_tests::{require_bpf, run};
 
 #[test]
 fn probe_and_usdt_crate_probes_are_traced_with_correct_values() {
@@ -19,8 +14,11 @@ fn probe_and_usdt_crate_probes_are_traced_with_correct_values() {
         return;
     }
     // Untraced, probe_lazy!'s arguments are never evaluated.
-    assert_eq!(run(Command::new(PEERS).arg("3")), "lazy evaluations: 0\n");
-    let command = format!("{PEERS} 3");
+    assert_eq!(
+        run(Command::new(crate::PEERS).arg("3")),
+        "lazy evaluations: 0\n"
+    );
+    let command = format!("{} 3", crate::PEERS);
     let output = run_usdt(&[
         "trace",
         "--json",
@@ -63,46 +61,16 @@ fn probe_and_usdt_crate_probes_are_traced_with_correct_values() {
     }
 }
 
-/// A Python program that calls `usdt_traced_function` every 5 ms for up to a
-/// minute, printing `ready` first.
-///
-/// CPython 3.11 fires `function__entry` only while a profile or trace
-/// function is installed (its function-entry hook moved under the tracing
-/// path), so the script installs a no-op profiler; `function__return` fires
-/// either way.
-const PYTHON_SCRIPT: &str = r#"import sys, time
-sys.setprofile(lambda frame, event, arg: None)
-
-def usdt_traced_function(n):
-    return n + 1
-
-print("ready", flush=True)
-deadline = time.time() + 60
-while time.time() < deadline:
-    usdt_traced_function(1)
-    time.sleep(0.005)
-"#;
-
-/// Line of `def usdt_traced_function` in [`PYTHON_SCRIPT`].
-const FUNCTION_LINE: &str = "4";
-
 #[test]
 fn python_function_entry_by_pid_decodes_the_function_name() {
     let test = "python_function_entry_by_pid_decodes_the_function_name";
     if !require_bpf(test) {
         return;
     }
-    let python = Path::new("/usr/bin/python3.11");
-    if !python.exists() {
-        skip(test, "/usr/bin/python3.11 is not installed");
-        return;
-    }
-    let script = scratch_dir("trace_peers_python").join("traced.py");
-    std::fs::write(&script, PYTHON_SCRIPT).unwrap();
     usdt(); // Built before the script's clock starts.
-    let mut target = Guard::spawn(Command::new(python).arg(&script));
-    let mut out = BufReader::new(target.0.stdout.take().unwrap());
-    read_until(&mut out, Duration::from_secs(20), |l| l == "ready");
+    let Some((target, script)) = start_python(test, "trace_peers_python") else {
+        return;
+    };
     let pid = target.pid();
     let semaphore = semaphore_address(pid, "python3.11", "python", "function__entry");
     assert_eq!(read_u16(pid, semaphore), 0);

@@ -45,6 +45,8 @@
 //!   pointer instead: load the object with [`loader`], which sets the BPF
 //!   crate's `USDT_AYA_NO_COOKIE` global there; only [`Target::Pid`] can be
 //!   attached that way (a site's address is known only in a process).
+//!   [`loader_for`] and [`Usdt::with_lookup`] choose that way on any kernel
+//!   ([`SpecLookup`]), which is how it is tested on newer ones.
 #![deny(missing_docs)]
 
 pub mod multi;
@@ -53,7 +55,7 @@ pub mod spec;
 pub mod uprobe;
 
 pub use aya;
-pub use usdt_aya_common::{MAX_ARGS, UsdtArgSpec, UsdtSpec};
+pub use usdt_aya_common::{IP_MAP, MAX_ARGS, NO_COOKIE_GLOBAL, SPECS_MAP, UsdtArgSpec, UsdtSpec};
 
 use aya::maps::{Array, HashMap as BpfHashMap, MapData, MapError};
 use aya::programs::{ProgramError, UProbe};
@@ -63,7 +65,6 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use usdt_aya_common::{IP_MAP, NO_COOKIE_GLOBAL, SPECS_MAP};
 use usdt_reader::{Arch, ElfFile, Probe, ProbePattern, Process};
 
 /// What to attach to.
@@ -185,29 +186,67 @@ pub enum UsdtError {
     },
 }
 
-/// A loader for BPF objects whose programs use `usdt-aya-ebpf`: on kernels
-/// without BPF cookies it tells the programs to find their specs by
-/// instruction pointer. Load with it instead of `aya::Ebpf::load` to
-/// support those kernels (before 5.15).
+/// How the programs find the argument spec of the site that fired.
+///
+/// Load the object with [`loader_for`] and attach with [`Usdt::with_lookup`]
+/// given the same value; [`loader`] and [`Usdt::new`] both use
+/// [`SpecLookup::detect`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpecLookup {
+    /// By the BPF cookie of the site's link (kernels 5.15 and later):
+    /// uprobe_multi links where the program allows, BPF links to perf
+    /// events otherwise.
+    Cookie,
+    /// By the site's runtime address, in the BPF crate's
+    /// `USDT_AYA_IP_TO_SPEC` map, as on kernels without BPF cookies (before
+    /// 5.15): only [`Target::Pid`] (a site's address is known only in a
+    /// process), one perf-event uprobe per site attached without a BPF link
+    /// (`PERF_EVENT_IOC_SET_BPF`), and one attachment per address at a
+    /// time. Works on every kernel, so a newer one can test this path.
+    InstructionPointer,
+}
+
+impl SpecLookup {
+    /// [`SpecLookup::Cookie`] where the kernel gives uprobe programs their
+    /// link's cookie (`bpf_get_attach_cookie` and perf-event links with
+    /// cookies came in 5.15), else [`SpecLookup::InstructionPointer`].
+    pub fn detect() -> SpecLookup {
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        let mut parts = release
+            .trim()
+            .split(|c: char| !c.is_ascii_digit())
+            .filter_map(|part| part.parse::<u32>().ok());
+        let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+        if (major, minor) >= (5, 15) {
+            SpecLookup::Cookie
+        } else {
+            SpecLookup::InstructionPointer
+        }
+    }
+}
+
+/// A loader for BPF objects whose programs use `usdt-aya-ebpf`, for the
+/// running kernel: [`loader_for`] with [`SpecLookup::detect`]. Load with it
+/// instead of `aya::Ebpf::load` to support kernels without BPF cookies
+/// (before 5.15).
 pub fn loader() -> EbpfLoader<'static> {
+    loader_for(SpecLookup::detect())
+}
+
+/// A loader for BPF objects whose programs use `usdt-aya-ebpf` that find
+/// their specs by `lookup`: it sets the BPF crate's `USDT_AYA_NO_COOKIE`
+/// global for [`SpecLookup::InstructionPointer`]. Attach the object's
+/// programs with a [`Usdt::with_lookup`] given the same `lookup`.
+pub fn loader_for(lookup: SpecLookup) -> EbpfLoader<'static> {
     let mut loader = EbpfLoader::new();
-    if !kernel_has_cookies() {
+    if lookup == SpecLookup::InstructionPointer {
         loader.override_global(NO_COOKIE_GLOBAL, &1u8, false);
     }
     loader
 }
 
-/// Whether the kernel gives uprobe programs their link's cookie:
-/// `bpf_get_attach_cookie` and perf-event links with cookies came in 5.15.
-fn kernel_has_cookies() -> bool {
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let mut parts = release
-        .trim()
-        .split(|c: char| !c.is_ascii_digit())
-        .filter_map(|part| part.parse::<u32>().ok());
-    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    (major, minor) >= (5, 15)
-}
+/// The BPF crate's map of spec ids by runtime address.
+type AddressMap = BpfHashMap<MapData, u64, u32>;
 
 /// Spec ids in use, shared by [`Usdt`] and the [`Links`] that free them.
 #[derive(Debug, Default)]
@@ -238,6 +277,9 @@ pub struct Links {
     pool: Arc<Mutex<SpecIds>>,
     sites: Vec<AttachedSite>,
     multi: bool,
+    /// Without cookies: the address map and the addresses this attach
+    /// entered, removed on drop.
+    addresses: Option<(AddressMap, Vec<u64>)>,
 }
 
 /// One probe site attached.
@@ -278,6 +320,12 @@ impl Drop for Links {
     fn drop(&mut self) {
         // Close the links first: no hit may find a reused spec id.
         self.fds.clear();
+        if let Some((ips, addresses)) = &mut self.addresses {
+            for ip in addresses.iter() {
+                // A failure leaves an entry no uprobe reaches.
+                let _ = ips.remove(ip);
+            }
+        }
         if let Ok(mut ids) = self.pool.lock() {
             ids.free.append(&mut self.ids);
         }
@@ -297,9 +345,15 @@ struct Site {
 }
 
 impl Usdt {
-    /// Prepares to attach programs of `ebpf`: checks that the object has
-    /// `usdt-aya-ebpf`'s spec map.
+    /// Prepares to attach programs of `ebpf` (loaded with [`loader`] or
+    /// `aya::Ebpf::load`): checks that the object has `usdt-aya-ebpf`'s
+    /// spec map. Specs are found as [`SpecLookup::detect`] says.
     pub fn new(ebpf: &mut Ebpf) -> Result<Usdt, UsdtError> {
+        Usdt::with_lookup(ebpf, SpecLookup::detect())
+    }
+
+    /// As [`Usdt::new`], for an object loaded with [`loader_for`]`(lookup)`.
+    pub fn with_lookup(ebpf: &mut Ebpf, lookup: SpecLookup) -> Result<Usdt, UsdtError> {
         let capacity = {
             let specs = specs_map(ebpf)?;
             specs.len()
@@ -311,8 +365,8 @@ impl Usdt {
             ids: Arc::default(),
             capacity,
             arch,
-            no_cookie: !kernel_has_cookies(),
-            multi_links: multi::kernel_has_links(),
+            no_cookie: lookup == SpecLookup::InstructionPointer,
+            multi_links: lookup == SpecLookup::Cookie && multi::kernel_has_links(),
             pmu: None,
         })
     }
@@ -334,6 +388,8 @@ impl Usdt {
             reason: e.to_string(),
         })?;
         let sites = self.find_sites(target, probe, &pattern, cookie)?;
+        // The program found and loaded before anything is written.
+        program_mut(ebpf, program)?;
         if self.no_cookie && matches!(target, Target::Path(_)) {
             return Err(UsdtError::Kernel {
                 missing: "has no BPF cookies: attach by pid (Target::Pid), where a site's address is known".into(),
@@ -346,6 +402,7 @@ impl Usdt {
             pool: Arc::clone(&self.ids),
             sites: Vec::with_capacity(sites.len()),
             multi: false,
+            addresses: None,
         };
         {
             let mut specs = specs_map(ebpf)?;
@@ -359,22 +416,7 @@ impl Usdt {
             }
         }
         if self.no_cookie {
-            let map = ebpf
-                .map_mut(IP_MAP)
-                .ok_or(UsdtError::SpecMapMissing { map: IP_MAP })?;
-            let mut ips: BpfHashMap<&mut MapData, u64, u32> =
-                BpfHashMap::try_from(map).map_err(|source| UsdtError::Map {
-                    map: IP_MAP,
-                    source,
-                })?;
-            for (site, id) in sites.iter().zip(&ids) {
-                if let Some(ip) = site.runtime_address {
-                    ips.insert(&ip, id, 0).map_err(|source| UsdtError::Map {
-                        map: IP_MAP,
-                        source,
-                    })?;
-                }
-            }
+            links.addresses = Some(enter_addresses(ebpf, &sites, &ids)?);
         }
         let uprobe = program_mut(ebpf, program)?;
         let program_fd = uprobe.fd().map_err(|source| UsdtError::Program {
@@ -404,7 +446,7 @@ impl Usdt {
                         })?);
                 }
                 let pmu = self.pmu.as_ref().expect("detected above");
-                links.fds = attach_perf_events(pmu, fd, &sites, &ids, pid)?;
+                links.fds = attach_perf_events(pmu, fd, &sites, &ids, pid, !self.no_cookie)?;
             }
         }
         links.sites = sites
@@ -649,13 +691,15 @@ fn attach_multi(
     Ok(Some(fds))
 }
 
-/// One perf-event uprobe per site, linked with the site's spec id.
+/// One perf-event uprobe per site: linked with the site's spec id as its
+/// cookie, or without a BPF link or cookie when `cookies` is false.
 fn attach_perf_events(
     pmu: &uprobe::UprobePmu,
     program: BorrowedFd<'_>,
     sites: &[Site],
     ids: &[u32],
     pid: Option<u32>,
+    cookies: bool,
 ) -> Result<Vec<OwnedFd>, UsdtError> {
     if !pmu.supports_semaphores() && sites.iter().any(|s| s.probe.semaphore_offset.is_some()) {
         return Err(UsdtError::Kernel {
@@ -675,9 +719,64 @@ fn attach_perf_events(
                 false,
             )
             .map_err(fail)?;
-        fds.push(uprobe::link_perf_event(program, &event, u64::from(*id)).map_err(fail)?);
+        let fd = if cookies {
+            uprobe::link_perf_event(program, &event, u64::from(*id))
+        } else {
+            uprobe::attach_perf_event_without_link(program, event)
+        };
+        fds.push(fd.map_err(fail)?);
     }
     Ok(fds)
+}
+
+/// Enters each site's runtime address with its spec id in the address map
+/// (for programs that find specs without cookies); refuses an address
+/// another attachment holds. Returns the map and the addresses entered.
+fn enter_addresses(
+    ebpf: &Ebpf,
+    sites: &[Site],
+    ids: &[u32],
+) -> Result<(AddressMap, Vec<u64>), UsdtError> {
+    let map_error = |source| UsdtError::Map {
+        map: IP_MAP,
+        source,
+    };
+    // An own descriptor of the map, for the links to remove their entries.
+    let data = match ebpf.map(IP_MAP) {
+        Some(aya::maps::Map::HashMap(data)) => {
+            let id = data.info().map_err(map_error)?.id();
+            MapData::from_id(id).map_err(map_error)?
+        }
+        Some(_) => return Err(map_error(MapError::InvalidMapType { map_type: 0 })),
+        None => return Err(UsdtError::SpecMapMissing { map: IP_MAP }),
+    };
+    let mut entered = Vec::with_capacity(sites.len());
+    let mut ips = AddressMap::try_from(aya::maps::Map::HashMap(data)).map_err(map_error)?;
+    for (site, id) in sites.iter().zip(ids) {
+        let Some(ip) = site.runtime_address else {
+            continue;
+        };
+        let result = if ips.get(&ip, 0).is_ok() {
+            Err(UsdtError::Kernel {
+                missing: format!(
+                    "has no BPF cookies: {}: probe {}:{} at {ip:#x} is attached already (one spec per address)",
+                    site.path.display(),
+                    site.probe.provider,
+                    site.probe.name
+                ),
+            })
+        } else {
+            ips.insert(&ip, id, 0).map_err(map_error)
+        };
+        if let Err(error) = result {
+            for ip in &entered {
+                let _ = ips.remove(ip);
+            }
+            return Err(error);
+        }
+        entered.push(ip);
+    }
+    Ok((ips, entered))
 }
 
 /// The kernel's refusal to attach `site`.
