@@ -175,11 +175,17 @@ pub fn cookies_or_refused(args: &[&str], what: &str) -> bool {
     if has_cookies() {
         return true;
     }
+    assert_refused(args, NEEDS_COOKIES, what);
+    false
+}
+
+/// Checks that `usdt trace ARGS` fails with the one line that contains
+/// `reason` and names `what`.
+fn assert_refused(args: &[&str], reason: &str, what: &str) {
     let mut full = vec!["trace"];
     full.extend_from_slice(args);
-    let line = assert_failure(&run_usdt(&full), 1, NEEDS_COOKIES);
+    let line = assert_failure(&run_usdt(&full), 1, reason);
     assert!(line.contains(what), "expected `{what}` in: {line}");
-    false
 }
 
 /// Whether the kernel has BPF cookies; if not, checks that `attached`, the
@@ -230,10 +236,7 @@ pub fn options_or_refused(args: &[&str], what: &str) -> bool {
     if verifier_takes_options() {
         return true;
     }
-    let mut full = vec!["trace"];
-    full.extend_from_slice(args);
-    let line = assert_failure(&run_usdt(&full), 1, NEEDS_VERIFIER);
-    assert!(line.contains(what), "expected `{what}` in: {line}");
+    assert_refused(args, NEEDS_VERIFIER, what);
     false
 }
 
