@@ -202,8 +202,12 @@ fn the_trace_ends_with_the_process_or_the_duration() {
     assert_eq!(iterations.last(), Some(&199), "{iterations:?}");
     drop(target);
 
-    // Nothing fires: the duration ends the trace.
+    // Nothing fires: the duration ends the trace. Without BPF cookies
+    // (before 5.15) a PIE traced by path is refused.
     let spec = format!("{}:sdt_args:iteration", binary.display());
+    if !cookies_or_refused(&["--duration", "0.5", &spec], "sdt_args:iteration in ") {
+        return;
+    }
     let start = std::time::Instant::now();
     let output = run_usdt(&["trace", "--duration", "0.5", &spec]);
     let stderr = assert_success(&output);
@@ -227,6 +231,11 @@ fn a_failure_while_attaching_leaves_nothing_attached() {
         return;
     };
     let spec = format!("{}:sdt_args:guarded", binary.display());
+    // Without BPF cookies (before 5.15) the system-wide trace of a PIE by
+    // path is refused: there is no second tracer to disagree with.
+    if !cookies_or_refused(&[&spec], "sdt_args:guarded in ") {
+        return;
+    }
     let (system_wide, _stderr) = start_trace(&[&spec]);
 
     // No other test attaches in this process while this one counts links.

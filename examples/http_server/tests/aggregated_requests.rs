@@ -76,7 +76,14 @@ fn aggregates_match_the_requests_sent() {
             Aggregation::latency("http:request_start", "http:request_done", "request_id").unwrap(),
         )
         .aggregate(Aggregation::hits(&["http:conn_*"], None).unwrap());
-    let tracer = Tracer::attach(&config).expect("attach to the server");
+    let attached = Tracer::attach(&config);
+    // Without BPF cookies (before 5.15) a site traced for two purposes at
+    // once is refused: http:request_done is counted, in a histogram and
+    // ends a latency.
+    if !usdt_interop_tests::trace::cookies_or_refused_attach(&attached, "http:request_done in ") {
+        return;
+    }
+    let tracer = attached.expect("attach to the server");
     assert!(tracer.aggregates().unwrap().results.len() == 5);
 
     let requests = [
