@@ -268,17 +268,11 @@ fn site(ctx: &ProbeContext) -> u32 {
     {
         return 0;
     }
-    // The site user space must hear of at once wakes it with each record.
-    let wake_bytes = if site == control.notify_site {
-        0
-    } else {
-        control.wake_bytes
-    };
     match plan.action {
         ACTION_STREAM if options.is_some_and(|options| options.stack != 0) => {
-            stream_with_stack(ctx, plan, site, wake_bytes)
+            stream_with_stack(ctx, plan, site)
         }
-        ACTION_STREAM => stream_site(ctx, plan, site, wake_bytes),
+        ACTION_STREAM => stream_site(ctx, plan, site),
         ACTION_COUNT => count_site(ctx, plan),
         ACTION_HISTOGRAM => histogram_site(ctx, plan),
         ACTION_LATENCY_START => latency_start(ctx, plan),
@@ -318,7 +312,7 @@ named!(usdt_site_nosleep, PROGRAM_NAME_NOSLEEP);
 
 /// Streams one hit to the ring buffer.
 #[inline(always)]
-fn stream_site(ctx: &ProbeContext, plan: &SitePlan, site: u32, wake_bytes: u32) {
+fn stream_site(ctx: &ProbeContext, plan: &SitePlan, site: u32) {
     // The record is built on the stack, in place (a move would copy it),
     // then copied once into the ring buffer.
     let mut header = MaybeUninit::<EventHeader>::uninit();
@@ -342,7 +336,7 @@ fn stream_site(ctx: &ProbeContext, plan: &SitePlan, site: u32, wake_bytes: u32) 
                 EVENT_FIXED_SIZE + 8 * (count & ARG_COUNT_MASK),
             )
         };
-        let flags = wakeup_flags(record.len(), wake_bytes);
+        let flags = wakeup_flags(record.len(), site);
         if USDT_EVENTS.output::<[u8]>(record, flags).is_err() {
             count_drop();
         }
@@ -359,13 +353,13 @@ fn stream_site(ctx: &ProbeContext, plan: &SitePlan, site: u32, wake_bytes: u32) 
         &*header
     };
     if strings <= STRING_CLASSES[1] {
-        stream::<{ STRING_CLASSES[1] * STRING_CAP }>(plan, header, wake_bytes);
+        stream::<{ STRING_CLASSES[1] * STRING_CAP }>(plan, header, site);
     } else if strings <= STRING_CLASSES[2] {
-        stream::<{ STRING_CLASSES[2] * STRING_CAP }>(plan, header, wake_bytes);
+        stream::<{ STRING_CLASSES[2] * STRING_CAP }>(plan, header, site);
     } else if strings <= STRING_CLASSES[3] {
-        stream::<{ STRING_CLASSES[3] * STRING_CAP }>(plan, header, wake_bytes);
+        stream::<{ STRING_CLASSES[3] * STRING_CAP }>(plan, header, site);
     } else {
-        stream::<{ STRING_CLASSES[4] * STRING_CAP }>(plan, header, wake_bytes);
+        stream::<{ STRING_CLASSES[4] * STRING_CAP }>(plan, header, site);
     }
 }
 
@@ -579,7 +573,7 @@ fn count_error(index: u32) {
 
 /// Builds and submits one record with a string area of `AREA` bytes.
 #[inline(always)]
-fn stream<const AREA: usize>(plan: &SitePlan, fixed: &EventHeader, wake_bytes: u32) {
+fn stream<const AREA: usize>(plan: &SitePlan, fixed: &EventHeader, site: u32) {
     let Some(mut entry) = USDT_EVENTS.reserve_bytes(EVENT_HEADER_SIZE + AREA, 0) else {
         count_drop();
         return;
@@ -596,16 +590,27 @@ fn stream<const AREA: usize>(plan: &SitePlan, fixed: &EventHeader, wake_bytes: u
     } else {
         header.string_bytes = 0;
     }
-    entry.submit(wakeup_flags(EVENT_HEADER_SIZE + AREA, wake_bytes));
+    entry.submit(wakeup_flags(EVENT_HEADER_SIZE + AREA, site));
 }
 
-/// Wake-up flags for a record of `size` bytes: the reader is woken once
-/// this CPU has written `wake_bytes` since it last woke it, and otherwise
-/// finds the records on its next periodic poll. Wake-ups run on the traced
-/// thread's CPU (an interrupt, microseconds in a virtual machine): few of
-/// them keep the per-hit cost down.
+/// Wake-up flags for a record of `size` bytes of site `site`: the reader is
+/// woken once this CPU has written `Control::wake_bytes` since it last woke
+/// it, and otherwise finds the records on its next periodic poll. Wake-ups
+/// run on the traced thread's CPU (an interrupt, microseconds in a virtual
+/// machine): few of them keep the per-hit cost down. Each record of
+/// `Control::notify_site` wakes the reader at once.
+///
+/// The site's wake-up threshold is decided here, after the record is
+/// built, not before: a constant 0 for one site and the map's value for
+/// the others, held through the argument and string loops, would keep the
+/// verifier from merging their states and double its work, which takes
+/// the program past 6.1's limit.
 #[inline(always)]
-fn wakeup_flags(size: usize, wake_bytes: u32) -> u64 {
+fn wakeup_flags(size: usize, site: u32) -> u64 {
+    let wake_bytes = match USDT_CONTROL.get(0) {
+        Some(control) if site != control.notify_site => control.wake_bytes,
+        _ => 0,
+    };
     let wake = match USDT_PENDING.get_ptr_mut(0) {
         Some(pending) => {
             // SAFETY: this CPU's counter; a lost update only shifts the next
@@ -1117,13 +1122,13 @@ fn same_prefix(a: &[u8; FILTER_STRING_CAP], b: &[u8; FILTER_STRING_CAP], len: us
 /// [`usdt_tracer_common::StackArea`], then the strings (in the largest
 /// string class, when the site has any).
 #[inline(always)]
-fn stream_with_stack(ctx: &ProbeContext, plan: &SitePlan, cookie: u32, wake_bytes: u32) {
+fn stream_with_stack(ctx: &ProbeContext, plan: &SitePlan, site: u32) {
     let mut header = MaybeUninit::<EventHeader>::uninit();
     let header = header.as_mut_ptr();
     // SAFETY: fill_header writes the fixed part and the site's arguments;
     // the rest of the header is written here; it is then whole.
     let header = unsafe {
-        let count = fill_header(ctx, plan, cookie, header);
+        let count = fill_header(ctx, plan, site, header);
         for i in 0..MAX_ARGS {
             if i >= count {
                 (*header).args[i] = 0;
@@ -1133,9 +1138,9 @@ fn stream_with_stack(ctx: &ProbeContext, plan: &SitePlan, cookie: u32, wake_byte
         &*header
     };
     if plan.string_count == 0 {
-        stream_stack::<0>(ctx, plan, header, wake_bytes);
+        stream_stack::<0>(ctx, plan, header, site);
     } else {
-        stream_stack::<{ STRING_CLASSES[4] * STRING_CAP }>(ctx, plan, header, wake_bytes);
+        stream_stack::<{ STRING_CLASSES[4] * STRING_CAP }>(ctx, plan, header, site);
     }
 }
 
@@ -1146,7 +1151,7 @@ fn stream_stack<const AREA: usize>(
     ctx: &ProbeContext,
     plan: &SitePlan,
     fixed: &EventHeader,
-    wake_bytes: u32,
+    site: u32,
 ) {
     const SIZE: usize = EVENT_HEADER_SIZE + STACK_AREA_SIZE;
     let Some(mut entry) = USDT_EVENTS.reserve_bytes(SIZE + AREA, 0) else {
@@ -1174,7 +1179,7 @@ fn stream_stack<const AREA: usize>(
             header.string_bytes = 0;
         }
     }
-    entry.submit(wakeup_flags(SIZE + AREA, wake_bytes));
+    entry.submit(wakeup_flags(SIZE + AREA, site));
 }
 
 /// The key of a hit counted by its stack: the [`stack_hash`] of the
