@@ -264,10 +264,15 @@ impl<'a> UsdtContext<'a> {
         if n >= self.arg_count() {
             return Err(UsdtError::NoArgument);
         }
-        self.spec
-            .args
-            .get(n & ARG_INDEX_MASK)
-            .ok_or(UsdtError::NoArgument)
+        // The compiler knows `n < MAX_ARGS` from the test above and would
+        // drop the mask and the bound check of `get`; the verifier would
+        // then have only the test against the count, which 5.10's loses (it
+        // follows a path where the count's bounds contradict each other).
+        // Read back through memory, the index is checked here, where every
+        // verifier sees it bounded.
+        // SAFETY: a volatile read of a local.
+        let index = unsafe { core::ptr::read_volatile(&n) } & ARG_INDEX_MASK;
+        self.spec.args.get(index).ok_or(UsdtError::NoArgument)
     }
 }
 
