@@ -53,10 +53,10 @@ use usdt_tracer_common::{
     AGG_ERRORS_MAP, AGGREGATES_MAP, ARG_CONSTANT, ARG_COUNT_MASK, ARG_MEMORY, ARG_REGISTER, AggKey,
     ArgPlan, CONTROL_MAP, COOKIES_GLOBAL, Control, DROPS_MAP, EVENT_FIXED_SIZE, EVENT_HEADER_SIZE,
     EVENTS_MAP, EventHeader, HISTOGRAM_SUM, KEY_ARG, KEY_NONE, KEY_PID, KEY_STRING, KEY_TEXT_CAP,
-    KEY_TID, MAX_ARGS, NO_REG, OPTIONS_GLOBAL, PENDING_MAP, PROGRAM_NAME, PROGRAM_NAME_NOSLEEP,
-    SITE_IPS_MAP, SITES_MAP, SLEEPABLE_GLOBAL, STACK_COUNTS_GLOBAL, STARTS_MAP, STRING_CAP,
-    STRING_CLASSES, STRING_CSTR, STRING_PTR_LEN, SiteIpKey, SitePlan, StartKey, histogram_slot,
-    log2_bucket,
+    KEY_TID, MAX_ARGS, NO_REG, OPTIONS_GLOBAL, PENDING_MAP, PROGRAM_NAME, PROGRAM_NAME_MULTI,
+    PROGRAM_NAME_NOSLEEP, SITE_IPS_MAP, SITES_MAP, SLEEPABLE_GLOBAL, STACK_COUNTS_GLOBAL,
+    STARTS_MAP, STRING_CAP, STRING_CLASSES, STRING_CSTR, STRING_PTR_LEN, SiteIpKey, SitePlan,
+    StartKey, histogram_slot, log2_bucket,
 };
 use usdt_tracer_common::{
     CMP_EQ, CMP_GE, CMP_GT, CMP_LE, CMP_LT, CMP_NE, FILTER_AND, FILTER_COMPARE, FILTER_MAX_INSNS,
@@ -220,12 +220,19 @@ shared_map! {
     static USDT_AGG_ERRORS: Array<u64> = Array::with_max_entries(AGG_ERR_COUNT, 0);
 }
 
-/// The uprobe program attached to every probe site. Everything is inlined
-/// into it: the uprobe_multi loader loads its section alone, without
-/// BPF-to-BPF calls.
+/// The uprobe program attached to every probe site through perf-event
+/// uprobes. Everything is inlined into it (no BPF-to-BPF calls).
 #[uprobe(sleepable)]
 #[inline(always)]
 pub fn usdt_site(ctx: ProbeContext) -> u32 {
+    site(&ctx)
+}
+
+/// [`usdt_site`] for uprobe_multi links (Linux 6.6): the kernel takes a
+/// program for those links only when it was loaded for them.
+#[uprobe(sleepable, multi)]
+#[inline(always)]
+pub fn usdt_site_multi(ctx: ProbeContext) -> u32 {
     site(&ctx)
 }
 
@@ -309,6 +316,8 @@ const _: fn(*mut core::ffi::c_void) -> u32 = usdt_site;
 named!(usdt_site, PROGRAM_NAME);
 const _: fn(*mut core::ffi::c_void) -> u32 = usdt_site_nosleep;
 named!(usdt_site_nosleep, PROGRAM_NAME_NOSLEEP);
+const _: fn(*mut core::ffi::c_void) -> u32 = usdt_site_multi;
+named!(usdt_site_multi, PROGRAM_NAME_MULTI);
 
 /// Streams one hit to the ring buffer.
 #[inline(always)]

@@ -1,15 +1,14 @@
-//! uprobe_multi: the program loaded for `BPF_TRACE_UPROBE_MULTI` links, and
-//! the links themselves (one per file: every site, semaphore offset and
-//! cookie of the file in one system call).
+//! uprobe_multi links (one per file: every site, semaphore offset and
+//! cookie of the file in one system call), and the feature probes that say
+//! what the kernel's uprobe programs can do.
 //!
 //! Detaching perf-event uprobes costs the kernel an RCU grace period per
 //! site under a global lock (about 0.1 s each: a minute for a library with
 //! 600 sites); a uprobe_multi link removes all its uprobes with one grace
-//! period. aya 0.16 makes these links (for programs declared
-//! `#[uprobe(multi)]`) but passes no semaphore offsets, so they are made
-//! here. [`MultiProgram::load`] loads a program section of an object
-//! itself, its map references pointed at maps aya created, for a program
-//! that aya loaded as a plain uprobe (the usdt-tracer's).
+//! period. aya 0.16 loads programs declared `#[uprobe(multi)]` (section
+//! `uprobe.multi`) and links them, but passes no semaphore offsets
+//! (`ref_ctr_offsets`), so the links are made here, for a program aya
+//! loaded.
 
 use std::ffi::CString;
 use std::io;
@@ -28,149 +27,8 @@ const BPF_TRACE_UPROBE_MULTI: u32 = 48;
 const BPF_F_UPROBE_MULTI_RETURN: u32 = 1;
 /// `BPF_F_SLEEPABLE` program flag.
 pub const BPF_F_SLEEPABLE: u32 = 1 << 4;
-/// `ld_imm64` source register meaning "the immediate is a map fd".
-const BPF_PSEUDO_MAP_FD: u8 = 1;
-/// `ld_imm64` source register meaning "the immediate is a map fd and the
-/// next instruction's an offset in its value" (a global variable).
-const BPF_PSEUDO_MAP_VALUE: u8 = 2;
-/// The BPF relocation type for a 64-bit immediate (`ld_imm64` of a map).
-const R_BPF_64_64: u32 = 1;
 /// Size of one BPF instruction.
 pub const INSN: usize = 8;
-
-/// A program loaded for uprobe_multi links.
-#[derive(Debug)]
-pub struct MultiProgram {
-    fd: OwnedFd,
-}
-
-/// Why the program could not be loaded.
-#[derive(Debug)]
-pub enum LoadError {
-    /// The object is not what `tracer-ebpf` builds.
-    Object(String),
-    /// The kernel refused the program (no uprobe_multi, or the verifier):
-    /// its answer and the verifier's log.
-    Kernel(io::Error, String),
-}
-
-impl MultiProgram {
-    /// Loads section `section` of the BPF object `object`, named `name`,
-    /// pointing each map reference at `map_fd(symbol)` and each reference
-    /// to a global variable at `map_fd(its section)` (aya names the maps of
-    /// `.rodata` and the like after their section). A load the verifier
-    /// gives up because a signal arrived is tried again while `retry()`.
-    pub fn load(
-        object: &[u8],
-        section: &str,
-        name: &str,
-        map_fd: impl Fn(&str) -> Option<RawFd>,
-        retry: impl Fn() -> bool,
-    ) -> Result<MultiProgram, LoadError> {
-        let bad = |what: String| LoadError::Object(what);
-        let elf = goblin::elf::Elf::parse(object).map_err(|e| bad(e.to_string()))?;
-        let (index, header) = elf
-            .section_headers
-            .iter()
-            .enumerate()
-            .find(|(_, s)| elf.shdr_strtab.get_at(s.sh_name) == Some(section))
-            .ok_or_else(|| bad(format!("no section {section}")))?;
-        let range = header
-            .file_range()
-            .ok_or_else(|| bad(format!("section {section} has no data")))?;
-        let mut insns = object
-            .get(range)
-            .ok_or_else(|| bad(format!("section {section} is truncated")))?
-            .to_vec();
-        if insns.len() % INSN != 0 {
-            return Err(bad(format!("section {section} is not whole instructions")));
-        }
-        for (target, relocs) in &elf.shdr_relocs {
-            if elf.section_headers.get(*target).map(|s| s.sh_info as usize) != Some(index) {
-                continue;
-            }
-            for reloc in relocs.iter() {
-                let sym = elf.syms.get(reloc.r_sym);
-                let symbol = sym
-                    .and_then(|sym| elf.strtab.get_at(sym.st_name))
-                    .ok_or_else(|| bad(format!("bad relocation at {:#x}", reloc.r_offset)))?;
-                if reloc.r_type != R_BPF_64_64 {
-                    return Err(bad(format!("unsupported relocation to {symbol}")));
-                }
-                // A global variable lives in a data section, which aya
-                // makes a map named after it; a map is a symbol of its own.
-                let data_section = sym
-                    .and_then(|sym| elf.section_headers.get(sym.st_shndx))
-                    .and_then(|s| elf.shdr_strtab.get_at(s.sh_name))
-                    .filter(|name| {
-                        [".rodata", ".data", ".bss"]
-                            .iter()
-                            .any(|data| name.starts_with(data))
-                    });
-                let fd = map_fd(data_section.unwrap_or(symbol))
-                    .ok_or_else(|| bad(format!("no map {}", data_section.unwrap_or(symbol))))?;
-                let at = reloc.r_offset as usize;
-                let insn = insns
-                    .get_mut(at..at + 2 * INSN)
-                    .ok_or_else(|| bad(format!("relocation outside {section}")))?;
-                // ld_imm64: dst in the low nibble, src in the high nibble of
-                // byte 1; the immediate in bytes 4..8 (a variable's offset
-                // in its section in the second instruction's, 12..16).
-                let (kind, offset) = match (data_section, sym) {
-                    (Some(_), Some(sym)) => {
-                        let addend = i32::from_le_bytes(insn[4..8].try_into().expect("4 bytes"));
-                        let offset = (sym.st_value as i64 + i64::from(addend)) as i32;
-                        (BPF_PSEUDO_MAP_VALUE, offset)
-                    }
-                    _ => (BPF_PSEUDO_MAP_FD, 0),
-                };
-                insn[1] = (insn[1] & 0x0f) | (kind << 4);
-                insn[4..8].copy_from_slice(&fd.to_le_bytes());
-                if kind == BPF_PSEUDO_MAP_VALUE {
-                    insn[12..16].copy_from_slice(&offset.to_le_bytes());
-                }
-            }
-        }
-        let license = CString::new("GPL").expect("no NUL");
-        let mut attr = ProgLoadAttr {
-            prog_type: BPF_PROG_TYPE_KPROBE,
-            insn_cnt: (insns.len() / INSN) as u32,
-            insns: insns.as_ptr() as u64,
-            license: license.as_ptr() as u64,
-            prog_flags: BPF_F_SLEEPABLE,
-            expected_attach_type: BPF_TRACE_UPROBE_MULTI,
-            ..ProgLoadAttr::default()
-        };
-        for (slot, byte) in attr.prog_name.iter_mut().zip(name.bytes().take(15)) {
-            *slot = byte;
-        }
-        match bpf_prog_load(&attr, &retry) {
-            Ok(fd) => Ok(MultiProgram { fd }),
-            Err(error) if error.raw_os_error() == Some(libc::EAGAIN) => {
-                Err(LoadError::Kernel(error, String::new()))
-            }
-            Err(error) => {
-                // Load again with the verifier's log, to say why.
-                let mut log = vec![0u8; 1 << 20];
-                attr.log_level = 1;
-                attr.log_size = log.len() as u32;
-                attr.log_buf = log.as_mut_ptr() as u64;
-                let _ = bpf_prog_load(&attr, &retry);
-                // The log ends at its first NUL: the verifier rewinds it
-                // when it backtracks, leaving older text after the end.
-                let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
-                let text = String::from_utf8_lossy(&log[..end]).into_owned();
-                Err(LoadError::Kernel(error, text))
-            }
-        }
-    }
-
-    /// The program's descriptor.
-    pub fn fd(&self) -> BorrowedFd<'_> {
-        use std::os::fd::AsFd;
-        self.fd.as_fd()
-    }
-}
 
 /// Whether the kernel has uprobe_multi links (6.6+), probed as libbpf
 /// does, with a two-instruction program: before 6.6 the kernel loads a
@@ -241,7 +99,7 @@ fn probe_program(
         expected_attach_type,
         ..ProgLoadAttr::default()
     };
-    bpf_prog_load(&attr, &|| false)
+    bpf_prog_load(&attr)
 }
 
 /// Attaches `program` at `offsets` of `path` (with `ref_ctr_offsets`, 0 for
@@ -329,32 +187,20 @@ struct UprobeMultiLinkAttr {
 const _: () = assert!(std::mem::offset_of!(UprobeMultiLinkAttr, path) == 16);
 const _: () = assert!(std::mem::offset_of!(UprobeMultiLinkAttr, pid) == 56);
 
-/// Loads the program. The verifier gives up with EAGAIN when a signal
-/// arrives while it works; the load is then tried again, a few times (as
-/// libbpf does), while `retry()`.
-fn bpf_prog_load(attr: &ProgLoadAttr, retry: &dyn Fn() -> bool) -> io::Result<OwnedFd> {
-    const ATTEMPTS: u32 = 5;
-    let mut attempt = 1;
-    loop {
-        // SAFETY: `attr` is a zero-padded bpf_attr prefix of the size
-        // passed; its pointers reference buffers that outlive the call.
-        let fd = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                BPF_PROG_LOAD,
-                attr as *const ProgLoadAttr,
-                std::mem::size_of::<ProgLoadAttr>() as libc::c_uint,
-            )
-        };
-        match into_fd(fd) {
-            Err(error)
-                if error.raw_os_error() == Some(libc::EAGAIN) && attempt < ATTEMPTS && retry() =>
-            {
-                attempt += 1;
-            }
-            result => return result,
-        }
-    }
+/// Loads a feature probe's program (a few instructions: a signal cannot
+/// make the verifier give up on it).
+fn bpf_prog_load(attr: &ProgLoadAttr) -> io::Result<OwnedFd> {
+    // SAFETY: `attr` is a zero-padded bpf_attr prefix of the size passed;
+    // its pointers reference buffers that outlive the call.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_LOAD,
+            attr as *const ProgLoadAttr,
+            std::mem::size_of::<ProgLoadAttr>() as libc::c_uint,
+        )
+    };
+    into_fd(fd)
 }
 
 fn into_fd(ret: libc::c_long) -> io::Result<OwnedFd> {

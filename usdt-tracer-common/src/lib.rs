@@ -94,6 +94,11 @@ pub const SITE_IPS_MAP: &str = "USDT_SITE_IPS";
 pub const PROGRAM_NAME: &str = "usdt_site";
 /// ELF section of [`PROGRAM_NAME`] in the BPF object.
 pub const PROGRAM_SECTION: &str = "uprobe.s";
+/// Name of the same program loaded for uprobe_multi links (Linux 6.6),
+/// sleepable too ([`PROGRAM_SECTION_MULTI`]).
+pub const PROGRAM_NAME_MULTI: &str = "usdt_site_multi";
+/// ELF section of [`PROGRAM_NAME_MULTI`] in the BPF object.
+pub const PROGRAM_SECTION_MULTI: &str = "uprobe.multi.s";
 /// ELF section of [`PROGRAM_NAME_NOSLEEP`] in the BPF object.
 pub const PROGRAM_SECTION_NOSLEEP: &str = "uprobe";
 /// Name of the same program, not sleepable ([`PROGRAM_SECTION_NOSLEEP`]), for kernels

@@ -2,7 +2,8 @@
 //! `tracer-ebpf`) against this crate's contract, without loading it: its maps
 //! are exactly the ones the `*_MAP` constants name, with the types and the
 //! key and value sizes of the shared types, and its programs are
-//! `PROGRAM_NAME` in section `PROGRAM_SECTION` and its non-sleepable twin
+//! `PROGRAM_NAME` in section `PROGRAM_SECTION`, its uprobe_multi twin
+//! `PROGRAM_NAME_MULTI` in `PROGRAM_SECTION_MULTI` and its non-sleepable twin
 //! `PROGRAM_NAME_NOSLEEP` in `PROGRAM_SECTION_NOSLEEP`.
 
 use aya::maps::MapType;
@@ -13,9 +14,10 @@ use std::mem::size_of;
 use usdt_tracer_common::CountedStack;
 use usdt_tracer_common::{
     AGG_ERR_COUNT, AGG_ERRORS_MAP, AGGREGATES_MAP, AggKey, CONTROL_MAP, Control, DROPS_MAP,
-    EVENTS_MAP, PENDING_MAP, PROGRAM_NAME, PROGRAM_NAME_NOSLEEP, PROGRAM_SECTION,
-    PROGRAM_SECTION_NOSLEEP, SITE_IPS_MAP, SITE_OPTIONS_MAP, SITES_MAP, STACK_SCRATCH_MAP,
-    STACKS_MAP, STARTS_MAP, SiteIpKey, SiteOptions, SitePlan, StartKey,
+    EVENTS_MAP, PENDING_MAP, PROGRAM_NAME, PROGRAM_NAME_MULTI, PROGRAM_NAME_NOSLEEP,
+    PROGRAM_SECTION, PROGRAM_SECTION_MULTI, PROGRAM_SECTION_NOSLEEP, SITE_IPS_MAP,
+    SITE_OPTIONS_MAP, SITES_MAP, STACK_SCRATCH_MAP, STACKS_MAP, STARTS_MAP, SiteIpKey, SiteOptions,
+    SitePlan, StartKey,
 };
 
 const OBJECT: &[u8] = include_bytes!("../../usdt-tracer/bpf/usdt-tracer.bpf.o");
@@ -170,7 +172,8 @@ fn the_program_is_the_shared_one() {
         programs,
         [
             (PROGRAM_NAME, PROGRAM_SECTION),
-            (PROGRAM_NAME_NOSLEEP, PROGRAM_SECTION_NOSLEEP)
+            (PROGRAM_NAME_MULTI, PROGRAM_SECTION_MULTI),
+            (PROGRAM_NAME_NOSLEEP, PROGRAM_SECTION_NOSLEEP),
         ]
     );
 }

@@ -9,32 +9,29 @@ use crate::error::TraceError;
 use crate::features::KernelFeatures;
 use crate::privileges;
 use crate::select::{SelectedSite, SemaphoreMode};
-use crate::tracer::BPF_OBJECT;
 use aya::Ebpf;
-use aya::maps::Map;
-use aya::programs::UProbe;
+use aya::programs::{ProgramError, UProbe};
 use std::collections::{HashMap, HashSet};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
-use usdt_aya::multi::{self, LoadError, MultiProgram};
+use usdt_aya::multi;
 use usdt_aya::uprobe::{self, UprobePmu};
-use usdt_tracer_common::{PROGRAM_NAME, PROGRAM_NAME_NOSLEEP, PROGRAM_SECTION};
+use usdt_tracer_common::{PROGRAM_NAME, PROGRAM_NAME_MULTI, PROGRAM_NAME_NOSLEEP};
 
 /// Attaches the program of `ebpf` to every selected site (the cookie of a
 /// site is `first` plus its index): through uprobe_multi links where the kernel has
 /// them (one per file, fast to attach and to detach) unless `config` asks
 /// for perf events, else one perf-event uprobe per site. The kernel's
-/// `features` choose the program and how it is linked; `multi` keeps the
-/// program loaded for uprobe_multi links between calls. Gives up when
-/// `cancel` is set (the links made so far close).
+/// `features` choose the program and how it is linked; a program loaded
+/// once serves the sites attached later. Gives up when `cancel` is set (the
+/// links made so far close).
 pub(crate) fn attach_sites(
     ebpf: &mut Ebpf,
     selected: &[SelectedSite],
     first: u32,
     config: &TraceConfig,
     features: KernelFeatures,
-    multi: &mut Option<MultiProgram>,
     cancel: Cancel<'_>,
 ) -> Result<Vec<OwnedFd>, TraceError> {
     // A process whose main thread has exited while others run: a
@@ -51,63 +48,82 @@ pub(crate) fn attach_sites(
         || running_thread.is_some()
         || !features.multi_links
         || !features.sleepable);
-    if wants_multi && multi.is_none() {
-        *multi = load_multi_program(ebpf, cancel)?;
+    if wants_multi && load_program(ebpf, PROGRAM_NAME_MULTI, cancel, true)? {
+        let program = program_fd(ebpf, PROGRAM_NAME_MULTI)?;
+        return attach_multi(program, selected, first, config.pid, cancel);
     }
-    match multi.as_ref().filter(|_| wants_multi) {
-        Some(program) => attach_multi(program, selected, first, config.pid, cancel),
-        None => attach_perf_events(
-            ebpf,
-            selected,
-            first,
-            config.pid,
-            running_thread.or(config.pid),
-            features,
-            cancel,
-        ),
-    }
+    attach_perf_events(
+        ebpf,
+        selected,
+        first,
+        config.pid,
+        running_thread.or(config.pid),
+        features,
+        cancel,
+    )
 }
 
-/// Loads the program for uprobe_multi links, or `None` when the kernel has
-/// no such links (then perf-event uprobes serve).
-fn load_multi_program(ebpf: &Ebpf, cancel: Cancel<'_>) -> Result<Option<MultiProgram>, TraceError> {
-    // The descriptors aya holds for the maps it created: asking the kernel
-    // for a map by id (BPF_MAP_GET_FD_BY_ID) would need CAP_SYS_ADMIN.
-    let mut fds: Vec<(&str, BorrowedFd<'_>)> = Vec::new();
-    for (name, map) in ebpf.maps() {
-        let data = match map {
-            Map::Array(data) | Map::PerCpuArray(data) | Map::RingBuf(data) | Map::HashMap(data) => {
-                data
-            }
-            _ => {
-                return Err(TraceError::BadObject {
-                    reason: format!("unexpected kind of map {name}"),
-                });
-            }
-        };
-        fds.push((name, data.fd().as_fd()));
+/// Loads program `name` of `ebpf` unless it is loaded: aya loads its
+/// section as the section says (a uprobe_multi program for
+/// `uprobe.multi.s`). With `optional`, a kernel's refusal of the kind of
+/// program (a kernel whose probe passed but that refuses it) is `false`
+/// rather than an error.
+fn load_program(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    cancel: Cancel<'_>,
+    optional: bool,
+) -> Result<bool, TraceError> {
+    let program = uprobe_program(ebpf, name)?;
+    if program.fd().is_ok() {
+        return Ok(true);
     }
-    let map_fd = |symbol: &str| {
-        fds.iter()
-            .find(|(name, _)| *name == symbol)
-            .map(|(_, fd)| fd.as_raw_fd())
-    };
-    let loaded = MultiProgram::load(BPF_OBJECT, PROGRAM_SECTION, PROGRAM_NAME, map_fd, || {
-        !cancel.is_set()
-    });
+    let loaded = program.load();
     // A load interrupted by the signal that cancels is no failure.
     cancel.check()?;
     match loaded {
-        Ok(program) => Ok(Some(program)),
-        Err(LoadError::Object(reason)) => Err(TraceError::BadObject { reason }),
-        // A kernel whose probe above passed but that refuses the program.
-        Err(LoadError::Kernel(error, _))
-            if matches!(error.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP)) =>
+        Ok(()) => Ok(true),
+        Err(ProgramError::LoadError { io_error, .. })
+            if optional
+                && matches!(
+                    io_error.raw_os_error(),
+                    Some(libc::EINVAL | libc::EOPNOTSUPP)
+                ) =>
         {
-            Ok(None)
+            Ok(false)
         }
-        Err(LoadError::Kernel(error, log)) => Err(TraceError::rejected(error, log)),
+        Err(source) => Err(TraceError::program(name, source)),
     }
+}
+
+/// The uprobe program `name` of `ebpf`.
+fn uprobe_program<'a>(
+    ebpf: &'a mut Ebpf,
+    name: &'static str,
+) -> Result<&'a mut UProbe, TraceError> {
+    ebpf.program_mut(name)
+        .ok_or(TraceError::Missing {
+            what: "program",
+            name,
+        })?
+        .try_into()
+        .map_err(|source| TraceError::program(name, source))
+}
+
+/// The descriptor of the loaded program `name` of `ebpf`.
+fn program_fd<'a>(ebpf: &'a Ebpf, name: &'static str) -> Result<BorrowedFd<'a>, TraceError> {
+    let program: &UProbe = ebpf
+        .program(name)
+        .ok_or(TraceError::Missing {
+            what: "program",
+            name,
+        })?
+        .try_into()
+        .map_err(|source| TraceError::program(name, source))?;
+    program
+        .fd()
+        .map(|fd| fd.as_fd())
+        .map_err(|source| TraceError::program(name, source))
 }
 
 /// uprobe_multi links: one per file and kind of uprobe (entry or return)
@@ -116,7 +132,7 @@ fn load_multi_program(ebpf: &Ebpf, cancel: Cancel<'_>) -> Result<Option<MultiPro
 /// site selected for several uses goes into as many links, one offset per
 /// link.
 fn attach_multi(
-    program: &MultiProgram,
+    program: BorrowedFd<'_>,
     selected: &[SelectedSite],
     first: u32,
     pid: Option<u32>,
@@ -161,13 +177,13 @@ fn attach_multi(
         let ref_ctrs: Vec<u64> = group.iter().map(|(_, s)| ref_ctr(s).unwrap_or(0)).collect();
         let cookie = |index: usize| u64::from(first) + index as u64;
         let cookies: Vec<u64> = group.iter().map(|(index, _)| cookie(*index)).collect();
-        match multi::link(program.fd(), file, &offsets, &ref_ctrs, &cookies, pid, ret) {
+        match multi::link(program, file, &offsets, &ref_ctrs, &cookies, pid, ret) {
             Ok(link) => links.push(link),
             Err(error) => {
                 // Find the site the kernel refuses, to name it.
                 for (index, site) in &group {
                     let one = multi::link(
-                        program.fd(),
+                        program,
                         file,
                         &[site.probe.file_offset],
                         &[ref_ctr(site).unwrap_or(0)],
@@ -223,23 +239,8 @@ fn attach_perf_events(
     } else {
         PROGRAM_NAME_NOSLEEP
     };
-    let program: &mut UProbe = ebpf
-        .program_mut(name)
-        .ok_or(TraceError::Missing {
-            what: "program",
-            name,
-        })?
-        .try_into()
-        .map_err(|source| TraceError::program(name, source))?;
-    // Loaded once: sites attached later use the same program.
-    if program.fd().is_err() {
-        let loaded = program.load();
-        cancel.check()?;
-        loaded.map_err(|source| TraceError::program(name, source))?;
-    }
-    let program_fd = program
-        .fd()
-        .map_err(|source| TraceError::program(name, source))?;
+    load_program(ebpf, name, cancel, false)?;
+    let program_fd = program_fd(ebpf, name)?;
     let needed = privileges::needed_for_perf_events()?;
     let mut links = Vec::with_capacity(selected.len());
     for (index, site) in selected.iter().enumerate() {

@@ -33,7 +33,6 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
-use usdt_aya::multi::MultiProgram;
 use usdt_reader::{ElfFile, Module, Process};
 use usdt_tracer_common::{
     SITE_IPS_MAP, SITE_OPTIONS_MAP, SITES_MAP, SiteIpKey, SiteOptions, SitePlan,
@@ -185,7 +184,6 @@ pub(crate) struct Follower {
     followed: HashMap<u64, Followed>,
     /// The slots each library had (a library loaded again reuses them).
     slots: HashMap<u64, (u32, u32)>,
-    multi: Option<MultiProgram>,
     /// In restricted mode, the process checked at the start.
     target: Option<Target>,
     notices: Vec<String>,
@@ -200,7 +198,6 @@ impl Follower {
         known: HashSet<u64>,
         table: ProbeTable,
         (hook, used, capacity): (u32, u32, u32),
-        multi: Option<MultiProgram>,
         target: Option<Target>,
     ) -> Follower {
         Follower {
@@ -213,7 +210,6 @@ impl Follower {
             known,
             followed: HashMap::new(),
             slots: HashMap::new(),
-            multi,
             target,
             notices: Vec::new(),
         }
@@ -381,15 +377,7 @@ impl Follower {
             executable: None,
             ..self.config.clone()
         };
-        let links = attach::attach_sites(
-            ebpf,
-            &selected,
-            first,
-            &config,
-            features,
-            &mut self.multi,
-            cancel,
-        )?;
+        let links = attach::attach_sites(ebpf, &selected, first, &config, features, cancel)?;
         let mut manual = Vec::new();
         for site in &selected {
             if let SemaphoreMode::Manual { address } = site.semaphore

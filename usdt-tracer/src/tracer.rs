@@ -346,17 +346,8 @@ impl Tracer {
             addresses::site_addresses(&selection.sites, config)?
         };
         let mut ebpf = load(config, &plans, &options, features, slots, cancel)?;
-        let mut multi = None;
-        let links = attach::attach_sites(
-            &mut ebpf,
-            &selection.sites,
-            0,
-            config,
-            features,
-            &mut multi,
-            cancel,
-        )
-        .map_err(|error| options_refused(error, &options))?;
+        let links = attach::attach_sites(&mut ebpf, &selection.sites, 0, config, features, cancel)
+            .map_err(|error| options_refused(error, &options))?;
         store_addresses(&mut ebpf, &addresses.known)?;
         if let (false, Some(pid), None) = (features.sleepable, config.pid, &config.executable) {
             let files = selection.sites.iter().map(|s| s.attach_path.as_path());
@@ -425,7 +416,6 @@ impl Tracer {
                 known,
                 table,
                 (hook_slot, plans.len() as u32, slots),
-                multi,
                 target,
             );
             follower.know(&selection.sites);
