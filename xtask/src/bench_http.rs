@@ -1,17 +1,19 @@
-//! `cargo xtask bench-http [SECONDS]`: what tracing costs the example
+//! `cargo xtask bench-http [SECONDS] [--rounds N]`: what tracing costs the example
 //! server under load.
 //!
 //! Builds `http_server` and `usdt` (release), starts the server on loopback
 //! (a thread per connection), and loads it with wrk (2 threads, 8 keep-alive
-//! connections, `GET /hello/bench`) for SECONDS (10) in each of three
-//! configurations, one run each after a warm-up: untraced; traced with
+//! connections, `GET /hello/bench`) for SECONDS (10) per run, after a
+//! warm-up, in N (3) rounds. Each traced configuration is paired with
+//! an untraced run next to it (in alternating order), and the table shows
+//! the median of those ratios: untraced against traced with
 //! streaming (`usdt trace --pid PID 'http:*'`, every event of every probe
 //! delivered to user space and printed to /dev/null); and traced with
 //! in-kernel aggregation (responses counted by status, a histogram of their
 //! sizes and the request latency paired by request id, nothing streamed).
 //! A fourth configuration runs `usdt serve` exporting those three
 //! aggregations while a client scrapes `/metrics` every second. Prints
-//! requests per second and the ratio to the untraced run, with the events
+//! requests per second and the ratios to the untraced runs, with the events
 //! and drops the streaming trace reported. Then the cost of a scrape of
 //! 10,000 series: `usdt serve` counting requests by request id (a series
 //! each) under load, then 20 scrapes timed. Needs root.
@@ -45,17 +47,28 @@ pub(crate) const AGGREGATIONS: &[&str] = &[
 const CONNECTIONS: usize = 8;
 const WRK_THREADS: usize = 2;
 
-/// Runs `cargo xtask bench-http [SECONDS]`.
+/// Runs `cargo xtask bench-http [SECONDS] [--rounds N]`.
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
-    let seconds: u32 = match args {
-        [] => 10,
-        [n] => n
-            .parse()
+    const USAGE: &str = "usage: cargo xtask bench-http [SECONDS] [--rounds N]";
+    let mut seconds: u32 = 10;
+    let mut rounds: usize = 3;
+    let mut rest = args.iter();
+    let number = |n: &str, what: &str| {
+        n.parse::<u32>()
             .ok()
             .filter(|&n| n > 0)
-            .ok_or_else(|| format!("bench-http: `{n}` is not a number of seconds"))?,
-        _ => return Err("usage: cargo xtask bench-http [SECONDS]".into()),
+            .ok_or_else(|| format!("bench-http: `{n}` is not a number of {what}"))
     };
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--rounds" => {
+                let n = rest.next().ok_or(USAGE)?;
+                rounds = number(n, "rounds")? as usize;
+            }
+            n if !n.starts_with('-') => seconds = number(n, "seconds")?,
+            _ => return Err(USAGE.into()),
+        }
+    }
     http::require_root("bench-http")?;
     deps::apt_install(deps::BENCH_HTTP_PACKAGES)?;
     let binaries = http::build()?;
@@ -76,50 +89,41 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let listen = http::free_address()?;
     let config_arg = config.display().to_string();
     let serving: Vec<&str> = vec!["serve", "--config", &config_arg, "--listen", &listen];
-    let configurations: [(&str, Option<&[&str]>); 4] = [
-        ("untraced", None),
-        ("traced, streaming every event", Some(&streaming)),
-        ("traced, aggregating in the kernel", Some(&aggregating)),
+    let traced: [(&str, &[&str]); 3] = [
+        ("traced, streaming every event", &streaming),
+        ("traced, aggregating in the kernel", &aggregating),
         (
             "usdt serve, the same aggregations, scraped every second",
-            Some(&serving),
+            &serving,
         ),
     ];
-    let mut rows = Vec::new();
-    for (name, usdt_args) in configurations {
-        eprintln!("xtask: {name}: {seconds} s of load");
-        let tracer = match usdt_args {
-            Some(args) => Some(Tracer::start(&binaries.usdt, args)?),
-            None => None,
-        };
-        // usdt serve is scraped every second meanwhile, as Prometheus would.
-        let stop = Arc::new(AtomicBool::new(false));
-        let scraper = (usdt_args.and_then(|a| a.first()) == Some(&"serve")).then(|| {
-            let stop = Arc::clone(&stop);
-            let listen = listen.clone();
-            std::thread::spawn(move || {
-                let mut scrapes = 0u32;
-                while !stop.load(Ordering::SeqCst) {
-                    if http::scrape(&listen).is_ok() {
-                        scrapes += 1;
-                    }
-                    std::thread::sleep(Duration::from_secs(1));
-                }
-                scrapes
-            })
-        });
-        let result = wrk(&url, seconds);
-        stop.store(true, Ordering::SeqCst);
-        let scrapes = scraper.map(|thread| thread.join().unwrap_or(0));
-        let mut summary = match tracer {
-            Some(tracer) => tracer.stop()?,
-            None => String::new(),
-        };
-        if let Some(scrapes) = scrapes {
-            summary = format!("{scrapes} scrapes; {summary}");
+    // Each traced run is paired with an untraced run next to it, in
+    // alternating order: the ratio of a pair cancels what the machine was
+    // doing then (the same 2 cores run wrk, the server and the tracer).
+    let mut untraced = Vec::new();
+    let mut rows: Vec<Row> = traced.iter().map(|_| Row::default()).collect();
+    for round in 0..rounds {
+        for (k, (name, usdt_args)) in traced.iter().enumerate() {
+            let traced_first = (round + k) % 2 == 1;
+            let mut pair = [None, None];
+            for traced_now in [traced_first, !traced_first] {
+                let args = traced_now.then_some(*usdt_args);
+                let shown = if traced_now { name } else { "untraced" };
+                eprintln!(
+                    "xtask: round {}/{rounds}: {shown}: {seconds} s of load",
+                    round + 1
+                );
+                pair[usize::from(traced_now)] =
+                    Some(measure(&binaries.usdt, &url, &listen, args, seconds)?);
+            }
+            let [Some(base), Some(run)] = pair else {
+                unreachable!("both runs of a pair are measured")
+            };
+            rows[k].ratios.push(run.rate / base.rate);
+            rows[k].rates.push(run.rate);
+            rows[k].last = Some(run);
+            untraced.push(base.rate);
         }
-        let (rate, latency) = result?;
-        rows.push((name, usdt_args, rate, latency, summary));
     }
 
     // A scrape of 10,000 series: requests counted by request id.
@@ -148,6 +152,10 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             .filter(|l| l.starts_with("http_requests_by_id_total{"))
             .count();
     }
+    let in_order: Vec<String> = times
+        .iter()
+        .map(|t| format!("{:.1}", t.as_secs_f64() * 1e3))
+        .collect();
     let summary = tracer.stop()?;
     loaded?;
     let _ = std::fs::remove_dir_all(&dir);
@@ -155,25 +163,30 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     times.sort();
     reads.sort_by(f64::total_cmp);
 
-    let base = rows[0].2;
     println!(
-        "wrk -t{WRK_THREADS} -c{CONNECTIONS} -d{seconds}s {}, a server thread per connection, one run each:\n",
+        "wrk -t{WRK_THREADS} -c{CONNECTIONS} -d{seconds}s {}, a server thread per connection; \
+         {rounds} rounds, each traced run paired with an untraced one next to it:\n",
         url.replace(&server_address(&url), "127.0.0.1:PORT")
     );
-    println!("| configuration | requests/s | vs untraced | mean latency | tracer |");
-    println!("| --- | --- | --- | --- | --- |");
-    for (name, args, rate, latency, summary) in &rows {
-        let command = args.map_or(String::new(), |a| {
-            let shown = http::shown(a)
-                .replace(&pid, "PID")
-                .replace(&config_arg, "export.toml")
-                .replace(&listen, "127.0.0.1:PORT");
-            format!("`{shown}`; ")
-        });
+    println!(
+        "| configuration | requests/s (median) | vs untraced (median of pairs) | pairs, lowest to highest | mean latency (last) | tracer (last run) |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- |");
+    println!("| untraced | {:.0} | 1.000 | | | |", median(&mut untraced));
+    for ((name, args), row) in traced.iter().zip(&mut rows) {
+        let shown = http::shown(args)
+            .replace(&pid, "PID")
+            .replace(&config_arg, "export.toml")
+            .replace(&listen, "127.0.0.1:PORT");
+        let rate = median(&mut row.rates);
+        let ratio = median(&mut row.ratios);
+        let pairs: Vec<String> = row.ratios.iter().map(|r| format!("{r:.3}")).collect();
+        let last = row.last.as_ref().expect("at least one round");
         println!(
-            "| {name} | {rate:.0} | {:.3} | {latency} | {command}{} |",
-            rate / base,
-            summary.trim_start_matches("usdt: ")
+            "| {name} | {rate:.0} | {ratio:.3} | {} | {} | `{shown}`; {} |",
+            pairs.join(", "),
+            last.latency,
+            last.summary.trim_start_matches("usdt: ")
         );
     }
     println!(
@@ -187,7 +200,80 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         reads.get(reads.len() / 2).copied().unwrap_or(f64::NAN) * 1e3,
         summary.trim_start_matches("usdt: ")
     );
+    println!("\nin order (ms): {}", in_order.join(", "));
     Ok(())
+}
+
+/// One traced configuration's runs.
+#[derive(Default)]
+struct Row {
+    /// Traced requests per second over untraced, one per pair.
+    ratios: Vec<f64>,
+    /// Traced requests per second, one per run.
+    rates: Vec<f64>,
+    /// The last run.
+    last: Option<Run>,
+}
+
+/// One run under wrk.
+struct Run {
+    rate: f64,
+    latency: String,
+    /// What the tracer said when stopped (with the scrapes, for serve).
+    summary: String,
+}
+
+/// The median of `values` (sorted in place).
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// Loads the server at `url` for `seconds` with wrk, traced by `usdt` with
+/// `usdt_args` unless `None`; `usdt serve` is scraped at `listen` every
+/// second meanwhile, as Prometheus would.
+fn measure(
+    usdt: &Path,
+    url: &str,
+    listen: &str,
+    usdt_args: Option<&[&str]>,
+    seconds: u32,
+) -> Result<Run, String> {
+    let tracer = match usdt_args {
+        Some(args) => Some(Tracer::start(usdt, args)?),
+        None => None,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let scraper = (usdt_args.and_then(|a| a.first()) == Some(&"serve")).then(|| {
+        let stop = Arc::clone(&stop);
+        let listen = listen.to_owned();
+        std::thread::spawn(move || {
+            let mut scrapes = 0u32;
+            while !stop.load(Ordering::SeqCst) {
+                if http::scrape(&listen).is_ok() {
+                    scrapes += 1;
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            scrapes
+        })
+    });
+    let result = wrk(url, seconds);
+    stop.store(true, Ordering::SeqCst);
+    let scrapes = scraper.map(|thread| thread.join().unwrap_or(0));
+    let mut summary = match tracer {
+        Some(tracer) => tracer.stop()?,
+        None => String::new(),
+    };
+    if let Some(scrapes) = scrapes {
+        summary = format!("{scrapes} scrapes; {summary}");
+    }
+    let (rate, latency) = result?;
+    Ok(Run {
+        rate,
+        latency,
+        summary,
+    })
 }
 
 /// The configuration `usdt serve` runs with on the example `server`:

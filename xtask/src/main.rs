@@ -42,7 +42,7 @@ commands:
   bench-build [ROUNDS] [--against REV]
               clean debug build of a fresh application crate depending on
               usdt-runtime, default features and `serde` (against REV too)
-  bench-http [SECONDS]
+  bench-http [SECONDS] [--rounds N]
               requests/s of the example server under wrk load: untraced,
               traced streaming, traced aggregating in the kernel (as root)
   soak [--minutes N]
