@@ -1,8 +1,7 @@
-//! Validity of provider and probe names (the rule of
-//! `usdt_runtime::is_valid_name`, which this crate cannot depend on).
+//! Validity of provider and probe names: the rule of
+//! `usdt_format::is_valid_name`, with the reason a name breaks it.
 
-/// The longest provider or probe name accepted, in bytes.
-pub(crate) const MAX_NAME_LEN: usize = 64;
+use usdt_format::MAX_NAME_LEN;
 
 /// Why `name` is not a valid provider or probe name, or `None` if it is:
 /// ASCII letters, digits and `_`, not starting with a digit, 1 to

@@ -204,15 +204,14 @@ extern crate alloc;
 mod accept;
 mod arg;
 mod json;
-mod name;
 mod semaphore;
 mod site;
 
 pub use arg::ProbeArg;
 pub use json::JsonArg;
-pub use name::{MAX_NAME_LEN, is_valid_name};
 pub use semaphore::Semaphore;
 pub use usdt_format::ArgKind;
+pub use usdt_format::{MAX_NAME_LEN, is_valid_name};
 pub use usdt_macros::provider;
 
 /// Whether this target emits probes (Linux on x86-64 or aarch64). Elsewhere
