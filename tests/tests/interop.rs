@@ -24,6 +24,7 @@ mod macros_semaphore_page;
 mod macros_variants;
 mod reader_catalog;
 mod reader_discarded;
+mod reader_fuzz_regressions;
 mod reader_gdb;
 mod reader_process;
 mod reader_readelf;

@@ -65,6 +65,20 @@ pub struct Segment {
     pub flags: u32,
 }
 
+impl Segment {
+    /// The file offset of link-time address `vaddr` when it lies in the
+    /// segment's first `len` bytes; `None` also when the offset would not
+    /// fit in 64 bits (a hostile `p_offset`).
+    fn offset_of(&self, vaddr: u64, len: u64) -> Option<u64> {
+        let delta = vaddr.checked_sub(self.vaddr)?;
+        if delta < len {
+            self.offset.checked_add(delta)
+        } else {
+            None
+        }
+    }
+}
+
 /// A function defined in an ELF file's symbol tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FunctionSymbol {
@@ -273,8 +287,7 @@ impl ElfFile {
     pub fn file_offset(&self, vaddr: u64) -> Option<u64> {
         self.segments
             .iter()
-            .find(|s| vaddr >= s.vaddr && vaddr - s.vaddr < s.filesz)
-            .map(|s| vaddr - s.vaddr + s.offset)
+            .find_map(|s| s.offset_of(vaddr, s.filesz))
     }
 
     /// The file offset of `vaddr` when it lies in an executable segment: the
@@ -283,8 +296,7 @@ impl ElfFile {
         self.segments
             .iter()
             .filter(|s| s.flags & PF_X != 0)
-            .find(|s| vaddr >= s.vaddr && vaddr - s.vaddr < s.filesz)
-            .map(|s| vaddr - s.vaddr + s.offset)
+            .find_map(|s| s.offset_of(vaddr, s.filesz))
     }
 
     /// Like [`file_offset`](ElfFile::file_offset) but accepting addresses in
@@ -293,8 +305,7 @@ impl ElfFile {
     fn memory_offset(&self, vaddr: u64) -> Option<u64> {
         self.segments
             .iter()
-            .find(|s| vaddr >= s.vaddr && vaddr - s.vaddr < s.memsz.max(s.filesz))
-            .map(|s| vaddr - s.vaddr + s.offset)
+            .find_map(|s| s.offset_of(vaddr, s.memsz.max(s.filesz)))
     }
 
     fn malformed(&self, reason: String) -> Error {

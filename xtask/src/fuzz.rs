@@ -122,6 +122,20 @@ fn seed(corpus: &Path) -> Result<(), String> {
     let write = |target: &str, name: &str, bytes: &[u8]| {
         let _ = std::fs::write(corpus.join(target).join(name), bytes);
     };
+    // Inputs that once failed (fuzz/regressions/TARGET/, also run by the
+    // test suite's reader_fuzz_regressions) start every run.
+    let regressions = corpus.with_file_name("regressions");
+    for &(target, _) in TARGETS {
+        for entry in std::fs::read_dir(regressions.join(target))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if let Ok(bytes) = std::fs::read(entry.path()) {
+                write(target, &entry.file_name().to_string_lossy(), &bytes);
+            }
+        }
+    }
 
     // Argument strings of every architecture's syntax; the first byte picks
     // the architecture as the `args` target reads it.
