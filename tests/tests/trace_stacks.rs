@@ -158,7 +158,7 @@ fn rust_chains() -> &'static (PathBuf, PathBuf) {
             .find_map(|line| line.strip_prefix("host: ").map(str::to_owned))
             .expect("rustc's host");
         let out = usdt_interop_tests::scratch_dir("stack_rust");
-        let mut build = |target: Option<&str>, rustflags: &str, name: &str| {
+        let build = |target: Option<&str>, rustflags: &str, name: &str| {
             let mut cmd = workspace.build(cargo(), &target_dir);
             cmd.args(["--offline", "-p", "stack_chain"])
                 .args(["--config", "profile.release.debug=\"limited\""])
