@@ -58,9 +58,10 @@ pub struct TraceConfig {
     /// (SIGSTOP, sent by the BPF program) at each call of the dynamic
     /// linker's debugger hook, and continue it (SIGCONT) once the
     /// libraries it mapped are attached, so that no hit of a library
-    /// loaded later is missed, its constructors' included. Every stop is
-    /// continued once its record is read ([`Tracer::drain`](crate::Tracer::drain)),
-    /// after the tracer is detached, and when it is dropped. Its parent
+    /// loaded later is missed, its constructors' included. Each stop is
+    /// continued once its record is read ([`Tracer::drain`](crate::Tracer::drain),
+    /// before or after [`Tracer::detach`](crate::Tracer::detach), which
+    /// ends the stops), or when the tracer is dropped with it unread. Its parent
     /// sees each stop (a `waitpid` with `WUNTRACED`, `SIGCHLD`), so a
     /// process some shell waits for should not be traced this way. Off by
     /// default; ignored without cookies (5.15), where a command's libraries

@@ -235,9 +235,9 @@ impl Follower {
         }
     }
 
-    /// Handles hits of the hook: rescans (unless the tracer detached), then
-    /// continues the process the program stopped, whatever the rescan
-    /// found: one SIGCONT for every hit read so far, as each stopped it.
+    /// Handles the hits of the hook read in one drain: rescans (unless the
+    /// tracer detached), then continues the process, which each of those
+    /// hits stopped, with one SIGCONT, whatever the rescan found.
     pub(crate) fn hook_hit(&mut self, ebpf: &mut Ebpf, sites: &mut Vec<SiteState>) {
         if !self.ended {
             self.rescan(ebpf, sites);
