@@ -2,18 +2,25 @@
 //! library with `dlopen` after the trace started, fires its probes and
 //! unloads it (`dlclose`), five times; every hit from the attach on is traced
 //! with exact arguments, the unload detaches the library's links, and the
-//! delay from `dlopen` to the first traced hit is measured.
+//! delay from `dlopen` to the first traced hit is measured. A command
+//! started with `-c` is stopped at each load until the library is
+//! attached: every hit of twelve loads is traced, constructors' included,
+//! and a command left stopped by a tracer that no longer reads runs on once
+//! the tracer is dropped.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use usdt_interop_tests::cli::usdt;
 use usdt_interop_tests::trace::{
-    arg_texts, assert_trace_usage_error, build_shared_fixture, links_of, read_until,
+    arg_texts, assert_trace_usage_error, build_shared_fixture, has_cookies, links_of, read_until,
+    tracing_in_process,
 };
 use usdt_interop_tests::{Guard, compile_c, require_bpf};
+use usdt_tracer::launch::StoppedCommand;
+use usdt_tracer::{TraceConfig, Tracer};
 
 /// What dlopen_loop reported about one round.
 struct Round {
@@ -289,4 +296,208 @@ fn a_command_is_followed_when_aggregating() {
     }
     calls.sort_unstable();
     contiguous_to(&calls, fired, "sdt_lib:call");
+}
+
+/// The median of `values` (sorted here), in milliseconds from nanoseconds.
+fn median_ms(values: &mut [u64]) -> f64 {
+    values.sort_unstable();
+    values[values.len() / 2] as f64 / 1e6
+}
+
+/// The dlopen times dlopen_rounds printed, one per round, in order.
+fn dlopen_times(stdout: &str, rounds: u32) -> Vec<u64> {
+    let times: Vec<u64> = (0..rounds)
+        .map(|round| {
+            stdout
+                .lines()
+                .find_map(|line| line.strip_prefix(&format!("round {round} ")))
+                .unwrap_or_else(|| panic!("no round {round} in {stdout}"))
+                .parse()
+                .expect("nanoseconds")
+        })
+        .collect();
+    times
+}
+
+/// Builds `dlopen_rounds` and the library it loads into a fresh scratch
+/// directory named `test`; returns (program, library).
+fn build_rounds(test: &str) -> (PathBuf, PathBuf) {
+    let dir = usdt_interop_tests::scratch_dir(test);
+    let library = compile_c("cc", "ctor_lib.c", &["-O2", "-shared", "-fPIC"], &dir);
+    let program = compile_c("cc", "dlopen_rounds.c", &["-O2", "-ldl"], &dir);
+    (program, library)
+}
+
+#[test]
+fn a_command_loses_no_hit_of_a_library_loaded_later() {
+    if !require_bpf("trace_follow::a_command_loses_no_hit_of_a_library_loaded_later") {
+        return;
+    }
+    let (program, library) = build_rounds("trace_follow_no_window");
+    let (rounds, calls) = (12u32, 40u32);
+    let command = format!(
+        "{} {} {rounds} {calls}",
+        program.display(),
+        library.display()
+    );
+    let output = Guard::spawn(usdt().args([
+        "trace",
+        "--json",
+        "-c",
+        &command,
+        "--str",
+        "ctor_lib:call:2",
+        "ctor_lib:*",
+    ]))
+    .finish();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    if !has_cookies() {
+        // A command's libraries are not followed there, as it says.
+        assert!(
+            stderr.contains(
+                "libraries loaded later are not followed: this kernel has no BPF cookies"
+            ),
+            "{stderr}"
+        );
+        return;
+    }
+    let attached = stderr
+        .lines()
+        .filter(|line| line.contains("ctor_lib_O2_shared_fPIC: 2 sites attached in "))
+        .count();
+    let detached = stderr
+        .lines()
+        .filter(|line| line.ends_with("ctor_lib_O2_shared_fPIC unmapped: its sites detached"))
+        .count();
+    assert_eq!(
+        (attached, detached),
+        (rounds as usize, rounds as usize),
+        "{stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let mut traced_ns = dlopen_times(&stdout, rounds);
+    let events: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter(|line| line.starts_with('{'))
+        .map(|line| serde_json::from_str(line).expect("a JSON event"))
+        .collect();
+
+    // Every hit, in order: each round's constructor, then its calls, the
+    // first of them right after dlopen returned.
+    let mut expected = Vec::new();
+    for round in 0..rounds {
+        expected.push(vec![round.to_string(), 0xc0ffee.to_string()]);
+        for k in 0..calls {
+            expected.push(vec![
+                (round * 1_000_000 + k).to_string(),
+                "-7777".into(),
+                "from the library".into(),
+            ]);
+        }
+    }
+    let traced: Vec<Vec<String>> = events.iter().map(arg_texts).collect();
+    let names: Vec<&str> = events
+        .iter()
+        .map(|e| e["name"].as_str().expect("a name"))
+        .collect();
+    assert_eq!(traced, expected, "{names:?}");
+    for (event, args) in events.iter().zip(&expected) {
+        let name = if args.len() == 2 { "init" } else { "call" };
+        assert_eq!(
+            (event["provider"].as_str(), event["name"].as_str()),
+            (Some("ctor_lib"), Some(name)),
+            "{event}"
+        );
+    }
+
+    // What the stops cost dlopen, against the same program untraced.
+    let untraced = usdt_interop_tests::run(Command::new(&program).args([
+        library.as_os_str(),
+        rounds.to_string().as_ref(),
+        calls.to_string().as_ref(),
+    ]));
+    let mut untraced_ns = dlopen_times(&untraced, rounds);
+    eprintln!(
+        "dlopen with usdt trace -c following: median {:.2} ms, at most {:.2} ms; untraced: median {:.3} ms ({rounds} loads)",
+        median_ms(&mut traced_ns),
+        traced_ns[traced_ns.len() - 1] as f64 / 1e6,
+        median_ms(&mut untraced_ns),
+    );
+}
+
+#[test]
+fn a_command_stopped_at_a_load_runs_on_once_the_tracer_is_dropped() {
+    if !require_bpf("trace_follow::a_command_stopped_at_a_load_runs_on_once_the_tracer_is_dropped")
+        || !has_cookies()
+    {
+        // Without cookies a command's libraries are not followed, nor is
+        // the command stopped (a_command_loses_no_hit... checks the
+        // warning).
+        return;
+    }
+    let _tracing = tracing_in_process();
+    let (program, library) = build_rounds("trace_follow_let_go");
+    let argv = [
+        program.display().to_string(),
+        library.display().to_string(),
+        "100".into(),
+        "1".into(),
+    ];
+    let mut command = StoppedCommand::spawn(&argv).expect("start the command");
+    let mut config = TraceConfig::new().probe("ctor_lib:*").expect("a probe");
+    config.pid = Some(command.pid());
+    config.executable = Some(program.clone());
+    config.stop_on_load = true;
+    let mut tracer = Tracer::attach(&config).expect("attach");
+    command
+        .resume_with(|pid| tracer.raise_after_exec(pid))
+        .expect("run the command");
+    // Drained until the library's first hit: the command then goes on to
+    // its next dlclose or dlopen, where the hook stops it again (the
+    // tracer reads no more).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut hits = 0;
+    while hits == 0 {
+        assert!(Instant::now() < deadline, "no hit of the library in 30 s");
+        hits += tracer
+            .poll(Duration::from_millis(100), |_| true)
+            .expect("poll");
+    }
+    while process_state(command.pid()) != 'T' {
+        assert!(
+            Instant::now() < deadline,
+            "the command did not stop at a load"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Let go without reading the rest: nothing continues the command but
+    // the tracer's drop, which reads the hook's records left.
+    drop(tracer);
+    let (sender, exited) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(command.wait());
+    });
+    let status = exited
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the command was left stopped: it did not finish its 100 rounds in 60 s")
+        .expect("wait");
+    assert_eq!(
+        status,
+        0,
+        "{}",
+        usdt_tracer::launch::describe_status(status)
+    );
+}
+
+/// The state letter of process `pid` (`R`, `S`, `T` for stopped, `Z`...),
+/// from `/proc/PID/stat`; `?` when it cannot be read.
+fn process_state(pid: u32) -> char {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rsplit_once(") ")
+                .and_then(|(_, rest)| rest.chars().next())
+        })
+        .unwrap_or('?')
 }

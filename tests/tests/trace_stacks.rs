@@ -6,26 +6,43 @@
 //! built without them it is not whole. `usdt trace --hits --by stack`
 //! counts hits per stack on tests/fixtures/stack_tree.c (three chains
 //! fired 3, 2 and 1 times), and writes them folded and as a flame graph.
+//! The same chain in Rust (the `stack_chain` crate of the macros_variants
+//! fixture workspace, firing this SDK's `probe!`) is checked the same way,
+//! its frames named by their demangled Rust paths.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
 use usdt_interop_tests::cli::*;
+use usdt_interop_tests::macros::{FixtureWorkspace, cargo};
 use usdt_interop_tests::trace::*;
-use usdt_interop_tests::{fixtures_dir, require_bpf};
+use usdt_interop_tests::{fixtures_dir, require_bpf, run};
 
-/// The 1-based line of the probe in the fixture's source.
+/// The 1-based line of the probe in the C fixture's source.
 fn probe_line() -> u64 {
-    let source = std::fs::read_to_string(fixtures_dir().join("stack_chain.c")).unwrap();
-    let index = source
+    marked_line(&fixtures_dir().join("stack_chain.c"))
+}
+
+/// The 1-based line of `source` marked as the probe's line.
+fn marked_line(source: &Path) -> u64 {
+    let text = std::fs::read_to_string(source).unwrap();
+    let index = text
         .lines()
-        .position(|line| line.contains("/* the probe's line */"))
+        .position(|line| line.contains("the probe's line"))
         .expect("the probe's line is marked");
     index as u64 + 1
 }
 
 /// The JSON events of `usdt trace --json --stack -c BINARY chain:inner`.
 fn traced(binary: &Path) -> Vec<serde_json::Value> {
+    traced_probe(binary, "chain:inner")
+}
+
+/// The JSON events of `usdt trace --json --stack -c BINARY PROBE`: three
+/// hits.
+fn traced_probe(binary: &Path, probe: &str) -> Vec<serde_json::Value> {
     let command = binary.display().to_string();
-    let output = run_usdt(&["trace", "--json", "--stack", "-c", &command, "chain:inner"]);
+    let output = run_usdt(&["trace", "--json", "--stack", "-c", &command, probe]);
     let stderr = assert_success(&output);
     assert!(stderr.contains("command exited with status 0"), "{stderr}");
     let events = json_events(&output);
@@ -45,12 +62,15 @@ fn symbols(event: &serde_json::Value) -> Vec<String> {
 
 /// Checks the innermost frame: the probe site in `inner`, at its line.
 fn check_innermost(event: &serde_json::Value, line: u64) {
+    check_innermost_in(event, "inner", "stack_chain.c", line);
+}
+
+/// Checks the innermost frame: the probe site in function `symbol`, in a
+/// file whose path ends with `file`, at `line`.
+fn check_innermost_in(event: &serde_json::Value, symbol: &str, file: &str, line: u64) {
     let frame = &event["stack"][0];
-    assert_eq!(frame["symbol"], "inner", "{event}");
-    assert!(
-        frame["file"].as_str().unwrap().ends_with("stack_chain.c"),
-        "{event}"
-    );
+    assert_eq!(frame["symbol"], symbol, "{event}");
+    assert!(frame["file"].as_str().unwrap().ends_with(file), "{event}");
     assert_eq!(frame["line"], line, "{event}");
     // The runtime address of the site: its link-time address plus a
     // page-aligned load bias.
@@ -122,6 +142,115 @@ fn without_frame_pointers_only_the_innermost_frame_is_sure() {
             "{event}"
         );
     }
+}
+
+/// The Rust chain's `stack_chain` binary built with frame pointers and
+/// without them, once per test run (both in one target directory: the
+/// build with them names the host's target, so that the build scripts and
+/// proc macros, which are built without those flags, serve both).
+fn rust_chains() -> &'static (PathBuf, PathBuf) {
+    static BUILT: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let workspace = FixtureWorkspace::lock();
+        let target_dir = workspace.target_dir("stack-chain");
+        let host = run(Command::new("rustc").arg("-vV"))
+            .lines()
+            .find_map(|line| line.strip_prefix("host: ").map(str::to_owned))
+            .expect("rustc's host");
+        let out = usdt_interop_tests::scratch_dir("stack_rust");
+        let build = |target: Option<&str>, rustflags: &str, name: &str| {
+            let mut cmd = workspace.build(cargo(), &target_dir);
+            cmd.args(["--offline", "-p", "stack_chain"])
+                .args(["--config", "profile.release.debug=\"limited\""])
+                .args(["--config", &format!("build.rustflags={rustflags}")]);
+            if let Some(target) = target {
+                cmd.args(["--target", target]);
+            }
+            run(&mut cmd);
+            let built = match target {
+                Some(target) => target_dir.join(target),
+                None => target_dir.clone(),
+            };
+            let binary = out.join(name);
+            std::fs::copy(built.join("release").join("stack_chain"), &binary).unwrap();
+            binary
+        };
+        (
+            build(
+                Some(&host),
+                r#"["-C", "force-frame-pointers=yes"]"#,
+                "stack_chain_fp",
+            ),
+            build(None, "[]", "stack_chain_no_fp"),
+        )
+    })
+}
+
+/// The three events of the Rust chain's `binary` traced with `--stack`,
+/// each checked: its argument and its innermost frame, the probe site in
+/// `stack_chain::inner` at its line; `None` where this kernel's verifier
+/// does not take `--stack` (and it was refused).
+fn rust_events(binary: &Path) -> Option<Vec<serde_json::Value>> {
+    let command = binary.display().to_string();
+    if !options_or_refused(
+        &["--stack", "-c", &command, "rust_chain:inner"],
+        "--stack needs",
+    ) {
+        return None;
+    }
+    let line = marked_line(&fixtures_dir().join(RUST_SOURCE));
+    let events = traced_probe(binary, "rust_chain:inner");
+    for (n, event) in events.iter().enumerate() {
+        assert_eq!(arg_texts(event), [n.to_string()]);
+        check_innermost_in(event, "stack_chain::inner", RUST_FILE, line);
+    }
+    Some(events)
+}
+
+/// The Rust chain's source, under the fixtures, and the end of its path
+/// as its debug information gives it.
+const RUST_SOURCE: &str = "macros_variants/stack_chain/src/main.rs";
+const RUST_FILE: &str = "stack_chain/src/main.rs";
+
+#[test]
+fn rust_frame_pointers_give_the_whole_chain() {
+    if !require_bpf("rust_frame_pointers_give_the_whole_chain") {
+        return;
+    }
+    let Some(events) = rust_events(&rust_chains().0) else {
+        return;
+    };
+    for event in &events {
+        assert_eq!(
+            symbols(event)[..4],
+            [
+                "stack_chain::inner",
+                "stack_chain::middle",
+                "stack_chain::outer",
+                "stack_chain::main"
+            ],
+            "{event}"
+        );
+        // Each caller's frame is in the chain's source, at a line.
+        for frame in &event["stack"].as_array().unwrap()[1..4] {
+            assert!(
+                frame["file"]
+                    .as_str()
+                    .is_some_and(|file| file.ends_with(RUST_FILE)),
+                "{frame}"
+            );
+            assert!(frame["line"].as_u64().is_some(), "{frame}");
+        }
+    }
+}
+
+#[test]
+fn rust_without_frame_pointers_the_innermost_frame_is_exact() {
+    if !require_bpf("rust_without_frame_pointers_the_innermost_frame_is_exact") {
+        return;
+    }
+    // The innermost frame alone is sure: rust_events checks it.
+    rust_events(&rust_chains().1);
 }
 
 #[test]

@@ -262,6 +262,10 @@ fn site(ctx: &ProbeContext) -> u32 {
     let Some(site) = site_index(ctx, control, tgid) else {
         return 0;
     };
+    if site == control.notify_site {
+        linker_hook(control, site);
+        return 0;
+    }
     let Some(plan) = USDT_SITES.get(site) else {
         return 0;
     };
@@ -310,6 +314,55 @@ fn site_index(ctx: &ProbeContext, control: &Control, tgid: u32) -> Option<u32> {
     unsafe { USDT_SITE_IPS.get(&key) }.copied()
 }
 
+/// `SIGSTOP` (19 on every architecture the tracer runs on: x86-64, aarch64).
+const SIGSTOP: u32 = 19;
+
+/// A hit of the dynamic linker's hook (`Control::notify_site`): a record
+/// with no arguments that wakes the reader at once, which then looks for
+/// libraries mapped or unmapped since. With `Control::stop_on_hook` the
+/// process is also stopped (SIGSTOP, delivered as the hook's thread returns
+/// to user space) until the reader has attached the new libraries' sites
+/// and sends SIGCONT. The signal is sent only once the record is reserved
+/// and before it is submitted: every stop has a record, and the reader,
+/// which continues the process after reading it, cannot do so before the
+/// stop was sent (a SIGCONT discards a stop still pending).
+///
+/// Kept apart from the other sites' paths, with its own small record, so
+/// the verifier follows it once and the states of those paths stay alike.
+#[inline(always)]
+fn linker_hook(control: &Control, site: u32) {
+    let Some(mut entry) = USDT_EVENTS.reserve_bytes(EVENT_FIXED_SIZE, 0) else {
+        count_drop();
+        return;
+    };
+    let header = entry.as_mut_ptr().cast::<EventHeader>();
+    let pid_tgid = bpf_get_current_pid_tgid();
+    // SAFETY: the entry holds the EVENT_FIXED_SIZE bytes before `args`,
+    // 8-byte aligned; only fields inside them are written. The zeros are
+    // volatile writes, which the compiler cannot merge into a call of
+    // `memset` (BPF has none).
+    unsafe {
+        (*header).timestamp_ns = bpf_ktime_get_ns();
+        (*header).pid = (pid_tgid >> 32) as u32;
+        (*header).tid = pid_tgid as u32;
+        (*header).cpu = bpf_get_smp_processor_id();
+        (*header).probe_id = u32::MAX;
+        (*header).site = site;
+        core::ptr::write_volatile(&raw mut (*header).arg_count, 0);
+        core::ptr::write_volatile(&raw mut (*header)._reserved, 0);
+        core::ptr::write_volatile(&raw mut (*header).faults, 0);
+        core::ptr::write_volatile(&raw mut (*header).string_bytes, 0);
+        core::ptr::write_volatile(&raw mut (*header).truncated, 0);
+        core::ptr::write_volatile(&raw mut (*header)._pad, 0);
+    }
+    if control.stop_on_hook != 0 {
+        // SAFETY: the helper signals the current process; it has no memory
+        // arguments.
+        unsafe { generated::bpf_send_signal(SIGSTOP) };
+    }
+    entry.submit(BPF_RB_FORCE_WAKEUP as u64);
+}
+
 // The programs' functions: the ones the entry points name, named as user
 // space expects.
 const _: fn(*mut core::ffi::c_void) -> u32 = usdt_site;
@@ -345,7 +398,7 @@ fn stream_site(ctx: &ProbeContext, plan: &SitePlan, site: u32) {
                 EVENT_FIXED_SIZE + 8 * (count & ARG_COUNT_MASK),
             )
         };
-        let flags = wakeup_flags(record.len(), site);
+        let flags = wakeup_flags(record.len());
         if USDT_EVENTS.output::<[u8]>(record, flags).is_err() {
             count_drop();
         }
@@ -362,13 +415,13 @@ fn stream_site(ctx: &ProbeContext, plan: &SitePlan, site: u32) {
         &*header
     };
     if strings <= STRING_CLASSES[1] {
-        stream::<{ STRING_CLASSES[1] * STRING_CAP }>(plan, header, site);
+        stream::<{ STRING_CLASSES[1] * STRING_CAP }>(plan, header);
     } else if strings <= STRING_CLASSES[2] {
-        stream::<{ STRING_CLASSES[2] * STRING_CAP }>(plan, header, site);
+        stream::<{ STRING_CLASSES[2] * STRING_CAP }>(plan, header);
     } else if strings <= STRING_CLASSES[3] {
-        stream::<{ STRING_CLASSES[3] * STRING_CAP }>(plan, header, site);
+        stream::<{ STRING_CLASSES[3] * STRING_CAP }>(plan, header);
     } else {
-        stream::<{ STRING_CLASSES[4] * STRING_CAP }>(plan, header, site);
+        stream::<{ STRING_CLASSES[4] * STRING_CAP }>(plan, header);
     }
 }
 
@@ -582,7 +635,7 @@ fn count_error(index: u32) {
 
 /// Builds and submits one record with a string area of `AREA` bytes.
 #[inline(always)]
-fn stream<const AREA: usize>(plan: &SitePlan, fixed: &EventHeader, site: u32) {
+fn stream<const AREA: usize>(plan: &SitePlan, fixed: &EventHeader) {
     let Some(mut entry) = USDT_EVENTS.reserve_bytes(EVENT_HEADER_SIZE + AREA, 0) else {
         count_drop();
         return;
@@ -599,26 +652,19 @@ fn stream<const AREA: usize>(plan: &SitePlan, fixed: &EventHeader, site: u32) {
     } else {
         header.string_bytes = 0;
     }
-    entry.submit(wakeup_flags(EVENT_HEADER_SIZE + AREA, site));
+    entry.submit(wakeup_flags(EVENT_HEADER_SIZE + AREA));
 }
 
-/// Wake-up flags for a record of `size` bytes of site `site`: the reader is
-/// woken once this CPU has written `Control::wake_bytes` since it last woke
-/// it, and otherwise finds the records on its next periodic poll. Wake-ups
-/// run on the traced thread's CPU (an interrupt, microseconds in a virtual
-/// machine): few of them keep the per-hit cost down. Each record of
-/// `Control::notify_site` wakes the reader at once.
-///
-/// The site's wake-up threshold is decided here, after the record is
-/// built, not before: a constant 0 for one site and the map's value for
-/// the others, held through the argument and string loops, would keep the
-/// verifier from merging their states and double its work, which takes
-/// the program past 6.1's limit.
+/// Wake-up flags for a record of `size` bytes: the reader is woken once
+/// this CPU has written `Control::wake_bytes` since it last woke it, and
+/// otherwise finds the records on its next periodic poll. Wake-ups run on
+/// the traced thread's CPU (an interrupt, microseconds in a virtual
+/// machine): few of them keep the per-hit cost down.
 #[inline(always)]
-fn wakeup_flags(size: usize, site: u32) -> u64 {
+fn wakeup_flags(size: usize) -> u64 {
     let wake_bytes = match USDT_CONTROL.get(0) {
-        Some(control) if site != control.notify_site => control.wake_bytes,
-        _ => 0,
+        Some(control) => control.wake_bytes,
+        None => 0,
     };
     let wake = match USDT_PENDING.get_ptr_mut(0) {
         Some(pending) => {
@@ -1147,21 +1193,16 @@ fn stream_with_stack(ctx: &ProbeContext, plan: &SitePlan, site: u32) {
         &*header
     };
     if plan.string_count == 0 {
-        stream_stack::<0>(ctx, plan, header, site);
+        stream_stack::<0>(ctx, plan, header);
     } else {
-        stream_stack::<{ STRING_CLASSES[4] * STRING_CAP }>(ctx, plan, header, site);
+        stream_stack::<{ STRING_CLASSES[4] * STRING_CAP }>(ctx, plan, header);
     }
 }
 
 /// Builds and submits one record with a stack area and a string area of
 /// `AREA` bytes.
 #[inline(always)]
-fn stream_stack<const AREA: usize>(
-    ctx: &ProbeContext,
-    plan: &SitePlan,
-    fixed: &EventHeader,
-    site: u32,
-) {
+fn stream_stack<const AREA: usize>(ctx: &ProbeContext, plan: &SitePlan, fixed: &EventHeader) {
     const SIZE: usize = EVENT_HEADER_SIZE + STACK_AREA_SIZE;
     let Some(mut entry) = USDT_EVENTS.reserve_bytes(SIZE + AREA, 0) else {
         count_drop();
@@ -1188,7 +1229,7 @@ fn stream_stack<const AREA: usize>(
             header.string_bytes = 0;
         }
     }
-    entry.submit(wakeup_flags(SIZE + AREA, site));
+    entry.submit(wakeup_flags(SIZE + AREA));
 }
 
 /// The key of a hit counted by its stack: the [`stack_hash`] of the

@@ -26,16 +26,18 @@ pub(crate) struct TraceArgs {
     pid: Option<u32>,
     /// Run CMD and trace it from its first instruction; stop when it exits.
     /// Probes given as `provider:name` are searched in its executable, and
-    /// in the libraries it loads.
+    /// in the libraries it loads: CMD is stopped at each library load until
+    /// their sites are attached, so none of their hits is missed.
     #[arg(short = 'c', long = "command", value_name = "CMD")]
     command: Option<String>,
     /// With --pid or -c: do not follow the libraries the process loads
     /// later. Following (the default) searches each library the process
     /// maps (dlopen) for the `provider:name` probes, attaches their sites
-    /// a few milliseconds after it is mapped (hits before that are not
-    /// seen) and detaches them when it is unmapped (dlclose); a pattern
-    /// that matches nothing yet is then a warning, not an error. Processes
-    /// the traced one forks are not traced.
+    /// and detaches them when it is unmapped (dlclose); a pattern that
+    /// matches nothing yet is then a warning, not an error. A command (-c)
+    /// waits stopped while a library's sites are attached; a --pid process
+    /// runs on, and its hits in the few milliseconds after the library is
+    /// mapped are not seen. Processes the traced one forks are not traced.
     #[arg(long)]
     no_follow: bool,
     /// Print one JSON object per event per line.
@@ -185,6 +187,9 @@ pub(crate) fn run(args: TraceArgs) -> Result<u8, CliError> {
             let command = StoppedCommand::spawn(&argv)?;
             config.pid = Some(command.pid());
             config.executable = Some(command.program().to_path_buf());
+            // usdt is its parent: it alone sees the stops that let no hit
+            // of a library loaded later go untraced.
+            config.stop_on_load = true;
             Some(command)
         }
         None => {

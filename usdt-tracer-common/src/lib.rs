@@ -402,7 +402,7 @@ const _: () = assert!(STRING_CLASSES[STRING_CLASSES.len() - 1] == MAX_ARGS);
 const _: () = assert!(core::mem::size_of::<AggKey>() == 16 + KEY_TEXT_CAP);
 const _: () = assert!(core::mem::size_of::<StartKey>() == 16);
 const _: () = assert!(KEY_TEXT_CAP.is_power_of_two() && KEY_TEXT_CAP <= STRING_CAP);
-const _: () = assert!(core::mem::size_of::<Control>() == 20);
+const _: () = assert!(core::mem::size_of::<Control>() == 24);
 const _: () = assert!(core::mem::size_of::<SiteIpKey>() == 16);
 
 /// The program's settings, at index 0 of [`CONTROL_MAP`].
@@ -424,10 +424,16 @@ pub struct Control {
     /// pt_regs`: the program finds a site by it when the kernel has no BPF
     /// cookies.
     pub ip_offset: u32,
-    /// The site whose every record wakes the reader at once (the dynamic
-    /// linker's hook, when libraries loaded later are followed), or
-    /// [`NO_SITE`].
+    /// The dynamic linker's hook, when libraries loaded later are
+    /// followed, or [`NO_SITE`]: each of its hits sends a record with no
+    /// arguments that wakes the reader at once, whatever its plan says.
     pub notify_site: u32,
+    /// Non-zero: each hit of `notify_site` also stops the process
+    /// (SIGSTOP) once its record is reserved, and user space continues it
+    /// (SIGCONT) after reading the record and attaching the libraries the
+    /// process mapped. Set only for a process the tracer's user started
+    /// (its parent sees the stops).
+    pub stop_on_hook: u32,
 }
 
 /// [`Control::notify_site`] when no site wakes the reader at once.

@@ -2,7 +2,7 @@
 //! (as root).
 //!
 //! Sections can be chosen: `cargo bench -p usdt-tracer --bench trace_cost --
-//! cost filter rate attach` (all four by default).
+//! cost filter stack rate attach` (all five by default).
 //!
 //! 1. Cost per traced hit of one probe with one argument: a child process
 //!    fires the probe N times in a tight loop and times itself (CPU time of
@@ -22,9 +22,20 @@
 //!    one every hit passes, against bpftrace counting with the same
 //!    predicate; hits counted per user stack (`--hits --by stack`) against
 //!    bpftrace's `@[ustack] = count()`. Every count is checked.
-//! 3. Sustained event rate: the traced single-thread rate above with the
+//! 3. Cost per hit of a streamed user stack (`usdt trace --stack`: every
+//!    hit sent to user space with its stack, symbolized there) against
+//!    bpftrace printing each hit's argument and user stack
+//!    (`printf("%llu\n%s\n", arg0, ustack)`: the stack is read in the
+//!    kernel into a stack map, the event sent through a perf buffer and
+//!    symbolized by bpftrace), on the same probes, so the same chains
+//!    (the two above, and the C one fired 16 calls below main, built with
+//!    frame pointers);
+//!    every hit is delivered or counted dropped by usdt; bpftrace reports
+//!    the hits it lost, and leaves some unread when its command exits,
+//!    which are counted too (each ran its program all the same).
+//! 4. Sustained event rate: the traced single-thread rate above with the
 //!    drop count, and the same with one firing thread per CPU.
-//! 4. Attach time for every probe site of a large library: the largest
+//! 5. Attach time for every probe site of a large library: the largest
 //!    probe-carrying library found on the machine, and a generated library
 //!    with 10,000 sites; attach and detach, uprobe_multi links and one
 //!    perf-event uprobe per site. Then the generated library in 1, 2 and 4
@@ -44,6 +55,13 @@ const HITS: u64 = 2_000_000;
 const RUNS: usize = 7;
 /// Sites of the generated library.
 const GENERATED_SITES: usize = 10_000;
+/// Hits per timed run with a streamed stack. Each sends over a kilobyte to
+/// user space, which symbolizes it, slower than they come: the run's
+/// records fit in the 64 MiB ring buffer, so none is dropped (a dropped
+/// hit skips the stack walk, and would cost less).
+const STACK_HITS: u64 = 40_000;
+/// Calls between `main` and the probe in the deep C target.
+const STACK_DEPTH: usize = 16;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -56,7 +74,7 @@ fn main() {
     let sections: Vec<&str> = args[1..]
         .iter()
         .map(String::as_str)
-        .filter(|a| ["cost", "filter", "rate", "attach"].contains(a))
+        .filter(|a| ["cost", "filter", "stack", "rate", "attach"].contains(a))
         .collect();
     let wants = |section: &str| sections.is_empty() || sections.contains(&section);
     // SAFETY: geteuid has no preconditions.
@@ -67,7 +85,7 @@ fn main() {
     let scratch = std::env::temp_dir().join(format!("usdt-trace-cost-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).unwrap();
     let exe = std::env::current_exe().unwrap();
-    let c_target = build_c_target(&scratch);
+    let c_target = build_c_target(&scratch, "c_target", &[]);
     let bpftrace = which("bpftrace");
     if bpftrace.is_none() {
         eprintln!("trace_cost: bpftrace is not installed: its column is left out");
@@ -81,18 +99,7 @@ fn main() {
             "| probe | untraced ns/hit | usdt streaming ns/hit | usdt counting ns/hit | bpftrace counting ns/hit | bpftrace printing ns/hit | usdt streaming / bpftrace counting | usdt counting / bpftrace counting | usdt streaming / bpftrace printing | usdt events delivered | usdt drops |"
         );
         println!("|---|---|---|---|---|---|---|---|---|---|---|");
-        let rust = Target {
-            label: "SDK probe! (5-byte nop)",
-            program: exe.clone(),
-            args: vec!["--fire".into(), "1".into(), HITS.to_string()],
-            probe: "bench:hit",
-        };
-        let c = Target {
-            label: "sys/sdt.h STAP_PROBE1 (1-byte nop)",
-            program: c_target.clone(),
-            args: vec![HITS.to_string()],
-            probe: "bench:hit",
-        };
+        let [rust, c] = probe_targets(&exe, &c_target, HITS);
         let mut single_rate = Vec::new();
         for target in [&rust, &c] {
             let mut untraced = Vec::new();
@@ -105,12 +112,12 @@ fn main() {
             let mut drops = 0;
             for _ in 0..RUNS {
                 untraced.push(target.run_untraced());
-                let (ns, wall, events, dropped) = target.run_ours(false);
-                ours.push(ns);
-                ours_wall.push(wall);
-                delivered += events;
-                drops += dropped;
-                counting.push(target.run_ours(true).0);
+                let run = target.run_ours(false);
+                ours.push(run.ns_per_hit);
+                ours_wall.push(run.wall_ns);
+                delivered += run.events;
+                drops += run.drops;
+                counting.push(target.run_ours(true).ns_per_hit);
                 if let Some(bpftrace) = &bpftrace {
                     theirs.push(target.run_bpftrace(bpftrace, false));
                     theirs_printing.push(target.run_bpftrace(bpftrace, true));
@@ -156,6 +163,15 @@ fn main() {
         filter_and_stack_costs(&exe, &c_target, bpftrace.as_deref());
     }
 
+    if wants("stack") {
+        let deep = build_c_target(
+            &scratch,
+            "c_target_deep",
+            &[&format!("-DDEPTH={STACK_DEPTH}"), "-fno-omit-frame-pointer"],
+        );
+        streamed_stack_costs(&exe, &c_target, &deep, bpftrace.as_deref());
+    }
+
     if wants("rate") {
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
         println!(
@@ -169,10 +185,12 @@ fn main() {
             args: vec!["--fire".into(), "1".into(), HITS.to_string()],
             probe: "bench:hit",
         };
-        let (_, wall, events, drops) = one.run_ours(false);
+        let run = one.run_ours(false);
         println!(
-            "| 1 (tight loop) | {:.0} | {events} | {drops} |",
-            (events + drops) as f64 / wall * 1e9
+            "| 1 (tight loop) | {:.0} | {} | {} |",
+            (run.events + run.drops) as f64 / run.wall_ns * 1e9,
+            run.events,
+            run.drops
         );
         let threads = Target {
             label: "",
@@ -180,10 +198,12 @@ fn main() {
             args: vec!["--fire".into(), cpus.to_string(), HITS.to_string()],
             probe: "bench:hit",
         };
-        let (_, wall, events, drops) = threads.run_ours(false);
+        let run = threads.run_ours(false);
         println!(
-            "| {cpus} (one per CPU) | {:.0} | {events} | {drops} |",
-            (events + drops) as f64 / wall * 1e9
+            "| {cpus} (one per CPU) | {:.0} | {} | {} |",
+            (run.events + run.drops) as f64 / run.wall_ns * 1e9,
+            run.events,
+            run.drops
         );
     }
 
@@ -231,6 +251,26 @@ fn main() {
     let _ = std::fs::remove_dir_all(&scratch);
 }
 
+/// The two probes measured: this SDK's `probe!` in this program (`--fire`)
+/// and a `<sys/sdt.h>` probe in [`C_TARGET`] built as `c_target`, each
+/// fired `hits` times from one thread.
+fn probe_targets(exe: &Path, c_target: &Path, hits: u64) -> [Target; 2] {
+    [
+        Target {
+            label: "SDK probe! (5-byte nop)",
+            program: exe.to_path_buf(),
+            args: vec!["--fire".into(), "1".into(), hits.to_string()],
+            probe: "bench:hit",
+        },
+        Target {
+            label: "sys/sdt.h STAP_PROBE1 (1-byte nop)",
+            program: c_target.to_path_buf(),
+            args: vec![hits.to_string()],
+            probe: "bench:hit",
+        },
+    ]
+}
+
 /// A program that fires `probe` and prints the nanoseconds its loop took.
 struct Target {
     label: &'static str,
@@ -253,12 +293,10 @@ impl Target {
         per_hit(&String::from_utf8_lossy(&out.stdout))
     }
 
-    /// CPU nanoseconds per hit traced by this tracer from the first
-    /// instruction, the loop's wall-clock nanoseconds, and the events
-    /// delivered and dropped. `counting`: the hits are counted in the kernel
-    /// (as `usdt trace --hits`) instead of streamed, and the count is
-    /// checked.
-    fn run_ours(&self, counting: bool) -> (f64, f64, u64, u64) {
+    /// One run traced by this tracer from the first instruction.
+    /// `counting`: the hits are counted in the kernel (as `usdt trace
+    /// --hits`) instead of streamed, and the count is checked.
+    fn run_ours(&self, counting: bool) -> Run {
         let config = if counting {
             TraceConfig::new().aggregate(Aggregation::hits(&[self.probe], None).unwrap())
         } else {
@@ -269,7 +307,7 @@ impl Target {
 
     /// [`Target::run_ours`] with `config`, which counts in the kernel when
     /// `counted` says which hits its counts must add up to.
-    fn run_config(&self, mut config: TraceConfig, counted: Option<Kept>) -> (f64, f64, u64, u64) {
+    fn run_config(&self, mut config: TraceConfig, counted: Option<Kept>) -> Run {
         let mut argv = vec![self.program.display().to_string()];
         argv.extend(self.args.iter().cloned());
         let output = self.program.with_extension("out");
@@ -282,6 +320,7 @@ impl Target {
             .resume_with(|pid| tracer.raise_after_exec(pid))
             .unwrap();
         let mut events = 0u64;
+        let mut frames = 0usize;
         let done = std::sync::atomic::AtomicBool::new(false);
         std::thread::scope(|scope| {
             scope.spawn(|| {
@@ -293,6 +332,7 @@ impl Target {
                 let n = tracer
                     .poll(Duration::from_millis(10), |event| {
                         std::hint::black_box(&event.args);
+                        frames = frames.max(event.stack.as_ref().map_or(0, Vec::len));
                         true
                     })
                     .unwrap();
@@ -315,7 +355,14 @@ impl Target {
                 "the kernel counted every hit kept"
             );
         }
-        (per_hit(&text), wall_ns(&text), events, drops)
+        Run {
+            ns_per_hit: per_hit(&text),
+            wall_ns: wall_ns(&text),
+            events,
+            drops,
+            fired: fired(&text),
+            frames,
+        }
     }
 
     /// CPU nanoseconds per hit under bpftrace: counting the probe in the
@@ -323,25 +370,35 @@ impl Target {
     /// Either way every hit must be accounted for (printed or reported
     /// lost).
     fn run_bpftrace(&self, bpftrace: &Path, printing: bool) -> f64 {
-        if printing {
+        let run = if printing {
             self.run_bpftrace_script(bpftrace, "", r#"printf("%llu %llu\n", nsecs, arg0);"#, None)
         } else {
             self.run_bpftrace_script(bpftrace, "", "@hits = count();", Some(Kept::All))
+        };
+        let run = run.expect("bpftrace failed");
+        if printing {
+            assert_eq!(
+                run.printed + run.lost,
+                run.fired,
+                "bpftrace printed or reported lost every hit"
+            );
         }
+        run.ns_per_hit
     }
 
     /// CPU nanoseconds per hit under bpftrace running `action` on the
     /// probe under `predicate` (`/.../`, or empty). `counted`: the action
     /// counts into a map, whose counts must add up to the hits kept;
-    /// otherwise it prints a line per hit, each accounted for.
+    /// otherwise it prints a line starting with a digit per hit (and any
+    /// lines not starting with one), counted with the hits bpftrace
+    /// reports lost. `None` when bpftrace failed.
     fn run_bpftrace_script(
         &self,
         bpftrace: &Path,
         predicate: &str,
         action: &str,
         counted: Option<Kept>,
-    ) -> f64 {
-        let printing = counted.is_none();
+    ) -> Option<BpftraceRun> {
         let output = self.program.with_extension("bpftrace.out");
         let printed = self.program.with_extension("bpftrace.lines");
         let mut argv = vec![self.program.display().to_string()];
@@ -359,33 +416,69 @@ impl Target {
             .stderr(Stdio::null())
             .status()
             .unwrap();
-        assert!(out.success(), "bpftrace failed: {out}");
+        if !out.success() {
+            return None;
+        }
         let stdout = std::fs::read_to_string(&printed).unwrap();
         let _ = std::fs::remove_file(&printed);
-        let hits = if printing {
-            // Printed lines, plus what bpftrace reports as lost ("Lost N
-            // events"), which it did not print but still paid for.
-            stdout
-                .lines()
-                .map(|l| match l.strip_prefix("Lost ") {
-                    Some(rest) => rest.split(' ').next().unwrap().parse::<u64>().unwrap(),
-                    None => u64::from(l.starts_with(|c: char| c.is_ascii_digit())),
-                })
-                .sum::<u64>()
-        } else {
+        let lost: u64 = stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix("Lost "))
+            .map(|rest| rest.split(' ').next().unwrap().parse::<u64>().unwrap())
+            .sum();
+        // Printed hits; what bpftrace reports as lost ("Lost N events")
+        // it did not print but still paid for.
+        let printed = stdout
+            .lines()
+            .filter(|l| l.starts_with(|c: char| c.is_ascii_digit()))
+            .count() as u64;
+        let text = std::fs::read_to_string(&output).unwrap();
+        let fired = fired(&text);
+        if let Some(kept) = counted {
             // `@hits: N`, or `@[STACK]: N` per stack; nothing when no hit
             // was counted.
-            stdout
+            let hits: u64 = stdout
                 .lines()
                 .filter_map(|l| l.strip_prefix("@hits: ").or_else(|| l.strip_prefix("]: ")))
                 .map(|n| n.trim().parse::<u64>().unwrap())
-                .sum()
-        };
-        let text = std::fs::read_to_string(&output).unwrap();
-        let expected = counted.map_or(fired(&text), |kept| kept.of(fired(&text)));
-        assert_eq!(hits, expected, "bpftrace accounted for every hit: {stdout}");
-        per_hit(&text)
+                .sum();
+            assert_eq!(hits, kept.of(fired), "bpftrace counted every hit kept");
+        } else {
+            assert!(printed + lost <= fired, "more printed than fired: {stdout}");
+        }
+        Some(BpftraceRun {
+            ns_per_hit: per_hit(&text),
+            fired,
+            printed,
+            lost,
+        })
     }
+}
+
+/// What one run under bpftrace measured.
+struct BpftraceRun {
+    /// CPU nanoseconds per hit of the firing thread.
+    ns_per_hit: f64,
+    /// Hits the program fired.
+    fired: u64,
+    /// Hits printed, and reported lost, when the script prints a line each.
+    printed: u64,
+    lost: u64,
+}
+
+/// What one run traced by this tracer measured.
+struct Run {
+    /// CPU nanoseconds per hit of the firing thread.
+    ns_per_hit: f64,
+    /// Wall-clock nanoseconds of the firing loop.
+    wall_ns: f64,
+    /// Events delivered to user space and dropped (the ring buffer full).
+    events: u64,
+    drops: u64,
+    /// Hits the program fired.
+    fired: u64,
+    /// The most frames an event's stack had.
+    frames: usize,
 }
 
 /// Which hits a count must add up to.
@@ -421,20 +514,7 @@ fn filter_and_stack_costs(exe: &Path, c_target: &Path, bpftrace: Option<&Path>) 
         "| probe | untraced | count | count, filter failed | count, filter passed | count by stack | bpftrace count | bpftrace, filter failed | bpftrace, filter passed | bpftrace by ustack | failed / count | passed / count | failed / bpftrace's | passed / bpftrace's | by stack / bpftrace's |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
-    for target in [
-        Target {
-            label: "SDK probe! (5-byte nop)",
-            program: exe.to_path_buf(),
-            args: vec!["--fire".into(), "1".into(), HITS.to_string()],
-            probe: "bench:hit",
-        },
-        Target {
-            label: "sys/sdt.h STAP_PROBE1 (1-byte nop)",
-            program: c_target.to_path_buf(),
-            args: vec![HITS.to_string()],
-            probe: "bench:hit",
-        },
-    ] {
+    for target in probe_targets(exe, c_target, HITS) {
         let counting = || Aggregation::hits(&[target.probe], None).unwrap();
         let filtered = |text: &str| {
             let mut config = TraceConfig::new().aggregate(counting());
@@ -455,7 +535,7 @@ fn filter_and_stack_costs(exe: &Path, c_target: &Path, bpftrace: Option<&Path>) 
                 (by_stack(), Kept::All),
             ];
             for (i, (config, kept)) in ours.into_iter().enumerate() {
-                columns[1 + i].push(target.run_config(config, Some(kept)).0);
+                columns[1 + i].push(target.run_config(config, Some(kept)).ns_per_hit);
             }
             if let Some(bpftrace) = bpftrace {
                 let theirs = [
@@ -465,12 +545,8 @@ fn filter_and_stack_costs(exe: &Path, c_target: &Path, bpftrace: Option<&Path>) 
                     ("".to_string(), "@[ustack] = count();", Kept::All),
                 ];
                 for (i, (predicate, action, kept)) in theirs.into_iter().enumerate() {
-                    columns[5 + i].push(target.run_bpftrace_script(
-                        bpftrace,
-                        &predicate,
-                        action,
-                        Some(kept),
-                    ));
+                    let run = target.run_bpftrace_script(bpftrace, &predicate, action, Some(kept));
+                    columns[5 + i].push(run.expect("bpftrace failed").ns_per_hit);
                 }
             }
         }
@@ -506,6 +582,80 @@ fn filter_and_stack_costs(exe: &Path, c_target: &Path, bpftrace: Option<&Path>) 
             ratio(&columns[2], &columns[6]),
             ratio(&columns[3], &columns[7]),
             ratio(&columns[4], &columns[8]),
+        );
+    }
+}
+
+/// Section 3: the cost per hit of streaming each hit with its user stack,
+/// against bpftrace printing each hit's argument and user stack.
+fn streamed_stack_costs(exe: &Path, c_target: &Path, deep: &Path, bpftrace: Option<&Path>) {
+    println!(
+        "\n## Streamed user stacks ({STACK_HITS} hits per run, median of {RUNS} runs, ns per hit)\n"
+    );
+    println!(
+        "usdt: `--stack`, each hit streamed with its stack and symbolized; bpftrace: `printf(\"%llu\\n%s\\n\", arg0, ustack)`\n"
+    );
+    println!(
+        "| probe | frames | untraced | usdt --stack | bpftrace ustack | usdt / bpftrace (extra cost per hit) | usdt delivered, dropped | bpftrace printed, lost, left unread at its exit | bpftrace runs failed |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let [rust, c] = probe_targets(exe, c_target, STACK_HITS);
+    for target in [
+        rust,
+        c,
+        Target {
+            label: "sys/sdt.h, 16 calls below main, frame pointers",
+            program: deep.to_path_buf(),
+            args: vec![STACK_HITS.to_string()],
+            probe: "bench:hit",
+        },
+    ] {
+        let (mut untraced, mut ours, mut theirs) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut delivered, mut dropped, mut frames) = (0, 0, 0);
+        let (mut printed, mut lost, mut unread, mut failed) = (0, 0, 0, 0);
+        for _ in 0..RUNS {
+            untraced.push(target.run_untraced());
+            let mut config = TraceConfig::new().probe(target.probe).unwrap();
+            config.stack = true;
+            let run = target.run_config(config, None);
+            assert_eq!(
+                run.events + run.drops,
+                run.fired,
+                "every hit delivered or dropped"
+            );
+            ours.push(run.ns_per_hit);
+            (delivered, dropped) = (delivered + run.events, dropped + run.drops);
+            frames = frames.max(run.frames);
+            let Some(bpftrace) = bpftrace else { continue };
+            // bpftrace 0.17 aborts when it symbolizes a stack after its
+            // command exited (`read_symlink: No such file or directory
+            // [/proc/PID/exe]`), once the timed loop is over: such a run is
+            // counted and done again (up to ten tries).
+            let action = r#"printf("%llu\n%s\n", arg0, ustack);"#;
+            let run = (0..10)
+                .find_map(|_| {
+                    let run = target.run_bpftrace_script(bpftrace, "", action, None);
+                    failed += u32::from(run.is_none());
+                    run
+                })
+                .expect("bpftrace failed ten times");
+            theirs.push(run.ns_per_hit);
+            (printed, lost) = (printed + run.printed, lost + run.lost);
+            unread += run.fired - run.printed - run.lost;
+        }
+        let base = median(&untraced);
+        let (theirs_ns, ratio) = if theirs.is_empty() {
+            ("-".to_string(), "-".to_string())
+        } else {
+            (
+                format!("{:.1}", median(&theirs)),
+                format!("{:.2}", (median(&ours) - base) / (median(&theirs) - base)),
+            )
+        };
+        println!(
+            "| {} | {frames} | {base:.1} | {:.1} | {theirs_ns} | {ratio} | {delivered}, {dropped} | {printed}, {lost}, {unread} | {failed} |",
+            target.label,
+            median(&ours),
         );
     }
 }
@@ -597,6 +747,26 @@ const C_TARGET: &str = r#"
 #include <time.h>
 #include <sys/sdt.h>
 
+#ifdef DEPTH
+/* Built with -DDEPTH=N (and frame pointers): the probe fires N calls
+ * below main, at the end of a chain of N + 1 frames of descend. */
+__attribute__((noipa)) static uint64_t descend(int depth, uint64_t i)
+{
+	if (depth == 0) {
+		STAP_PROBE1(bench, hit, i);
+		return i;
+	}
+	uint64_t r = descend(depth - 1, i);
+	/* Keeps the call a call: no tail call, no loop made of the
+	 * recursion. */
+	__asm__ __volatile__("" : "+r"(r));
+	return r + 1;
+}
+#define FIRE(i) descend(DEPTH, i)
+#else
+#define FIRE(i) STAP_PROBE1(bench, hit, i)
+#endif
+
 int main(int argc, char **argv)
 {
 	uint64_t hits = strtoull(argv[1], NULL, 10);
@@ -605,7 +775,7 @@ int main(int argc, char **argv)
 	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ca);
 	for (uint64_t i = 0; i < hits; i++) {
 		__asm__ __volatile__("" : : "r"(i));
-		STAP_PROBE1(bench, hit, i);
+		FIRE(i);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &b);
 	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cb);
@@ -619,12 +789,14 @@ int main(int argc, char **argv)
 }
 "#;
 
-fn build_c_target(dir: &Path) -> PathBuf {
+/// Builds [`C_TARGET`] at -O2 with `flags` into `dir` as `name`.
+fn build_c_target(dir: &Path, name: &str, flags: &[&str]) -> PathBuf {
     let source = dir.join("c_target.c");
     std::fs::write(&source, C_TARGET).unwrap();
-    let program = dir.join("c_target");
+    let program = dir.join(name);
     let status = Command::new("cc")
         .arg("-O2")
+        .args(flags)
         .arg(&source)
         .arg("-o")
         .arg(&program)

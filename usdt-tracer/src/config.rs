@@ -53,6 +53,20 @@ pub struct TraceConfig {
     /// drained ([`Tracer::drain`](crate::Tracer::drain),
     /// [`Tracer::poll`](crate::Tracer::poll)).
     pub follow: bool,
+    /// While following a command the caller started and waits for as its
+    /// parent (`executable` set, `usdt trace -c`): stop the process
+    /// (SIGSTOP, sent by the BPF program) at each call of the dynamic
+    /// linker's debugger hook, and continue it (SIGCONT) once the
+    /// libraries it mapped are attached, so that no hit of a library
+    /// loaded later is missed, its constructors' included. Each stop is
+    /// continued once its record is read ([`Tracer::drain`](crate::Tracer::drain),
+    /// before or after [`Tracer::detach`](crate::Tracer::detach), which
+    /// ends the stops), or when the tracer is dropped with it unread. Its parent
+    /// sees each stop (a `waitpid` with `WUNTRACED`, `SIGCHLD`), so a
+    /// process some shell waits for should not be traced this way. Off by
+    /// default; ignored without cookies (5.15), where a command's libraries
+    /// are not followed.
+    pub stop_on_load: bool,
 }
 
 impl Default for TraceConfig {
@@ -76,6 +90,7 @@ impl TraceConfig {
             filter: None,
             stack: false,
             follow: true,
+            stop_on_load: false,
         }
     }
 
@@ -110,6 +125,12 @@ impl TraceConfig {
             return Err(TraceError::BadSpec {
                 spec: String::new(),
                 reason: "no probe given".into(),
+            });
+        }
+        if self.stop_on_load && self.executable.is_none() {
+            return Err(TraceError::BadSpec {
+                spec: String::new(),
+                reason: "stopping the process at each library load needs a command the tracer's user started (`executable`)".into(),
             });
         }
         crate::aggregate::check_map_entries(self.map_entries)

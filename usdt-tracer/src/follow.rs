@@ -7,10 +7,16 @@
 //! constructors run), on `dlclose` once they are unmapped. A hit of the
 //! hook makes user space compare the process's mappings with the files it
 //! knows: the probes of a new file are selected, planned into spare plan
-//! slots and attached; a file no longer mapped has its links closed. The
-//! program itself keeps running meanwhile, so the hits of a new library
-//! between its mapping and the attach (constructors included) are not
-//! seen.
+//! slots and attached; a file no longer mapped has its links closed.
+//!
+//! A process the tracer's user started ([`TraceConfig::stop_on_load`]) is
+//! stopped by the program at each hit of the hook (SIGSTOP) and continued
+//! here (SIGCONT) once the rescan is done, so every hit of a new library
+//! is seen, its constructors' included: glibc calls the hook with
+//! `RT_CONSISTENT` once the objects are mapped, before it relocates them
+//! and runs their constructors. Any other process runs on meanwhile (a
+//! stop would be job control to its parent, such as a shell), so the hits
+//! of a new library between its mapping and the attach are not seen.
 
 use crate::addresses;
 use crate::attach;
@@ -27,6 +33,7 @@ use crate::select::{self, SelectedSite, SemaphoreMode};
 use crate::semaphore::ManualSemaphore;
 use aya::Ebpf;
 use aya::maps::{Array, HashMap as BpfHashMap, MapData};
+use rustix::process::{Pid, Signal};
 use std::collections::{HashMap, HashSet};
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
@@ -186,6 +193,12 @@ pub(crate) struct Follower {
     slots: HashMap<u64, (u32, u32)>,
     /// In restricted mode, the process checked at the start.
     target: Option<Target>,
+    /// Whether the program stops the process at each hit of the hook
+    /// ([`TraceConfig::stop_on_load`]).
+    stops: bool,
+    /// Set once the tracer detached: hits of the hook only continue the
+    /// process then.
+    ended: bool,
     notices: Vec<String>,
 }
 
@@ -199,6 +212,7 @@ impl Follower {
         table: ProbeTable,
         (hook, used, capacity): (u32, u32, u32),
         target: Option<Target>,
+        stops: bool,
     ) -> Follower {
         Follower {
             config: config.clone(),
@@ -211,8 +225,46 @@ impl Follower {
             followed: HashMap::new(),
             slots: HashMap::new(),
             target,
+            stops,
+            ended: false,
             notices: Vec::new(),
         }
+    }
+
+    /// Handles the hits of the hook read in one drain: rescans (unless the
+    /// tracer detached), then continues the process, which each of those
+    /// hits stopped, with one SIGCONT, whatever the rescan found.
+    pub(crate) fn hook_hit(&mut self, ebpf: &mut Ebpf, sites: &mut Vec<SiteState>) {
+        if !self.ended {
+            self.rescan(ebpf, sites);
+        }
+        self.continue_process();
+    }
+
+    /// Sends SIGCONT to a process the program stops at each hit of the
+    /// hook. A stop still pending is discarded by it, so the process runs
+    /// on whether or not it had stopped yet.
+    pub(crate) fn continue_process(&mut self) {
+        if !self.stops {
+            return;
+        }
+        let Some(pid) = i32::try_from(self.pid).ok().and_then(Pid::from_raw) else {
+            return;
+        };
+        // A process that exited (or a zombie) needs nothing.
+        if let Err(error) = rustix::process::kill_process(pid, Signal::CONT)
+            && error != rustix::io::Errno::SRCH
+        {
+            self.notices.push(format!(
+                "cannot continue process {}, stopped while its libraries were attached: {error}",
+                self.pid
+            ));
+        }
+    }
+
+    /// Whether the program stops the process at each hit of the hook.
+    pub(crate) fn stops(&self) -> bool {
+        self.stops
     }
 
     /// The inodes of the files that are known at the start: every file
@@ -428,6 +480,7 @@ impl Follower {
     /// Detaches every followed library and lowers the semaphores raised in
     /// them.
     pub(crate) fn detach_all(&mut self) {
+        self.ended = true;
         for (_, followed) in self.followed.drain() {
             drop(followed.links);
             for semaphore in followed.manual {

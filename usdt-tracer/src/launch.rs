@@ -238,8 +238,10 @@ pub enum Termination {
 }
 
 impl StoppedCommand {
-    /// Ends the running command: nothing if it has exited, else SIGTERM,
-    /// and SIGKILL if it is still running `grace` later. Returns its
+    /// Ends the running command: nothing if it has exited, else SIGTERM
+    /// followed by SIGCONT (a stopped command acts on it then, as
+    /// `timeout` and shells' `kill` do), and SIGKILL if it is still
+    /// running `grace` later. Returns its
     /// `waitpid` status and what it took. A command never resumed has not
     /// run its program: it gets SIGKILL at once.
     pub fn terminate(&mut self, grace: Duration) -> Result<(i32, Termination), TraceError> {
@@ -251,6 +253,7 @@ impl StoppedCommand {
             return Ok((self.wait()?, Termination::Killed));
         }
         self.signal(libc::SIGTERM);
+        self.signal(libc::SIGCONT);
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));

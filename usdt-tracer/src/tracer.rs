@@ -384,10 +384,12 @@ impl Tracer {
         cancel.check()?;
         // No hit is reported before this instant: event times count from it.
         let armed_ns = monotonic_ns();
+        let stops = following && config.stop_on_load;
         arm(
             &mut ebpf,
             config,
             if following { hook_slot } else { NO_SITE },
+            stops,
         )?;
         let mut tracer = Tracer {
             links,
@@ -417,6 +419,7 @@ impl Tracer {
                 table,
                 (hook_slot, plans.len() as u32, slots),
                 target,
+                stops,
             );
             follower.know(&selection.sites);
             tracer.follow = Some(follower);
@@ -600,12 +603,13 @@ impl Tracer {
     }
 
     /// Attaches the sites of libraries the process has mapped since the
-    /// last look and detaches those of libraries it unmapped.
+    /// last look and detaches those of libraries it unmapped; then
+    /// continues the process if the program stopped it.
     fn follow_now(&mut self) {
         let Some(follow) = self.follow.as_mut() else {
             return;
         };
-        follow.rescan(&mut self.ebpf, &mut self.sites);
+        follow.hook_hit(&mut self.ebpf, &mut self.sites);
         if follow.table.infos.len() != self.probes.len() {
             self.probes = follow.table.infos.iter().cloned().map(Arc::new).collect();
         }
@@ -712,8 +716,15 @@ impl Tracer {
     }
 
     /// Removes every uprobe and lowers the semaphores, but keeps the events
-    /// already in the ring buffer for [`Tracer::drain`].
+    /// already in the ring buffer for [`Tracer::drain`]. A process stopped
+    /// at a library load ([`TraceConfig::stop_on_load`]) is continued when
+    /// the hook's record is drained, or when the tracer is dropped.
     pub fn detach(&mut self) {
+        if self.follow.as_ref().is_some_and(Follower::stops) {
+            // No stop from here on: only those already sent have records
+            // still to read.
+            let _ = set_stops(&mut self.ebpf, false);
+        }
         for semaphore in self.manual.drain(..) {
             semaphore.lower();
         }
@@ -722,12 +733,29 @@ impl Tracer {
         }
         self.links.clear();
     }
+
+    /// Continues the process once more if the ring buffer still holds a
+    /// record of the hook, whose hit stopped it; the other records are
+    /// dropped.
+    fn continue_after_unread_stops(&mut self) {
+        let Some(follow) = self.follow.as_mut().filter(|follow| follow.stops()) else {
+            return;
+        };
+        let mut stopped = false;
+        while let Some(item) = self.ring.next() {
+            stopped |= decode::record_site(&item) == Some(follow.hook);
+        }
+        if stopped {
+            follow.continue_process();
+        }
+    }
 }
 
 impl Drop for Tracer {
     fn drop(&mut self) {
         // Links first, so no event arrives in half-released maps.
         self.detach();
+        self.continue_after_unread_stops();
     }
 }
 
@@ -849,9 +877,14 @@ pub(crate) fn store_addresses(
 }
 
 /// Arms the program: every site starts reporting at this instant, for the
-/// traced process alone when there is one; each record of `notify_site`
-/// wakes the reader at once.
-fn arm(ebpf: &mut Ebpf, config: &TraceConfig, notify_site: u32) -> Result<(), TraceError> {
+/// traced process alone when there is one; each hit of `notify_site`
+/// wakes the reader at once, and with `stops` stops the process.
+fn arm(
+    ebpf: &mut Ebpf,
+    config: &TraceConfig,
+    notify_site: u32,
+    stops: bool,
+) -> Result<(), TraceError> {
     let cpus = aya::util::nr_cpus().map_or(1, u32::from);
     // The program sees pids as the initial pid namespace numbers them;
     // elsewhere the kernel's pid filter alone applies (restricted mode
@@ -868,11 +901,25 @@ fn arm(ebpf: &mut Ebpf, config: &TraceConfig, notify_site: u32) -> Result<(), Tr
             .and_then(usdt_aya::regs::ip_offset)
             .map_or(0, u32::from),
         notify_site,
+        stop_on_hook: u32::from(stops),
     };
     let mut control: Array<&mut MapData, Control> = map_mut(ebpf, CONTROL_MAP)?;
     control
         .set(0, &settings, 0)
         .map_err(|source| map_error(CONTROL_MAP, "arm the BPF program", source))
+}
+
+/// Switches the stops at the dynamic linker's hook on or off (the program
+/// only reads the settings, so they are rewritten whole).
+fn set_stops(ebpf: &mut Ebpf, stops: bool) -> Result<(), TraceError> {
+    let mut control: Array<&mut MapData, Control> = map_mut(ebpf, CONTROL_MAP)?;
+    let mut settings = control
+        .get(&0, 0)
+        .map_err(|source| map_error(CONTROL_MAP, "read the settings", source))?;
+    settings.stop_on_hook = u32::from(stops);
+    control
+        .set(0, &settings, 0)
+        .map_err(|source| map_error(CONTROL_MAP, "change the settings", source))
 }
 
 /// CLOCK_MONOTONIC now, in nanoseconds: the clock of event timestamps
