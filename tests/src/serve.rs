@@ -178,13 +178,21 @@ pub struct Prometheus {
     _child: Guard,
     /// Its own address (HTTP API).
     pub address: String,
-    /// Its directory (configuration, storage, log).
+    /// Its directory (configuration, log).
     pub dir: PathBuf,
+    /// Its storage, removed when dropped.
+    storage: PathBuf,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.storage);
+    }
 }
 
 impl Prometheus {
     /// Starts Prometheus in `dir`, scraping `target` (`host:port`) every
-    /// second as job `usdt`, and waits (up to 60 s) until it is ready.
+    /// second as job `usdt`, and waits (up to 180 s) until it is ready.
     pub fn start(dir: &Path, target: &str) -> Prometheus {
         let config = dir.join("prometheus.yml");
         std::fs::write(
@@ -196,14 +204,19 @@ impl Prometheus {
         )
         .expect("write prometheus.yml");
         let address = format!("127.0.0.1:{}", free_port());
+        // Storage on the machine's temporary directory: in the old kernels'
+        // virtual machines the scratch directory is the host's file system
+        // shared into the guest, where the TSDB does not start.
+        let storage = std::env::temp_dir().join(format!(
+            "usdt-prometheus-{}-{}",
+            std::process::id(),
+            address.rsplit(':').next().unwrap_or_default()
+        ));
         let log = std::fs::File::create(dir.join("prometheus.log")).expect("create the log");
         let child = Guard(
             Command::new("prometheus")
                 .arg(format!("--config.file={}", config.display()))
-                .arg(format!(
-                    "--storage.tsdb.path={}",
-                    dir.join("data").display()
-                ))
+                .arg(format!("--storage.tsdb.path={}", storage.display()))
                 .arg(format!("--web.listen-address={address}"))
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -215,13 +228,15 @@ impl Prometheus {
             _child: child,
             address,
             dir: dir.to_path_buf(),
+            storage,
         };
         let start = Instant::now();
+        // Minutes in an emulated virtual machine (the old kernels' runs).
         while TcpStream::connect(&prometheus.address).is_err()
             || http_get(&prometheus.address, "/-/ready", None).0 != 200
         {
             assert!(
-                start.elapsed() < Duration::from_secs(60),
+                start.elapsed() < Duration::from_secs(180),
                 "prometheus not ready: {}",
                 prometheus.log()
             );

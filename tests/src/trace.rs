@@ -39,6 +39,19 @@ pub fn build_c_with_lld(test: &str, name: &str, source: &str) -> Option<PathBuf>
     Some(build_c(name, source, &["-O2", "-fuse-ld=lld", &lld_flag]))
 }
 
+/// Sites per generated library in the tests of many sites: 10,000 where
+/// the kernel has uprobe_multi links (6.6), which it removes with one RCU
+/// grace period per link; 200 where each site is a perf-event uprobe,
+/// which the kernel removes with a grace period each (tens of
+/// milliseconds: detaching 40,000 of them takes most of an hour).
+pub fn many_sites() -> usize {
+    if usdt_tracer::KernelFeatures::get().multi_links {
+        10_000
+    } else {
+        200
+    }
+}
+
 /// Builds a shared library of `sites` probe sites (`sites` rounded down to
 /// hundreds) into `dir`: functions `generated_F(long x)` of 100
 /// `DTRACE_PROBE2(generated, probe_F, x, S)` sites each, compiled at -O0

@@ -193,9 +193,25 @@ pub fn raise_memlock_limit() {
     }
 }
 
-/// Raises this process's soft limit on open files to its hard limit (each
-/// attached site holds one descriptor).
+/// Raises this process's limit on open files (each site attached through
+/// a perf event holds one descriptor): with CAP_SYS_RESOURCE both limits
+/// to the kernel's ceiling (`fs.nr_open`, as bpftrace does), otherwise the
+/// soft limit to the hard one.
 pub fn raise_fd_limit() {
+    if let Some(ceiling) = read_trimmed("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|text| text.parse::<libc::rlim_t>().ok())
+    {
+        let raised = libc::rlimit {
+            rlim_cur: ceiling,
+            rlim_max: ceiling,
+        };
+        // SAFETY: setrlimit reads the struct we own. It fails, changing
+        // nothing, when raising the hard limit needs a privilege we lack.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            return;
+        }
+    }
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
