@@ -49,6 +49,20 @@ pub fn skip(test: &str, reason: &str) -> bool {
     false
 }
 
+/// `duration` stretched by `USDT_TEST_TIME_SCALE` (a whole factor, 1 when
+/// unset), which `cargo xtask vm-test` sets in its emulated virtual
+/// machines, where loading and verifying the BPF program alone takes
+/// seconds: for the tests that bound how long a trace takes to begin or
+/// end.
+pub fn scaled(duration: std::time::Duration) -> std::time::Duration {
+    let scale = std::env::var("USDT_TEST_TIME_SCALE")
+        .ok()
+        .and_then(|value| value.parse::<u32>().ok())
+        .unwrap_or(1)
+        .max(1);
+    duration * scale
+}
+
 /// Whether this process may load BPF programs and open uprobe perf events:
 /// it must run as root (CAP_SYS_ADMIN covers CAP_BPF and CAP_PERFMON) on a
 /// kernel with the uprobe PMU. Otherwise skips `test` (see [`skip`]).

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use usdt_interop_tests::cli::*;
 use usdt_interop_tests::elf::edit_notes;
 use usdt_interop_tests::trace::*;
-use usdt_interop_tests::{Guard, require_bpf};
+use usdt_interop_tests::{Guard, require_bpf, scaled};
 use usdt_tracer::launch::StoppedCommand;
 use usdt_tracer::{TraceConfig, TraceError, Tracer};
 
@@ -186,8 +186,10 @@ fn the_trace_ends_with_the_process_or_the_duration() {
     }
     let binary = build_c("trace_errors_end", "sdt_args.c", &["-O2"]);
     usdt();
-    // 200 iterations 25 ms apart: about five seconds.
-    let target = Guard::spawn(Command::new(&binary).args(["200", "25"]));
+    // 200 iterations 25 ms apart: about five seconds (scaled where the
+    // attach alone takes longer).
+    let interval = scaled(Duration::from_millis(25)).as_millis().to_string();
+    let target = Guard::spawn(Command::new(&binary).args(["200", &interval]));
     let pid = target.pid().to_string();
     let output = run_usdt(&["trace", "--json", "--pid", &pid, "sdt_args:iteration"]);
     let stderr = assert_success(&output);
@@ -325,8 +327,9 @@ fn a_command_the_trace_outlives_is_ended() {
     let binary = build_c("trace_errors_outlived", "sdt_args.c", &["-O2"]);
     usdt();
     // A thousand iterations 10 ms apart: ten seconds, unless ended.
-    let command = format!("{} 1000 10", binary.display());
-    let quick = Duration::from_secs(5);
+    let interval = scaled(Duration::from_millis(10)).as_millis();
+    let command = format!("{} 1000 {interval}", binary.display());
+    let quick = scaled(Duration::from_secs(5));
 
     let start = Instant::now();
     let output = run_usdt(&[

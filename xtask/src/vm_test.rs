@@ -656,6 +656,14 @@ fn run_teed(cmd: &mut Command, copy: &Path) -> Result<std::process::ExitStatus, 
 /// The environment variable that turns the tests' skips into failures.
 const REQUIRE_ENV: &str = "USDT_REQUIRE_BPF";
 
+/// The environment variable by which the tests stretch the times they
+/// bound: the guests are emulated (TCG), many times slower than the host
+/// at loading and verifying a BPF program.
+const TIME_SCALE_ENV: &str = "USDT_TEST_TIME_SCALE";
+
+/// [`TIME_SCALE_ENV`] in the guests.
+const GUEST_TIME_SCALE: u32 = 10;
+
 /// The environment variable that names the built `usdt` command to the
 /// tracing tests.
 const USDT_BINARY_ENV: &str = "USDT_TEST_BINARY";
@@ -782,6 +790,7 @@ fn guest_script(arch: VmArch, tests: &Tests, out_dir: &Path, results: &Path) -> 
         let _ = writeln!(s, "export PATH={}", quote(arm64::GUEST_PATH));
     }
     let _ = writeln!(s, "export {REQUIRE_ENV}=1");
+    let _ = writeln!(s, "export {TIME_SCALE_ENV}={GUEST_TIME_SCALE}");
     let _ = writeln!(
         s,
         "export {USDT_BINARY_ENV}={}",
