@@ -10,7 +10,7 @@ use usdt_interop_tests::cli::{assert_success, run_usdt, usdt};
 use usdt_interop_tests::trace::{
     arg_texts, build_c, generated_library, json_events, many_sites, read_until,
 };
-use usdt_interop_tests::{Guard, require_bpf, scratch_dir};
+use usdt_interop_tests::{Guard, require_bpf, scaled, scratch_dir};
 
 /// Starts `sdt_hold LIBRARY MS` and waits until it has mapped the library.
 fn hold(program: &std::path::Path, library: &std::path::Path, ms: u64) -> Guard {
@@ -99,8 +99,10 @@ fn a_process_whose_main_thread_exited_is_traced() {
         &["-O2", "-pthread"],
     );
     usdt();
-    // 300 ticks 20 ms apart: six seconds.
-    let mut target = Guard::spawn(Command::new(&program).args(["300", "20"]));
+    // 300 ticks 20 ms apart: six seconds (scaled where the attach alone
+    // takes longer).
+    let interval = scaled(Duration::from_millis(20)).as_millis().to_string();
+    let mut target = Guard::spawn(Command::new(&program).args(["300", &interval]));
     let mut stdout = BufReader::new(target.0.stdout.take().unwrap());
     read_until(&mut stdout, Duration::from_secs(30), |line| {
         line == "leaderless"
