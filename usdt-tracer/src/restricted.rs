@@ -156,7 +156,9 @@ fn refuse_system_wide(spec: &str) -> TraceError {
 
 /// What a restricted tracer may attach for `config`: one process the
 /// invoking user may read, held until the links are made; a configuration
-/// without a process (every process running a file) is refused.
+/// without a process (every process running a file) is refused, and on a
+/// kernel without uprobe_multi links so is every other (its uprobes are
+/// perf events, which need the CAP_SYS_ADMIN restricted mode drops).
 pub(crate) fn check_config(config: &TraceConfig) -> Result<Target, TraceError> {
     let Some(pid) = config.pid else {
         let first = config
@@ -167,7 +169,15 @@ pub(crate) fn check_config(config: &TraceConfig) -> Result<Target, TraceError> {
             .map_or(String::new(), ProbeSpec::to_string);
         return Err(refuse_system_wide(&first));
     };
-    Target::check(pid)
+    let target = Target::check(pid)?;
+    if !crate::KernelFeatures::get().multi_links {
+        return Err(TraceError::KernelFeature {
+            missing: "has no uprobe_multi links (Linux 6.6), and opens uprobe perf events only \
+                      for CAP_SYS_ADMIN, which restricted mode drops"
+                .into(),
+        });
+    }
+    Ok(target)
 }
 
 /// The refusal of process `pid`, whose memory the invoking user may not
