@@ -42,6 +42,10 @@ impl KernelFeatures {
     pub fn get() -> KernelFeatures {
         static FEATURES: OnceLock<KernelFeatures> = OnceLock::new();
         *FEATURES.get_or_init(|| {
+            // Kernels before 5.11 charge the probes' programs and maps to
+            // the locked-memory limit; a probe refused for it (EPERM)
+            // would count as a feature present, for the whole process.
+            usdt_aya::uprobe::raise_memlock_limit();
             let disabled = std::env::var(DISABLE_FEATURES_ENV).unwrap_or_default();
             let enabled = |name: &str| !disabled.split(',').any(|d| d.trim() == name);
             KernelFeatures {
