@@ -4,7 +4,8 @@
 //! HTTP API.
 
 use crate::Guard;
-use crate::cli::usdt;
+use crate::cli::{assert_failure, run_usdt, usdt};
+use crate::trace::{NEEDS_COOKIES, has_cookies};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -67,6 +68,21 @@ pub fn url_encode(text: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// Whether the kernel has BPF cookies; if not (before 5.15), checks that
+/// `usdt serve --config CONFIG`, whose probes are PIE files traced by path,
+/// is refused with the one line naming the feature and `what`, and exit
+/// status 1.
+pub fn cookies_or_refused(config: &Path, what: &str) -> bool {
+    if has_cookies() {
+        return true;
+    }
+    let config = config.to_str().expect("a UTF-8 path");
+    let output = run_usdt(&["serve", "--config", config, "--listen", "127.0.0.1:0"]);
+    let line = assert_failure(&output, 1, NEEDS_COOKIES);
+    assert!(line.contains(what), "expected `{what}` in: {line}");
+    false
 }
 
 /// A running `usdt serve`, killed when dropped; its standard error is

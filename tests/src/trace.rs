@@ -214,7 +214,7 @@ pub fn start_trace(args: &[&str]) -> (Guard, BufReader<ChildStderr>) {
 
 /// The start of the one line a trace that needs BPF cookies is refused
 /// with on a kernel without them (before 5.15).
-const NEEDS_COOKIES: &str = "this kernel has no BPF cookies (Linux 5.15), needed for ";
+pub const NEEDS_COOKIES: &str = "this kernel has no BPF cookies (Linux 5.15), needed for ";
 
 /// Whether the tracer uses BPF cookies on this kernel
 /// (`USDT_DISABLE_FEATURES` included). Without them a PIE or shared object

@@ -31,21 +31,21 @@ fn a_process_exiting_while_attaching_ends_the_trace() {
     let program = build_c("trace_exits_hold", "sdt_hold.c", &["-O2", "-ldl"]);
     usdt();
     // How long `usdt trace --pid` takes here and now to attach to the
-    // library's sites (10,000 where the kernel has uprobe_multi links) and
-    // stop again.
+    // library's sites (10,000 where the kernel has uprobe_multi links):
+    // until it says it traces (detaching, which takes the kernel a grace
+    // period per perf-event uprobe before 6.6, comes after).
     let target = hold(&program, &library, 600_000);
     let pid = target.pid().to_string();
     let start = Instant::now();
-    let output = run_usdt(&["trace", "--pid", &pid, "--duration", "0.01", "generated:*"]);
+    let mut trace =
+        Guard::spawn(usdt().args(["trace", "--pid", &pid, "--duration", "0.01", "generated:*"]));
+    let mut stderr = BufReader::new(trace.0.stderr.take().unwrap());
+    let traced = format!("usdt: tracing {} probes at {sites} sites", sites / 100);
+    read_until(&mut stderr, scaled(Duration::from_secs(120)), |line| {
+        line.starts_with(&traced)
+    });
     let window = start.elapsed();
-    let stderr = assert_success(&output);
-    assert!(
-        stderr.starts_with(&format!(
-            "usdt: tracing {} probes at {sites} sites",
-            sites / 100
-        )),
-        "{stderr}"
-    );
+    assert!(trace.finish().status.success());
     drop(target);
 
     // Targets that exit from the start of the attach to after its end.

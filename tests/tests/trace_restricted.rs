@@ -257,12 +257,16 @@ fn system_wide_probes_are_refused() {
     let by_path = format!("{}:sdt_args:iteration", binary.display());
     let write = format!("uprobe:{}:write(int, str, u64)", libc_path().display());
 
-    // Root's own trace sees root's process: it does fire the probe.
-    let output = run_usdt(&["trace", "--json", "--count", "2", &by_path]);
-    assert_success(&output);
-    let seen = json_events(&output);
-    assert_eq!(seen.len(), 2);
-    assert!(seen.iter().all(|e| e["pid"] == root.pid()), "{seen:?}");
+    // Root's own trace sees root's process: it does fire the probe (where
+    // the kernel has BPF cookies, which tracing a PIE by path needs).
+    let root_trace = ["--json", "--count", "2", by_path.as_str()];
+    if cookies_or_refused(&root_trace, "sdt_args:iteration in ") {
+        let output = run_usdt(&[&["trace"][..], &root_trace].concat());
+        assert_success(&output);
+        let seen = json_events(&output);
+        assert_eq!(seen.len(), 2);
+        assert!(seen.iter().all(|e| e["pid"] == root.pid()), "{seen:?}");
+    }
 
     for usdt in setup.restricted() {
         for args in [
@@ -572,6 +576,12 @@ fn capabilities_held_in_the_users_own_right_are_not_restricted() {
     .stdin(Stdio::null())
     .output()
     .unwrap();
+    // Without BPF cookies (before 5.15) a PIE traced by path is refused
+    // first.
+    if !has_cookies() {
+        assert_failure(&output, 1, NEEDS_COOKIES);
+        return;
+    }
     if refused_without_multi_links(&output) {
         return;
     }
