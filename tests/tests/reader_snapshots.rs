@@ -45,7 +45,7 @@ fn describe(file: &ElfFile, spec: &ArgSpec) -> String {
             index,
         } => {
             let index = match index {
-                Some((index, scale)) => format!("+{index}*{scale}"),
+                Some(index) => format!("+{index}"),
                 None => String::new(),
             };
             match address.wrapping_sub(file.symbol(symbol).unwrap()) {

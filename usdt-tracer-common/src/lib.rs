@@ -124,12 +124,12 @@ pub const OPTIONS_GLOBAL: &str = "USDT_OPTIONS";
 /// counted by user stack; 0 lets the verifier skip that code.
 pub const STACK_COUNTS_GLOBAL: &str = "USDT_STACK_COUNTS";
 
-/// The argument kinds (`ARG_*`), [`NO_REG`] and the string modes
-/// (`STRING_*`) of an [`ArgPlan`], defined once for the tracer and every
-/// program built on `usdt-aya-ebpf`.
+/// The argument kinds (`ARG_*`), [`NO_REG`], the index extensions
+/// (`INDEX_*`) and the string modes (`STRING_*`) of an [`ArgPlan`], defined
+/// once for the tracer and every program built on `usdt-aya-ebpf`.
 pub use usdt_aya_common::{
-    ARG_CONSTANT, ARG_MEMORY, ARG_NONE, ARG_REGISTER, NO_REG, STRING_CSTR, STRING_NONE,
-    STRING_PTR_LEN,
+    ARG_CONSTANT, ARG_MEMORY, ARG_NONE, ARG_REGISTER, INDEX_SXTW, INDEX_UXTW, INDEX_WHOLE, NO_REG,
+    STRING_CSTR, STRING_NONE, STRING_PTR_LEN,
 };
 
 /// Stream every hit of the site to the ring buffer.
