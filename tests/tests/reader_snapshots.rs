@@ -98,6 +98,7 @@ fn c_fixtures_per_architecture() {
         "aarch64_args_O0",
         "aarch64_args_O2",
         "aarch64_args_O2_noanchors",
+        "aarch64_index_O2",
         "aarch64_lib_O2",
         "i386_bare_pie",
         "i386_bare_nopie",
