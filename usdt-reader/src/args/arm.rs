@@ -94,12 +94,17 @@ fn index_register(arch: Arch, c: &mut Cursor<'_>) -> Result<Index, ArgErrorKind>
     c.skip_spaces();
     let at = c.clone();
     let operator = c.word();
-    let extend = match (operator, narrow) {
-        ("lsl" | "sxtx", false) => IndexExtend::Whole,
-        ("sxtw", true) => IndexExtend::SignExtend32,
-        ("uxtw", true) => IndexExtend::ZeroExtend32,
-        (_, true) => return Err(at.syntax("`sxtw` or `uxtw` after a 32-bit index")),
-        (_, false) => return Err(at.syntax("`lsl` or `sxtx` after a 64-bit index")),
+    let extend = match (arch, narrow, operator) {
+        (Arch::AArch64, false, "lsl" | "sxtx") | (Arch::Arm, _, "lsl") => IndexExtend::Whole,
+        (Arch::AArch64, true, "sxtw") => IndexExtend::SignExtend32,
+        (Arch::AArch64, true, "uxtw") => IndexExtend::ZeroExtend32,
+        (Arch::AArch64, true, _) => {
+            return Err(at.syntax("`sxtw` or `uxtw` after a 32-bit index"));
+        }
+        (Arch::AArch64, false, _) => {
+            return Err(at.syntax("`lsl` or `sxtx` after a 64-bit index"));
+        }
+        _ => return Err(at.syntax("`lsl`")),
     };
     c.skip_spaces();
     // `lsl` always names its shift; the extensions may leave it out (0).
