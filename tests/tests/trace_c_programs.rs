@@ -150,15 +150,9 @@ fn elements_by_32_bit_indices_below_and_above_zero() {
     ]);
     assert_success(&output);
     let texts: Vec<Vec<String>> = json_events(&output).iter().map(arg_texts).collect();
-    let table = |k: i64| (k * 37 + 11) as u8;
-    let expected: Vec<Vec<String>> = (-3..=3i64)
-        .map(|i| {
-            vec![
-                (table(128 + i) as i8).to_string(),
-                table(i + 3).to_string(),
-                i.to_string(),
-            ]
-        })
+    let expected: Vec<Vec<String>> = expected_sdt_index()
+        .iter()
+        .map(|args| args.iter().map(i64::to_string).collect())
         .collect();
     assert_eq!(texts, expected, "{element}");
 }

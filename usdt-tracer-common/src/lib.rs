@@ -12,8 +12,9 @@
 //!   address.
 //! - For each argument the plan says where the value lives ([`ArgPlan`]): a
 //!   constant, a register (a byte offset into the kernel's `struct pt_regs`),
-//!   or memory at a register plus an optional scaled index register plus a
-//!   displacement. Operands relative to a link-time address (x86-64
+//!   or memory at a register plus an optional scaled index register (whole,
+//!   or its low 32 bits sign- or zero-extended: aarch64 `sxtw`, `uxtw`) plus
+//!   a displacement. Operands relative to a link-time address (x86-64
 //!   `sym(%rip)`) are planned relative to the instruction pointer, which at a
 //!   probe hit is the probe's own runtime address, so the same plan is right
 //!   in every process whatever its load bias.

@@ -4,8 +4,9 @@
 //! A site's note arguments ("slots") become argument specs
 //! ([`usdt_tracer_common::ArgPlan`], planned by `usdt_aya::spec`, which
 //! `usdt-aya` attaches with too): a constant, a register, or memory at a
-//! register (+ index * scale) + displacement, relative to the instruction
-//! pointer for operands at a link-time address.
+//! register (+ index * scale, the index extended from 32 bits for aarch64's
+//! `sxtw` and `uxtw`) + displacement, relative to the instruction pointer
+//! for operands at a link-time address.
 //!
 //! Typed metadata (`.usdt.types`) groups slots into Rust arguments: strings,
 //! byte slices and JSON are (pointer, length) pairs whose bytes the BPF
