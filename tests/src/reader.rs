@@ -194,7 +194,7 @@ pub(crate) fn build_library_and_main(
 /// Builds every fixture variant into `dir`: sdt_args at -O0 and -O2 (and
 /// for x86-64 without PIE too), the
 /// shared library at -O0 and -O2 and its program, stripped copies, the
-/// same for aarch64, and sdt_bare for i386 (PIE and not), aarch64
+/// same for aarch64 (with sdt_index at -O2), and sdt_bare for i386 (PIE and not), aarch64
 /// big-endian, and aarch64 ILP32 (both byte orders). Needs gcc and
 /// gcc-aarch64-linux-gnu.
 fn build_fixtures(dir: &Path) -> Vec<Fixture> {
@@ -266,6 +266,12 @@ fn build_fixtures(dir: &Path) -> Vec<Fixture> {
                 add(&name, nopie, readelf, nop, false);
             }
             if level == "O2" && arch == "aarch64" {
+                // Array elements by an `int` and an `unsigned` index:
+                // extended 32-bit index registers (`[x3, w0, sxtw]`).
+                let name = format!("{arch}_index_{level}");
+                let index = dir.join(&name);
+                cc(compiler, &[opt, &inc], &[&src("sdt_index.c")], &index);
+                add(&name, index, readelf, nop, false);
                 // Without section anchors, globals are addressed through
                 // their own symbols (`[x0, #:lo12:g_i32]`) rather than
                 // assembler-local anchors (`[x0, #:lo12:.LANCHOR0]`).

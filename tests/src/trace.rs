@@ -401,6 +401,16 @@ pub fn alone_tracing_in_process() -> RwLockWriteGuard<'static, ()> {
     IN_PROCESS.write().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// The arguments of sdt_index's seven `sdt_index:element` hits, in order:
+/// for I from -3 to 3, the signed byte `table[128 + I]`, the unsigned byte
+/// `table[I + 3]` and I, where `table[K] = (uint8_t)(K * 37 + 11)`.
+pub fn expected_sdt_index() -> Vec<[i64; 3]> {
+    let table = |k: i64| (k * 37 + 11) as u8;
+    (-3..=3)
+        .map(|i| [i64::from(table(128 + i) as i8), i64::from(table(i + 3)), i])
+        .collect()
+}
+
 /// The values sdt_args passes in iteration `i`, per probe, as the JSON text
 /// of each argument.
 pub fn expected_sdt_args(i: u64) -> BTreeMap<&'static str, Vec<String>> {

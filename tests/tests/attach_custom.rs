@@ -2,7 +2,8 @@
 //! custom-tracer example's BPF program attached through `usdt-aya` to the C
 //! fixtures (every width and sign, stack slots, rip-relative globals,
 //! constants, strings, a semaphore-guarded probe) at -O0 and -O2 by path to
-//! a process started after attaching, to the `probe` and `usdt` crates'
+//! a process started after attaching, array elements by 32-bit indices
+//! (aarch64's `[x3, w0, sxtw]`) likewise, to the `probe` and `usdt` crates'
 //! probes likewise, to this SDK's typed probes and python3.11's
 //! `function__entry` by pid, and by pid with specs found by address (as on
 //! kernels without BPF cookies); detaching; and the errors.
@@ -17,8 +18,8 @@ use usdt_aya::{IP_MAP, SpecLookup, Target, Usdt, UsdtError, aya};
 
 use usdt_interop_tests::custom::{Session, arg_text, cookies_or_refused, string, usable};
 use usdt_interop_tests::trace::{
-    FIRING_ORDER, FUNCTION_LINE, build_c, build_c_at_o0_and_o2, expected_sdt_args, read_u16,
-    semaphore_address, start_python, tracing_in_process,
+    FIRING_ORDER, FUNCTION_LINE, build_c, build_c_at_o0_and_o2, expected_sdt_args,
+    expected_sdt_index, read_u16, semaphore_address, start_python, tracing_in_process,
 };
 use usdt_interop_tests::{Guard, read_memory, require_bpf, scratch_dir};
 
@@ -68,6 +69,39 @@ fn c_fixture_values_are_exact_at_o0_and_o2() {
         assert_eq!(hits.len(), wanted, "{}: hits", binary.display());
         assert_sdt_args_hits(&hits, 0, pid, &binary.display().to_string());
     }
+}
+
+#[test]
+fn elements_by_32_bit_indices_below_and_above_zero() {
+    // sdt_index at -O2: on aarch64 `[x3, w0, sxtw]` and `[x2, w1, uxtw]`,
+    // index registers whose high halves are not zero.
+    if !require_bpf("elements_by_32_bit_indices_below_and_above_zero") {
+        return;
+    }
+    let binary = build_c("attach_custom_index", "sdt_index.c", &["-O2"]);
+    let _tracing = tracing_in_process();
+    let mut session = Session::new();
+    if !cookies_or_refused(&mut session, PROGRAM_PLAIN, &binary, "sdt_index:element") {
+        return;
+    }
+    let target = Target::Path(binary.clone());
+    let _link = session
+        .attach(usable(PROGRAM_MULTI), &target, "sdt_index:element", 7)
+        .unwrap();
+    let child = Command::new(&binary).spawn().expect("start sdt_index");
+    let pid = child.id();
+    let output = child.wait_with_output().expect("sdt_index runs");
+    assert!(output.status.success());
+    let hits = session.collect(pid, Duration::from_secs(10), |h| h.len() >= 7);
+    let args: Vec<&[i64]> = hits
+        .iter()
+        .map(|hit| {
+            assert_eq!((hit.cookie, hit.faults), (7, 0));
+            &hit.args[..hit.arg_count as usize]
+        })
+        .collect();
+    let expected = expected_sdt_index();
+    assert_eq!(args, expected.iter().map(|a| &a[..]).collect::<Vec<_>>());
 }
 
 /// sdt_args at -O2, built in scratch directory `dir`, started to fire an

@@ -15,7 +15,7 @@ use std::fmt::Write as _;
 use std::process::Command;
 use usdt_interop_tests::reader::{cross_fixtures, cross_tools_present, fixture, fixtures};
 use usdt_interop_tests::{require_tool, run};
-use usdt_reader::{ArgLocation, ArgSpec, ElfFile, Probe, Register};
+use usdt_reader::{ArgLocation, ArgSpec, ElfFile, Index, IndexExtend, Probe, Register};
 
 const TEST: &str = "reader_gdb";
 
@@ -93,6 +93,16 @@ fn gdb_register_part(reg: &Register) -> String {
     format!("(({} >> {}) & {mask:#x})", gdb_register(reg), reg.bit_shift)
 }
 
+/// A gdb expression for the offset an index adds: its register (the low
+/// 32 bits sign-extended for aarch64's `sxtw`) times its scale.
+fn gdb_index(index: &Index) -> String {
+    let part = gdb_register_part(&index.register);
+    match index.extend {
+        IndexExtend::SignExtend32 => format!("(long long)(int){part} * {}", index.scale),
+        IndexExtend::Whole | IndexExtend::ZeroExtend32 => format!("{part} * {}", index.scale),
+    }
+}
+
 /// A gdb expression for the raw value at `spec`'s location in the probe
 /// `probe` (stopped at its site), or `None` for constants.
 fn gdb_expression(spec: &ArgSpec, probe: &Probe) -> Option<String> {
@@ -111,8 +121,8 @@ fn gdb_expression(spec: &ArgSpec, probe: &Probe) -> Option<String> {
             offset,
         } => {
             let mut address = format!("{} + ({offset})", gdb_register_part(base));
-            if let Some((index, scale)) = index {
-                write!(address, " + {} * {scale}", gdb_register_part(index)).unwrap();
+            if let Some(index) = index {
+                write!(address, " + {}", gdb_index(index)).unwrap();
             }
             format!("*({pointee} *)({address})")
         }
@@ -122,8 +132,8 @@ fn gdb_expression(spec: &ArgSpec, probe: &Probe) -> Option<String> {
                 "(unsigned long long)$pc - {:#x} + {address:#x}",
                 probe.address
             );
-            if let Some((index, scale)) = index {
-                write!(at, " + {} * {scale}", gdb_register_part(index)).unwrap();
+            if let Some(index) = index {
+                write!(at, " + {}", gdb_index(index)).unwrap();
             }
             format!("*({pointee} *)({at})")
         }

@@ -13,7 +13,9 @@ use usdt_interop_tests::reader::{
     Fixture, cross_fixtures, cross_tools_present, fixture, fixtures, with_two_bad_notes,
 };
 use usdt_interop_tests::{require_tool, run};
-use usdt_reader::{ArgErrorKind, ArgLocation, ArgSpec, ElfFile, Error, Probe, note, split_args};
+use usdt_reader::{
+    ArgErrorKind, ArgLocation, ArgSpec, ElfFile, Error, IndexExtend, Probe, note, split_args,
+};
 
 const TEST: &str = "reader_readelf";
 
@@ -488,13 +490,19 @@ fn cross_compiled_operands_have_the_expected_structure() {
                     let ArgLocation::Address {
                         address: at,
                         symbol: Some(named),
-                        index: Some((index, s)),
+                        index: Some(index),
                     } = &spec.location
                     else {
                         panic!("{arch}: {spec:?}")
                     };
+                    assert_eq!(index.extend, IndexExtend::Whole, "{arch}");
                     assert_eq!(
-                        (*at as i64, named.as_str(), index.name(), *s),
+                        (
+                            *at as i64,
+                            named.as_str(),
+                            index.register.name(),
+                            index.scale
+                        ),
                         (address(symbol), symbol, "eax", scale)
                     );
                 }

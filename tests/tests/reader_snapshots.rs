@@ -45,7 +45,7 @@ fn describe(file: &ElfFile, spec: &ArgSpec) -> String {
             index,
         } => {
             let index = match index {
-                Some((index, scale)) => format!("+{index}*{scale}"),
+                Some(index) => format!("+{index}"),
                 None => String::new(),
             };
             match address.wrapping_sub(file.symbol(symbol).unwrap()) {
@@ -98,6 +98,7 @@ fn c_fixtures_per_architecture() {
         "aarch64_args_O0",
         "aarch64_args_O2",
         "aarch64_args_O2_noanchors",
+        "aarch64_index_O2",
         "aarch64_lib_O2",
         "i386_bare_pie",
         "i386_bare_nopie",

@@ -7,7 +7,8 @@
 //! the copy bound come from tests/fixtures/sdt_strings.c. aarch64's own
 //! memory forms, globals by `:lo12:` relocation and locals off the frame
 //! pointer, come from sdt_args without section anchors and
-//! tests/fixtures/sdt_frame.c.
+//! tests/fixtures/sdt_frame.c; its extended 32-bit index registers
+//! (`[x3, w0, sxtw]`, `[x2, w1, uxtw]`) from tests/fixtures/sdt_index.c.
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -120,6 +121,40 @@ fn globals_by_low_12_bits_and_locals_off_the_frame_pointer() {
         })
         .collect();
     assert_eq!(texts, expected, "{locals}");
+}
+
+#[test]
+fn elements_by_32_bit_indices_below_and_above_zero() {
+    // aarch64 gcc -O2 addresses an array element by an `int` index as
+    // `[x3, w0, sxtw]` and by an `unsigned` one as `[x2, w1, uxtw]`: the
+    // low 32 bits of the index register, sign- or zero-extended. The
+    // fixture leaves the high halves of those registers non-zero, so only
+    // the extended index reads the right byte; indices run from -3 to 3.
+    if !require_bpf("elements_by_32_bit_indices_below_and_above_zero") {
+        return;
+    }
+    let binary = build_c("trace_c_programs_index", "sdt_index.c", &["-O2"]);
+    let element = note_args(&binary, "element");
+    if cfg!(target_arch = "aarch64") {
+        assert!(
+            element.contains(", sxtw]") && element.contains(", uxtw]"),
+            "sdt_index:element: {element}"
+        );
+    }
+    let output = run_usdt(&[
+        "trace",
+        "--json",
+        "-c",
+        &binary.display().to_string(),
+        "sdt_index:element",
+    ]);
+    assert_success(&output);
+    let texts: Vec<Vec<String>> = json_events(&output).iter().map(arg_texts).collect();
+    let expected: Vec<Vec<String>> = expected_sdt_index()
+        .iter()
+        .map(|args| args.iter().map(i64::to_string).collect())
+        .collect();
+    assert_eq!(texts, expected, "{element}");
 }
 
 #[test]

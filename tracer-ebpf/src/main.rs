@@ -46,7 +46,7 @@ use aya_ebpf::maps::{Array, HashMap, PerCpuArray, RingBuf};
 use aya_ebpf::programs::ProbeContext;
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
 use core::mem::MaybeUninit;
-use usdt_aya_common::{extend, same_name};
+use usdt_aya_common::{extend, same_name, scaled_index};
 use usdt_tracer_common::{
     ACTION_COUNT, ACTION_HISTOGRAM, ACTION_LATENCY_END, ACTION_LATENCY_START, ACTION_STREAM,
     AGG_ERR_COUNT, AGG_ERR_FAULT, AGG_ERR_FULL, AGG_ERR_STARTS_FULL, AGG_ERR_UNMATCHED,
@@ -816,7 +816,7 @@ fn read_arg(ctx: &ProbeContext, arg: &ArgPlan) -> Option<u64> {
             let index = if arg.index_reg == NO_REG {
                 0
             } else {
-                read_reg(ctx, arg.index_reg)?.wrapping_mul(arg.scale as u64)
+                scaled_index(read_reg(ctx, arg.index_reg)?, arg.index_extend, arg.scale)
             };
             let address = base.wrapping_add(index).wrapping_add(arg.value as u64);
             read_user(address, arg.size)?

@@ -14,7 +14,9 @@
 //!   instead, when user space has set [`NO_COOKIE_GLOBAL`] at load time.
 //! - Each argument ([`UsdtArgSpec`]) is a constant, a register (a byte offset
 //!   into the kernel's `struct pt_regs`), or user memory at a register plus
-//!   an optional scaled index register plus a displacement. Operands
+//!   an optional index register (whole, or its low 32 bits sign- or
+//!   zero-extended, as aarch64's `sxtw` and `uxtw` say) times a scale plus
+//!   a displacement. Operands
 //!   relative to a link-time address (x86-64 `sym(%rip)`) are planned
 //!   relative to the instruction pointer, so one spec is right in every
 //!   process whatever its load bias.
@@ -64,6 +66,15 @@ pub const ARG_MEMORY: u8 = 3;
 /// No index register in a memory operand.
 pub const NO_REG: u16 = u16::MAX;
 
+/// The index register is used whole (x86-64, aarch64 `[x0, x1, lsl #3]`).
+pub const INDEX_WHOLE: u8 = 0;
+/// The index is the register's low 32 bits, zero-extended (aarch64
+/// `[x0, w1, uxtw]`).
+pub const INDEX_UXTW: u8 = 1;
+/// The index is the register's low 32 bits, sign-extended (aarch64
+/// `[sp, w0, sxtw]`).
+pub const INDEX_SXTW: u8 = 2;
+
 /// Nothing says the argument is a string.
 pub const STRING_NONE: u8 = 0;
 /// The argument is a pointer to a NUL-terminated string (typed metadata
@@ -97,8 +108,10 @@ pub struct UsdtArgSpec {
     pub scale: u8,
     /// One of `STRING_*`: what is known of the argument being a string.
     pub string: u8,
+    /// One of `INDEX_*`: how the index register becomes a 64-bit offset.
+    pub index_extend: u8,
     /// Reserved, zero.
-    pub _pad: [u8; 6],
+    pub _pad: [u8; 5],
 }
 
 /// One probe site's arguments and the user's cookie.
@@ -150,9 +163,38 @@ pub fn extend(raw: u64, size: u8, signed: bool) -> u64 {
     }
 }
 
+/// The offset a memory operand's index adds: the index register's value
+/// `raw`, extended as `index_extend` (one of `INDEX_*`) says, times `scale`.
+#[inline(always)]
+pub fn scaled_index(raw: u64, index_extend: u8, scale: u8) -> u64 {
+    let index = match index_extend {
+        INDEX_UXTW => extend(raw, 4, false),
+        INDEX_SXTW => extend(raw, 4, true),
+        _ => raw,
+    };
+    index.wrapping_mul(scale as u64)
+}
+
 const _: () = assert!(core::mem::size_of::<UsdtArgSpec>() == 24);
 const _: () = assert!(core::mem::size_of::<UsdtSpec>() == 16 + 24 * MAX_ARGS);
 const _: () = assert!(ARG_INDEX_MASK + 1 >= MAX_ARGS);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn indices_extend_their_low_32_bits_as_planned() {
+        // -3 in the low half, something else in the high half.
+        let raw = 0x5a5a_5a5a_ffff_fffd;
+        assert_eq!(scaled_index(raw, INDEX_SXTW, 1), -3i64 as u64);
+        assert_eq!(scaled_index(raw, INDEX_SXTW, 4), -12i64 as u64);
+        assert_eq!(scaled_index(raw, INDEX_UXTW, 1), 0xffff_fffd);
+        assert_eq!(scaled_index(raw, INDEX_UXTW, 8), 0xffff_fffd * 8);
+        assert_eq!(scaled_index(raw, INDEX_WHOLE, 2), raw.wrapping_mul(2));
+        assert_eq!(scaled_index(0x5a5a_5a5a_0000_0003, INDEX_SXTW, 2), 6);
+    }
+}
 
 #[cfg(feature = "user")]
 mod pod {

@@ -48,10 +48,12 @@ use aya_ebpf::macros::map;
 use aya_ebpf::maps::{Array, HashMap};
 use aya_ebpf::programs::ProbeContext;
 pub use usdt_aya_common::{
-    ARG_CONSTANT, ARG_INDEX_MASK, ARG_MEMORY, ARG_REGISTER, MAX_ARGS, NO_REG, STRING_CSTR,
-    STRING_NONE, STRING_PTR_LEN, UsdtArgSpec, UsdtSpec,
+    ARG_CONSTANT, ARG_INDEX_MASK, ARG_MEMORY, ARG_REGISTER, INDEX_SXTW, INDEX_UXTW, INDEX_WHOLE,
+    MAX_ARGS, NO_REG, STRING_CSTR, STRING_NONE, STRING_PTR_LEN, UsdtArgSpec, UsdtSpec,
 };
-use usdt_aya_common::{IP_MAP, MAX_IPS, MAX_SPECS, NO_COOKIE_GLOBAL, SPECS_MAP, extend, same_name};
+use usdt_aya_common::{
+    IP_MAP, MAX_IPS, MAX_SPECS, NO_COOKIE_GLOBAL, SPECS_MAP, extend, same_name, scaled_index,
+};
 
 /// Argument specs, indexed by spec id (the link's cookie).
 #[map]
@@ -151,7 +153,7 @@ impl<'a> UsdtContext<'a> {
                 let index = if spec.index_reg == NO_REG {
                     0
                 } else {
-                    read_reg(self.ctx, spec.index_reg)?.wrapping_mul(spec.scale as u64)
+                    scaled_index(read_reg(self.ctx, spec.index_reg)?, spec.index_extend, spec.scale)
                 };
                 let address = base.wrapping_add(index).wrapping_add(spec.value as u64);
                 read_user(address, spec.size)?

@@ -3,7 +3,9 @@
 //! `usdt_arg_spec`s).
 //!
 //! A site's note arguments ("slots") become [`UsdtArgSpec`]s: a constant, a
-//! register, or memory at a register (+ index * scale) + displacement.
+//! register, or memory at a register (+ index * scale) + displacement,
+//! the index the whole register or, on aarch64, its low 32 bits sign- or
+//! zero-extended (`[sp, w0, sxtw]`, `[x2, w1, uxtw]`).
 //! Operands at a fixed link-time address (x86-64 `sym(%rip)`, non-PIE
 //! `sym` and `sym(,%rax,4)`) are planned relative to the instruction
 //! pointer: at a probe hit it holds the probe's runtime address, so
@@ -12,10 +14,10 @@
 
 use crate::regs;
 use usdt_aya_common::{
-    ARG_CONSTANT, ARG_MEMORY, ARG_REGISTER, MAX_ARGS, NO_REG, STRING_CSTR, STRING_NONE,
-    STRING_PTR_LEN, UsdtArgSpec, UsdtSpec, extend,
+    ARG_CONSTANT, ARG_MEMORY, ARG_REGISTER, INDEX_SXTW, INDEX_UXTW, INDEX_WHOLE, MAX_ARGS, NO_REG,
+    STRING_CSTR, STRING_NONE, STRING_PTR_LEN, UsdtArgSpec, UsdtSpec, extend,
 };
-use usdt_reader::{Arch, ArgKind, ArgLocation, ArgSpec, Probe, Register};
+use usdt_reader::{Arch, ArgKind, ArgLocation, ArgSpec, Index, IndexExtend, Probe, Register};
 
 /// Why a probe site's arguments cannot be read by a BPF program: the
 /// message names the argument and the reason.
@@ -160,18 +162,20 @@ pub fn arg_spec(arch: Arch, spec: &ArgSpec, probe_address: u64) -> Result<UsdtAr
     Ok(plan)
 }
 
-/// Sets the plan's index register and scale, if the operand has an index.
-fn plan_index(
-    arch: Arch,
-    index: &Option<(Register, u8)>,
-    plan: &mut UsdtArgSpec,
-) -> Result<(), String> {
-    if let Some((index, scale)) = index {
-        if !matches!(scale, 1 | 2 | 4 | 8) {
-            return Err(format!("index scale {scale}"));
+/// Sets the plan's index register, extension and scale, if the operand
+/// has an index.
+fn plan_index(arch: Arch, index: &Option<Index>, plan: &mut UsdtArgSpec) -> Result<(), String> {
+    if let Some(index) = index {
+        if !matches!(index.scale, 1 | 2 | 4 | 8) {
+            return Err(format!("index scale {}", index.scale));
         }
-        plan.index_reg = register_offset(arch, index)?;
-        plan.scale = *scale;
+        plan.index_reg = register_offset(arch, &index.register)?;
+        plan.index_extend = match index.extend {
+            IndexExtend::Whole => INDEX_WHOLE,
+            IndexExtend::ZeroExtend32 => INDEX_UXTW,
+            IndexExtend::SignExtend32 => INDEX_SXTW,
+        };
+        plan.scale = index.scale;
     }
     Ok(())
 }

@@ -58,8 +58,8 @@ pub mod types;
 
 pub use arch::Arch;
 pub use args::{
-    ArgError, ArgErrorKind, ArgLocation, ArgSpec, NoSymbols, SymbolError, SymbolResolver,
-    parse_arg, parse_args, split_args,
+    ArgError, ArgErrorKind, ArgLocation, ArgSpec, Index, IndexExtend, NoSymbols, SymbolError,
+    SymbolResolver, parse_arg, parse_args, split_args,
 };
 pub use bytes::{Endian, Layout};
 pub use elf::{ElfFile, FunctionSymbol, Partial, Segment};

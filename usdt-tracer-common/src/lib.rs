@@ -12,8 +12,9 @@
 //!   address.
 //! - For each argument the plan says where the value lives ([`ArgPlan`]): a
 //!   constant, a register (a byte offset into the kernel's `struct pt_regs`),
-//!   or memory at a register plus an optional scaled index register plus a
-//!   displacement. Operands relative to a link-time address (x86-64
+//!   or memory at a register plus an optional scaled index register (whole,
+//!   or its low 32 bits sign- or zero-extended: aarch64 `sxtw`, `uxtw`) plus
+//!   a displacement. Operands relative to a link-time address (x86-64
 //!   `sym(%rip)`) are planned relative to the instruction pointer, which at a
 //!   probe hit is the probe's own runtime address, so the same plan is right
 //!   in every process whatever its load bias.
@@ -124,12 +125,12 @@ pub const OPTIONS_GLOBAL: &str = "USDT_OPTIONS";
 /// counted by user stack; 0 lets the verifier skip that code.
 pub const STACK_COUNTS_GLOBAL: &str = "USDT_STACK_COUNTS";
 
-/// The argument kinds (`ARG_*`), [`NO_REG`] and the string modes
-/// (`STRING_*`) of an [`ArgPlan`], defined once for the tracer and every
-/// program built on `usdt-aya-ebpf`.
+/// The argument kinds (`ARG_*`), [`NO_REG`], the index extensions
+/// (`INDEX_*`) and the string modes (`STRING_*`) of an [`ArgPlan`], defined
+/// once for the tracer and every program built on `usdt-aya-ebpf`.
 pub use usdt_aya_common::{
-    ARG_CONSTANT, ARG_MEMORY, ARG_NONE, ARG_REGISTER, NO_REG, STRING_CSTR, STRING_NONE,
-    STRING_PTR_LEN,
+    ARG_CONSTANT, ARG_MEMORY, ARG_NONE, ARG_REGISTER, INDEX_SXTW, INDEX_UXTW, INDEX_WHOLE, NO_REG,
+    STRING_CSTR, STRING_NONE, STRING_PTR_LEN,
 };
 
 /// Stream every hit of the site to the ring buffer.

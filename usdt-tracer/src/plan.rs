@@ -4,8 +4,9 @@
 //! A site's note arguments ("slots") become argument specs
 //! ([`usdt_tracer_common::ArgPlan`], planned by `usdt_aya::spec`, which
 //! `usdt-aya` attaches with too): a constant, a register, or memory at a
-//! register (+ index * scale) + displacement, relative to the instruction
-//! pointer for operands at a link-time address.
+//! register (+ index * scale, the index extended from 32 bits for aarch64's
+//! `sxtw` and `uxtw`) + displacement, relative to the instruction pointer
+//! for operands at a link-time address.
 //!
 //! Typed metadata (`.usdt.types`) groups slots into Rust arguments: strings,
 //! byte slices and JSON are (pointer, length) pairs whose bytes the BPF
@@ -318,7 +319,10 @@ fn in_probe(error: TraceError, provider: &str, name: &str) -> TraceError {
 mod tests {
     use super::*;
     use usdt_reader::{NoSymbols, Signature, SymbolError, SymbolResolver, TypedArg, parse_args};
-    use usdt_tracer_common::{ARG_CONSTANT, ARG_MEMORY, ARG_REGISTER, NO_REG, STRING_PTR_LEN};
+    use usdt_tracer_common::{
+        ARG_CONSTANT, ARG_MEMORY, ARG_REGISTER, INDEX_SXTW, INDEX_UXTW, INDEX_WHOLE, NO_REG,
+        STRING_PTR_LEN,
+    };
 
     /// Knows one symbol, as a file's symbol table would.
     struct OneSymbol(&'static str, u64);
@@ -408,6 +412,27 @@ mod tests {
                 scale_one.value
             ),
             (32, 96, 1, 16)
+        );
+    }
+
+    #[test]
+    fn aarch64_extended_index_registers() {
+        // aarch64 pt_regs: x0..x30 at 8 * n.
+        let args = "-1@[x3, w0, sxtw] 1@[x2, w1, uxtw #2] -8@[sp, x7, lsl #3]";
+        let mut site_probe = probe(args, 0x1000, &NoSymbols);
+        site_probe.arg_specs = parse_args(Arch::AArch64, args, &NoSymbols);
+        let (site, _) = plan_site(Arch::AArch64, &site_probe, 0, &[]).unwrap();
+        let planned: Vec<_> = site.args[..3]
+            .iter()
+            .map(|a| (a.kind, a.reg, a.index_reg, a.index_extend, a.scale))
+            .collect();
+        assert_eq!(
+            planned,
+            [
+                (ARG_MEMORY, 24, 0, INDEX_SXTW, 1),
+                (ARG_MEMORY, 16, 8, INDEX_UXTW, 4),
+                (ARG_MEMORY, 248, 56, INDEX_WHOLE, 8),
+            ]
         );
     }
 

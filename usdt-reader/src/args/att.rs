@@ -3,7 +3,7 @@
 //! `sym+off(%rip)`, `sym@GOTOFF(%ebx)` and absolute `sym` / `sym+off`.
 
 use super::cursor::Cursor;
-use super::{ArgErrorKind, Operand};
+use super::{ArgErrorKind, Index, Operand};
 use crate::arch::Arch;
 use crate::register::Register;
 
@@ -51,7 +51,7 @@ pub(super) fn parse<'a>(arch: Arch, c: &mut Cursor<'a>) -> Result<Operand<'a>, A
         } else {
             1
         };
-        Some((index, scale))
+        Some(Index::whole(index, scale))
     } else {
         None
     };

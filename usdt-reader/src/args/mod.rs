@@ -8,7 +8,7 @@
 //! | arch | register | memory | constant |
 //! | --- | --- | --- | --- |
 //! | x86-64, i386 | `%edi`, `%r8b`, `%ah` | `-8(%rbp)`, `(%rdx,%rax,4)`, `sym+8(%rip)`, `sym(,%rax,4)`, `sym` | `$-1` |
-//! | aarch64 | `x0`, `w1`, `sp` | `[sp]`, `[x29, -8]`, `[x0, #:lo12:sym]` | `5`, `#5` |
+//! | aarch64 | `x0`, `w1`, `sp` | `[sp]`, `[x29, -8]`, `[x0, #:lo12:sym]`, `[x0, x1]`, `[sp, w0, sxtw]`, `[x2, w1, uxtw #2]` | `5`, `#5` |
 //! | arm | `r0`, `fp` | `[fp, #-8]` | `#5` |
 //! | riscv64 | `a0`, `s1` | `-24(s0)` | `5` |
 //! | s390x | `%r2` | `160(%r15)`, `8(%r1,%r2)` | `5` |
@@ -49,14 +49,15 @@ pub enum ArgLocation {
     /// The value is in a register (its low `size` bytes, or the part the
     /// register's width and shift name).
     Register(Register),
-    /// The value is in memory at base + index*scale + offset. When the
-    /// operand named a symbol (`sym(%rbx)`, `[x0, #:lo12:sym]`), its
-    /// link-time value is already folded into `offset`.
+    /// The value is in memory at base + index*scale + offset, the index
+    /// extended as [`Index::extend`] says. When the operand named a symbol
+    /// (`sym(%rbx)`, `[x0, #:lo12:sym]`), its link-time value is already
+    /// folded into `offset`.
     Memory {
         /// The base register.
         base: Register,
-        /// The index register and its scale (1, 2, 4 or 8), if any.
-        index: Option<(Register, u8)>,
+        /// The index register, its extension and its scale, if any.
+        index: Option<Index>,
         /// The displacement in bytes.
         offset: i64,
     },
@@ -70,29 +71,96 @@ pub enum ArgLocation {
         address: u64,
         /// The symbol the operand named, if any.
         symbol: Option<String>,
-        /// The index register and its scale (1, 2, 4 or 8), if any.
-        index: Option<(Register, u8)>,
+        /// The index register, its extension and its scale, if any.
+        index: Option<Index>,
     },
     /// The value is a constant (`$5`, `-4@$-1`, aarch64 `5`).
     Constant(i64),
 }
 
+/// The index of a memory operand: a register, extended to 64 bits as the
+/// operand says, times a scale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Index {
+    /// The index register as written (`%rax`, `x1`, `w0`).
+    pub register: Register,
+    /// How the register becomes a 64-bit offset.
+    pub extend: IndexExtend,
+    /// The scale: 1, 2, 4 or 8 (aarch64 writes it as a shift, `lsl #3`,
+    /// `sxtw #2`).
+    pub scale: u8,
+}
+
+impl Index {
+    /// An index that uses its whole register, as every index but
+    /// aarch64's extended ones does.
+    pub fn whole(register: Register, scale: u8) -> Index {
+        Index {
+            register,
+            extend: IndexExtend::Whole,
+            scale,
+        }
+    }
+}
+
+/// How an index register becomes a 64-bit offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IndexExtend {
+    /// The whole register (`%rax`, `x1`, aarch64 `lsl` or `sxtx`).
+    Whole,
+    /// aarch64 `uxtw`: the low 32 bits (`w1`), zero-extended.
+    ZeroExtend32,
+    /// aarch64 `sxtw`: the low 32 bits (`w0`), sign-extended.
+    SignExtend32,
+}
+
+impl IndexExtend {
+    /// The assembler's name of the extension (`uxtw`, `sxtw`); `None` for
+    /// the whole register.
+    pub fn name(self) -> Option<&'static str> {
+        match self {
+            IndexExtend::Whole => None,
+            IndexExtend::ZeroExtend32 => Some("uxtw"),
+            IndexExtend::SignExtend32 => Some("sxtw"),
+        }
+    }
+}
+
+impl fmt::Display for Index {
+    /// `%rax*4`, or with an extension `sxtw(w0)*1`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.extend.name() {
+            None => write!(f, "{}*{}", self.register, self.scale),
+            Some(extend) => write!(f, "{extend}({})*{}", self.register, self.scale),
+        }
+    }
+}
+
+/// The `index`, `extend` and `scale` fields of a serialized location: the
+/// index register or null, the extension's name or null, the scale (1
+/// without an index).
+fn serialize_index<S: SerializeStruct>(s: &mut S, index: &Option<Index>) -> Result<(), S::Error> {
+    s.serialize_field("index", &index.as_ref().map(|index| index.register))?;
+    s.serialize_field("extend", &index.and_then(|index| index.extend.name()))?;
+    s.serialize_field("scale", &index.as_ref().map_or(1, |index| index.scale))
+}
+
 impl Serialize for ArgLocation {
-    /// `{"register": {...}}`, `{"memory": {"base", "index", "scale",
-    /// "offset"}}`, `{"address": {"address", "symbol", "index", "scale"}}`
-    /// or `{"constant": N}`.
+    /// `{"register": {...}}`, `{"memory": {"base", "index", "extend",
+    /// "scale", "offset"}}`, `{"address": {"address", "symbol", "index",
+    /// "extend", "scale"}}` or `{"constant": N}`; `extend` is `"sxtw"` or
+    /// `"uxtw"` for an aarch64 extended index, else null.
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         struct Memory<'a> {
             base: &'a Register,
-            index: &'a Option<(Register, u8)>,
+            index: &'a Option<Index>,
             offset: i64,
         }
         impl Serialize for Memory<'_> {
             fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                let mut s = serializer.serialize_struct("Memory", 4)?;
+                let mut s = serializer.serialize_struct("Memory", 5)?;
                 s.serialize_field("base", self.base)?;
-                s.serialize_field("index", &self.index.as_ref().map(|(reg, _)| reg))?;
-                s.serialize_field("scale", &self.index.as_ref().map_or(1, |&(_, scale)| scale))?;
+                serialize_index(&mut s, self.index)?;
                 s.serialize_field("offset", &self.offset)?;
                 s.end()
             }
@@ -100,15 +168,14 @@ impl Serialize for ArgLocation {
         struct Address<'a> {
             address: u64,
             symbol: &'a Option<String>,
-            index: &'a Option<(Register, u8)>,
+            index: &'a Option<Index>,
         }
         impl Serialize for Address<'_> {
             fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                let mut s = serializer.serialize_struct("Address", 4)?;
+                let mut s = serializer.serialize_struct("Address", 5)?;
                 s.serialize_field("address", &self.address)?;
                 s.serialize_field("symbol", self.symbol)?;
-                s.serialize_field("index", &self.index.as_ref().map(|(reg, _)| reg))?;
-                s.serialize_field("scale", &self.index.as_ref().map_or(1, |&(_, scale)| scale))?;
+                serialize_index(&mut s, self.index)?;
                 s.end()
             }
         }
@@ -153,7 +220,8 @@ impl Serialize for ArgLocation {
 
 impl fmt::Display for ArgLocation {
     /// A short arch-neutral description: `%edi`, `[%rbp-16]`,
-    /// `[%rdx+%rax*4]`, `[0x4010 g_i32]`, `[0x4040 g_array+%rax*4]`, `$-1`.
+    /// `[%rdx+%rax*4]`, `[sp+sxtw(w0)*1]`, `[0x4010 g_i32]`,
+    /// `[0x4040 g_array+%rax*4]`, `$-1`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ArgLocation::Register(reg) => write!(f, "{reg}"),
@@ -163,8 +231,8 @@ impl fmt::Display for ArgLocation {
                 offset,
             } => {
                 write!(f, "[{base}")?;
-                if let Some((index, scale)) = index {
-                    write!(f, "+{index}*{scale}")?;
+                if let Some(index) = index {
+                    write!(f, "+{index}")?;
                 }
                 match offset {
                     0 => {}
@@ -182,8 +250,8 @@ impl fmt::Display for ArgLocation {
                 if let Some(symbol) = symbol {
                     write!(f, " {symbol}")?;
                 }
-                if let Some((index, scale)) = index {
-                    write!(f, "+{index}*{scale}")?;
+                if let Some(index) = index {
+                    write!(f, "+{index}")?;
                 }
                 f.write_str("]")
             }
@@ -417,7 +485,7 @@ enum Operand<'a> {
     /// absolute address; with the x86 `%rip` base, RIP-relative.
     Memory {
         base: Option<Register>,
-        index: Option<(Register, u8)>,
+        index: Option<Index>,
         displacement: Expr<'a>,
     },
 }

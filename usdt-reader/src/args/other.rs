@@ -3,7 +3,7 @@
 //! `i5`).
 
 use super::cursor::Cursor;
-use super::{ArgErrorKind, Expr, Operand};
+use super::{ArgErrorKind, Expr, Index, Operand};
 use crate::arch::Arch;
 use crate::register::Register;
 
@@ -14,7 +14,7 @@ fn constant<'a>(offset: i64) -> Operand<'a> {
     })
 }
 
-fn memory<'a>(base: Register, index: Option<(Register, u8)>, offset: i64) -> Operand<'a> {
+fn memory<'a>(base: Register, index: Option<Index>, offset: i64) -> Operand<'a> {
     Operand::Memory {
         base: Some(base),
         index,
@@ -73,7 +73,7 @@ pub(super) fn parse_s390x<'a>(c: &mut Cursor<'a>) -> Result<Operand<'a>, ArgErro
     let first = register(c)?;
     let operand = if c.eat(b',') {
         let base = register(c)?;
-        memory(base, Some((first, 1)), offset)
+        memory(base, Some(Index::whole(first, 1)), offset)
     } else {
         memory(first, None, offset)
     };
@@ -126,7 +126,7 @@ pub(super) fn parse_powerpc<'a>(c: &mut Cursor<'a>) -> Result<Operand<'a>, ArgEr
     let first = register(c)?;
     if c.eat(b',') {
         let index = register(c)?;
-        return Ok(memory(first, Some((index, 1)), 0));
+        return Ok(memory(first, Some(Index::whole(index, 1)), 0));
     }
     Ok(Operand::Register(first))
 }

@@ -34,8 +34,22 @@ fn spec(size: u8, signed: bool, location: ArgLocation) -> ArgSpec {
 fn mem(base: Register, index: Option<(Register, u8)>, offset: i64) -> ArgLocation {
     ArgLocation::Memory {
         base,
-        index,
+        index: index.map(|(register, scale)| Index::whole(register, scale)),
         offset,
+    }
+}
+
+/// `[base, index, EXTEND #shift]` on aarch64.
+fn extended(base: &str, index: &str, extend: IndexExtend, scale: u8) -> ArgLocation {
+    let a = Arch::AArch64;
+    ArgLocation::Memory {
+        base: reg(a, base),
+        index: Some(Index {
+            register: reg(a, index),
+            extend,
+            scale,
+        }),
+        offset: 0,
     }
 }
 
@@ -194,7 +208,7 @@ fn x86_64_memory_forms() {
         ArgLocation::Address {
             address: 0x12345 + 8,
             symbol: Some("table".into()),
-            index: Some((rax, 4)),
+            index: Some(Index::whole(rax, 4)),
         }
     );
     assert_eq!(
@@ -202,7 +216,7 @@ fn x86_64_memory_forms() {
         ArgLocation::Address {
             address: 0x601040,
             symbol: None,
-            index: Some((reg(x, "r12"), 1)),
+            index: Some(Index::whole(reg(x, "r12"), 1)),
         }
     );
     assert_eq!(
@@ -365,7 +379,7 @@ fn i386_forms() {
         ArgLocation::Address {
             address: 0x4010,
             symbol: Some("counter".into()),
-            index: Some((reg(i, "eax"), 8)),
+            index: Some(Index::whole(reg(i, "eax"), 8)),
         }
     );
     // PIC code addresses globals relative to the GOT held in %ebx.
@@ -448,6 +462,122 @@ fn aarch64_forms() {
         ArgErrorKind::BadScale(_)
     ));
     assert!(matches!(error(a, "8@%rax"), ArgErrorKind::Syntax { .. }));
+}
+
+#[test]
+fn aarch64_extended_index_registers() {
+    use IndexExtend::{SignExtend32, Whole, ZeroExtend32};
+    let a = Arch::AArch64;
+    // As gcc 12 writes them at -O2 and -Os: an `int` index into a
+    // variable-length array at sp, an `int` and an `unsigned` index into
+    // byte arrays, a `long` one.
+    assert_eq!(
+        one(a, "1@[sp, w0, sxtw]").location,
+        extended("sp", "w0", SignExtend32, 1)
+    );
+    assert_eq!(
+        one(a, "-1@[x3, w0, sxtw]").location,
+        extended("x3", "w0", SignExtend32, 1)
+    );
+    assert_eq!(
+        one(a, "1@[x2, w1, uxtw]").location,
+        extended("x2", "w1", ZeroExtend32, 1)
+    );
+    assert_eq!(
+        one(a, "-1@[x3, x7]").location,
+        extended("x3", "x7", Whole, 1)
+    );
+    // The assembler's other spellings: a shift after the extension, `sxtx`
+    // for a whole 64-bit register, no spaces.
+    assert_eq!(
+        one(a, "-4@[x1, w2, sxtw #2]").location,
+        extended("x1", "w2", SignExtend32, 4)
+    );
+    assert_eq!(
+        one(a, "8@[x1, w2, uxtw 3]").location,
+        extended("x1", "w2", ZeroExtend32, 8)
+    );
+    assert_eq!(
+        one(a, "2@[x1,w2,sxtw #1]").location,
+        extended("x1", "w2", SignExtend32, 2)
+    );
+    assert_eq!(
+        one(a, "-8@[x1, x2, sxtx #3]").location,
+        extended("x1", "x2", Whole, 8)
+    );
+    assert_eq!(
+        one(a, "1@[x1, w2, sxtw #0]").location,
+        extended("x1", "w2", SignExtend32, 1)
+    );
+    // What the assembler refuses: a 32-bit index without its extension or
+    // with a 64-bit one, an extension of a 64-bit index, shifts above 3,
+    // sp as an index, an unknown operator.
+    for (word, expected) in [
+        ("1@[x0, w1]", "`, sxtw` or `, uxtw` after a 32-bit index"),
+        (
+            "1@[x0, w1, lsl #2]",
+            "`sxtw` or `uxtw` after a 32-bit index",
+        ),
+        ("1@[x0, w1, sxtx]", "`sxtw` or `uxtw` after a 32-bit index"),
+        ("1@[x0, x1, sxtw]", "`lsl` or `sxtx` after a 64-bit index"),
+        (
+            "1@[x0, x1, uxtw #2]",
+            "`lsl` or `sxtx` after a 64-bit index",
+        ),
+        (
+            "1@[x0, w1, ror #2]",
+            "`sxtw` or `uxtw` after a 32-bit index",
+        ),
+        ("1@[x0, w1, ]", "`sxtw` or `uxtw` after a 32-bit index"),
+    ] {
+        match error(a, word) {
+            ArgErrorKind::Syntax { expected: e, .. } => assert_eq!(e, expected, "{word}"),
+            other => panic!("`{word}`: {other:?}"),
+        }
+    }
+    assert_eq!(
+        error(a, "1@[x0, w1, sxtw #4]"),
+        ArgErrorKind::BadScale("sxtw #4".into())
+    );
+    assert_eq!(
+        error(a, "1@[x0, w1, uxtw #-1]"),
+        ArgErrorKind::BadScale("uxtw #-1".into())
+    );
+    assert!(matches!(
+        error(a, "1@[x0, sp]"),
+        ArgErrorKind::Unsupported(_)
+    ));
+    assert!(matches!(
+        error(a, "1@[x0, w1, sxtw"),
+        ArgErrorKind::Syntax { .. }
+    ));
+    assert!(matches!(
+        error(a, "1@[x0, w1, sxtw #]"),
+        ArgErrorKind::Syntax { .. }
+    ));
+    assert!(matches!(
+        error(a, "1@[x0, w99, sxtw]"),
+        ArgErrorKind::UnknownRegister(_)
+    ));
+    // 32-bit Arm has no extensions: its registers are the index whole.
+    assert_eq!(
+        error(Arch::Arm, "4@[r0, r1, sxtw]"),
+        ArgErrorKind::Syntax {
+            expected: "`lsl`",
+            rest: "sxtw]".into()
+        }
+    );
+    // Shown and serialized with the extension.
+    let located = one(a, "-1@[x3, w0, sxtw]").location;
+    assert_eq!(located.to_string(), "[x3+sxtw(w0)*1]");
+    assert_eq!(
+        serde_json::to_string(&located).unwrap(),
+        r#"{"memory":{"base":{"name":"x3","dwarf":3,"width":64,"bit_shift":0},"index":{"name":"w0","dwarf":0,"width":32,"bit_shift":0},"extend":"sxtw","scale":1,"offset":0}}"#
+    );
+    assert_eq!(
+        one(a, "8@[x1, w2, uxtw #3]").location.to_string(),
+        "[x1+uxtw(w2)*8]"
+    );
 }
 
 #[test]
@@ -632,15 +762,15 @@ fn locations_serialize_and_display() {
     );
     assert_eq!(
         json("8@-16(%rbp,%rax,8)"),
-        r#"{"size":8,"signed":false,"float":false,"location":{"memory":{"base":{"name":"rbp","dwarf":6,"width":64,"bit_shift":0},"index":{"name":"rax","dwarf":0,"width":64,"bit_shift":0},"scale":8,"offset":-16}}}"#
+        r#"{"size":8,"signed":false,"float":false,"location":{"memory":{"base":{"name":"rbp","dwarf":6,"width":64,"bit_shift":0},"index":{"name":"rax","dwarf":0,"width":64,"bit_shift":0},"extend":null,"scale":8,"offset":-16}}}"#
     );
     assert_eq!(
         json("4@counter(%rip)"),
-        r#"{"size":4,"signed":false,"float":false,"location":{"address":{"address":16400,"symbol":"counter","index":null,"scale":1}}}"#
+        r#"{"size":4,"signed":false,"float":false,"location":{"address":{"address":16400,"symbol":"counter","index":null,"extend":null,"scale":1}}}"#
     );
     assert_eq!(
         json("4@counter(,%rdx,4)"),
-        r#"{"size":4,"signed":false,"float":false,"location":{"address":{"address":16400,"symbol":"counter","index":{"name":"rdx","dwarf":1,"width":64,"bit_shift":0},"scale":4}}}"#
+        r#"{"size":4,"signed":false,"float":false,"location":{"address":{"address":16400,"symbol":"counter","index":{"name":"rdx","dwarf":1,"width":64,"bit_shift":0},"extend":null,"scale":4}}}"#
     );
     assert_eq!(
         json("-4@$-1"),

@@ -22,11 +22,15 @@ pub(super) const GUEST_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/u
 /// x86-64 is slow, so a few that cover what differs on aarch64. Every
 /// operand form gcc gives sdt_args at -O0 (`[sp, 8]`) and -O2 (registers,
 /// `[x0, 144]`), with a semaphore-guarded probe; globals by `:lo12:`
-/// relocation and locals off the frame pointer (`[x29, -8]`); this SDK's
-/// typed probes, and their semaphores raised and lowered by pid.
+/// relocation and locals off the frame pointer (`[x29, -8]`); array
+/// elements by an extended 32-bit index register (`[x3, w0, sxtw]`,
+/// `[x2, w1, uxtw]`), read by the tracer and by a program on usdt-aya-ebpf;
+/// this SDK's typed probes, and their semaphores raised and lowered by pid.
 pub(super) const TESTS: &[&str] = &[
     "trace_c_programs::every_width_sign_and_operand_form_at_o0_and_o2",
     "trace_c_programs::globals_by_low_12_bits_and_locals_off_the_frame_pointer",
+    "trace_c_programs::elements_by_32_bit_indices_below_and_above_zero",
+    "attach_custom::elements_by_32_bit_indices_below_and_above_zero",
     "trace_macros::json_lines_carry_exact_values_and_names",
     "trace_macros::guarded_probes_are_lazy_and_semaphores_return_to_zero",
 ];
