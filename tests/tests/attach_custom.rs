@@ -9,7 +9,9 @@
 //! kernels without BPF cookies); detaching; and the errors.
 
 use crate::PEERS;
-use custom_tracer_common::{CSTR_SHIFT, Hit, PROGRAM, PROGRAM_MULTI, PROGRAM_PLAIN, STRING_CAP};
+use custom_tracer_common::{
+    CSTR_SHIFT, Hit, PROGRAM, PROGRAM_MULTI, PROGRAM_PLAIN, PROGRAM_RETURN, STRING_CAP,
+};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -418,6 +420,17 @@ fn errors_say_what_and_where() {
     assert!(
         matches!(error, UsdtError::ProgramNotFound { .. }),
         "{error:?}"
+    );
+
+    let error = session
+        .attach(PROGRAM_RETURN, &target, "sdt_args:iteration", 0)
+        .unwrap_err();
+    assert!(matches!(error, UsdtError::Program { .. }), "{error:?}");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "program `{PROGRAM_RETURN}` cannot be attached to USDT probes: unexpected program type"
+        )
     );
 
     let error = session

@@ -17,6 +17,9 @@ pub const PROGRAM_PLAIN: &str = "on_probe_plain";
 /// The same program declared for uprobe_multi links (one link per file).
 pub const PROGRAM_MULTI: &str = "on_probe_multi";
 
+/// A return probe, which `usdt-aya` refuses to attach to USDT probes.
+pub const PROGRAM_RETURN: &str = "on_return";
+
 /// Cookie bits 32 to 43: argument N (bit 32 + N) is a pointer to a C
 /// string, to copy. The low 32 bits are the user's own.
 pub const CSTR_SHIFT: u32 = 32;

@@ -5,9 +5,9 @@
 #![no_main]
 
 use aya_ebpf::helpers::bpf_get_current_pid_tgid;
-use aya_ebpf::macros::{map, uprobe};
+use aya_ebpf::macros::{map, uprobe, uretprobe};
 use aya_ebpf::maps::RingBuf;
-use aya_ebpf::programs::ProbeContext;
+use aya_ebpf::programs::{ProbeContext, RetProbeContext};
 use custom_tracer_common::{CSTR_SHIFT, Hit, MAX_ARGS, MAX_STRINGS};
 use usdt_aya_ebpf::{STRING_CSTR, STRING_PTR_LEN, UsdtContext};
 
@@ -33,6 +33,14 @@ pub fn on_probe_plain(ctx: ProbeContext) -> u32 {
 #[uprobe(multi, sleepable)]
 pub fn on_probe_multi(ctx: ProbeContext) -> u32 {
     record::<true>(&ctx)
+}
+
+/// A return probe: `usdt-aya` refuses to attach it to a USDT probe, which
+/// is a point inside a function rather than its return (the tests check
+/// the refusal). It does nothing.
+#[uretprobe]
+pub fn on_return(_ctx: RetProbeContext) -> u32 {
+    0
 }
 
 /// Sends one [`Hit`]; `SLEEPABLE` programs fault in the strings' pages.
