@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 use usdt_interop_tests::cli::*;
 use usdt_interop_tests::trace::*;
-use usdt_interop_tests::{Guard, compile_c, require_bpf, require_tool, run};
+use usdt_interop_tests::{Guard, compile_c, require_bpf, require_tool, run, scaled};
 use usdt_tracer::launch::StoppedCommand;
 use usdt_tracer::{TraceConfig, Tracer, Value};
 
@@ -228,7 +228,8 @@ fn start_as_user(setup: &Setup, binary: &Path, args: &[&str]) -> Guard {
 
 fn started(command: &mut Command) -> Guard {
     let guard = Guard::spawn(command);
-    std::thread::sleep(Duration::from_millis(200));
+    // Longer in an emulated machine, where loading a program takes longer.
+    std::thread::sleep(scaled(Duration::from_millis(200)));
     guard
 }
 

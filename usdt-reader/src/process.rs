@@ -314,18 +314,30 @@ fn same_file(path: &Path, mapping: &Mapping) -> bool {
     metadata.dev() == dev && metadata.ino() == mapping.inode
 }
 
-/// Whether the task of `/proc/ID` (`dir`) has exited, or is gone: its state
-/// in `stat` (after the parenthesized command, which may hold anything) is
-/// `Z` (zombie) or `X` (dead).
+/// Whether the task of `/proc/ID` (`dir`) has exited, is exiting, or is
+/// gone: in `stat` (after the parenthesized command, which may hold
+/// anything) its state is `Z` (zombie) or `X` (dead), or its flags have
+/// `PF_EXITING`, which the kernel sets as the task begins to exit, before
+/// it lets go of its memory (its `maps` are then empty while the state
+/// still says running).
 fn has_exited(dir: &Path) -> bool {
     let Ok(stat) = std::fs::read_to_string(dir.join("stat")) else {
         return true;
     };
-    let state = stat
+    let mut fields = stat
         .rfind(')')
-        .and_then(|end| stat[end + 1..].split_whitespace().next());
-    matches!(state, Some("Z" | "X") | None)
+        .map(|end| stat[end + 1..].split_whitespace())
+        .into_iter()
+        .flatten();
+    let state = fields.next();
+    // Then ppid, pgrp, session, tty_nr, tpgid, and the flags.
+    let flags = fields.nth(5).and_then(|flags| flags.parse::<u64>().ok());
+    matches!(state, Some("Z" | "X") | None) || flags.is_none_or(|flags| flags & PF_EXITING != 0)
 }
+
+/// The task flag the kernel sets when a task begins to exit
+/// (`include/linux/sched.h`).
+const PF_EXITING: u64 = 0x4;
 
 /// ESRCH: what reading `/proc/PID/maps` of a process that just exited gives.
 const ESRCH: i32 = 3;
