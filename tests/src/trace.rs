@@ -296,6 +296,25 @@ pub fn options_or_refused(args: &[&str], what: &str) -> bool {
     false
 }
 
+/// Checks that the kernel log has no warning that a BPF tracing program
+/// allocates map entries at run time (a warning with a stack trace from
+/// Linux 5.7 to 6.0, for hash maps not preallocated; the tracer
+/// preallocates there). Needs root, as reading the kernel log does.
+pub fn assert_no_runtime_allocation_warning() {
+    let output = std::process::Command::new("dmesg")
+        .output()
+        .expect("run dmesg");
+    assert!(output.status.success(), "dmesg: {output:?}");
+    let log = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        !log.contains("uses run-time allocation"),
+        "the kernel warned: {}",
+        log.lines()
+            .find(|line| line.contains("uses run-time allocation"))
+            .unwrap_or_default()
+    );
+}
+
 /// Reads the `u16` at runtime address `address` of process `pid` (a
 /// semaphore).
 pub fn read_u16(pid: u32, address: u64) -> u16 {

@@ -236,6 +236,8 @@ fn hit_counts_per_key_per_probe_and_per_string() {
         assert_eq!(cut.len(), 1);
         assert_eq!(cut[0]["key"], long.as_str());
     }
+    // Before 6.1 the hash maps are preallocated: no kernel warning.
+    assert_no_runtime_allocation_warning();
 }
 
 #[test]

@@ -8,6 +8,7 @@
 //! | BPF cookies | 5.15 | sites found by address: see [`KernelFeatures::cookies`] |
 //! | sleepable uprobe programs | 6.0 | memory on pages the process never touched reads as unreadable |
 //! | uprobe_multi links | 6.6 | one perf-event uprobe per site (slower to attach and detach) |
+//! | run-time allocated hash maps in uprobe programs | 6.1 | hash maps preallocated: see [`KernelFeatures::runtime_allocation`] |
 
 use std::sync::OnceLock;
 use usdt_aya::multi;
@@ -30,6 +31,19 @@ pub struct KernelFeatures {
     pub sleepable: bool,
     /// uprobe_multi links (6.6) whose pid filter is the process's.
     pub multi_links: bool,
+    /// Hash maps whose entries are allocated as keys appear
+    /// (`BPF_F_NO_PREALLOC`) in uprobe programs, which the BPF memory
+    /// allocator of 6.1 made safe. From 5.7 to 6.0 the verifier takes such
+    /// a map in a uprobe program but prints a kernel warning with a stack
+    /// trace (`trace type BPF program uses run-time allocation`; a machine
+    /// booted with `panic_on_warn` stops there), and refuses it in a
+    /// sleepable one. Without this feature the tracer preallocates its hash
+    /// maps, so their entries take their memory when the trace starts.
+    ///
+    /// Asking the kernel directly would print the warning; the probe
+    /// creates a user ring buffer map instead, a map type of the same
+    /// release.
+    pub runtime_allocation: bool,
 }
 
 impl KernelFeatures {
@@ -49,10 +63,12 @@ impl KernelFeatures {
             let disabled = std::env::var(DISABLE_FEATURES_ENV).unwrap_or_default();
             let enabled = |name: &str| !disabled.split(',').any(|d| d.trim() == name);
             KernelFeatures {
-                ring_buffer: has_ring_buffer(),
+                ring_buffer: knows_map_type(BPF_MAP_TYPE_RINGBUF),
                 cookies: enabled("cookies") && has_cookies(),
                 sleepable: enabled("sleepable") && has_sleepable_uprobes(),
                 multi_links: enabled("multi") && multi::kernel_has_links(),
+                runtime_allocation: enabled("allocation")
+                    && knows_map_type(BPF_MAP_TYPE_USER_RINGBUF),
             }
         })
     }
@@ -60,21 +76,25 @@ impl KernelFeatures {
 
 /// The environment variable naming features to leave unused although the
 /// kernel has them, separated by commas: `cookies`, `sleepable`, `multi`
-/// (uprobe_multi links). `USDT_DISABLE_FEATURES=cookies,sleepable,multi`
-/// traces as on 5.10.
+/// (uprobe_multi links), `allocation` (run-time allocated hash maps).
+/// `USDT_DISABLE_FEATURES=cookies,sleepable,multi,allocation` traces as on
+/// 5.10.
 pub const DISABLE_FEATURES_ENV: &str = "USDT_DISABLE_FEATURES";
 
 /// `BPF_MAP_CREATE` command.
 const BPF_MAP_CREATE: libc::c_long = 0;
-/// `BPF_MAP_TYPE_RINGBUF`.
+/// `BPF_MAP_TYPE_RINGBUF` (5.8).
 const BPF_MAP_TYPE_RINGBUF: u32 = 27;
+/// `BPF_MAP_TYPE_USER_RINGBUF` (6.1).
+const BPF_MAP_TYPE_USER_RINGBUF: u32 = 31;
 /// `BPF_FUNC_get_attach_cookie`, the helper number.
 const BPF_FUNC_GET_ATTACH_COOKIE: i32 = 174;
 
-/// Whether the kernel knows ring buffer maps: it refuses to create one of
-/// one page with EINVAL if not. Any other refusal (no privilege, the
-/// locked-memory limit) is for the trace itself to report.
-fn has_ring_buffer() -> bool {
+/// Whether the kernel knows ring buffer maps of `map_type` (kernel or user
+/// ring buffers): it refuses to create one of one page with EINVAL if not.
+/// Any other refusal (no privilege, the locked-memory limit) is for the
+/// trace itself to report.
+fn knows_map_type(map_type: u32) -> bool {
     /// The `map_create` member of `union bpf_attr`, padded with zeros.
     #[repr(C)]
     #[derive(Default)]
@@ -86,7 +106,7 @@ fn has_ring_buffer() -> bool {
         reserved: [u64; 8],
     }
     let attr = MapCreateAttr {
-        map_type: BPF_MAP_TYPE_RINGBUF,
+        map_type,
         max_entries: 4096,
         ..MapCreateAttr::default()
     };

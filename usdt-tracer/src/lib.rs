@@ -70,6 +70,7 @@ mod follow;
 mod function;
 pub mod launch;
 mod plan;
+mod prealloc;
 mod privileges;
 mod report;
 pub mod restricted;

@@ -15,6 +15,7 @@ use crate::event::{Event, ProbeInfo};
 use crate::features::KernelFeatures;
 use crate::follow::{self, Follower};
 use crate::plan::{self, Planned};
+use crate::prealloc;
 use crate::privileges;
 use crate::report::{AggregateLosses, AggregateReport};
 use crate::restricted;
@@ -777,6 +778,16 @@ fn load(
         .aggregations
         .iter()
         .any(|aggregation| matches!(aggregation, Aggregation::Latency { .. }));
+    // Before 6.1 the hash maps are preallocated (see
+    // `KernelFeatures::runtime_allocation`).
+    let preallocated;
+    let object = if features.runtime_allocation {
+        BPF_OBJECT
+    } else {
+        preallocated =
+            prealloc::preallocated(BPF_OBJECT, &[AGGREGATES_MAP, STARTS_MAP, STACKS_MAP])?;
+        preallocated.bytes()
+    };
     let mut ebpf = EbpfLoader::new()
         .map_max_entries(SITES_MAP, slots)
         .map_max_entries(SITE_OPTIONS_MAP, slots)
@@ -800,7 +811,7 @@ fn load(
             true,
         )
         .override_global(STACK_COUNTS_GLOBAL, &u8::from(counts_stacks(config)), true)
-        .load(BPF_OBJECT)
+        .load(object)
         .map_err(TraceError::Load)?;
     let mut map: Array<&mut MapData, SitePlan> = map_mut(&mut ebpf, SITES_MAP)?;
     for (index, plan) in plans.iter().enumerate() {
