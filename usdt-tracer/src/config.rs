@@ -31,13 +31,16 @@ pub struct TraceConfig {
     pub perf_event_links: bool,
     /// Aggregations computed in the kernel (their probes are not streamed
     /// unless `probes` names them too); read them with
-    /// [`Tracer::aggregates`].
+    /// [`Tracer::aggregates`](crate::Tracer::aggregates).
     pub aggregations: Vec<Aggregation>,
     /// Entry limit of the aggregation counter map (all aggregations share
     /// it) and of the map of pending latency starts, 1 to
     /// [`MAX_MAP_ENTRIES`](crate::MAX_MAP_ENTRIES). The maps take memory as
-    /// keys appear, up to [`map_memory`](crate::map_memory) when full. A
-    /// full map is counted in [`AggregateLosses`], never silently ignored.
+    /// keys appear (before Linux 6.1, all of it when the trace starts: see
+    /// [`KernelFeatures::runtime_allocation`](crate::KernelFeatures::runtime_allocation)),
+    /// up to [`map_memory`](crate::map_memory) when full. A full map is
+    /// counted in [`AggregateLosses`](crate::AggregateLosses), never
+    /// silently ignored.
     pub map_entries: u32,
     /// Hits to keep, decided in the kernel before a hit is streamed or
     /// aggregated (every probe and every aggregation); `None` keeps all.

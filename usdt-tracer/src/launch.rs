@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 /// The child, and the program it runs, is killed (SIGKILL) when the thread
 /// that spawned it exits, or its whole process, however that happens
 /// (`PR_SET_PDEATHSIG`): semaphores the tracer raised by writing its memory
-/// (see [`crate::semaphore`]) never outlive the tracer. The kernel forgets
+/// never outlive the tracer. The kernel forgets
 /// that request when the program is set-user-ID, set-group-ID or has file
 /// capabilities, so such a program outlives a killed tracer.
 #[derive(Debug)]
