@@ -34,7 +34,7 @@ const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 /// Arguments of `usdt serve`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct ServeArgs {
-    /// The configuration: a TOML file of [[metric]] tables (name, kind =
+    /// The configuration: a TOML file of `[[metric]]` tables (name, kind =
     /// count | histogram | latency, probe, by, value, start, end, key,
     /// help, max_series).
     #[arg(long, value_name = "FILE")]
