@@ -155,6 +155,7 @@ fn traces_of_hostile_files_print_no_control_character() {
     let catalog = hostile_catalog("trace_hostile_types");
     let output = run_usdt(&[
         "trace",
+        "--no-follow",
         "-c",
         &catalog.display().to_string(),
         "store:order_placed",
