@@ -690,17 +690,38 @@ fn write_frames(out: &mut String, stack: &[StackFrame], indent: usize) {
 /// Sorts counts highest first, then by probe and key (integers by value,
 /// others by text).
 fn sort_counts(counts: &mut [HitCount]) {
+    // Each probe's place in name order, found once: a scrape sorts tens of
+    // thousands of rows of a few probes.
+    let mut names: Vec<(String, *const ProbeInfo)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for row in counts.iter() {
+        if seen.insert(Arc::as_ptr(&row.probe)) {
+            names.push((probe_name(&row.probe), Arc::as_ptr(&row.probe)));
+        }
+    }
+    names.sort();
+    let mut rank = HashMap::new();
+    for (name, probe) in &names {
+        // Probes of the same name (in different files) rank the same.
+        let first = names.partition_point(|(other, _)| other < name);
+        rank.insert(*probe, first);
+    }
     counts.sort_by_cached_key(|row| {
         let number = match row.key {
             Some(Value::Unsigned(n)) => Some(i128::from(n)),
             Some(Value::Signed(n)) => Some(i128::from(n)),
             _ => None,
         };
+        // The text only where there is no number to order by.
+        let text = match number {
+            Some(_) => None,
+            None => row.key.as_ref().map(Value::to_string),
+        };
         (
             std::cmp::Reverse(row.count),
-            probe_name(&row.probe),
+            rank[&Arc::as_ptr(&row.probe)],
             number,
-            row.key.as_ref().map(Value::to_string),
+            text,
         )
     });
 }
