@@ -1140,4 +1140,63 @@ mod tests {
             other => panic!("{other:?}"),
         }
     }
+
+    #[test]
+    fn counts_sort_by_count_then_probe_name_then_key() {
+        let row = |probe: &Arc<ProbeInfo>, key: Option<Value>, count: u64| HitCount {
+            probe: probe.clone(),
+            key,
+            stack: None,
+            count,
+        };
+        let text = |text: &str| {
+            Some(Value::Str {
+                text: text.into(),
+                truncated: false,
+            })
+        };
+        let (start, done) = (probe("request_start"), probe("request_done"));
+        // Another file's probe of the same name ranks with it.
+        let other_done = Arc::new(ProbeInfo {
+            path: "/srv/other".into(),
+            ..(*done).clone()
+        });
+        let mut counts = vec![
+            row(&start, Some(Value::Unsigned(10)), 5),
+            row(&done, Some(Value::Unsigned(10)), 5),
+            row(&other_done, Some(Value::Unsigned(2)), 5),
+            row(&done, Some(Value::Unsigned(9)), 5),
+            row(&start, Some(Value::Signed(-3)), 5),
+            row(&done, text("b"), 5),
+            row(&done, text("a"), 5),
+            row(&start, None, 7),
+        ];
+        sort_counts(&mut counts);
+        let shown: Vec<(String, String, u64)> = counts
+            .iter()
+            .map(|r| {
+                let key = r.key.as_ref().map_or("-".into(), Value::to_string);
+                (
+                    format!("{}{}", r.probe.path.display(), r.probe.name),
+                    key,
+                    r.count,
+                )
+            })
+            .collect();
+        let expected = [
+            ("/srv/apprequest_start", "-", 7),
+            ("/srv/apprequest_done", "\"a\"", 5),
+            ("/srv/apprequest_done", "\"b\"", 5),
+            ("/srv/otherrequest_done", "2", 5),
+            ("/srv/apprequest_done", "9", 5),
+            ("/srv/apprequest_done", "10", 5),
+            ("/srv/apprequest_start", "-3", 5),
+            ("/srv/apprequest_start", "10", 5),
+        ];
+        let expected: Vec<(String, String, u64)> = expected
+            .iter()
+            .map(|(p, k, c)| (p.to_string(), k.to_string(), *c))
+            .collect();
+        assert_eq!(shown, expected);
+    }
 }
