@@ -49,9 +49,11 @@ where
     // a bucket index; 8 bytes leave room.
     let mut start: Option<u64> = None;
     let mut next = 0u64;
+    // One pair of buffers for every call (fresh ones per call would be
+    // faulted in again by each call's copy).
+    let mut keys = vec![0u8; room * size_of::<K>()];
+    let mut values = vec![0u8; room * size_of::<V>()];
     loop {
-        let mut keys = vec![0u8; room * size_of::<K>()];
-        let mut values = vec![0u8; room * size_of::<V>()];
         let (copied, result) = lookup_batch(
             fd,
             start.as_ref(),
@@ -65,6 +67,8 @@ where
             Err(error) if error.raw_os_error() == Some(libc::ENOENT) => true,
             Err(error) if error.raw_os_error() == Some(libc::ENOSPC) && copied == 0 => {
                 room *= 2;
+                keys.resize(room * size_of::<K>(), 0);
+                values.resize(room * size_of::<V>(), 0);
                 continue;
             }
             Err(error) => return Err(error),

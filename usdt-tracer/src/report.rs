@@ -690,17 +690,38 @@ fn write_frames(out: &mut String, stack: &[StackFrame], indent: usize) {
 /// Sorts counts highest first, then by probe and key (integers by value,
 /// others by text).
 fn sort_counts(counts: &mut [HitCount]) {
+    // Each probe's place in name order, found once: a scrape sorts tens of
+    // thousands of rows of a few probes.
+    let mut names: Vec<(String, *const ProbeInfo)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for row in counts.iter() {
+        if seen.insert(Arc::as_ptr(&row.probe)) {
+            names.push((probe_name(&row.probe), Arc::as_ptr(&row.probe)));
+        }
+    }
+    names.sort();
+    let mut rank = HashMap::new();
+    for (name, probe) in &names {
+        // Probes of the same name (in different files) rank the same.
+        let first = names.partition_point(|(other, _)| other < name);
+        rank.insert(*probe, first);
+    }
     counts.sort_by_cached_key(|row| {
         let number = match row.key {
             Some(Value::Unsigned(n)) => Some(i128::from(n)),
             Some(Value::Signed(n)) => Some(i128::from(n)),
             _ => None,
         };
+        // The text only where there is no number to order by.
+        let text = match number {
+            Some(_) => None,
+            None => row.key.as_ref().map(Value::to_string),
+        };
         (
             std::cmp::Reverse(row.count),
-            probe_name(&row.probe),
+            rank[&Arc::as_ptr(&row.probe)],
             number,
-            row.key.as_ref().map(Value::to_string),
+            text,
         )
     });
 }
@@ -1118,5 +1139,64 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn counts_sort_by_count_then_probe_name_then_key() {
+        let row = |probe: &Arc<ProbeInfo>, key: Option<Value>, count: u64| HitCount {
+            probe: probe.clone(),
+            key,
+            stack: None,
+            count,
+        };
+        let text = |text: &str| {
+            Some(Value::Str {
+                text: text.into(),
+                truncated: false,
+            })
+        };
+        let (start, done) = (probe("request_start"), probe("request_done"));
+        // Another file's probe of the same name ranks with it.
+        let other_done = Arc::new(ProbeInfo {
+            path: "/srv/other".into(),
+            ..(*done).clone()
+        });
+        let mut counts = vec![
+            row(&start, Some(Value::Unsigned(10)), 5),
+            row(&done, Some(Value::Unsigned(10)), 5),
+            row(&other_done, Some(Value::Unsigned(2)), 5),
+            row(&done, Some(Value::Unsigned(9)), 5),
+            row(&start, Some(Value::Signed(-3)), 5),
+            row(&done, text("b"), 5),
+            row(&done, text("a"), 5),
+            row(&start, None, 7),
+        ];
+        sort_counts(&mut counts);
+        let shown: Vec<(String, String, u64)> = counts
+            .iter()
+            .map(|r| {
+                let key = r.key.as_ref().map_or("-".into(), Value::to_string);
+                (
+                    format!("{}{}", r.probe.path.display(), r.probe.name),
+                    key,
+                    r.count,
+                )
+            })
+            .collect();
+        let expected = [
+            ("/srv/apprequest_start", "-", 7),
+            ("/srv/apprequest_done", "\"a\"", 5),
+            ("/srv/apprequest_done", "\"b\"", 5),
+            ("/srv/otherrequest_done", "2", 5),
+            ("/srv/apprequest_done", "9", 5),
+            ("/srv/apprequest_done", "10", 5),
+            ("/srv/apprequest_start", "-3", 5),
+            ("/srv/apprequest_start", "10", 5),
+        ];
+        let expected: Vec<(String, String, u64)> = expected
+            .iter()
+            .map(|(p, k, c)| (p.to_string(), k.to_string(), *c))
+            .collect();
+        assert_eq!(shown, expected);
     }
 }

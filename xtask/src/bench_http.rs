@@ -16,7 +16,10 @@
 //! requests per second and the ratios to the untraced runs, with the events
 //! and drops the streaming trace reported. Then the cost of a scrape of
 //! 10,000 series: `usdt serve` counting requests by request id (a series
-//! each) under load, then 20 scrapes timed. Needs root.
+//! each) under load, then 20 scrapes timed, each with what `usdt serve`'s
+//! main thread spent on a CPU and waiting for one meanwhile (its
+//! schedstat), the first, median and slowest shown. `--rounds 0` measures
+//! only the scrapes. Needs root.
 
 use crate::deps;
 use crate::http::{self, Server};
@@ -62,8 +65,11 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     while let Some(arg) = rest.next() {
         match arg.as_str() {
             "--rounds" => {
+                // 0: only the cost of a scrape.
                 let n = rest.next().ok_or(USAGE)?;
-                rounds = number(n, "rounds")? as usize;
+                rounds = n
+                    .parse()
+                    .map_err(|_| format!("bench-http: `{n}` is not a number of rounds"))?;
             }
             n if !n.starts_with('-') => seconds = number(n, "seconds")?,
             _ => return Err(USAGE.into()),
@@ -133,75 +139,132 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     eprintln!("xtask: usdt serve with {series} series: 3 s of load, then 20 scrapes");
     let tracer = Tracer::start(&binaries.usdt, &serving)?;
     let loaded = wrk(&url, 3);
-    let mut times = Vec::new();
-    // The part usdt serve spent reading the maps, as it says itself.
-    let mut reads = Vec::new();
+    let mut scrapes = Vec::new();
     let mut size = 0;
     let mut exposed = 0;
     for _ in 0..20 {
+        let before = schedstat(tracer.pid())?;
         let start = Instant::now();
         let body = http::scrape(&listen)?;
-        times.push(start.elapsed());
-        reads.extend(body.lines().find_map(|l| {
-            l.strip_prefix("usdt_serve_scrape_read_seconds ")
-                .and_then(|v| v.parse::<f64>().ok())
-        }));
+        let wall = start.elapsed().as_secs_f64();
+        let after = schedstat(tracer.pid())?;
+        // The part usdt serve spent reading the maps, as it says itself.
+        let read = body
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("usdt_serve_scrape_read_seconds ")
+                    .and_then(|v| v.parse::<f64>().ok())
+            })
+            .unwrap_or(f64::NAN);
+        scrapes.push(Scrape {
+            wall,
+            read,
+            cpu: after.0.saturating_sub(before.0) as f64 / 1e9,
+            waiting: after.1.saturating_sub(before.1) as f64 / 1e9,
+        });
         size = body.len();
         exposed = body
             .lines()
             .filter(|l| l.starts_with("http_requests_by_id_total{"))
             .count();
     }
-    let in_order: Vec<String> = times
-        .iter()
-        .map(|t| format!("{:.1}", t.as_secs_f64() * 1e3))
-        .collect();
     let summary = tracer.stop()?;
     loaded?;
     let _ = std::fs::remove_dir_all(&dir);
     drop(server);
-    times.sort();
-    reads.sort_by(f64::total_cmp);
 
-    println!(
-        "wrk -t{WRK_THREADS} -c{CONNECTIONS} -d{seconds}s {}, a server thread per connection; \
-         {rounds} rounds, each traced run paired with an untraced one next to it:\n",
-        url.replace(&server_address(&url), "127.0.0.1:PORT")
-    );
-    println!(
-        "| configuration | requests/s (median) | vs untraced (median of pairs) | pairs, lowest to highest | mean latency (last) | tracer (last run) |"
-    );
-    println!("| --- | --- | --- | --- | --- | --- |");
-    println!("| untraced | {:.0} | 1.000 | | | |", median(&mut untraced));
-    for ((name, args), row) in traced.iter().zip(&mut rows) {
-        let shown = http::shown(args)
-            .replace(&pid, "PID")
-            .replace(&config_arg, "export.toml")
-            .replace(&listen, "127.0.0.1:PORT");
-        let rate = median(&mut row.rates);
-        let ratio = median(&mut row.ratios);
-        let pairs: Vec<String> = row.ratios.iter().map(|r| format!("{r:.3}")).collect();
-        let last = row.last.as_ref().expect("at least one round");
+    if rounds > 0 {
         println!(
-            "| {name} | {rate:.0} | {ratio:.3} | {} | {} | `{shown}`; {} |",
-            pairs.join(", "),
-            last.latency,
-            last.summary.trim_start_matches("usdt: ")
+            "wrk -t{WRK_THREADS} -c{CONNECTIONS} -d{seconds}s {}, a server thread per connection; \
+             {rounds} rounds, each traced run paired with an untraced one next to it:\n",
+            url.replace(&server_address(&url), "127.0.0.1:PORT")
         );
+        println!(
+            "| configuration | requests/s (median) | vs untraced (median of pairs) | pairs, lowest to highest | mean latency (last) | tracer (last run) |"
+        );
+        println!("| --- | --- | --- | --- | --- | --- |");
+        println!("| untraced | {:.0} | 1.000 | | | |", median(&mut untraced));
+        for ((name, args), row) in traced.iter().zip(&mut rows) {
+            let shown = http::shown(args)
+                .replace(&pid, "PID")
+                .replace(&config_arg, "export.toml")
+                .replace(&listen, "127.0.0.1:PORT");
+            let rate = median(&mut row.rates);
+            let ratio = median(&mut row.ratios);
+            let pairs: Vec<String> = row.ratios.iter().map(|r| format!("{r:.3}")).collect();
+            let last = row.last.as_ref().expect("at least one round");
+            println!(
+                "| {name} | {rate:.0} | {ratio:.3} | {} | {} | `{shown}`; {} |",
+                pairs.join(", "),
+                last.latency,
+                last.summary.trim_start_matches("usdt: ")
+            );
+        }
+        println!();
     }
     println!(
-        "\nScrapes of usdt serve exposing {exposed} series of requests by id ({size} bytes), 20 in a row:\n"
-    );
-    println!(
-        "median {:.1} ms, fastest {:.1} ms, slowest {:.1} ms; reading the maps: median {:.1} ms ({})",
-        times[times.len() / 2].as_secs_f64() * 1e3,
-        times[0].as_secs_f64() * 1e3,
-        times[times.len() - 1].as_secs_f64() * 1e3,
-        reads.get(reads.len() / 2).copied().unwrap_or(f64::NAN) * 1e3,
+        "Scrapes of usdt serve exposing {exposed} series of requests by id ({size} bytes), 20 in a row \
+         ({}); the main thread's CPU time and its wait for a CPU from its schedstat:\n",
         summary.trim_start_matches("usdt: ")
     );
+    println!("| | first | median | slowest |");
+    println!("| --- | --- | --- | --- |");
+    for (name, mut values) in [
+        ("scrape (client's wall time)", column(&scrapes, |s| s.wall)),
+        (
+            "reading the maps (serve's wall time)",
+            column(&scrapes, |s| s.read),
+        ),
+        ("serve's main thread on a CPU", column(&scrapes, |s| s.cpu)),
+        (
+            "serve's main thread waiting for a CPU",
+            column(&scrapes, |s| s.waiting),
+        ),
+    ] {
+        let first = values[0];
+        let middle = median(&mut values);
+        println!(
+            "| {name} | {:.1} ms | {:.1} ms | {:.1} ms |",
+            first * 1e3,
+            middle * 1e3,
+            values[values.len() - 1] * 1e3
+        );
+    }
+    let in_order: Vec<String> = scrapes
+        .iter()
+        .map(|s| format!("{:.1}", s.wall * 1e3))
+        .collect();
     println!("\nin order (ms): {}", in_order.join(", "));
     Ok(())
+}
+
+/// One timed scrape, in seconds.
+struct Scrape {
+    /// From connecting to the end of the response, at the client.
+    wall: f64,
+    /// Reading the maps, as `usdt serve` reports it.
+    read: f64,
+    /// `usdt serve`'s main thread on a CPU meanwhile.
+    cpu: f64,
+    /// `usdt serve`'s main thread runnable but waiting for a CPU meanwhile.
+    waiting: f64,
+}
+
+/// One measure of every scrape, in order.
+fn column(scrapes: &[Scrape], measure: fn(&Scrape) -> f64) -> Vec<f64> {
+    scrapes.iter().map(measure).collect()
+}
+
+/// The nanoseconds thread `pid` (a process's main thread) has run on a CPU
+/// and waited for one (the first two fields of its schedstat).
+fn schedstat(pid: u32) -> Result<(u64, u64), String> {
+    let path = format!("/proc/{pid}/task/{pid}/schedstat");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let mut fields = text.split_whitespace().map(str::parse::<u64>);
+    match (fields.next(), fields.next()) {
+        (Some(Ok(on_cpu)), Some(Ok(waiting))) => Ok((on_cpu, waiting)),
+        _ => Err(format!("{path}: unexpected {text:?}")),
+    }
 }
 
 /// One traced configuration's runs.

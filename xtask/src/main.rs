@@ -44,7 +44,9 @@ commands:
               usdt-runtime, default features and `serde` (against REV too)
   bench-http [SECONDS] [--rounds N]
               requests/s of the example server under wrk load: untraced,
-              traced streaming, traced aggregating in the kernel (as root)
+              traced streaming, traced aggregating in the kernel, usdt
+              serve; then the cost of a scrape (as root; --rounds 0: only
+              the scrapes)
   soak [--minutes N]
               trace the example server under wrk load for N minutes (10),
               streaming then aggregating, sampling the tracer's memory,
