@@ -2,6 +2,7 @@
 
 use crate::aggregate::{Aggregation, DEFAULT_MAP_ENTRIES};
 use crate::error::TraceError;
+use crate::features::KernelFeatures;
 use crate::filter::Filter;
 use crate::select::{ProbeSpec, StringRequest};
 use std::path::PathBuf;
@@ -116,9 +117,18 @@ impl TraceConfig {
     }
 
     /// Whether libraries the traced process maps later are followed: a
-    /// process is traced and [`TraceConfig::follow`] is set.
+    /// process is traced and [`TraceConfig::follow`] is set, and for a
+    /// command the tracer starts, the kernel has BPF cookies (see
+    /// [`TraceConfig::follow_refused`]).
     pub(crate) fn follows(&self) -> bool {
-        self.follow && self.pid.is_some()
+        self.follow && self.pid.is_some() && !self.follow_refused()
+    }
+
+    /// Whether following is asked for a command the tracer starts, on a
+    /// kernel without BPF cookies (before 5.15), which following a
+    /// command's libraries needs: it is then not done, and said so.
+    pub(crate) fn follow_refused(&self) -> bool {
+        self.follow && self.executable.is_some() && !KernelFeatures::get().cookies
     }
 
     /// Checks what the tracer cannot do with this configuration before

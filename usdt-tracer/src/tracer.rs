@@ -256,7 +256,20 @@ impl Tracer {
         } else {
             Default::default()
         };
-        let mut selection = role::select_all(config, cancel)?;
+        let mut selection = role::select_all(config, cancel).map_err(|error| match error {
+            // A probe of a library the command has yet to load: say why
+            // it is not waited for.
+            TraceError::NoMatch {
+                pattern,
+                scope,
+                skipped,
+            } if config.follow_refused() => TraceError::NoMatch {
+                pattern,
+                scope: format!("{scope}; {NO_FOLLOW_WITHOUT_COOKIES}"),
+                skipped,
+            },
+            error => error,
+        })?;
         select::check_string_requests(&config.strings, &selection.sites, config.follows())?;
         let semaphore_warnings = select::plan_semaphores(
             &mut selection.sites,
@@ -292,10 +305,10 @@ impl Tracer {
         }
         // The dynamic linker's hook goes last, after the sites the
         // aggregations and site counts know.
-        let hook = if !config.follows() {
-            None
-        } else if !features.cookies && config.executable.is_some() {
+        let hook = if config.follow_refused() {
             selection.warnings.push(NO_FOLLOW_WITHOUT_COOKIES.into());
+            None
+        } else if !config.follows() {
             None
         } else {
             let hook = follow::hook_site(config);
