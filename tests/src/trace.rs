@@ -265,37 +265,6 @@ pub fn cookies_or_refused_attach<T>(
     false
 }
 
-/// The start of the one line a trace with `--filter` or `--stack` is
-/// refused with where the kernel's verifier cannot check that code.
-const NEEDS_VERIFIER: &str = "this kernel has a BPF verifier that cannot check the code ";
-
-/// Whether this kernel's verifier takes the program with the filter and
-/// user-stack code (`--filter`, `--stack`), as found on the kernels the
-/// tests run on: Linux 6.1's and 5.10's do not (the program is too complex
-/// for them), 6.18's does. Pinned by release, so that neither answer can
-/// pass for the other: kernels from 6.2 on are expected to take it.
-pub fn verifier_takes_options() -> bool {
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").expect("kernel release");
-    let mut numbers = release
-        .split(|c: char| !c.is_ascii_digit())
-        .map(|n| n.parse::<u32>().unwrap_or(0));
-    let major = numbers.next().unwrap_or(0);
-    let minor = numbers.next().unwrap_or(0);
-    (major, minor) >= (6, 2)
-}
-
-/// Whether this kernel's verifier takes the filter and user-stack code; if
-/// not, checks that `usdt trace ARGS`, which needs it, is refused before
-/// attaching with the one line naming `what` (`--filter needs`), and the
-/// test has nothing more to trace.
-pub fn options_or_refused(args: &[&str], what: &str) -> bool {
-    if verifier_takes_options() {
-        return true;
-    }
-    assert_refused(args, NEEDS_VERIFIER, what);
-    false
-}
-
 /// Checks that the kernel log has no warning that a BPF tracing program
 /// allocates map entries at run time (a warning with a stack trace from
 /// Linux 5.7 to 6.0, for hash maps not preallocated; the tracer

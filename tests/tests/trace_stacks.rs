@@ -79,14 +79,6 @@ fn check_innermost_in(event: &serde_json::Value, symbol: &str, file: &str, line:
     assert_eq!(runtime & 0xfff, link & 0xfff, "{event}");
 }
 
-/// Whether this kernel's verifier takes the stack code of `--stack`; if
-/// not, checks that a trace with it is refused before attaching, with the
-/// one line that says so.
-fn stacks_or_refused(binary: &Path) -> bool {
-    let command = binary.display().to_string();
-    options_or_refused(&["--stack", "-c", &command, "chain:inner"], "--stack needs")
-}
-
 #[test]
 fn frame_pointers_give_the_whole_chain() {
     if !require_bpf("frame_pointers_give_the_whole_chain") {
@@ -99,9 +91,6 @@ fn frame_pointers_give_the_whole_chain() {
     ];
     for (dir, flags) in dir_flags {
         let binary = build_c(dir, "stack_chain.c", flags);
-        if !stacks_or_refused(&binary) {
-            return;
-        }
         for (n, event) in traced(&binary).iter().enumerate() {
             assert_eq!(arg_texts(event), [n.to_string()]);
             check_innermost(event, line);
@@ -130,9 +119,6 @@ fn without_frame_pointers_only_the_innermost_frame_is_sure() {
         "stack_chain.c",
         &["-O2", "-g", "-fomit-frame-pointer"],
     );
-    if !stacks_or_refused(&binary) {
-        return;
-    }
     for event in traced(&binary) {
         check_innermost(&event, line);
         let symbols = symbols(&event);
@@ -188,23 +174,15 @@ fn rust_chains() -> &'static (PathBuf, PathBuf) {
 
 /// The three events of the Rust chain's `binary` traced with `--stack`,
 /// each checked: its argument and its innermost frame, the probe site in
-/// `stack_chain::inner` at its line; `None` where this kernel's verifier
-/// does not take `--stack` (and it was refused).
-fn rust_events(binary: &Path) -> Option<Vec<serde_json::Value>> {
-    let command = binary.display().to_string();
-    if !options_or_refused(
-        &["--stack", "-c", &command, "rust_chain:inner"],
-        "--stack needs",
-    ) {
-        return None;
-    }
+/// `stack_chain::inner` at its line.
+fn rust_events(binary: &Path) -> Vec<serde_json::Value> {
     let line = marked_line(&fixtures_dir().join(RUST_SOURCE));
     let events = traced_probe(binary, "rust_chain:inner");
     for (n, event) in events.iter().enumerate() {
         assert_eq!(arg_texts(event), [n.to_string()]);
         check_innermost_in(event, "stack_chain::inner", RUST_FILE, line);
     }
-    Some(events)
+    events
 }
 
 /// The Rust chain's source, under the fixtures, and the end of its path
@@ -217,10 +195,7 @@ fn rust_frame_pointers_give_the_whole_chain() {
     if !require_bpf("rust_frame_pointers_give_the_whole_chain") {
         return;
     }
-    let Some(events) = rust_events(&rust_chains().0) else {
-        return;
-    };
-    for event in &events {
+    for event in &rust_events(&rust_chains().0) {
         assert_eq!(
             symbols(event)[..4],
             [
@@ -259,9 +234,6 @@ fn text_events_carry_their_frames_under_them() {
         return;
     }
     let binary = build_c("stack_text", "stack_chain.c", &["-O0", "-g"]);
-    if !stacks_or_refused(&binary) {
-        return;
-    }
     let command = binary.display().to_string();
     let output = run_usdt(&["trace", "--stack", "-c", &command, "chain:inner"]);
     assert_success(&output);

@@ -61,8 +61,8 @@ use usdt_tracer_common::{
 use usdt_tracer_common::{
     CMP_EQ, CMP_GE, CMP_GT, CMP_LE, CMP_LT, CMP_NE, FILTER_AND, FILTER_COMPARE, FILTER_MAX_INSNS,
     FILTER_MAX_STRINGS, FILTER_NOT, FILTER_OR, FILTER_STRING, FILTER_STRING_CAP, FilterOperand,
-    NO_LENGTH, OPERAND_ARG, OPERAND_CONSTANT, OPERAND_PID, OPERAND_TID, SITE_OPTIONS_MAP,
-    STACK_AREA_SIZE, STACK_DEPTH, SiteOptions,
+    FilterString, NO_LENGTH, OPERAND_ARG, OPERAND_CONSTANT, OPERAND_PID, OPERAND_TID,
+    SITE_OPTIONS_MAP, STACK_AREA_SIZE, STACK_DEPTH, SiteOptions,
 };
 use usdt_tracer_common::{CountedStack, KEY_STACK, STACK_SCRATCH_MAP, STACKS_MAP, stack_hash};
 
@@ -126,9 +126,12 @@ named!(USDT_SLEEPABLE, SLEEPABLE_GLOBAL);
 static USDT_COOKIES: u8 = 1;
 named!(USDT_COOKIES, COOKIES_GLOBAL);
 
-/// Whether any site has options (a filter, a user stack); set by user
-/// space, read-only to the program. At 0 the verifier skips the filter and
-/// stack code, which older verifiers cannot follow within their limits.
+/// Whether the trace has options (a filter, user stacks); set by user
+/// space, read-only to the program. At 1 streamed hits take
+/// [`stream_with_options`] instead of [`stream_site`], so that the verifier
+/// follows the filter and stack code in place of three string classes:
+/// older verifiers (6.1's, 5.10's) could not follow both within their
+/// limit. At 0 it skips the filter and stack code.
 #[unsafe(no_mangle)]
 static USDT_OPTIONS: u8 = 1;
 named!(USDT_OPTIONS, OPTIONS_GLOBAL);
@@ -280,8 +283,10 @@ fn site(ctx: &ProbeContext) -> u32 {
         return 0;
     }
     match plan.action {
-        ACTION_STREAM if options.is_some_and(|options| options.stack != 0) => {
-            stream_with_stack(ctx, plan, site)
+        ACTION_STREAM if flag(&USDT_OPTIONS) => {
+            if let Some(options) = options {
+                stream_with_options(ctx, plan, site, options)
+            }
         }
         ACTION_STREAM => stream_site(ctx, plan, site),
         ACTION_COUNT => count_site(ctx, plan),
@@ -383,25 +388,7 @@ fn stream_site(ctx: &ProbeContext, plan: &SitePlan, site: u32) {
     let count = unsafe { fill_header(ctx, plan, site, header) };
     let strings = plan.string_count as usize;
     if strings == STRING_CLASSES[0] {
-        // No strings: a short record, the fixed part and the site's
-        // arguments, all of it written above (only written bytes are
-        // sent). count <= MAX_ARGS <= ARG_COUNT_MASK; the mask shows the
-        // verifier that the length stays inside the header. Its unwritten
-        // tail lies in the range the verifier checks, which it allows:
-        // programs loaded with CAP_PERFMON may pass partly written stack to
-        // helpers.
-        // SAFETY: EVENT_FIXED_SIZE + 8 * ARG_COUNT_MASK bytes fit in the
-        // header.
-        let record = unsafe {
-            core::slice::from_raw_parts(
-                header.cast::<u8>(),
-                EVENT_FIXED_SIZE + 8 * (count & ARG_COUNT_MASK),
-            )
-        };
-        let flags = wakeup_flags(record.len());
-        if USDT_EVENTS.output::<[u8]>(record, flags).is_err() {
-            count_drop();
-        }
+        output_short(header, count);
         return;
     }
     // SAFETY: the rest of the header is written here; it is then whole.
@@ -422,6 +409,28 @@ fn stream_site(ctx: &ProbeContext, plan: &SitePlan, site: u32) {
         stream::<{ STRING_CLASSES[3] * STRING_CAP }>(plan, header);
     } else {
         stream::<{ STRING_CLASSES[4] * STRING_CAP }>(plan, header);
+    }
+}
+
+/// Sends a short record: the fixed part of `header` and its `count`
+/// arguments, all of it written (only written bytes are sent), for a site
+/// without strings. count <= MAX_ARGS <= ARG_COUNT_MASK; the mask shows
+/// the verifier that the length stays inside the header. Its unwritten
+/// tail lies in the range the verifier checks, which it allows: programs
+/// loaded with CAP_PERFMON may pass partly written stack to helpers.
+#[inline(always)]
+fn output_short(header: *const EventHeader, count: usize) {
+    // SAFETY: EVENT_FIXED_SIZE + 8 * ARG_COUNT_MASK bytes fit in the
+    // header.
+    let record = unsafe {
+        core::slice::from_raw_parts(
+            header.cast::<u8>(),
+            EVENT_FIXED_SIZE + 8 * (count & ARG_COUNT_MASK),
+        )
+    };
+    let flags = wakeup_flags(record.len());
+    if USDT_EVENTS.output::<[u8]>(record, flags).is_err() {
+        count_drop();
     }
 }
 
@@ -1151,7 +1160,7 @@ fn filter_strings(ctx: &ProbeContext, plan: &SitePlan, options: &SiteOptions) ->
             n == len && !cut
         };
         // SAFETY: the buffer holds FILTER_STRING_CAP initialized bytes.
-        let text = unsafe { &*dst.cast::<[u8; FILTER_STRING_CAP]>() };
+        let text = unsafe { &*words.cast::<[u64; FILTER_STRING_CAP / 8]>() };
         if fits && same_prefix(text, &test.bytes, len) {
             bits |= 1 << j;
         }
@@ -1159,31 +1168,56 @@ fn filter_strings(ctx: &ProbeContext, plan: &SitePlan, options: &SiteOptions) ->
     Some(bits)
 }
 
+// A string test's literal lies 8-byte aligned in the (8-byte aligned) map
+// value: [`same_prefix`] reads it a word at a time.
+const _: () = assert!(
+    core::mem::offset_of!(SiteOptions, strings) % 8 == 0
+        && size_of::<FilterString>() % 8 == 0
+        && core::mem::offset_of!(FilterString, bytes) % 8 == 0
+);
+
 /// Whether the first `len` bytes of `a` and `b` are equal.
+///
+/// Compared eight bytes at a time at constant offsets, the bytes past
+/// `len` masked off: `len` never bounds a loop over memory. Older verifiers
+/// (6.1's, 5.10's) lose the bound of such a loop when the compiler derives
+/// its counter from `len`, and then refuse the read of `b` past its end.
 #[inline(always)]
-fn same_prefix(a: &[u8; FILTER_STRING_CAP], b: &[u8; FILTER_STRING_CAP], len: usize) -> bool {
-    for i in 0..FILTER_STRING_CAP {
-        if i >= len {
-            break;
-        }
-        if a[i] != b[i] {
-            return false;
-        }
+fn same_prefix(a: &[u64; FILTER_STRING_CAP / 8], b: &[u8; FILTER_STRING_CAP], len: usize) -> bool {
+    let mut diff = 0u64;
+    for (word, &a) in a.iter().enumerate() {
+        let bytes = len.saturating_sub(word * 8);
+        let mask = if bytes >= 8 {
+            u64::MAX
+        } else {
+            (1u64 << (bytes * 8)) - 1
+        };
+        // SAFETY: word * 8 + 8 <= FILTER_STRING_CAP: eight bytes inside `b`,
+        // 8-byte aligned (asserted above).
+        let b = unsafe { core::ptr::read(b.as_ptr().add(word * 8).cast::<u64>()) };
+        diff |= (a ^ b) & mask;
     }
-    true
+    diff == 0
 }
 
-/// Streams one hit with the user stack: the whole header, the
-/// [`usdt_tracer_common::StackArea`], then the strings (in the largest
-/// string class, when the site has any).
+/// Streams one hit of a trace with options (`USDT_OPTIONS`): a short
+/// record for a site with neither strings nor a stack; otherwise the whole
+/// header, the [`usdt_tracer_common::StackArea`] (the user stack if the
+/// site wants it, else 0 bytes of it), then the strings in the largest
+/// string class. One string class instead of [`stream_site`]'s four keeps
+/// the options' code within what older verifiers (6.1's, 5.10's) follow.
 #[inline(always)]
-fn stream_with_stack(ctx: &ProbeContext, plan: &SitePlan, site: u32) {
+fn stream_with_options(ctx: &ProbeContext, plan: &SitePlan, site: u32, options: &SiteOptions) {
     let mut header = MaybeUninit::<EventHeader>::uninit();
     let header = header.as_mut_ptr();
-    // SAFETY: fill_header writes the fixed part and the site's arguments;
-    // the rest of the header is written here; it is then whole.
+    // SAFETY: fill_header writes the fixed part and the site's arguments.
+    let count = unsafe { fill_header(ctx, plan, site, header) };
+    if !wants_stack(options) && plan.string_count == 0 {
+        output_short(header, count);
+        return;
+    }
+    // SAFETY: the rest of the header is written here; it is then whole.
     let header = unsafe {
-        let count = fill_header(ctx, plan, site, header);
         for i in 0..MAX_ARGS {
             if i >= count {
                 (*header).args[i] = 0;
@@ -1193,16 +1227,31 @@ fn stream_with_stack(ctx: &ProbeContext, plan: &SitePlan, site: u32) {
         &*header
     };
     if plan.string_count == 0 {
-        stream_stack::<0>(ctx, plan, header);
+        stream_stack::<0>(ctx, plan, header, options);
     } else {
-        stream_stack::<{ STRING_CLASSES[4] * STRING_CAP }>(ctx, plan, header);
+        stream_stack::<{ STRING_CLASSES[4] * STRING_CAP }>(ctx, plan, header, options);
     }
 }
 
-/// Builds and submits one record with a stack area and a string area of
-/// `AREA` bytes.
+/// Whether the site's hits carry the user stack, read afresh where it is
+/// tested: a value the verifier had seen tested before would be precise to
+/// it, and it would then follow the string code once per value instead of
+/// once.
 #[inline(always)]
-fn stream_stack<const AREA: usize>(ctx: &ProbeContext, plan: &SitePlan, fixed: &EventHeader) {
+fn wants_stack(options: &SiteOptions) -> bool {
+    // SAFETY: a read of a field of a valid reference.
+    unsafe { core::ptr::read_volatile(&options.stack) != 0 }
+}
+
+/// Builds and submits one record with a stack area (the user stack if the
+/// site wants it) and a string area of `AREA` bytes.
+#[inline(always)]
+fn stream_stack<const AREA: usize>(
+    ctx: &ProbeContext,
+    plan: &SitePlan,
+    fixed: &EventHeader,
+    options: &SiteOptions,
+) {
     const SIZE: usize = EVENT_HEADER_SIZE + STACK_AREA_SIZE;
     let Some(mut entry) = USDT_EVENTS.reserve_bytes(SIZE + AREA, 0) else {
         count_drop();
@@ -1216,12 +1265,16 @@ fn stream_stack<const AREA: usize>(ctx: &ProbeContext, plan: &SitePlan, fixed: &
         *header = *fixed;
         let area = record.add(EVENT_HEADER_SIZE);
         let ips = area.add(8);
-        let bytes = generated::bpf_get_stack(
-            ctx.as_ptr(),
-            ips.cast(),
-            (STACK_DEPTH * 8) as u32,
-            BPF_F_USER_STACK,
-        );
+        let bytes = if wants_stack(options) {
+            generated::bpf_get_stack(
+                ctx.as_ptr(),
+                ips.cast(),
+                (STACK_DEPTH * 8) as u32,
+                BPF_F_USER_STACK,
+            )
+        } else {
+            0
+        };
         core::ptr::write(area.cast::<i64>(), bytes);
         if AREA > 0 {
             copy_strings::<AREA>(plan, header, record.add(SIZE));

@@ -72,7 +72,10 @@ pub(crate) struct SiteState {
     pub address: u64,
     /// How to decode its records.
     pub decoding: SiteDecoding,
-    /// Whether the site's records carry a user stack after the header.
+    /// Whether the site's records carry a stack area after the header
+    /// (see [`crate::plan::stack_area`]).
+    pub stack_area: bool,
+    /// Whether its events show the user stack (from the stack area).
     pub stack: bool,
 }
 
@@ -169,9 +172,9 @@ pub(crate) fn decode_record(
         )
     };
     let site = sites.get(header.site as usize)?;
-    let (stack, strings_at) = if site.stack {
+    let stack = site.stack.then(|| {
         let area = bytes.get(EVENT_HEADER_SIZE..).unwrap_or(&[]);
-        let stack = stack_addresses(area)
+        stack_addresses(area)
             .into_iter()
             .map(|address| StackFrame {
                 address,
@@ -179,10 +182,12 @@ pub(crate) fn decode_record(
                 file: None,
                 line: None,
             })
-            .collect();
-        (Some(stack), EVENT_HEADER_SIZE + STACK_AREA_SIZE)
+            .collect()
+    });
+    let strings_at = if site.stack_area {
+        EVENT_HEADER_SIZE + STACK_AREA_SIZE
     } else {
-        (None, EVENT_HEADER_SIZE)
+        EVENT_HEADER_SIZE
     };
     let strings = bytes.get(strings_at..).unwrap_or(&[]);
     let strings = &strings[..(header.string_bytes as usize).min(strings.len())];
@@ -397,6 +402,7 @@ mod tests {
                     .collect::<Vec<_>>()
                     .into(),
             },
+            stack_area: false,
             stack: false,
         }];
         (probes, sites)

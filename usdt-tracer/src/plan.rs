@@ -194,6 +194,21 @@ pub(crate) struct ProbeTable {
 /// space's state, per site in order.
 pub(crate) type SitePlans = (Vec<SitePlan>, Vec<SiteOptions>, Vec<SiteState>);
 
+/// Whether a trace has options (a filter, user stacks): the program is then
+/// loaded with them switched on (`USDT_OPTIONS`), for every site.
+pub(crate) fn has_options(filter: Option<&Filter>, stack: bool) -> bool {
+    filter.is_some() || stack
+}
+
+/// Whether, in a trace with options, the records of a site carry a
+/// [`usdt_tracer_common::StackArea`] after the header (its user stack if
+/// `stack`, else empty) and then their strings in the largest string
+/// class: streamed sites with a stack or strings do. That one layout keeps
+/// the program with options within what older verifiers follow.
+fn stack_area(plan: &SitePlan, stack: bool) -> bool {
+    plan.action == ACTION_STREAM && (stack || plan.string_count != 0)
+}
+
 /// Plans every site for its role; groups sites into probes by (module,
 /// provider, name). Gives up when `cancel` is set.
 pub(crate) fn plan_all(
@@ -232,6 +247,7 @@ pub(crate) fn plan_sites(
     stack: bool,
     cancel: Cancel<'_>,
 ) -> Result<SitePlans, TraceError> {
+    let options_on = has_options(filter, stack);
     let mut options = Vec::with_capacity(selected.len());
     let mut plans = Vec::with_capacity(selected.len());
     let mut sites = Vec::with_capacity(selected.len());
@@ -288,13 +304,14 @@ pub(crate) fn plan_sites(
         let stack = stack && matches!(role, Role::Stream);
         site_options.stack = stack as u8;
         options.push(site_options);
-        plans.push(plan);
         sites.push(SiteState {
             probe: id,
             address: probe.address,
             decoding,
+            stack_area: options_on && stack_area(&plan, stack),
             stack,
         });
+        plans.push(plan);
     }
     Ok((plans, options, sites))
 }

@@ -342,6 +342,7 @@ impl Tracer {
                 probe: usize::MAX,
                 address: hook.probe.address,
                 decoding,
+                stack_area: false,
                 stack: false,
             });
             selection.sites.push(hook);
@@ -360,8 +361,7 @@ impl Tracer {
             addresses::site_addresses(&selection.sites, config)?
         };
         let mut ebpf = load(config, &plans, &options, features, slots, cancel)?;
-        let links = attach::attach_sites(&mut ebpf, &selection.sites, 0, config, features, cancel)
-            .map_err(|error| options_refused(error, &options))?;
+        let links = attach::attach_sites(&mut ebpf, &selection.sites, 0, config, features, cancel)?;
         store_addresses(&mut ebpf, &addresses.known)?;
         if let (false, Some(pid), None) = (features.sleepable, config.pid, &config.executable) {
             let files = selection.sites.iter().map(|s| s.attach_path.as_path());
@@ -820,7 +820,7 @@ fn load(
         .override_global(COOKIES_GLOBAL, &u8::from(features.cookies), true)
         .override_global(
             OPTIONS_GLOBAL,
-            &u8::from(options.iter().any(|site| *site != SiteOptions::default())),
+            &u8::from(plan::has_options(config.filter.as_ref(), config.stack)),
             true,
         )
         .override_global(STACK_COUNTS_GLOBAL, &u8::from(counts_stacks(config)), true)
@@ -843,32 +843,6 @@ fn load(
         }
     }
     Ok(ebpf)
-}
-
-/// The error for a failed attach: a verifier's rejection of the program
-/// with the filter or user-stack code switched on becomes the one-line
-/// refusal of what needs that code. Older verifiers (Linux 6.1's and
-/// 5.10's) reach their limits on it (the million instructions they follow,
-/// or a bound they lose on the way), although they take the program
-/// without it; Linux 6.18's takes it.
-fn options_refused(error: TraceError, options: &[SiteOptions]) -> TraceError {
-    let filter = options.iter().any(|site| site.insn_count != 0);
-    let stack = options.iter().any(|site| site.stack != 0);
-    let what = match (filter, stack) {
-        (true, true) => "--filter and --stack need",
-        (true, false) => "--filter needs",
-        (false, true) => "--stack needs",
-        (false, false) => return error,
-    };
-    match error {
-        TraceError::Rejected { .. } => TraceError::KernelFeature {
-            missing: format!(
-                "has a BPF verifier that cannot check the code {what} (too complex for it; \
-                 the verifier of Linux 6.18 accepts it, those of 6.1 and 5.10 do not)"
-            ),
-        },
-        error => error,
-    }
 }
 
 /// Whether an aggregation of `config` counts hits by stack.
