@@ -471,44 +471,25 @@ fn aarch64_extended_index_registers() {
     // As gcc 12 writes them at -O2 and -Os: an `int` index into a
     // variable-length array at sp, an `int` and an `unsigned` index into
     // byte arrays, a `long` one.
-    assert_eq!(
-        one(a, "1@[sp, w0, sxtw]").location,
-        extended("sp", "w0", SignExtend32, 1)
-    );
-    assert_eq!(
-        one(a, "-1@[x3, w0, sxtw]").location,
-        extended("x3", "w0", SignExtend32, 1)
-    );
-    assert_eq!(
-        one(a, "1@[x2, w1, uxtw]").location,
-        extended("x2", "w1", ZeroExtend32, 1)
-    );
-    assert_eq!(
-        one(a, "-1@[x3, x7]").location,
-        extended("x3", "x7", Whole, 1)
-    );
-    // The assembler's other spellings: a shift after the extension, `sxtx`
-    // for a whole 64-bit register, no spaces.
-    assert_eq!(
-        one(a, "-4@[x1, w2, sxtw #2]").location,
-        extended("x1", "w2", SignExtend32, 4)
-    );
-    assert_eq!(
-        one(a, "8@[x1, w2, uxtw 3]").location,
-        extended("x1", "w2", ZeroExtend32, 8)
-    );
-    assert_eq!(
-        one(a, "2@[x1,w2,sxtw #1]").location,
-        extended("x1", "w2", SignExtend32, 2)
-    );
-    assert_eq!(
-        one(a, "-8@[x1, x2, sxtx #3]").location,
-        extended("x1", "x2", Whole, 8)
-    );
-    assert_eq!(
-        one(a, "1@[x1, w2, sxtw #0]").location,
-        extended("x1", "w2", SignExtend32, 1)
-    );
+    for (operand, base, index, extension, scale) in [
+        ("1@[sp, w0, sxtw]", "sp", "w0", SignExtend32, 1),
+        ("-1@[x3, w0, sxtw]", "x3", "w0", SignExtend32, 1),
+        ("1@[x2, w1, uxtw]", "x2", "w1", ZeroExtend32, 1),
+        ("-1@[x3, x7]", "x3", "x7", Whole, 1),
+        // The assembler's other spellings: a shift after the extension, `sxtx`
+        // for a whole 64-bit register, no spaces.
+        ("-4@[x1, w2, sxtw #2]", "x1", "w2", SignExtend32, 4),
+        ("8@[x1, w2, uxtw 3]", "x1", "w2", ZeroExtend32, 8),
+        ("2@[x1,w2,sxtw #1]", "x1", "w2", SignExtend32, 2),
+        ("-8@[x1, x2, sxtx #3]", "x1", "x2", Whole, 8),
+        ("1@[x1, w2, sxtw #0]", "x1", "w2", SignExtend32, 1),
+    ] {
+        assert_eq!(
+            one(a, operand).location,
+            extended(base, index, extension, scale),
+            "{operand}"
+        );
+    }
     // What the assembler refuses: a 32-bit index without its extension or
     // with a 64-bit one, an extension of a 64-bit index, shifts above 3,
     // sp as an index, an unknown operator.
