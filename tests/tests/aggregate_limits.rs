@@ -5,8 +5,8 @@
 use crate::CATALOG;
 use std::time::{Duration, Instant};
 use usdt_interop_tests::cli::{assert_failure, run_usdt, usdt};
-use usdt_interop_tests::{require_bpf, scaled};
 use usdt_interop_tests::trace::{cookies_or_refused_attach, tracing_in_process};
+use usdt_interop_tests::{require_bpf, scaled};
 use usdt_tracer::{Aggregation, MAX_MAP_ENTRIES, TraceConfig, Tracer};
 
 #[test]

@@ -18,7 +18,7 @@ use usdt_interop_tests::trace::{
     arg_texts, assert_trace_usage_error, build_shared_fixture, has_cookies, links_of, read_until,
     tracing_in_process,
 };
-use usdt_interop_tests::{Guard, compile_c, require_bpf};
+use usdt_interop_tests::{Guard, compile_c, require_bpf, scaled};
 use usdt_tracer::launch::StoppedCommand;
 use usdt_tracer::{TraceConfig, Tracer};
 
@@ -99,7 +99,7 @@ fn libraries_loaded_later_are_traced_and_unloaded_ones_detached() {
     let next_notice = |done: &dyn Fn(&str) -> bool| -> Result<Vec<String>, Vec<String>> {
         let mut seen = Vec::new();
         loop {
-            let Ok(line) = notices.recv_timeout(Duration::from_secs(30)) else {
+            let Ok(line) = notices.recv_timeout(scaled(Duration::from_secs(30))) else {
                 return Err(seen);
             };
             seen.push(line.clone());
@@ -128,7 +128,7 @@ fn libraries_loaded_later_are_traced_and_unloaded_ones_detached() {
     let mut reports = Vec::new();
     for round in 0..rounds {
         writeln!(target_in, "go").expect("tell the program to load");
-        let lines = read_until(&mut target_out, Duration::from_secs(10), |line| {
+        let lines = read_until(&mut target_out, scaled(Duration::from_secs(10)), |line| {
             line.starts_with(&format!("unloaded {round}"))
         });
         let field = |prefix: &str| -> u64 {
