@@ -692,20 +692,19 @@ fn write_frames(out: &mut String, stack: &[StackFrame], indent: usize) {
 fn sort_counts(counts: &mut [HitCount]) {
     // Each probe's place in name order, found once: a scrape sorts tens of
     // thousands of rows of a few probes.
-    let mut names: Vec<(String, *const ProbeInfo)> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
+    let mut name_of = HashMap::new();
     for row in counts.iter() {
-        if seen.insert(Arc::as_ptr(&row.probe)) {
-            names.push((probe_name(&row.probe), Arc::as_ptr(&row.probe)));
-        }
+        name_of
+            .entry(Arc::as_ptr(&row.probe))
+            .or_insert_with(|| probe_name(&row.probe));
     }
+    let mut names: Vec<&String> = name_of.values().collect();
     names.sort();
-    let mut rank = HashMap::new();
-    for (name, probe) in &names {
-        // Probes of the same name (in different files) rank the same.
-        let first = names.partition_point(|(other, _)| other < name);
-        rank.insert(*probe, first);
-    }
+    // Probes of the same name (in different files) rank the same.
+    let rank: HashMap<*const ProbeInfo, usize> = name_of
+        .iter()
+        .map(|(probe, name)| (*probe, names.partition_point(|other| *other < name)))
+        .collect();
     counts.sort_by_cached_key(|row| {
         let number = match row.key {
             Some(Value::Unsigned(n)) => Some(i128::from(n)),
