@@ -38,26 +38,27 @@ use aya_ebpf::EbpfContext;
 use aya_ebpf::bindings::{BPF_ANY, BPF_F_NO_PREALLOC, BPF_NOEXIST};
 use aya_ebpf::bindings::{BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP};
 use aya_ebpf::helpers::{
-    bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_ns, bpf_probe_read_kernel,
-    generated,
+    bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_ns, generated,
 };
 use aya_ebpf::macros::{map, uprobe};
 use aya_ebpf::maps::{Array, HashMap, PerCpuArray, RingBuf};
 use aya_ebpf::programs::ProbeContext;
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
 use core::mem::MaybeUninit;
-use usdt_aya_common::{extend, same_name, scaled_index};
+use usdt_aya_common::same_name;
+use usdt_aya_ebpf::{Paging, read_bytes, read_cstr, read_register};
 use usdt_tracer_common::{
     ACTION_COUNT, ACTION_HISTOGRAM, ACTION_LATENCY_END, ACTION_LATENCY_START, ACTION_STREAM,
     AGG_ERR_COUNT, AGG_ERR_FAULT, AGG_ERR_FULL, AGG_ERR_STARTS_FULL, AGG_ERR_UNMATCHED,
-    AGG_ERRORS_MAP, AGGREGATES_MAP, ARG_CONSTANT, ARG_COUNT_MASK, ARG_MEMORY, ARG_REGISTER, AggKey,
-    ArgPlan, CONTROL_MAP, COOKIES_GLOBAL, Control, DROPS_MAP, EVENT_FIXED_SIZE, EVENT_HEADER_SIZE,
-    EVENTS_MAP, EventHeader, HISTOGRAM_SUM, KEY_ARG, KEY_NONE, KEY_PID, KEY_STRING, KEY_TEXT_CAP,
-    KEY_TID, MAX_ARGS, NO_REG, OPTIONS_GLOBAL, PENDING_MAP, PROGRAM_NAME, PROGRAM_NAME_MULTI,
-    PROGRAM_NAME_NOSLEEP, SITE_IPS_MAP, SITES_MAP, SLEEPABLE_GLOBAL, STACK_COUNTS_GLOBAL,
-    STARTS_MAP, STRING_CAP, STRING_CLASSES, STRING_CSTR, STRING_PTR_LEN, SiteIpKey, SitePlan,
-    StartKey, histogram_slot, log2_bucket,
+    AGG_ERRORS_MAP, AGGREGATES_MAP, ARG_COUNT_MASK, AggKey, ArgPlan, CONTROL_MAP, COOKIES_GLOBAL,
+    Control, DROPS_MAP, EVENT_FIXED_SIZE, EVENT_HEADER_SIZE, EVENTS_MAP, EventHeader,
+    HISTOGRAM_SUM, KEY_ARG, KEY_NONE, KEY_PID, KEY_STRING, KEY_TEXT_CAP, KEY_TID, MAX_ARGS,
+    OPTIONS_GLOBAL, PENDING_MAP, PROGRAM_NAME, PROGRAM_NAME_MULTI, PROGRAM_NAME_NOSLEEP,
+    SITE_IPS_MAP, SITES_MAP, SLEEPABLE_GLOBAL, STACK_COUNTS_GLOBAL, STARTS_MAP, STRING_CAP,
+    STRING_CLASSES, STRING_CSTR, STRING_PTR_LEN, SiteIpKey, SitePlan, StartKey, histogram_slot,
+    log2_bucket,
 };
+use usdt_tracer_common::{ACTIONS_GLOBAL, STRING_CLASS_GLOBAL, action_bit};
 use usdt_tracer_common::{
     CMP_EQ, CMP_GE, CMP_GT, CMP_LE, CMP_LT, CMP_NE, FILTER_AND, FILTER_COMPARE, FILTER_MAX_INSNS,
     FILTER_MAX_STRINGS, FILTER_NOT, FILTER_OR, FILTER_STRING, FILTER_STRING_CAP, FilterOperand,
@@ -68,9 +69,6 @@ use usdt_tracer_common::{CountedStack, KEY_STACK, STACK_SCRATCH_MAP, STACKS_MAP,
 
 /// Default ring buffer size; user space sets the real one at load time.
 const DEFAULT_RING_BYTES: u32 = 1 << 22;
-
-/// Page size assumed when faulting in the second page of a string.
-const PAGE: u64 = 4096;
 
 /// Fails the build unless the item `$item` (a map or the program, which aya
 /// names after their static or function) has the name the shared constant
@@ -142,6 +140,36 @@ named!(USDT_OPTIONS, OPTIONS_GLOBAL);
 static USDT_STACK_COUNTS: u8 = 1;
 named!(USDT_STACK_COUNTS, STACK_COUNTS_GLOBAL);
 
+/// Which actions any site may take ([`ACTIONS_GLOBAL`]); set by user
+/// space, read-only to the program. The verifier skips the code of the
+/// actions whose bit is 0.
+#[unsafe(no_mangle)]
+static USDT_ACTIONS: u8 = u8::MAX;
+named!(USDT_ACTIONS, ACTIONS_GLOBAL);
+
+/// Whether any site may take `action`, read where the verifier sees the
+/// load.
+#[inline(always)]
+fn may(action: u8) -> bool {
+    // SAFETY: a read of a static.
+    unsafe { core::ptr::read_volatile(&USDT_ACTIONS) & action_bit(action) != 0 }
+}
+
+/// The largest string class (an index into [`STRING_CLASSES`]) any
+/// streamed site may need ([`STRING_CLASS_GLOBAL`]); set by user space,
+/// read-only to the program. The verifier skips the larger classes' code.
+#[unsafe(no_mangle)]
+static USDT_STRING_CLASS: u8 = (STRING_CLASSES.len() - 1) as u8;
+named!(USDT_STRING_CLASS, STRING_CLASS_GLOBAL);
+
+/// Whether a streamed site may need string class `class`, read where the
+/// verifier sees the load.
+#[inline(always)]
+fn may_need_class(class: u8) -> bool {
+    // SAFETY: a read of a static.
+    unsafe { core::ptr::read_volatile(&USDT_STRING_CLASS) >= class }
+}
+
 /// `global`, read where the verifier sees the load.
 #[inline(always)]
 fn flag(global: &u8) -> bool {
@@ -149,10 +177,47 @@ fn flag(global: &u8) -> bool {
     unsafe { core::ptr::read_volatile(global) != 0 }
 }
 
-/// [`USDT_SLEEPABLE`], read where the verifier sees the load.
+/// How user memory is read: pages not mapped in yet are faulted in when
+/// the program is sleepable ([`USDT_SLEEPABLE`], read where the verifier
+/// sees the load).
 #[inline(always)]
-fn sleepable() -> bool {
-    flag(&USDT_SLEEPABLE)
+fn paging() -> Paging {
+    if flag(&USDT_SLEEPABLE) {
+        Paging::FaultIn
+    } else {
+        Paging::Resident
+    }
+}
+
+/// Reads one argument as its plan says, extended to 64 bits; `None` when
+/// a register or user memory cannot be read.
+#[inline(always)]
+fn read_arg(ctx: &ProbeContext, arg: &ArgPlan) -> Option<u64> {
+    usdt_aya_ebpf::read_arg(ctx, arg, paging()).ok()
+}
+
+/// Copies the NUL-terminated user string at `src` into the CAP bytes at
+/// `dst`; its length without the NUL and whether it was cut.
+///
+/// # Safety
+/// `dst` must be valid for writes of CAP bytes.
+#[inline(always)]
+unsafe fn copy_cstr<const CAP: usize>(dst: *mut u8, src: u64) -> Option<(usize, bool)> {
+    // SAFETY: the caller's promise.
+    let buf = unsafe { &mut *dst.cast::<[u8; CAP]>() };
+    read_cstr(src, buf, paging()).ok()
+}
+
+/// Copies `len` bytes of user memory at `src` into the CAP bytes at `dst`,
+/// cut to CAP; the bytes copied and whether that was fewer than `len`.
+///
+/// # Safety
+/// `dst` must be valid for writes of CAP bytes.
+#[inline(always)]
+unsafe fn copy_bytes<const CAP: usize>(dst: *mut u8, src: u64, len: u64) -> Option<(usize, bool)> {
+    // SAFETY: the caller's promise.
+    let buf = unsafe { &mut *dst.cast::<[u8; CAP]>() };
+    read_bytes(src, len, buf, paging()).ok()
 }
 
 shared_map! {
@@ -283,16 +348,16 @@ fn site(ctx: &ProbeContext) -> u32 {
         return 0;
     }
     match plan.action {
-        ACTION_STREAM if flag(&USDT_OPTIONS) => {
+        ACTION_STREAM if may(ACTION_STREAM) && flag(&USDT_OPTIONS) => {
             if let Some(options) = options {
                 stream_with_options(ctx, plan, site, options)
             }
         }
-        ACTION_STREAM => stream_site(ctx, plan, site),
-        ACTION_COUNT => count_site(ctx, plan),
-        ACTION_HISTOGRAM => histogram_site(ctx, plan),
-        ACTION_LATENCY_START => latency_start(ctx, plan),
-        ACTION_LATENCY_END => latency_end(ctx, plan),
+        ACTION_STREAM if may(ACTION_STREAM) => stream_site(ctx, plan, site),
+        ACTION_COUNT if may(ACTION_COUNT) => count_site(ctx, plan),
+        ACTION_HISTOGRAM if may(ACTION_HISTOGRAM) => histogram_site(ctx, plan),
+        ACTION_LATENCY_START if may(ACTION_LATENCY_START) => latency_start(ctx, plan),
+        ACTION_LATENCY_END if may(ACTION_LATENCY_END) => latency_end(ctx, plan),
         _ => {}
     }
     0
@@ -308,7 +373,7 @@ fn site_index(ctx: &ProbeContext, control: &Control, tgid: u32) -> Option<u32> {
         // link.
         return Some(unsafe { generated::bpf_get_attach_cookie(ctx.as_ptr()) } as u32);
     }
-    let ip = read_reg(ctx, control.ip_offset as u16)?;
+    let ip = read_register(ctx, control.ip_offset as u16).ok()?;
     let mut key = SiteIpKey { tgid, _pad: 0, ip };
     // SAFETY: the values are map values, valid for the program's run.
     if let Some(site) = unsafe { USDT_SITE_IPS.get(&key) } {
@@ -387,7 +452,7 @@ fn stream_site(ctx: &ProbeContext, plan: &SitePlan, site: u32) {
     // SAFETY: fill_header writes the fixed part and the site's arguments.
     let count = unsafe { fill_header(ctx, plan, site, header) };
     let strings = plan.string_count as usize;
-    if strings == STRING_CLASSES[0] {
+    if strings == STRING_CLASSES[0] || !may_need_class(1) {
         output_short(header, count);
         return;
     }
@@ -401,11 +466,12 @@ fn stream_site(ctx: &ProbeContext, plan: &SitePlan, site: u32) {
         }
         &*header
     };
-    if strings <= STRING_CLASSES[1] {
+    // User space sets the largest class to one every site fits in.
+    if strings <= STRING_CLASSES[1] || !may_need_class(2) {
         stream::<{ STRING_CLASSES[1] * STRING_CAP }>(plan, header);
-    } else if strings <= STRING_CLASSES[2] {
+    } else if strings <= STRING_CLASSES[2] || !may_need_class(3) {
         stream::<{ STRING_CLASSES[2] * STRING_CAP }>(plan, header);
-    } else if strings <= STRING_CLASSES[3] {
+    } else if strings <= STRING_CLASSES[3] || !may_need_class(4) {
         stream::<{ STRING_CLASSES[3] * STRING_CAP }>(plan, header);
     } else {
         stream::<{ STRING_CLASSES[4] * STRING_CAP }>(plan, header);
@@ -570,9 +636,8 @@ fn fill_key(ctx: &ProbeContext, plan: &SitePlan, key: &mut AggKey) -> Option<()>
             let index = plan.key_arg as usize;
             let arg = plan.args.get(index)?;
             let src = read_arg(ctx, arg)?;
-            let dst = key.text.as_mut_ptr();
             let (_, cut) = if arg.string == STRING_CSTR {
-                copy_cstr::<KEY_TEXT_CAP>(dst, src)?
+                read_cstr(src, &mut key.text, paging()).ok()?
             } else {
                 // The length is the next argument. Its index goes through
                 // the stack so the compiler indexes the array afresh (an
@@ -585,7 +650,7 @@ fn fill_key(ctx: &ProbeContext, plan: &SitePlan, key: &mut AggKey) -> Option<()>
                     core::ptr::read_volatile(&next)
                 };
                 let len = read_arg(ctx, plan.args.get(next)?)?;
-                copy_bytes::<KEY_TEXT_CAP>(dst, src, len)?
+                read_bytes(src, len, &mut key.text, paging()).ok()?
             };
             key.value = cut as u64;
         }
@@ -777,13 +842,15 @@ fn copy_strings<const AREA: usize>(plan: &SitePlan, header: &mut EventHeader, ar
         let dst = unsafe { area.add(start) };
         let src = header.args[i];
         let copied = if mode == STRING_CSTR {
-            copy_cstr::<STRING_CAP>(dst, src)
+            // SAFETY: `dst` has room for STRING_CAP bytes (above).
+            unsafe { copy_cstr::<STRING_CAP>(dst, src) }
         } else {
             let len = match header.args.get(i + 1) {
                 Some(&len) if i + 1 < count => len,
                 _ => 0,
             };
-            copy_bytes::<STRING_CAP>(dst, src, len)
+            // SAFETY: as above.
+            unsafe { copy_bytes::<STRING_CAP>(dst, src, len) }
         };
         match copied {
             Some((n, cut)) => {
@@ -807,216 +874,6 @@ fn count_drop() {
         // for the program's run; the add is atomic across CPUs.
         unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(drops, 1) };
     }
-}
-
-/// Reads one argument as its plan says, extended to 64 bits; `None` when
-/// a register or user memory cannot be read.
-#[inline(always)]
-fn read_arg(ctx: &ProbeContext, arg: &ArgPlan) -> Option<u64> {
-    let raw = match arg.kind {
-        ARG_CONSTANT => return Some(arg.value as u64),
-        ARG_REGISTER => read_reg(ctx, arg.reg)? >> (arg.shift & 63),
-        ARG_MEMORY => {
-            let base = if arg.reg == NO_REG {
-                0
-            } else {
-                read_reg(ctx, arg.reg)?
-            };
-            let index = if arg.index_reg == NO_REG {
-                0
-            } else {
-                scaled_index(read_reg(ctx, arg.index_reg)?, arg.index_extend, arg.scale)
-            };
-            let address = base.wrapping_add(index).wrapping_add(arg.value as u64);
-            read_user(address, arg.size)?
-        }
-        _ => 0,
-    };
-    Some(extend(raw, arg.size, arg.signed != 0))
-}
-
-/// Reads the saved user register at byte offset `offset` of `struct pt_regs`.
-///
-/// The first 21 words (every x86-64 register; aarch64 x0 to x20) are loaded
-/// straight from the context at constant offsets, which the verifier allows
-/// on every architecture and which costs no helper call; the rest (aarch64
-/// x21 to x30, sp, pc) go through `bpf_probe_read_kernel`.
-#[inline(always)]
-fn read_reg(ctx: &ProbeContext, offset: u16) -> Option<u64> {
-    let regs = ctx.as_ptr().cast::<u64>().cast_const();
-    // SAFETY: each arm loads one aligned word of the context at a constant
-    // offset inside every architecture's `struct pt_regs` (volatile, so the
-    // compiler keeps the offsets constant instead of merging the arms).
-    match offset / 8 {
-        0 => Some(unsafe { core::ptr::read_volatile(regs.add(0)) }),
-        1 => Some(unsafe { core::ptr::read_volatile(regs.add(1)) }),
-        2 => Some(unsafe { core::ptr::read_volatile(regs.add(2)) }),
-        3 => Some(unsafe { core::ptr::read_volatile(regs.add(3)) }),
-        4 => Some(unsafe { core::ptr::read_volatile(regs.add(4)) }),
-        5 => Some(unsafe { core::ptr::read_volatile(regs.add(5)) }),
-        6 => Some(unsafe { core::ptr::read_volatile(regs.add(6)) }),
-        7 => Some(unsafe { core::ptr::read_volatile(regs.add(7)) }),
-        8 => Some(unsafe { core::ptr::read_volatile(regs.add(8)) }),
-        9 => Some(unsafe { core::ptr::read_volatile(regs.add(9)) }),
-        10 => Some(unsafe { core::ptr::read_volatile(regs.add(10)) }),
-        11 => Some(unsafe { core::ptr::read_volatile(regs.add(11)) }),
-        12 => Some(unsafe { core::ptr::read_volatile(regs.add(12)) }),
-        13 => Some(unsafe { core::ptr::read_volatile(regs.add(13)) }),
-        14 => Some(unsafe { core::ptr::read_volatile(regs.add(14)) }),
-        15 => Some(unsafe { core::ptr::read_volatile(regs.add(15)) }),
-        16 => Some(unsafe { core::ptr::read_volatile(regs.add(16)) }),
-        17 => Some(unsafe { core::ptr::read_volatile(regs.add(17)) }),
-        18 => Some(unsafe { core::ptr::read_volatile(regs.add(18)) }),
-        19 => Some(unsafe { core::ptr::read_volatile(regs.add(19)) }),
-        20 => Some(unsafe { core::ptr::read_volatile(regs.add(20)) }),
-        // SAFETY: bpf_probe_read_kernel checks the address itself; user
-        // space only plans offsets inside `struct pt_regs`.
-        _ => unsafe {
-            bpf_probe_read_kernel(
-                ctx.as_ptr()
-                    .cast::<u8>()
-                    .wrapping_add(offset as usize)
-                    .cast::<u64>(),
-            )
-        }
-        .ok(),
-    }
-}
-
-/// Reads `size` bytes (1, 2, 4 or 8) of user memory at `address`.
-#[inline(always)]
-fn read_user(address: u64, size: u8) -> Option<u64> {
-    let mut value: u64 = 0;
-    let dst = (&mut value as *mut u64).cast::<u8>();
-    let src = address as *const u8;
-    let ok = match size {
-        1 => user_bytes::<1>(dst, src),
-        2 => user_bytes::<2>(dst, src),
-        4 => user_bytes::<4>(dst, src),
-        _ => user_bytes::<8>(dst, src),
-    };
-    // Little endian: the low N bytes of `value` hold the N-byte value.
-    if ok { Some(value) } else { None }
-}
-
-/// Copies `N` bytes of user memory, faulting the page in if needed (and
-/// sleepable).
-#[inline(always)]
-fn user_bytes<const N: u32>(dst: *mut u8, src: *const u8) -> bool {
-    // SAFETY: `dst` has room for N bytes (a local u64, N <= 8); the helpers
-    // check `src` themselves.
-    unsafe {
-        generated::bpf_probe_read_user(dst.cast(), N, src.cast()) == 0
-            || (sleepable() && generated::bpf_copy_from_user(dst.cast(), N, src.cast()) == 0)
-    }
-}
-
-/// Copies the NUL-terminated user string at `src` to `dst` (room for CAP
-/// bytes); returns its length without the NUL and whether it was cut.
-/// Pages not mapped in yet are faulted in (at most two: the string's first
-/// page and the next one).
-#[inline(always)]
-fn copy_cstr<const CAP: usize>(dst: *mut u8, src: u64) -> Option<(usize, bool)> {
-    let mut n = read_user_str::<CAP>(dst, src);
-    if n < 0 {
-        fault_in(dst, src)?;
-        n = read_user_str::<CAP>(dst, src);
-    }
-    if n < 0 {
-        let next_page = (src | (PAGE - 1)).wrapping_add(1);
-        if next_page.wrapping_sub(src) >= CAP as u64 {
-            return None;
-        }
-        fault_in(dst, next_page)?;
-        n = read_user_str::<CAP>(dst, src);
-    }
-    if n < 0 {
-        return None;
-    }
-    // The helper counts the NUL, so an empty string is 1, except on older
-    // kernels (6.1's), whose strncpy_from_user_nofault counts it only after
-    // a character: there an empty string is 0 (and 0 is no failure).
-    if n == 0 {
-        return Some((0, false));
-    }
-    let n = n as usize;
-    if n >= CAP {
-        // The helper stopped at the cap: the string was longer unless its
-        // NUL sits exactly at the last copied position.
-        let mut next = 1u8;
-        let next_ptr = (&mut next as *mut u8).cast();
-        // SAFETY: reads one byte into a local; the helper checks `src`.
-        let read = unsafe {
-            generated::bpf_probe_read_user(next_ptr, 1, (src + CAP as u64 - 1) as *const _)
-        };
-        return Some((CAP - 1, read != 0 || next != 0));
-    }
-    Some((n - 1, false))
-}
-
-/// `bpf_probe_read_user_str` of at most CAP bytes.
-#[inline(always)]
-fn read_user_str<const CAP: usize>(dst: *mut u8, src: u64) -> i64 {
-    // SAFETY: `dst` has room for CAP bytes (see the callers); the helper
-    // checks `src` and writes at most CAP bytes.
-    unsafe { generated::bpf_probe_read_user_str(dst.cast(), CAP as u32, src as *const _) }
-}
-
-/// Faults in the user page holding `address` by copying one byte of it to
-/// `scratch` (overwritten afterwards); `None` if the address is invalid or
-/// the program is not sleepable.
-#[inline(always)]
-fn fault_in(scratch: *mut u8, address: u64) -> Option<()> {
-    if !sleepable() {
-        return None;
-    }
-    // SAFETY: `scratch` has room for one byte; the helper checks `address`
-    // and may sleep, which this (sleepable) program allows.
-    let r = unsafe { generated::bpf_copy_from_user(scratch.cast(), 1, address as *const _) };
-    if r == 0 { Some(()) } else { None }
-}
-
-/// Copies `len` bytes of user memory at `src` to `dst` (room for CAP
-/// bytes), truncated to CAP; returns the bytes copied and whether that was
-/// fewer than `len`.
-#[inline(always)]
-fn copy_bytes<const CAP: usize>(dst: *mut u8, src: u64, len: u64) -> Option<(usize, bool)> {
-    let cut = len > CAP as u64;
-    let n = at_most::<CAP>(if cut { CAP as u64 } else { len })?;
-    if n == 0 {
-        return Some((0, false));
-    }
-    // SAFETY: `dst` has room for CAP bytes and n <= CAP; the helpers check
-    // `src`; copy_from_user may fault pages in (sleepable).
-    let ok = unsafe {
-        generated::bpf_probe_read_user(dst.cast(), n, src as *const _) == 0
-            || (sleepable() && generated::bpf_copy_from_user(dst.cast(), n, src as *const _) == 0)
-    };
-    if ok { Some((n as usize, cut)) } else { None }
-}
-
-/// `value`, which the caller has already limited to `MAX`, checked again
-/// where the verifier sees it: `None` if it is larger.
-///
-/// The compiler may pass a value chosen between two (such as `min(len,
-/// CAP)`) through a stack slot written before the comparison. Older
-/// verifiers (6.1's, 5.10's) keep no range for an unbounded value stored
-/// on the stack and do not narrow it by the later comparison, so the
-/// value read back at the helper call is unbounded ("R2 min value is
-/// negative"). Read afresh through a volatile slot and compared here, it
-/// is bounded in the register the call uses, and stays bounded if spilled.
-#[inline(always)]
-fn at_most<const MAX: usize>(value: u64) -> Option<u32> {
-    let mut slot = 0u64;
-    // SAFETY: a write and a read of a local.
-    let value = unsafe {
-        core::ptr::write_volatile(&mut slot, value);
-        core::ptr::read_volatile(&slot)
-    };
-    if value > MAX as u64 {
-        return None;
-    }
-    Some(value as u32)
 }
 
 // Per-site options: filters and user stacks.
@@ -1148,10 +1005,12 @@ fn filter_strings(ctx: &ProbeContext, plan: &SitePlan, options: &SiteOptions) ->
         let test = &options.strings[j];
         let src = read_arg(ctx, plan.args.get(test.arg as usize)?)?;
         let (n, cut) = if test.length_arg == NO_LENGTH {
-            copy_cstr::<FILTER_STRING_CAP>(dst, src)?
+            // SAFETY: `dst` is the FILTER_STRING_CAP bytes of `text`.
+            unsafe { copy_cstr::<FILTER_STRING_CAP>(dst, src) }?
         } else {
             let len = read_arg(ctx, plan.args.get(test.length_arg as usize)?)?;
-            copy_bytes::<FILTER_STRING_CAP>(dst, src, len)?
+            // SAFETY: as above.
+            unsafe { copy_bytes::<FILTER_STRING_CAP>(dst, src, len) }?
         };
         let len = test.len as usize;
         let fits = if test.prefix != 0 {
@@ -1226,7 +1085,7 @@ fn stream_with_options(ctx: &ProbeContext, plan: &SitePlan, site: u32, options: 
         }
         &*header
     };
-    if plan.string_count == 0 {
+    if plan.string_count == 0 || !may_need_class(1) {
         stream_stack::<0>(ctx, plan, header, options);
     } else {
         stream_stack::<{ STRING_CLASSES[4] * STRING_CAP }>(ctx, plan, header, options);

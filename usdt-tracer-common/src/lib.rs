@@ -124,6 +124,33 @@ pub const OPTIONS_GLOBAL: &str = "USDT_OPTIONS";
 /// The read-only global (`u8`, 1 in the object) that says whether hits are
 /// counted by user stack; 0 lets the verifier skip that code.
 pub const STACK_COUNTS_GLOBAL: &str = "USDT_STACK_COUNTS";
+/// The read-only global (`u8`, all ones in the object) whose bit
+/// `1 << ACTION_*` says whether any site may take that action: user space
+/// clears the bits of actions the trace has no use for (a trace that only
+/// streams, or only counts), and the verifier then skips their code, which
+/// shortens the program's load.
+pub const ACTIONS_GLOBAL: &str = "USDT_ACTIONS";
+
+/// The read-only global (`u8`, the last index of [`STRING_CLASSES`] in the
+/// object) that names the largest string class any streamed site may
+/// need: user space lowers it when it knows every site (a trace that
+/// follows no library loaded later), and the verifier then skips the
+/// larger classes' code (all of it for sites without strings).
+pub const STRING_CLASS_GLOBAL: &str = "USDT_STRING_CLASS";
+
+/// The bit of `action` (one of `ACTION_*`) in [`ACTIONS_GLOBAL`].
+pub const fn action_bit(action: u8) -> u8 {
+    1 << action
+}
+
+/// The index of the smallest of the [`STRING_CLASSES`] that holds
+/// `strings` strings.
+pub fn string_class(strings: usize) -> u8 {
+    STRING_CLASSES
+        .iter()
+        .position(|&class| strings <= class)
+        .unwrap_or(STRING_CLASSES.len() - 1) as u8
+}
 
 /// The argument kinds (`ARG_*`), [`NO_REG`], the index extensions
 /// (`INDEX_*`) and the string modes (`STRING_*`) of an [`ArgPlan`], defined

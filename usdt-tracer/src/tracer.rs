@@ -34,6 +34,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use usdt_aya::uprobe;
 use usdt_tracer_common::{
+    ACTION_COUNT, ACTION_HISTOGRAM, ACTION_LATENCY_END, ACTION_LATENCY_START, ACTION_STREAM,
+    ACTIONS_GLOBAL, MAX_ARGS, STRING_CLASS_GLOBAL, action_bit, string_class,
+};
+use usdt_tracer_common::{
     AGG_ERR_FAULT, AGG_ERR_FULL, AGG_ERR_STARTS_FULL, AGG_ERR_UNMATCHED, AGG_ERRORS_MAP,
     AGGREGATES_MAP, AggKey, CONTROL_MAP, COOKIES_GLOBAL, Control, DROPS_MAP, EVENTS_MAP,
     OPTIONS_GLOBAL, SITE_IPS_MAP, SITE_OPTIONS_MAP, SITES_MAP, SLEEPABLE_GLOBAL,
@@ -360,7 +364,7 @@ impl Tracer {
         } else {
             addresses::site_addresses(&selection.sites, config)?
         };
-        let mut ebpf = load(config, &plans, &options, features, slots, cancel)?;
+        let mut ebpf = load(config, &plans, &options, features, slots, following, cancel)?;
         let links = attach::attach_sites(&mut ebpf, &selection.sites, 0, config, features, cancel)?;
         store_addresses(&mut ebpf, &addresses.known)?;
         if let (false, Some(pid), None) = (features.sleepable, config.pid, &config.executable) {
@@ -775,15 +779,27 @@ impl Drop for Tracer {
 
 /// Loads the BPF object with maps sized for `config`, set for the kernel's
 /// `features`, and stores the site `plans` and `options` (indexed by
-/// cookie); gives up when `cancel` is set.
+/// cookie); gives up when `cancel` is set. When `following`, sites of
+/// libraries loaded later may come.
 fn load(
     config: &TraceConfig,
     plans: &[SitePlan],
     options: &[SiteOptions],
     features: KernelFeatures,
     slots: u32,
+    following: bool,
     cancel: Cancel<'_>,
 ) -> Result<Ebpf, TraceError> {
+    // A site followed later may need any string class.
+    let string_class = if following {
+        string_class(MAX_ARGS)
+    } else {
+        plans
+            .iter()
+            .map(|plan| string_class(plan.string_count as usize))
+            .max()
+            .unwrap_or(0)
+    };
     // The aggregation maps allocate their entries as keys appear, but
     // their buckets up front: one entry each when nothing uses them.
     let used = |yes: bool| if yes { config.map_entries } else { 1 };
@@ -824,6 +840,8 @@ fn load(
             true,
         )
         .override_global(STACK_COUNTS_GLOBAL, &u8::from(counts_stacks(config)), true)
+        .override_global(ACTIONS_GLOBAL, &actions(config), true)
+        .override_global(STRING_CLASS_GLOBAL, &string_class, true)
         .load(object)
         .map_err(TraceError::Load)?;
     let mut map: Array<&mut MapData, SitePlan> = map_mut(&mut ebpf, SITES_MAP)?;
@@ -843,6 +861,27 @@ fn load(
         }
     }
     Ok(ebpf)
+}
+
+/// The bits of the actions (`ACTION_*`) the sites of `config` may take,
+/// sites of libraries followed later included: the program's other
+/// actions need not be verified.
+fn actions(config: &TraceConfig) -> u8 {
+    let mut bits = if config.probes.is_empty() {
+        0
+    } else {
+        action_bit(ACTION_STREAM)
+    };
+    for aggregation in &config.aggregations {
+        bits |= match aggregation {
+            Aggregation::Hits { .. } => action_bit(ACTION_COUNT),
+            Aggregation::Histogram { .. } => action_bit(ACTION_HISTOGRAM),
+            Aggregation::Latency { .. } => {
+                action_bit(ACTION_LATENCY_START) | action_bit(ACTION_LATENCY_END)
+            }
+        };
+    }
+    bits
 }
 
 /// Whether an aggregation of `config` counts hits by stack.
