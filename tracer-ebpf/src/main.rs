@@ -17,9 +17,12 @@
 //!
 //! See `usdt-tracer-common` for the layouts and the map and program names.
 //!
-//! The program is sleepable: a read that fails because the page is not
-//! mapped in yet (a string literal or a global the process never touched)
-//! is retried with `bpf_copy_from_user`, which faults the page in.
+//! Arguments and the strings they point to are read by `usdt-aya-ebpf`'s
+//! functions, which `UsdtContext` reads through too, from each argument's
+//! spec in the plan. The program is sleepable: a read that fails because
+//! the page is not mapped in yet (a string literal or a global the process
+//! never touched) is retried with `bpf_copy_from_user`, which faults the
+//! page in.
 //!
 //! Older kernels get the same program under two read-only switches user
 //! space sets at load time, which the verifier knows and prunes by:
@@ -27,6 +30,10 @@
 //! [`usdt_site_nosleep`]) reports such a page's memory unreadable, and
 //! `USDT_COOKIES` 0 (before 5.15, no BPF cookies) finds the site's index by
 //! the instruction pointer in `USDT_SITE_IPS` instead of the cookie.
+//! Others spare the verifier code a trace cannot reach: `USDT_OPTIONS`
+//! (filters, stacks), `USDT_STACK_COUNTS`, `USDT_ACTIONS` (the actions any
+//! site may take) and `USDT_STRING_CLASS` (the largest string area a
+//! streamed site may need).
 #![no_std]
 #![no_main]
 // The BPF target has no atomic read-modify-write in `core::sync::atomic`;
