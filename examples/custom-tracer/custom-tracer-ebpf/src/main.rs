@@ -43,7 +43,8 @@ pub fn on_return(_ctx: RetProbeContext) -> u32 {
     0
 }
 
-/// Sends one [`Hit`]; `SLEEPABLE` programs fault in the strings' pages.
+/// Sends one [`Hit`]; `SLEEPABLE` programs fault in the pages of
+/// arguments in memory and of strings.
 #[inline(always)]
 fn record<const SLEEPABLE: bool>(ctx: &ProbeContext) -> u32 {
     let Ok(usdt) = UsdtContext::new(ctx) else {
@@ -67,7 +68,12 @@ fn record<const SLEEPABLE: bool>(ctx: &ProbeContext) -> u32 {
         if n >= usdt.arg_count() {
             break;
         }
-        match usdt.arg(n) {
+        let value = if SLEEPABLE {
+            usdt.arg_sleepable(n)
+        } else {
+            usdt.arg(n)
+        };
+        match value {
             Ok(value) => hit.args[n] = value,
             Err(_) => hit.faults |= 1 << n,
         }
