@@ -463,16 +463,8 @@ fn stream_site(ctx: &ProbeContext, plan: &SitePlan, site: u32) {
         output_short(header, count);
         return;
     }
-    // SAFETY: the rest of the header is written here; it is then whole.
-    let header = unsafe {
-        for i in 0..MAX_ARGS {
-            if i >= count {
-                (*header).args[i] = 0;
-            }
-            (*header).string_len[i] = 0;
-        }
-        &*header
-    };
+    // SAFETY: fill_header wrote the fixed part and `count` arguments.
+    let header = unsafe { complete_header(header, count) };
     // User space sets the largest class to one every site fits in.
     if strings <= STRING_CLASSES[1] || !may_need_class(2) {
         stream::<{ STRING_CLASSES[1] * STRING_CAP }>(plan, header);
@@ -818,6 +810,27 @@ unsafe fn fill_header(
     count
 }
 
+/// Zeroes the argument slots past `count` and every string length: the
+/// header is then whole.
+///
+/// # Safety
+/// `header` must be valid for writes, its fixed part and first `count`
+/// arguments written (by [`fill_header`]).
+#[inline(always)]
+unsafe fn complete_header<'a>(header: *mut EventHeader, count: usize) -> &'a EventHeader {
+    // SAFETY: plain writes through a valid pointer; every field is then
+    // written (the caller's promise for the others).
+    unsafe {
+        for i in 0..MAX_ARGS {
+            if i >= count {
+                (*header).args[i] = 0;
+            }
+            (*header).string_len[i] = 0;
+        }
+        &*header
+    }
+}
+
 /// Copies the strings the plan asks for into the `AREA`-byte area, packed
 /// in argument order.
 #[inline(always)]
@@ -1082,16 +1095,8 @@ fn stream_with_options(ctx: &ProbeContext, plan: &SitePlan, site: u32, options: 
         output_short(header, count);
         return;
     }
-    // SAFETY: the rest of the header is written here; it is then whole.
-    let header = unsafe {
-        for i in 0..MAX_ARGS {
-            if i >= count {
-                (*header).args[i] = 0;
-            }
-            (*header).string_len[i] = 0;
-        }
-        &*header
-    };
+    // SAFETY: fill_header wrote the fixed part and `count` arguments.
+    let header = unsafe { complete_header(header, count) };
     if plan.string_count == 0 || !may_need_class(1) {
         stream_stack::<0>(ctx, plan, header, options);
     } else {
