@@ -6,7 +6,8 @@
 //! (aarch64's `[x3, w0, sxtw]`) likewise, to the `probe` and `usdt` crates'
 //! probes likewise, to this SDK's typed probes and python3.11's
 //! `function__entry` by pid, and by pid with specs found by address (as on
-//! kernels without BPF cookies); detaching; and the errors.
+//! kernels without BPF cookies); detaching; a semaphore the kernel cannot
+//! raise in processes started later, which is a warning; and the errors.
 
 use crate::PEERS;
 use custom_tracer_common::{
@@ -20,8 +21,9 @@ use usdt_aya::{IP_MAP, SpecLookup, Target, Usdt, UsdtError, aya};
 
 use usdt_interop_tests::custom::{Session, arg_text, cookies_or_refused, string, usable};
 use usdt_interop_tests::trace::{
-    FIRING_ORDER, FUNCTION_LINE, build_c, build_c_at_o0_and_o2, expected_sdt_args,
-    expected_sdt_index, read_u16, semaphore_address, start_python, tracing_in_process,
+    FIRING_ORDER, FUNCTION_LINE, build_c, build_c_at_o0_and_o2, build_c_with_lld,
+    expected_sdt_args, expected_sdt_index, read_u16, semaphore_address, start_python,
+    tracing_in_process,
 };
 use usdt_interop_tests::{Guard, read_memory, require_bpf, scratch_dir};
 
@@ -508,4 +510,72 @@ fn errors_say_what_and_where() {
         "{error:?}"
     );
     assert!(error.to_string().contains("USDT_AYA_SPECS"), "{error}");
+}
+
+#[test]
+fn by_path_a_semaphore_the_kernel_misses_later_is_a_warning() {
+    let test = "by_path_a_semaphore_the_kernel_misses_later_is_a_warning";
+    if !require_bpf(test) {
+        return;
+    }
+    // lld lays the RELRO segment and the data segment back to back in the
+    // file: the kernel raises the RELRO copy of a semaphore in that shared
+    // page in processes mapping the file after attaching.
+    let Some(lld) = build_c_with_lld(test, "attach_custom_relro", "sdt_args.c") else {
+        return;
+    };
+    let bfd = build_c("attach_custom_relro_bfd", "sdt_args.c", &["-O2"]);
+    let elf = usdt_reader::ElfFile::open(&lld).unwrap();
+    let guarded = elf
+        .probes()
+        .unwrap()
+        .into_iter()
+        .find(|p| p.name == "guarded")
+        .unwrap();
+    assert!(
+        elf.semaphore_page_is_shared(
+            guarded.semaphore.unwrap(),
+            guarded.semaphore_offset.unwrap()
+        ),
+        "the fixture no longer has the layout this test is about"
+    );
+    let _tracing = tracing_in_process();
+    let mut session = Session::new();
+    if !cookies_or_refused(&mut session, PROGRAM_PLAIN, &lld, "sdt_args:*") {
+        return;
+    }
+    // A process running the file before the attach, its RELRO segment
+    // made read-only by the loader (done before main, well within the
+    // wait): the kernel raises its semaphore all the same.
+    let child = Guard::spawn(Command::new(&lld).args(["100000", "5"]));
+    let pid = child.pid();
+    usdt_interop_tests::wait_for_mapping(pid, "sdt_args");
+    std::thread::sleep(usdt_interop_tests::scaled(Duration::from_millis(300)));
+    let links = session
+        .attach(PROGRAM_PLAIN, &Target::Path(lld.clone()), "sdt_args:*", 1)
+        .unwrap();
+    let expected = usdt_aya::AttachWarning::SemaphoreNotRaisedLater {
+        path: lld.clone(),
+        provider: "sdt_args".into(),
+        name: "guarded".into(),
+    };
+    assert_eq!(links.warnings(), std::slice::from_ref(&expected));
+    assert!(
+        expected
+            .to_string()
+            .starts_with("the semaphore of sdt_args:guarded in "),
+        "{expected}"
+    );
+    let name = lld.file_name().unwrap().to_string_lossy().into_owned();
+    let semaphore = semaphore_address(pid, &name, "sdt_args", "guarded");
+    // Nonzero: each mapping of the probe's file page counts (this small
+    // file maps page 0 three times), and the probe tests for nonzero.
+    assert_ne!(read_u16(pid, semaphore), 0, "raised in the running process");
+    drop(links);
+    assert_lowered(pid, semaphore);
+    // GNU ld's layout: nothing to say.
+    let links = session
+        .attach(PROGRAM_PLAIN, &Target::Path(bfd), "sdt_args:*", 1)
+        .unwrap();
+    assert!(links.warnings().is_empty(), "{:?}", links.warnings());
 }

@@ -36,7 +36,9 @@
 //!   `UsdtContext::cookie` reads it.
 //! - Semaphore-guarded probes are raised by the kernel (the uprobe's
 //!   `ref_ctr_offset`), in processes started later too, and lowered when
-//!   the links close.
+//!   the links close. Where the kernel cannot raise a semaphore in
+//!   processes started later (a file laid out as lld does, see
+//!   [`AttachWarning`]), [`Links::warnings`] says so.
 //! - Programs declared `#[uprobe(multi)]` (which aya loads for uprobe_multi
 //!   links) get one uprobe_multi link per file and attach on kernels that
 //!   have such links (6.6+); plain `#[uprobe]` programs, and every program
@@ -61,6 +63,7 @@ use aya::maps::{Array, HashMap as BpfHashMap, MapData, MapError};
 use aya::programs::{ProgramError, UProbe};
 use aya::{Ebpf, EbpfLoader};
 use std::collections::{HashMap, HashSet};
+use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -280,6 +283,44 @@ pub struct Links {
     /// Without cookies: the address map and the addresses this attach
     /// entered, removed on drop.
     addresses: Option<(AddressMap, Vec<u64>)>,
+    warnings: Vec<AttachWarning>,
+}
+
+/// Something an attach could not do everywhere it applies, though its links
+/// work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AttachWarning {
+    /// The probe's semaphore shares a file page with the file's RELRO
+    /// segment (lld's layout; see `usdt_reader::ElfFile::semaphore_page_is_shared`):
+    /// attached by path, the kernel raises it in the processes running
+    /// the file now, but not in those that map it later, where the probe
+    /// stays disabled. Attach to those by pid ([`Target::Pid`]) once they
+    /// run.
+    SemaphoreNotRaisedLater {
+        /// The file.
+        path: PathBuf,
+        /// The probe's provider.
+        provider: String,
+        /// The probe's name.
+        name: String,
+    },
+}
+
+impl fmt::Display for AttachWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AttachWarning::SemaphoreNotRaisedLater {
+                path,
+                provider,
+                name,
+            } => write!(
+                f,
+                "the semaphore of {provider}:{name} in {} shares a file page with a RELRO segment: the kernel cannot raise it in processes that map the file after attaching (attach to those by pid)",
+                path.display()
+            ),
+        }
+    }
 }
 
 /// One probe site attached.
@@ -297,6 +338,12 @@ impl Links {
     /// The sites attached.
     pub fn sites(&self) -> &[AttachedSite] {
         &self.sites
+    }
+
+    /// What the attach could not do everywhere (one warning per probe and
+    /// file); empty when nothing is amiss.
+    pub fn warnings(&self) -> &[AttachWarning] {
+        &self.warnings
     }
 
     /// Whether the sites are attached through uprobe_multi links (else one
@@ -403,6 +450,7 @@ impl Usdt {
             sites: Vec::with_capacity(sites.len()),
             multi: false,
             addresses: None,
+            warnings: semaphore_warnings(target, &sites),
         };
         {
             let mut specs = specs_map(ebpf)?;
@@ -689,6 +737,38 @@ fn attach_multi(
         }
     }
     Ok(Some(fds))
+}
+
+/// Warnings for the semaphores of `sites` the kernel cannot raise in
+/// processes that map their file later: by path only (a running process
+/// has its RELRO segment read-only, and the kernel finds the right copy).
+fn semaphore_warnings(target: &Target, sites: &[Site]) -> Vec<AttachWarning> {
+    let Target::Path(path) = target else {
+        return Vec::new();
+    };
+    if !sites.iter().any(|site| site.probe.semaphore.is_some()) {
+        return Vec::new();
+    }
+    // The file was read moments ago to find the sites.
+    let Ok(elf) = ElfFile::open(path) else {
+        return Vec::new();
+    };
+    let mut warnings: Vec<AttachWarning> = Vec::new();
+    for site in sites {
+        let (Some(vaddr), Some(offset)) = (site.probe.semaphore, site.probe.semaphore_offset)
+        else {
+            continue;
+        };
+        let warning = AttachWarning::SemaphoreNotRaisedLater {
+            path: path.clone(),
+            provider: site.probe.provider.clone(),
+            name: site.probe.name.clone(),
+        };
+        if elf.semaphore_page_is_shared(vaddr, offset) && !warnings.contains(&warning) {
+            warnings.push(warning);
+        }
+    }
+    warnings
 }
 
 /// One perf-event uprobe per site: linked with the site's spec id as its

@@ -9,7 +9,7 @@ use crate::note::{Notes, STAPSDT_BASE_SECTION, STAPSDT_SECTION, StapsdtNote};
 use crate::probe::Probe;
 use crate::types::{Signature, TYPES_SECTION, TypeRecord, TypeRecords};
 use goblin::container::{Container, Ctx};
-use goblin::elf::program_header::PF_X;
+use goblin::elf::program_header::{PF_W, PF_X};
 use goblin::elf::{Elf, ProgramHeader, SectionHeader, Sym, Symtab};
 use memmap2::Mmap;
 use std::cell::RefCell;
@@ -288,6 +288,23 @@ impl ElfFile {
         self.segments
             .iter()
             .find_map(|s| s.offset_of(vaddr, s.filesz))
+    }
+
+    /// Whether the kernel raises the semaphore at link-time address
+    /// `semaphore_vaddr` (file offset `semaphore_offset`) in the wrong copy
+    /// in processes that map this file after a uprobe with that reference
+    /// counter was made.
+    ///
+    /// The kernel raises a semaphore in the first writable private mapping
+    /// of the file, in address order, that maps its offset. Linkers such as
+    /// lld place the RELRO segment and the data segment back to back in the
+    /// file, so one file page is mapped by both: a semaphore in that page is
+    /// raised in the RELRO copy (which the loader then makes read-only)
+    /// while the process maps the file. True when a writable segment below
+    /// the semaphore's own maps its page. In a running process whose RELRO
+    /// segment is already read-only the kernel finds the right copy.
+    pub fn semaphore_page_is_shared(&self, semaphore_vaddr: u64, semaphore_offset: u64) -> bool {
+        semaphore_page_is_shared(&self.segments, semaphore_vaddr, semaphore_offset)
     }
 
     /// The file offset of `vaddr` when it lies in an executable segment: the
@@ -703,5 +720,97 @@ impl SymbolResolver for SymbolTables<'_> {
         };
         self.cache.borrow_mut().insert(name.to_string(), answer);
         answer
+    }
+}
+
+/// Page size assumed for file mappings.
+const PAGE: u64 = 4096;
+
+/// [`ElfFile::semaphore_page_is_shared`] over the file's `segments`.
+fn semaphore_page_is_shared(
+    segments: &[Segment],
+    semaphore_vaddr: u64,
+    semaphore_offset: u64,
+) -> bool {
+    let page = semaphore_offset & !(PAGE - 1);
+    let Some(own) = segments
+        .iter()
+        .find(|s| s.vaddr <= semaphore_vaddr && semaphore_vaddr < s.vaddr.saturating_add(s.memsz))
+    else {
+        return false;
+    };
+    segments.iter().any(|other| {
+        if std::ptr::eq(other, own) || other.flags & PF_W == 0 || other.vaddr >= own.vaddr {
+            return false;
+        }
+        // The kernel maps the file pages covering [offset, offset + filesz).
+        let first = other.offset & !(PAGE - 1);
+        let end = other
+            .offset
+            .saturating_add(other.filesz)
+            .div_ceil(PAGE)
+            .saturating_mul(PAGE);
+        other.filesz > 0 && first <= page && page < end
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segment(vaddr: u64, offset: u64, filesz: u64, memsz: u64, flags: u32) -> Segment {
+        Segment {
+            vaddr,
+            memsz,
+            offset,
+            filesz,
+            flags,
+        }
+    }
+
+    /// lld's layout: RELRO segment and data segment share file page 0x88000.
+    fn lld_layout() -> Vec<Segment> {
+        vec![
+            segment(0, 0, 0x3d318, 0x3d318, 4),
+            segment(0x3e320, 0x3d320, 0x47af0, 0x47af0, 5),
+            segment(0x86e10, 0x84e10, 0x3810, 0x41f0, 6),
+            segment(0x8b620, 0x88620, 0x9c6, 0xa9a, 6),
+        ]
+    }
+
+    #[test]
+    fn a_semaphore_in_the_shared_page_is_a_hazard() {
+        let segments = lld_layout();
+        assert!(semaphore_page_is_shared(&segments, 0x8bfe0, 0x88fe0));
+        // A later page of the data segment is mapped once.
+        let mut bigger = segments.clone();
+        bigger[3].filesz = 0x3000;
+        bigger[3].memsz = 0x3000;
+        assert!(!semaphore_page_is_shared(&bigger, 0x8d010, 0x8a010));
+    }
+
+    #[test]
+    fn one_writable_segment_is_no_hazard() {
+        // GNU ld: one RW segment holds RELRO data, .data, .probes and .bss.
+        let segments = vec![
+            segment(0, 0, 0x658, 0x658, 4),
+            segment(0x1000, 0x1000, 0x3c1, 0x3c1, 5),
+            segment(0x2000, 0x2000, 0x270, 0x270, 4),
+            segment(0x3dd0, 0x2dd0, 0x382, 0x3a8, 6),
+        ];
+        assert!(!semaphore_page_is_shared(&segments, 0x4150, 0x3150));
+        // Not inside any segment: nothing to say.
+        assert!(!semaphore_page_is_shared(&segments, 0x9000, 0x9000));
+    }
+
+    #[test]
+    fn hostile_sizes_do_not_overflow() {
+        let segments = vec![
+            segment(0, 0x1000, u64::MAX, 0x100, 6),
+            segment(u64::MAX - 0x10, 0x1000, 0x10, u64::MAX, 6),
+            segment(0x10000, 0x10000, 0x10, 0x10, 6),
+        ];
+        assert!(semaphore_page_is_shared(&segments, 0x10008, 0x10008));
+        assert!(semaphore_page_is_shared(&segments, u64::MAX - 1, 0x1008));
     }
 }

@@ -11,7 +11,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use usdt_aya::regs;
-use usdt_reader::{Arch, ElfFile, Probe, ProbePattern, Process, Segment};
+use usdt_reader::{Arch, ElfFile, Probe, ProbePattern, Process};
 
 /// What to trace: a probe pattern, optionally in one file, or a function's
 /// entry or return.
@@ -409,7 +409,7 @@ pub(crate) fn plan_semaphores(
 ) -> Result<Vec<String>, TraceError> {
     let mut warnings = Vec::new();
     let mut warned = HashSet::new();
-    let mut segments: HashMap<PathBuf, Vec<Segment>> = HashMap::new();
+    let mut files: HashMap<PathBuf, ElfFile> = HashMap::new();
     // Per file: its inode and the module of the running process that maps
     // it (looked up once per file, not once per site).
     let mut modules_of: HashMap<PathBuf, Option<(u64, u64)>> = HashMap::new();
@@ -427,15 +427,11 @@ pub(crate) fn plan_semaphores(
         else {
             continue;
         };
-        if !segments.contains_key(&site.attach_path) {
+        if !files.contains_key(&site.attach_path) {
             let file = ElfFile::open(&site.attach_path)?;
-            segments.insert(site.attach_path.clone(), file.load_segments().to_vec());
+            files.insert(site.attach_path.clone(), file);
         }
-        let hazard = semaphore::shares_page_with_earlier_writable_segment(
-            &segments[&site.attach_path],
-            vaddr,
-            offset,
-        );
+        let hazard = files[&site.attach_path].semaphore_page_is_shared(vaddr, offset);
         let mut warn = hazard;
         if let Some(executable) = executable {
             if hazard && site.attach_path == executable {

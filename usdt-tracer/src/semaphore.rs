@@ -14,47 +14,14 @@
 //! read-only the kernel finds the right copy.
 //!
 //! The tracer therefore checks each semaphore: statically, against the
-//! file's segments ([`shares_page_with_earlier_writable_segment`]), and in a
+//! file's segments (`ElfFile::semaphore_page_is_shared`), and in a
 //! running process, against its mappings ([`kernel_target`]). Where the
 //! kernel would miss, it raises the semaphore itself through
 //! `/proc/PID/mem` ([`ManualSemaphore`]) and lowers it when detaching.
 
 use crate::error::TraceError;
 use std::os::unix::fs::FileExt;
-use usdt_reader::{Mapping, Segment};
-
-/// Page size assumed for file mappings.
-const PAGE: u64 = 4096;
-
-/// ELF segment flag: writable.
-const PF_W: u32 = 2;
-
-/// Whether a writable `PT_LOAD` segment at a lower address than the
-/// semaphore's own also maps the file page holding it (see the module
-/// documentation): then the kernel raises the wrong copy in processes mapped
-/// after attaching.
-pub(crate) fn shares_page_with_earlier_writable_segment(
-    segments: &[Segment],
-    semaphore_vaddr: u64,
-    semaphore_offset: u64,
-) -> bool {
-    let page = semaphore_offset & !(PAGE - 1);
-    let Some(own) = segments
-        .iter()
-        .find(|s| s.vaddr <= semaphore_vaddr && semaphore_vaddr < s.vaddr + s.memsz)
-    else {
-        return false;
-    };
-    segments.iter().any(|other| {
-        if std::ptr::eq(other, own) || other.flags & PF_W == 0 || other.vaddr >= own.vaddr {
-            return false;
-        }
-        // The kernel maps the file pages covering [offset, offset + filesz).
-        let first = other.offset & !(PAGE - 1);
-        let end = (other.offset + other.filesz).div_ceil(PAGE) * PAGE;
-        other.filesz > 0 && first <= page && page < end
-    })
-}
+use usdt_reader::Mapping;
 
 /// The address the kernel would update for a semaphore at file offset
 /// `offset` of the file with `inode`, in a process with `mappings`: the
@@ -120,59 +87,6 @@ fn update(pid: u32, address: u64, delta: i32) -> Result<(), TraceError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn segment(vaddr: u64, offset: u64, filesz: u64, memsz: u64, flags: u32) -> Segment {
-        Segment {
-            vaddr,
-            memsz,
-            offset,
-            filesz,
-            flags,
-        }
-    }
-
-    /// lld's layout: RELRO segment and data segment share file page 0x88000.
-    fn lld_layout() -> Vec<Segment> {
-        vec![
-            segment(0, 0, 0x3d318, 0x3d318, 4),
-            segment(0x3e320, 0x3d320, 0x47af0, 0x47af0, 5),
-            segment(0x86e10, 0x84e10, 0x3810, 0x41f0, 6),
-            segment(0x8b620, 0x88620, 0x9c6, 0xa9a, 6),
-        ]
-    }
-
-    #[test]
-    fn a_semaphore_in_the_shared_page_is_a_hazard() {
-        let segments = lld_layout();
-        assert!(shares_page_with_earlier_writable_segment(
-            &segments, 0x8bfe0, 0x88fe0
-        ));
-        // A later page of the data segment is mapped once.
-        let mut bigger = segments.clone();
-        bigger[3].filesz = 0x3000;
-        bigger[3].memsz = 0x3000;
-        assert!(!shares_page_with_earlier_writable_segment(
-            &bigger, 0x8d010, 0x8a010
-        ));
-    }
-
-    #[test]
-    fn one_writable_segment_is_no_hazard() {
-        // GNU ld: one RW segment holds RELRO data, .data, .probes and .bss.
-        let segments = vec![
-            segment(0, 0, 0x658, 0x658, 4),
-            segment(0x1000, 0x1000, 0x3c1, 0x3c1, 5),
-            segment(0x2000, 0x2000, 0x270, 0x270, 4),
-            segment(0x3dd0, 0x2dd0, 0x382, 0x3a8, 6),
-        ];
-        assert!(!shares_page_with_earlier_writable_segment(
-            &segments, 0x4150, 0x3150
-        ));
-        // Not inside any segment: nothing to say.
-        assert!(!shares_page_with_earlier_writable_segment(
-            &segments, 0x9000, 0x9000
-        ));
-    }
 
     fn mapping(start: u64, end: u64, perms: &str, offset: u64, inode: u64) -> Mapping {
         Mapping {

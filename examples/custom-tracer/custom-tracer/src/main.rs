@@ -75,6 +75,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 "perf events"
             }
         );
+        for warning in attached.warnings() {
+            eprintln!("custom-tracer: warning: {warning}");
+        }
         links.push(attached);
     }
 
