@@ -34,10 +34,13 @@ const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 /// Arguments of `usdt serve`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct ServeArgs {
-    /// The configuration: a TOML file of `[[metric]]` tables (name, kind =
-    /// count | histogram | latency, probe, by, value, start, end, key,
-    /// help, max_series).
-    #[arg(long, value_name = "FILE")]
+    /// The configuration file (its help text is given apart: rustdoc
+    /// would read its brackets as a link).
+    #[arg(
+        long,
+        value_name = "FILE",
+        help = "The configuration: a TOML file of [[metric]] tables (name, kind = count | histogram | latency, probe, by, value, start, end, key, help, max_series)"
+    )]
     config: PathBuf,
     /// The address to serve /metrics on [default: the file's `listen`, or
     /// 127.0.0.1:9436].
