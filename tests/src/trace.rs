@@ -39,6 +39,54 @@ pub fn build_c_with_lld(test: &str, name: &str, source: &str) -> Option<PathBuf>
     Some(build_c(name, source, &["-O2", "-fuse-ld=lld", &lld_flag]))
 }
 
+/// Builds `sdt_args.c` as [`build_c_with_lld`] does, into a directory named
+/// after `name`, and checks that `sdt_args:guarded`'s semaphore shares its
+/// file page with an earlier writable `PT_LOAD` segment (read here with
+/// goblin, apart from the reader): the layout in which the kernel raises
+/// the RELRO copy of a semaphore in processes mapping the file later.
+pub fn build_sdt_args_with_shared_semaphore_page(test: &str, name: &str) -> Option<PathBuf> {
+    let binary = build_c_with_lld(test, name, "sdt_args.c")?;
+    let file = usdt_reader::ElfFile::open(&binary).unwrap();
+    let guarded = file
+        .probes()
+        .unwrap()
+        .into_iter()
+        .find(|p| p.name == "guarded")
+        .unwrap();
+    let (vaddr, offset) = (
+        guarded.semaphore.unwrap(),
+        guarded.semaphore_offset.unwrap(),
+    );
+    assert!(
+        semaphore_page_is_shared(&binary, vaddr, offset),
+        "the fixture no longer has the layout the tests are about"
+    );
+    Some(binary)
+}
+
+/// Whether the semaphore at `vaddr` (file offset `offset`) shares its file
+/// page with an earlier writable PT_LOAD segment.
+fn semaphore_page_is_shared(binary: &std::path::Path, vaddr: u64, offset: u64) -> bool {
+    let bytes = std::fs::read(binary).unwrap();
+    let elf = goblin::elf::Elf::parse(&bytes).unwrap();
+    let loads: Vec<_> = elf
+        .program_headers
+        .iter()
+        .filter(|p| p.p_type == goblin::elf::program_header::PT_LOAD)
+        .collect();
+    let own = loads
+        .iter()
+        .find(|p| p.p_vaddr <= vaddr && vaddr < p.p_vaddr + p.p_memsz)
+        .unwrap();
+    let page = offset & !0xfff;
+    loads.iter().any(|p| {
+        p.p_vaddr < own.p_vaddr
+            && p.p_flags & goblin::elf::program_header::PF_W != 0
+            && p.p_offset & !0xfff <= page
+            && page < (p.p_offset + p.p_filesz).div_ceil(0x1000) * 0x1000
+    })
+}
+
 /// Sites per generated library in the tests of many sites: 10,000 where
 /// the kernel has uprobe_multi links (6.6), which it removes with one RCU
 /// grace period per link; 200 where each site is a perf-event uprobe,

@@ -21,9 +21,9 @@ use usdt_aya::{IP_MAP, SpecLookup, Target, Usdt, UsdtError, aya};
 
 use usdt_interop_tests::custom::{Session, arg_text, cookies_or_refused, string, usable};
 use usdt_interop_tests::trace::{
-    FIRING_ORDER, FUNCTION_LINE, build_c, build_c_at_o0_and_o2, build_c_with_lld,
-    expected_sdt_args, expected_sdt_index, read_u16, semaphore_address, start_python,
-    tracing_in_process,
+    FIRING_ORDER, FUNCTION_LINE, build_c, build_c_at_o0_and_o2,
+    build_sdt_args_with_shared_semaphore_page, expected_sdt_args, expected_sdt_index, read_u16,
+    semaphore_address, start_python, tracing_in_process,
 };
 use usdt_interop_tests::{Guard, read_memory, require_bpf, scratch_dir};
 
@@ -521,24 +521,10 @@ fn by_path_a_semaphore_the_kernel_misses_later_is_a_warning() {
     // lld lays the RELRO segment and the data segment back to back in the
     // file: the kernel raises the RELRO copy of a semaphore in that shared
     // page in processes mapping the file after attaching.
-    let Some(lld) = build_c_with_lld(test, "attach_custom_relro", "sdt_args.c") else {
+    let Some(lld) = build_sdt_args_with_shared_semaphore_page(test, "attach_custom_relro") else {
         return;
     };
     let bfd = build_c("attach_custom_relro_bfd", "sdt_args.c", &["-O2"]);
-    let elf = usdt_reader::ElfFile::open(&lld).unwrap();
-    let guarded = elf
-        .probes()
-        .unwrap()
-        .into_iter()
-        .find(|p| p.name == "guarded")
-        .unwrap();
-    assert!(
-        elf.semaphore_page_is_shared(
-            guarded.semaphore.unwrap(),
-            guarded.semaphore_offset.unwrap()
-        ),
-        "the fixture no longer has the layout this test is about"
-    );
     let _tracing = tracing_in_process();
     let mut session = Session::new();
     if !cookies_or_refused(&mut session, PROGRAM_PLAIN, &lld, "sdt_args:*") {

@@ -484,29 +484,6 @@ fn a_path_traces_processes_started_before_and_after_attaching() {
     );
 }
 
-/// Whether the semaphore at `vaddr` (file offset `offset`) shares its file
-/// page with an earlier writable PT_LOAD segment.
-fn semaphore_page_is_shared(binary: &std::path::Path, vaddr: u64, offset: u64) -> bool {
-    let bytes = std::fs::read(binary).unwrap();
-    let elf = goblin::elf::Elf::parse(&bytes).unwrap();
-    let loads: Vec<_> = elf
-        .program_headers
-        .iter()
-        .filter(|p| p.p_type == goblin::elf::program_header::PT_LOAD)
-        .collect();
-    let own = loads
-        .iter()
-        .find(|p| p.p_vaddr <= vaddr && vaddr < p.p_vaddr + p.p_memsz)
-        .unwrap();
-    let page = offset & !0xfff;
-    loads.iter().any(|p| {
-        p.p_vaddr < own.p_vaddr
-            && p.p_flags & goblin::elf::program_header::PF_W != 0
-            && p.p_offset & !0xfff <= page
-            && page < (p.p_offset + p.p_filesz).div_ceil(0x1000) * 0x1000
-    })
-}
-
 #[test]
 fn semaphores_sharing_a_page_with_relro_are_raised_in_every_mode() {
     let test = "semaphores_sharing_a_page_with_relro_are_raised_in_every_mode";
@@ -517,24 +494,10 @@ fn semaphores_sharing_a_page_with_relro_are_raised_in_every_mode() {
     // file, so the kernel's uprobe reference counter raises the RELRO copy
     // of a semaphore in the shared page at exec time: the tracer raises
     // such semaphores itself.
-    let Some(binary) = build_c_with_lld(test, "trace_c_programs_relro", "sdt_args.c") else {
+    let Some(binary) = build_sdt_args_with_shared_semaphore_page(test, "trace_c_programs_relro")
+    else {
         return;
     };
-    let file = usdt_reader::ElfFile::open(&binary).unwrap();
-    let guarded = file
-        .probes()
-        .unwrap()
-        .into_iter()
-        .find(|p| p.name == "guarded")
-        .unwrap();
-    let (vaddr, offset) = (
-        guarded.semaphore.unwrap(),
-        guarded.semaphore_offset.unwrap(),
-    );
-    assert!(
-        semaphore_page_is_shared(&binary, vaddr, offset),
-        "the fixture no longer has the layout this test is about"
-    );
 
     // From the first instruction (-c).
     let command = format!("{} 3", binary.display());
