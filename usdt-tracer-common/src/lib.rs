@@ -502,6 +502,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn string_classes_hold_their_strings() {
+        let classes: [u8; MAX_ARGS + 1] = core::array::from_fn(string_class);
+        assert_eq!(classes, [0, 1, 2, 3, 3, 4, 4, 4, 4, 4, 4, 4, 4]);
+        for strings in 0..=MAX_ARGS {
+            assert!(strings <= STRING_CLASSES[string_class(strings) as usize]);
+        }
+    }
+
+    #[test]
     fn wake_ups_come_before_the_ring_fills() {
         assert_eq!(wake_bytes(8 << 20, 2), MAX_WAKE_BYTES);
         assert_eq!(wake_bytes(1 << 20, 2), 128 << 10);
