@@ -7,7 +7,7 @@
 //! (`USDT_AYA_SPECS`, found by name, as aya-log finds its buffer) and gives
 //! each site's link the spec's id as its BPF cookie.
 //!
-//! ```ignore
+//! ```no_run
 //! use aya_ebpf::{macros::uprobe, programs::ProbeContext};
 //! use usdt_aya_ebpf::UsdtContext;
 //!

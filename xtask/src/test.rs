@@ -14,5 +14,15 @@ pub(crate) fn run(extra: &[String]) -> Result<(), String> {
         Command::new(env!("CARGO"))
             .args(["test", "--workspace", "--locked"])
             .args(extra),
+    )?;
+    // usdt-aya-ebpf, a library for BPF crates, is a workspace of its own;
+    // its documentation's example program compiles here too.
+    let manifest = deps::workspace_root().join("usdt-aya-ebpf/Cargo.toml");
+    deps::run(
+        Command::new(env!("CARGO"))
+            .args(["test", "--doc", "--locked", "--manifest-path"])
+            .arg(&manifest)
+            .arg("--target-dir")
+            .arg(deps::workspace_root().join("target/usdt-aya-ebpf")),
     )
 }
