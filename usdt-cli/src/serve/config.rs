@@ -284,6 +284,13 @@ fn metric(index: usize, table: &toml::Table) -> Result<(Metric, Aggregation), Co
                 .map(str::parse::<KeySource>)
                 .transpose()
                 .map_err(|error| bad("by", one_line(&error.to_string())))?;
+            if by == Some(KeySource::Stack) {
+                // Its values would be opaque hashes, one series per stack.
+                return Err(bad(
+                    "by",
+                    "`stack` is no label: its values would be opaque stack hashes (count by stack with `usdt trace --hits --by stack`)".into(),
+                ));
+            }
             let aggregation = Aggregation::Hits {
                 probes: vec![spec],
                 by,
@@ -517,6 +524,11 @@ key = "request_id"
                 "by = [\"status\"]",
                 "by = \"status\"",
                 "metric `http_requests`: field `by`: ",
+            ),
+            (
+                "by = [\"status\"]",
+                "by = [\"stack\"]",
+                "metric `http_requests`: field `by`: `stack` is no label",
             ),
             (
                 "kind = \"count\"",
