@@ -158,8 +158,7 @@ named!(USDT_ACTIONS, ACTIONS_GLOBAL);
 /// load.
 #[inline(always)]
 fn may(action: u8) -> bool {
-    // SAFETY: a read of a static.
-    unsafe { core::ptr::read_volatile(&USDT_ACTIONS) & action_bit(action) != 0 }
+    global(&USDT_ACTIONS) & action_bit(action) != 0
 }
 
 /// The largest string class (an index into [`STRING_CLASSES`]) any
@@ -173,15 +172,21 @@ named!(USDT_STRING_CLASS, STRING_CLASS_GLOBAL);
 /// verifier sees the load.
 #[inline(always)]
 fn may_need_class(class: u8) -> bool {
-    // SAFETY: a read of a static.
-    unsafe { core::ptr::read_volatile(&USDT_STRING_CLASS) >= class }
+    global(&USDT_STRING_CLASS) >= class
 }
 
-/// `global`, read where the verifier sees the load.
+/// A read-only global's value, read where the verifier sees the load
+/// (volatile, so the compiler neither folds it nor moves it).
 #[inline(always)]
-fn flag(global: &u8) -> bool {
+fn global(value: &u8) -> u8 {
     // SAFETY: a read of a static.
-    unsafe { core::ptr::read_volatile(global) != 0 }
+    unsafe { core::ptr::read_volatile(value) }
+}
+
+/// Whether the switch `value` is on.
+#[inline(always)]
+fn flag(value: &u8) -> bool {
+    global(value) != 0
 }
 
 /// How user memory is read: pages not mapped in yet are faulted in when

@@ -101,12 +101,24 @@ fn read_user(address: u64, size: u8, paging: Paging) -> Result<u64, UsdtError> {
 /// `dst`.
 #[inline(always)]
 fn user_bytes<const N: u32>(dst: *mut u8, src: u64, paging: Paging) -> bool {
-    // SAFETY: `dst` has room for N bytes (a local u64, N <= 8); the helpers
-    // check `src` themselves; copy_from_user only where `paging` allows.
+    // SAFETY: `dst` has room for N bytes (a local u64, N <= 8).
+    unsafe { copy_user(dst, N, src, paging) }
+}
+
+/// Copies `len` bytes of user memory at `src` to `dst`; with
+/// [`Paging::FaultIn`] a read that fails is retried with
+/// `bpf_copy_from_user`, which faults the pages in.
+///
+/// # Safety
+/// `dst` must have room for `len` bytes.
+#[inline(always)]
+unsafe fn copy_user(dst: *mut u8, len: u32, src: u64, paging: Paging) -> bool {
+    // SAFETY: the caller's promise for `dst`; the helpers check `src`
+    // themselves; copy_from_user only where `paging` allows.
     unsafe {
-        generated::bpf_probe_read_user(dst.cast(), N, src as *const _) == 0
+        generated::bpf_probe_read_user(dst.cast(), len, src as *const _) == 0
             || (paging == Paging::FaultIn
-                && generated::bpf_copy_from_user(dst.cast(), N, src as *const _) == 0)
+                && generated::bpf_copy_from_user(dst.cast(), len, src as *const _) == 0)
     }
 }
 
@@ -173,15 +185,8 @@ pub fn read_bytes<const N: usize>(
     if n == 0 {
         return Ok((0, false));
     }
-    let dst = buf.as_mut_ptr();
-    // SAFETY: `buf` has room for N bytes and n <= N; the helpers check
-    // `address`; copy_from_user only where `paging` allows.
-    let ok = unsafe {
-        generated::bpf_probe_read_user(dst.cast(), n, address as *const _) == 0
-            || (paging == Paging::FaultIn
-                && generated::bpf_copy_from_user(dst.cast(), n, address as *const _) == 0)
-    };
-    if ok {
+    // SAFETY: `buf` has room for N bytes and n <= N.
+    if unsafe { copy_user(buf.as_mut_ptr(), n, address, paging) } {
         Ok((n as usize, cut))
     } else {
         Err(UsdtError::Fault)
