@@ -434,7 +434,7 @@ impl Usdt {
             pattern: probe.to_owned(),
             reason: e.to_string(),
         })?;
-        let sites = self.find_sites(target, probe, &pattern, cookie)?;
+        let (sites, warnings) = self.find_sites(target, probe, &pattern, cookie)?;
         // The program found and loaded before anything is written.
         program_mut(ebpf, program)?;
         if self.no_cookie && matches!(target, Target::Path(_)) {
@@ -450,7 +450,7 @@ impl Usdt {
             sites: Vec::with_capacity(sites.len()),
             multi: false,
             addresses: None,
-            warnings: semaphore_warnings(target, &sites),
+            warnings,
         };
         {
             let mut specs = specs_map(ebpf)?;
@@ -510,14 +510,14 @@ impl Usdt {
     }
 
     /// The sites of `target` whose probe matches `pattern`, with their
-    /// specs.
+    /// specs, and what attaching them cannot do everywhere.
     fn find_sites(
         &self,
         target: &Target,
         text: &str,
         pattern: &ProbePattern,
         cookie: u64,
-    ) -> Result<Vec<Site>, UsdtError> {
+    ) -> Result<(Vec<Site>, Vec<AttachWarning>), UsdtError> {
         let described = match target {
             Target::Path(path) => path.display().to_string(),
             Target::Pid(pid) => format!("process {pid}"),
@@ -527,11 +527,17 @@ impl Usdt {
             source,
         };
         let mut sites = Vec::new();
+        let mut warnings = Vec::new();
         match target {
             Target::Path(path) => {
                 let elf = ElfFile::open(path).map_err(read)?;
                 for probe in elf.probes().map_err(read)? {
                     if pattern.matches(&probe.provider, &probe.name) {
+                        if let Some(warning) = semaphore_warning(&elf, path, &probe)
+                            && !warnings.contains(&warning)
+                        {
+                            warnings.push(warning);
+                        }
                         sites.push(self.site(elf.arch(), path, path, probe, None, cookie)?);
                     }
                 }
@@ -570,7 +576,7 @@ impl Usdt {
                 target: described,
             });
         }
-        Ok(sites)
+        Ok((sites, warnings))
     }
 
     /// One site with its spec.
@@ -739,36 +745,18 @@ fn attach_multi(
     Ok(Some(fds))
 }
 
-/// Warnings for the semaphores of `sites` the kernel cannot raise in
-/// processes that map their file later: by path only (a running process
-/// has its RELRO segment read-only, and the kernel finds the right copy).
-fn semaphore_warnings(target: &Target, sites: &[Site]) -> Vec<AttachWarning> {
-    let Target::Path(path) = target else {
-        return Vec::new();
-    };
-    if !sites.iter().any(|site| site.probe.semaphore.is_some()) {
-        return Vec::new();
-    }
-    // The file was read moments ago to find the sites.
-    let Ok(elf) = ElfFile::open(path) else {
-        return Vec::new();
-    };
-    let mut warnings: Vec<AttachWarning> = Vec::new();
-    for site in sites {
-        let (Some(vaddr), Some(offset)) = (site.probe.semaphore, site.probe.semaphore_offset)
-        else {
-            continue;
-        };
-        let warning = AttachWarning::SemaphoreNotRaisedLater {
-            path: path.clone(),
-            provider: site.probe.provider.clone(),
-            name: site.probe.name.clone(),
-        };
-        if elf.semaphore_page_is_shared(vaddr, offset) && !warnings.contains(&warning) {
-            warnings.push(warning);
-        }
-    }
-    warnings
+/// The warning for `probe` of the file `elf` at `path`, attached by path,
+/// if the kernel cannot raise its semaphore in processes that map the file
+/// later (a running process has its RELRO segment read-only, and the
+/// kernel finds the right copy).
+fn semaphore_warning(elf: &ElfFile, path: &Path, probe: &Probe) -> Option<AttachWarning> {
+    let (vaddr, offset) = (probe.semaphore?, probe.semaphore_offset?);
+    elf.semaphore_page_is_shared(vaddr, offset)
+        .then(|| AttachWarning::SemaphoreNotRaisedLater {
+            path: path.to_owned(),
+            provider: probe.provider.clone(),
+            name: probe.name.clone(),
+        })
 }
 
 /// One perf-event uprobe per site: linked with the site's spec id as its
