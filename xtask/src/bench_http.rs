@@ -12,9 +12,12 @@
 //! in-kernel aggregation (responses counted by status, a histogram of their
 //! sizes and the request latency paired by request id, nothing streamed).
 //! A fourth configuration runs `usdt serve` exporting those three
-//! aggregations while a client scrapes `/metrics` every second. Prints
-//! requests per second and the ratios to the untraced runs, with the events
-//! and drops the streaming trace reported. Then the cost of a scrape of
+//! aggregations while a client scrapes `/metrics` every second, and a fifth
+//! runs bpftrace keeping the same three aggregations (the peer, one program
+//! per probe). Prints requests per second and the ratios to the untraced
+//! runs, with the events and drops the streaming trace reported, and the
+//! server's own CPU time per request (its `utime` and `stime`), untraced
+//! and what tracing adds to it. Then the cost of a scrape of
 //! 10,000 series: `usdt serve` counting requests by request id (a series
 //! each) under load, then 20 scrapes timed, each with what `usdt serve`'s
 //! main thread spent on a CPU and waiting for one meanwhile (its
@@ -95,40 +98,58 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let listen = http::free_address()?;
     let config_arg = config.display().to_string();
     let serving: Vec<&str> = vec!["serve", "--config", &config_arg, "--listen", &listen];
-    let traced: [(&str, &[&str]); 3] = [
-        ("traced, streaming every event", &streaming),
-        ("traced, aggregating in the kernel", &aggregating),
+    let script = bpftrace_script(&binaries.server);
+    let traced: [(&str, Tool); 4] = [
+        ("traced, streaming every event", Tool::Usdt(&streaming)),
+        (
+            "traced, aggregating in the kernel",
+            Tool::Usdt(&aggregating),
+        ),
         (
             "usdt serve, the same aggregations, scraped every second",
-            &serving,
+            Tool::Usdt(&serving),
+        ),
+        (
+            "bpftrace, the same aggregations",
+            Tool::Bpftrace(&pid, &script),
         ),
     ];
     // Each traced run is paired with an untraced run next to it, in
     // alternating order: the ratio of a pair cancels what the machine was
     // doing then (the same 2 cores run wrk, the server and the tracer).
     let mut untraced = Vec::new();
+    let mut untraced_cpu = Vec::new();
     let mut rows: Vec<Row> = traced.iter().map(|_| Row::default()).collect();
     for round in 0..rounds {
-        for (k, (name, usdt_args)) in traced.iter().enumerate() {
+        for (k, (name, tool)) in traced.iter().enumerate() {
             let traced_first = (round + k) % 2 == 1;
             let mut pair = [None, None];
             for traced_now in [traced_first, !traced_first] {
-                let args = traced_now.then_some(*usdt_args);
+                let tool = traced_now.then_some(tool);
                 let shown = if traced_now { name } else { "untraced" };
                 eprintln!(
                     "xtask: round {}/{rounds}: {shown}: {seconds} s of load",
                     round + 1
                 );
-                pair[usize::from(traced_now)] =
-                    Some(measure(&binaries.usdt, &url, &listen, args, seconds)?);
+                pair[usize::from(traced_now)] = Some(measure(
+                    &binaries.usdt,
+                    &url,
+                    &listen,
+                    server.pid(),
+                    tool,
+                    seconds,
+                )?);
             }
             let [Some(base), Some(run)] = pair else {
                 unreachable!("both runs of a pair are measured")
             };
             rows[k].ratios.push(run.rate / base.rate);
             rows[k].rates.push(run.rate);
+            rows[k].cpu.push(run.server_cpu);
+            rows[k].added.push(run.server_cpu - base.server_cpu);
             rows[k].last = Some(run);
             untraced.push(base.rate);
+            untraced_cpu.push(base.server_cpu);
         }
     }
 
@@ -180,26 +201,39 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             url.replace(&server_address(&url), "127.0.0.1:PORT")
         );
         println!(
-            "| configuration | requests/s (median) | vs untraced (median of pairs) | pairs, lowest to highest | mean latency (last) | tracer (last run) |"
+            "| configuration | requests/s (median) | vs untraced (median of pairs) | pairs, lowest to highest | server CPU per request (median) | added by tracing (median of pairs) | mean latency (last) | tracer (last run) |"
         );
-        println!("| --- | --- | --- | --- | --- | --- |");
-        println!("| untraced | {:.0} | 1.000 | | | |", median(&mut untraced));
-        for ((name, args), row) in traced.iter().zip(&mut rows) {
-            let shown = http::shown(args)
-                .replace(&pid, "PID")
-                .replace(&config_arg, "export.toml")
-                .replace(&listen, "127.0.0.1:PORT");
+        println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+        println!(
+            "| untraced | {:.0} | 1.000 | | {:.2} µs | | | |",
+            median(&mut untraced),
+            median(&mut untraced_cpu)
+        );
+        for ((name, tool), row) in traced.iter().zip(&mut rows) {
+            let shown = match tool {
+                Tool::Usdt(args) => http::shown(args)
+                    .replace(&pid, "PID")
+                    .replace(&config_arg, "export.toml")
+                    .replace(&listen, "127.0.0.1:PORT"),
+                Tool::Bpftrace(..) => "bpftrace -p PID -e SCRIPT".to_owned(),
+            };
             let rate = median(&mut row.rates);
             let ratio = median(&mut row.ratios);
             let pairs: Vec<String> = row.ratios.iter().map(|r| format!("{r:.3}")).collect();
             let last = row.last.as_ref().expect("at least one round");
             println!(
-                "| {name} | {rate:.0} | {ratio:.3} | {} | {} | `{shown}`; {} |",
+                "| {name} | {rate:.0} | {ratio:.3} | {} | {:.2} µs | {:.2} µs | {} | `{shown}`; {} |",
                 pairs.join(", "),
+                median(&mut row.cpu),
+                median(&mut row.added),
                 last.latency,
                 last.summary.trim_start_matches("usdt: ")
             );
         }
+        println!(
+            "\nSCRIPT: `{}`",
+            script.replace(&binaries.server.display().to_string(), "SERVER")
+        );
         println!();
     }
     println!(
@@ -274,6 +308,11 @@ struct Row {
     ratios: Vec<f64>,
     /// Traced requests per second, one per run.
     rates: Vec<f64>,
+    /// The server's CPU time per traced request, in µs, one per run.
+    cpu: Vec<f64>,
+    /// What tracing added to it, in µs: traced minus untraced, one per
+    /// pair.
+    added: Vec<f64>,
     /// The last run.
     last: Option<Run>,
 }
@@ -282,6 +321,8 @@ struct Row {
 struct Run {
     rate: f64,
     latency: String,
+    /// The server's CPU time (user and system) per request, in µs.
+    server_cpu: f64,
     /// What the tracer said when stopped (with the scrapes, for serve).
     summary: String,
 }
@@ -292,19 +333,47 @@ fn median(values: &mut [f64]) -> f64 {
     values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-/// Loads the server at `url` for `seconds` with wrk, traced by `usdt` with
-/// `usdt_args` unless `None`; `usdt serve` is scraped at `listen` every
+/// What traces the server in a configuration.
+enum Tool<'a> {
+    /// `usdt` with these arguments.
+    Usdt(&'a [&'a str]),
+    /// bpftrace attached to this pid, running this script.
+    Bpftrace(&'a str, &'a str),
+}
+
+/// The bpftrace script keeping [`AGGREGATIONS`]' three aggregations on
+/// the example `server`: responses counted by status (`request_done`'s
+/// arg1), a histogram of their sizes (arg2) and the latency paired by
+/// request id (arg0 of both probes), in microseconds.
+fn bpftrace_script(server: &Path) -> String {
+    let server = server.display();
+    format!(
+        "usdt:{server}:http:request_start {{ @start[arg0] = nsecs; }} \
+         usdt:{server}:http:request_done {{ @status[arg1] = count(); @bytes = hist(arg2); \
+         $start = @start[arg0]; if ($start != 0) {{ @latency_us = hist((nsecs - $start) / 1000); \
+         delete(@start[arg0]); }} }}"
+    )
+}
+
+/// Loads the server (`server_pid`) at `url` for `seconds` with wrk, traced
+/// by `tool` unless `None`; `usdt serve` is scraped at `listen` every
 /// second meanwhile, as Prometheus would.
 fn measure(
     usdt: &Path,
     url: &str,
     listen: &str,
-    usdt_args: Option<&[&str]>,
+    server_pid: u32,
+    tool: Option<&Tool>,
     seconds: u32,
 ) -> Result<Run, String> {
-    let tracer = match usdt_args {
-        Some(args) => Some(Tracer::start(usdt, args)?),
+    let tracer = match tool {
+        Some(Tool::Usdt(args)) => Some(Tracer::start(usdt, args)?),
+        Some(Tool::Bpftrace(pid, script)) => Some(Tracer::bpftrace(pid, script)?),
         None => None,
+    };
+    let usdt_args = match tool {
+        Some(Tool::Usdt(args)) => Some(*args),
+        _ => None,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let scraper = (usdt_args.and_then(|a| a.first()) == Some(&"serve")).then(|| {
@@ -321,7 +390,9 @@ fn measure(
             scrapes
         })
     });
+    let cpu_before = cpu_ticks(server_pid)?;
     let result = wrk(url, seconds);
+    let cpu_after = cpu_ticks(server_pid)?;
     stop.store(true, Ordering::SeqCst);
     let scrapes = scraper.map(|thread| thread.join().unwrap_or(0));
     let mut summary = match tracer {
@@ -332,12 +403,37 @@ fn measure(
         summary = format!("{scrapes} scrapes; {summary}");
     }
     let (rate, latency) = result?;
+    let requests = rate * f64::from(seconds);
     Ok(Run {
         rate,
         latency,
+        server_cpu: (cpu_after - cpu_before) as f64 * 1e6 / USER_HZ / requests,
         summary,
     })
 }
+
+/// The CPU time process `pid` has used, user and system, in clock ticks
+/// (fields 14 and 15 of `/proc/PID/stat`).
+fn cpu_ticks(pid: u32) -> Result<u64, String> {
+    let path = format!("/proc/{pid}/stat");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    // The command name (field 2) may hold spaces: count from its `)`.
+    let fields: Vec<&str> = text
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    match (fields.get(11), fields.get(12)) {
+        (Some(utime), Some(stime)) => match (utime.parse::<u64>(), stime.parse::<u64>()) {
+            (Ok(u), Ok(s)) => Ok(u + s),
+            _ => Err(format!("{path}: unexpected {text:?}")),
+        },
+        _ => Err(format!("{path}: unexpected {text:?}")),
+    }
+}
+
+/// Clock ticks per second, the unit of [`cpu_ticks`]: `USER_HZ`, 100 in
+/// the `/proc` interface of every architecture the project runs on.
+const USER_HZ: f64 = 100.0;
 
 /// The configuration `usdt serve` runs with on the example `server`:
 /// requests by status, a histogram of response sizes and the latency; or,
@@ -411,6 +507,9 @@ pub(crate) fn wrk_command(url: &str, duration: &str) -> Command {
 pub(crate) struct Tracer {
     child: Child,
     stderr: BufReader<ChildStderr>,
+    /// bpftrace's standard output after it attached, read to its end (the
+    /// maps it prints on exit).
+    output: Option<std::thread::JoinHandle<String>>,
 }
 
 impl Tracer {
@@ -443,9 +542,49 @@ impl Tracer {
                 return Err(format!("`{}` did not start", http::shown(args)));
             }
             if line.starts_with("usdt: tracing ") || line.starts_with("usdt: serving ") {
-                return Ok(Tracer { child, stderr });
+                return Ok(Tracer {
+                    child,
+                    stderr,
+                    output: None,
+                });
             }
         }
+    }
+
+    /// Starts bpftrace running `script` on process `pid` and waits until
+    /// it says it is attaching, then one second more for the uprobes.
+    fn bpftrace(pid: &str, script: &str) -> Result<Tracer, String> {
+        let mut child = Command::new("bpftrace")
+            .args(["-p", pid, "-e", script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot run bpftrace: {e}"))?;
+        let stderr = BufReader::new(child.stderr.take().expect("piped stderr"));
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if stdout.read_line(&mut line).map_err(|e| e.to_string())? == 0 {
+                let _ = child.wait();
+                return Err("bpftrace did not start".into());
+            }
+            if line.starts_with("Attaching ") {
+                break;
+            }
+        }
+        let output = std::thread::spawn(move || {
+            let mut rest = String::new();
+            let _ = std::io::Read::read_to_string(&mut stdout, &mut rest);
+            rest
+        });
+        std::thread::sleep(Duration::from_secs(1));
+        Ok(Tracer {
+            child,
+            stderr,
+            output: Some(output),
+        })
     }
 
     /// The tracer's pid.
@@ -479,7 +618,17 @@ impl Tracer {
         }
         let status = self.child.wait().map_err(|e| e.to_string())?;
         if !status.success() {
-            return Err(format!("usdt trace failed ({status}): {summary}"));
+            return Err(format!("the tracer failed ({status}): {summary}"));
+        }
+        if let Some(output) = self.output {
+            // bpftrace prints its maps on exit: `@status[200]: 123`.
+            let output = output.join().unwrap_or_default();
+            let counted: u64 = output
+                .lines()
+                .filter(|l| l.starts_with("@status["))
+                .filter_map(|l| l.rsplit_once(": ")?.1.trim().parse::<u64>().ok())
+                .sum();
+            summary = format!("bpftrace counted {counted} responses");
         }
         Ok(summary)
     }

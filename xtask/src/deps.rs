@@ -92,8 +92,13 @@ pub(crate) const TEST_PACKAGES: &[(&str, &str)] = &[
     ("passwd", "/usr/sbin/useradd"),
 ];
 
-/// Debian packages `cargo xtask bench-http` runs: the load generator.
-pub(crate) const BENCH_HTTP_PACKAGES: &[(&str, &str)] = &[("wrk", "/usr/bin/wrk")];
+/// Debian packages `cargo xtask soak` runs: the load generator.
+pub(crate) const SOAK_PACKAGES: &[(&str, &str)] = &[("wrk", "/usr/bin/wrk")];
+
+/// Debian packages `cargo xtask bench-http` runs: the load generator and
+/// the peer tracer.
+pub(crate) const BENCH_HTTP_PACKAGES: &[(&str, &str)] =
+    &[("wrk", "/usr/bin/wrk"), ("bpftrace", "/usr/bin/bpftrace")];
 
 /// Installs the missing packages among `packages` with apt-get.
 pub(crate) fn apt_install(packages: &[(&str, &str)]) -> Result<(), String> {

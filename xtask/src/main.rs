@@ -45,8 +45,9 @@ commands:
   bench-http [SECONDS] [--rounds N]
               requests/s of the example server under wrk load: untraced,
               traced streaming, traced aggregating in the kernel, usdt
-              serve; then the cost of a scrape (as root; --rounds 0: only
-              the scrapes)
+              serve, bpftrace aggregating; the server's CPU per request;
+              then the cost of a scrape (as root; --rounds 0: only the
+              scrapes)
   soak [--minutes N]
               trace the example server under wrk load for N minutes (10),
               streaming then aggregating, sampling the tracer's memory,

@@ -39,7 +39,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         _ => return Err("usage: cargo xtask soak [--minutes N]".into()),
     };
     http::require_root("soak")?;
-    deps::apt_install(deps::BENCH_HTTP_PACKAGES)?;
+    deps::apt_install(deps::SOAK_PACKAGES)?;
     let binaries = http::build()?;
     let server = Server::start(&binaries.server)?;
     let pid = server.pid();
