@@ -503,7 +503,23 @@ pub(crate) fn wrk_command(url: &str, duration: &str) -> Command {
     command
 }
 
-/// A `usdt trace` running in the background.
+/// Reads lines from `reader` until one is `started`; false at the end of
+/// its output.
+fn read_until(reader: &mut impl BufRead, started: impl Fn(&str) -> bool) -> Result<bool, String> {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).map_err(|e| e.to_string())? == 0 {
+            return Ok(false);
+        }
+        if started(&line) {
+            return Ok(true);
+        }
+    }
+}
+
+/// A tracer (`usdt trace`, `usdt serve` or bpftrace) running in the
+/// background.
 pub(crate) struct Tracer {
     child: Child,
     stderr: BufReader<ChildStderr>,
@@ -534,21 +550,17 @@ impl Tracer {
             .spawn()
             .map_err(|e| format!("cannot run {}: {e}", usdt.display()))?;
         let mut stderr = BufReader::new(child.stderr.take().expect("piped stderr"));
-        let mut line = String::new();
-        loop {
-            line.clear();
-            if stderr.read_line(&mut line).map_err(|e| e.to_string())? == 0 {
-                let _ = child.wait();
-                return Err(format!("`{}` did not start", http::shown(args)));
-            }
-            if line.starts_with("usdt: tracing ") || line.starts_with("usdt: serving ") {
-                return Ok(Tracer {
-                    child,
-                    stderr,
-                    output: None,
-                });
-            }
+        let started =
+            |line: &str| line.starts_with("usdt: tracing ") || line.starts_with("usdt: serving ");
+        if !read_until(&mut stderr, started)? {
+            let _ = child.wait();
+            return Err(format!("`{}` did not start", http::shown(args)));
         }
+        Ok(Tracer {
+            child,
+            stderr,
+            output: None,
+        })
     }
 
     /// Starts bpftrace running `script` on process `pid` and waits until
@@ -563,16 +575,9 @@ impl Tracer {
             .map_err(|e| format!("cannot run bpftrace: {e}"))?;
         let stderr = BufReader::new(child.stderr.take().expect("piped stderr"));
         let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
-        let mut line = String::new();
-        loop {
-            line.clear();
-            if stdout.read_line(&mut line).map_err(|e| e.to_string())? == 0 {
-                let _ = child.wait();
-                return Err("bpftrace did not start".into());
-            }
-            if line.starts_with("Attaching ") {
-                break;
-            }
+        if !read_until(&mut stdout, |line| line.starts_with("Attaching "))? {
+            let _ = child.wait();
+            return Err("bpftrace did not start".into());
         }
         let output = std::thread::spawn(move || {
             let mut rest = String::new();
