@@ -72,7 +72,9 @@ use usdt_tracer_common::{
     FilterString, NO_LENGTH, OPERAND_ARG, OPERAND_CONSTANT, OPERAND_PID, OPERAND_TID,
     SITE_OPTIONS_MAP, STACK_AREA_SIZE, STACK_DEPTH, SiteOptions,
 };
-use usdt_tracer_common::{CountedStack, KEY_STACK, STACK_SCRATCH_MAP, STACKS_MAP, stack_hash};
+use usdt_tracer_common::{
+    CountedStack, KEY_STACK, STACK_SCRATCH_MAP, STACKS_MAP, StackScratch, stack_hash,
+};
 
 /// Default ring buffer size; user space sets the real one at load time.
 const DEFAULT_RING_BYTES: u32 = 1 << 22;
@@ -291,7 +293,7 @@ shared_map! {
 shared_map! {
     STACK_SCRATCH_MAP,
     /// Where [`stack_key`] reads a hit's stack, at index 0.
-    static USDT_STACK_SCRATCH: PerCpuArray<CountedStack> = PerCpuArray::with_max_entries(1, 0);
+    static USDT_STACK_SCRATCH: PerCpuArray<StackScratch> = PerCpuArray::with_max_entries(1, 0);
 }
 
 shared_map! {
@@ -1164,37 +1166,54 @@ fn stream_stack<const AREA: usize>(
 /// The key of a hit counted by its stack: the [`stack_hash`] of the
 /// process and its user stack, which is stored in `USDT_STACKS` at its
 /// first hit. Otherwise the `AGG_ERR_*` index of the reason: the stack
-/// could not be read, or it is new and the map is full.
+/// could not be read (or another thread's hit took the scratch area
+/// meanwhile: see [`StackScratch`]), or it is new and the map is full.
 #[inline(always)]
 fn stack_key(ctx: &ProbeContext) -> Result<u64, u32> {
     let scratch = USDT_STACK_SCRATCH.get_ptr_mut(0).ok_or(AGG_ERR_FAULT)?;
+    let pid_tgid = bpf_get_current_pid_tgid();
     // SAFETY: the pointer is this CPU's map value, valid for the program's
     // run; bpf_get_stack writes at most STACK_DEPTH addresses into `ips`
-    // and zeroes the rest of them.
+    // and zeroes the rest of them. The owner is written and read with
+    // volatile accesses: another program run may change it meanwhile.
     let stack = unsafe {
-        (*scratch).tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-        (*scratch)._pad = 0;
+        core::ptr::write_volatile(&raw mut (*scratch).owner, pid_tgid);
+        let stack = &raw mut (*scratch).stack;
+        (*stack).tgid = (pid_tgid >> 32) as u32;
+        (*stack)._pad = 0;
         let bytes = generated::bpf_get_stack(
             ctx.as_ptr(),
-            (*scratch).area.ips.as_mut_ptr().cast(),
+            (*stack).area.ips.as_mut_ptr().cast(),
             (STACK_DEPTH * 8) as u32,
             BPF_F_USER_STACK,
         );
         if bytes <= 0 {
             return Err(AGG_ERR_FAULT);
         }
-        (*scratch).area.bytes = bytes;
-        &*scratch
+        (*stack).area.bytes = bytes;
+        &*stack
     };
+    // SAFETY: as above.
+    let still_ours = || unsafe { core::ptr::read_volatile(&raw const (*scratch).owner) } == pid_tgid;
     let hash = stack_hash(stack);
-    // SAFETY: a lookup; the value is not kept.
-    if unsafe { USDT_STACKS.get(&hash) }.is_none()
-        && let Err(error) = USDT_STACKS.insert(&hash, stack, BPF_NOEXIST as u64)
-        && error != -(EEXIST as i32)
-    {
-        return Err(AGG_ERR_FULL);
+    if !still_ours() {
+        return Err(AGG_ERR_FAULT);
     }
-    Ok(hash)
+    // SAFETY: a lookup; the value is not kept.
+    if unsafe { USDT_STACKS.get(&hash) }.is_some() {
+        return Ok(hash);
+    }
+    match USDT_STACKS.insert(&hash, stack, BPF_NOEXIST as u64) {
+        // Stored while another hit may have taken the area: maybe not this
+        // stack under this hash.
+        Ok(()) if !still_ours() => {
+            let _ = USDT_STACKS.remove(&hash);
+            Err(AGG_ERR_FAULT)
+        }
+        Ok(()) => Ok(hash),
+        Err(error) if error == -(EEXIST as i32) => Ok(hash),
+        Err(_) => Err(AGG_ERR_FULL),
+    }
 }
 
 /// `bpf_get_stack` flag: the user stack.

@@ -67,7 +67,8 @@ pub(crate) fn print_report(
                 ),
                 (
                     losses.faults,
-                    "the key or value argument could not be read".to_owned(),
+                    "the key (an argument or the user stack) or the value could not be read"
+                        .to_owned(),
                 ),
             ] {
                 if count > 0 {
@@ -118,7 +119,7 @@ pub(crate) fn loss_warnings(report: &AggregateReport, map_entries: u32) -> Vec<S
     }
     if losses.faults > 0 {
         warnings.push(format!(
-            "{} hit{} skipped: the key or value argument could not be read",
+            "{} hit{} skipped: the key (an argument or the user stack) or the value could not be read",
             losses.faults,
             plural(losses.faults as usize)
         ));

@@ -208,7 +208,9 @@ pub const AGG_ERR_STARTS_FULL: u32 = 1;
 /// happened before the trace began, or was lost).
 pub const AGG_ERR_UNMATCHED: u32 = 2;
 /// [`AGG_ERRORS_MAP`] index: hits skipped because the key or value
-/// argument (or, for [`KEY_STACK`], the user stack) could not be read.
+/// argument (or, for [`KEY_STACK`], the user stack) could not be read, or
+/// because another thread's hit took the stack's scratch area meanwhile
+/// ([`StackScratch`]).
 pub const AGG_ERR_FAULT: u32 = 3;
 /// Number of entries of [`AGG_ERRORS_MAP`].
 pub const AGG_ERR_COUNT: u32 = 4;

@@ -196,7 +196,7 @@ pub const STACK_AREA_SIZE: usize = core::mem::size_of::<StackArea>();
 /// ([`crate::KEY_STACK`]): a stack's [`stack_hash`] to its
 /// [`CountedStack`], stored at the first hit with that stack.
 pub const STACKS_MAP: &str = "USDT_STACKS";
-/// Name of the per-CPU array map (one [`CountedStack`] at index 0) where
+/// Name of the per-CPU array map (one [`StackScratch`] at index 0) where
 /// the program reads a hit's stack before it hashes it: a stack is larger
 /// than the 512 bytes of a BPF program's own stack.
 pub const STACK_SCRATCH_MAP: &str = "USDT_STACK_SCRATCH";
@@ -217,6 +217,20 @@ pub struct CountedStack {
     /// The stack, as `bpf_get_stack(BPF_F_USER_STACK)` wrote it (the kernel
     /// zeroes the addresses past the last frame).
     pub area: StackArea,
+}
+
+/// The value of [`STACK_SCRATCH_MAP`]: a hit's stack while the program
+/// hashes and stores it, and the thread using it. A sleepable program can
+/// be preempted meanwhile, and a hit of another thread on the same CPU then
+/// takes the same area: the program finds `owner` changed and does not
+/// count a stack that may be the other thread's, or a mix of both.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StackScratch {
+    /// `bpf_get_current_pid_tgid()` of the hit that last took the area.
+    pub owner: u64,
+    /// The stack being counted.
+    pub stack: CountedStack,
 }
 
 /// The key a hit counted by its stack is counted under: FNV-1a over the
@@ -244,6 +258,7 @@ const _: () = assert!(FILTER_STRING_CAP.is_multiple_of(8) && FILTER_STRING_CAP <
 const _: () = assert!(FILTER_MAX_INSNS <= 64);
 const _: () = assert!(STACK_AREA_SIZE == 1024);
 const _: () = assert!(core::mem::size_of::<CountedStack>() == 8 + STACK_AREA_SIZE);
+const _: () = assert!(core::mem::size_of::<StackScratch>() == 16 + STACK_AREA_SIZE);
 
 #[cfg(feature = "user")]
 mod pod {

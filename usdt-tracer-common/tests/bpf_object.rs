@@ -17,7 +17,7 @@ use usdt_tracer_common::{
     EVENTS_MAP, PENDING_MAP, PROGRAM_NAME, PROGRAM_NAME_MULTI, PROGRAM_NAME_NOSLEEP,
     PROGRAM_SECTION, PROGRAM_SECTION_MULTI, PROGRAM_SECTION_NOSLEEP, SITE_IPS_MAP,
     SITE_OPTIONS_MAP, SITES_MAP, STACK_SCRATCH_MAP, STACKS_MAP, STARTS_MAP, SiteIpKey, SiteOptions,
-    SitePlan, StartKey,
+    SitePlan, StackScratch, StartKey,
 };
 
 const OBJECT: &[u8] = include_bytes!("../../usdt-tracer/bpf/usdt-tracer.bpf.o");
@@ -91,7 +91,7 @@ fn expected_maps() -> BTreeMap<&'static str, MapDef> {
             STACK_SCRATCH_MAP,
             MapDef {
                 map_type: MapType::PerCpuArray as u32,
-                ..array_of(size_of::<CountedStack>(), Some(1))
+                ..array_of(size_of::<StackScratch>(), Some(1))
             },
         ),
         (

@@ -81,7 +81,8 @@ pub struct AggregateLosses {
     /// Latency ends whose start was not seen (it came before the trace, or
     /// was lost).
     pub unmatched_ends: u64,
-    /// Hits whose key or value argument could not be read.
+    /// Hits whose key (an argument or the user stack) or value could not be
+    /// read.
     pub faults: u64,
 }
 
