@@ -47,6 +47,7 @@ mod trace_restricted;
 mod trace_scale;
 mod trace_signals;
 mod trace_stacks;
+mod trace_verifier;
 mod uprobe_functions;
 
 /// The `probe_catalog` fixture program (tests/src/bin/probe_catalog.rs),
