@@ -58,6 +58,7 @@ use usdt_tracer_common::{
     ACTION_COUNT, ACTION_HISTOGRAM, ACTION_LATENCY_END, ACTION_LATENCY_START, ACTION_STREAM,
     AGG_ERR_COUNT, AGG_ERR_FAULT, AGG_ERR_FULL, AGG_ERR_STARTS_FULL, AGG_ERR_UNMATCHED,
     AGG_ERRORS_MAP, AGGREGATES_MAP, ARG_COUNT_MASK, AggKey, ArgPlan, CONTROL_MAP, COOKIES_GLOBAL,
+    CounterKey, TEXT_AGGREGATES_MAP,
     Control, DROPS_MAP, EVENT_FIXED_SIZE, EVENT_HEADER_SIZE, EVENTS_MAP, EventHeader,
     HISTOGRAM_SUM, KEY_ARG, KEY_NONE, KEY_PID, KEY_STRING, KEY_TEXT_CAP, KEY_TID, MAX_ARGS,
     OPTIONS_GLOBAL, PENDING_MAP, PROGRAM_NAME, PROGRAM_NAME_MULTI, PROGRAM_NAME_NOSLEEP,
@@ -265,7 +266,13 @@ shared_map! {
     /// Aggregation counters. User space sets the size; entries are
     /// allocated as keys appear (a key's first hit pays for it), not when
     /// the map is created.
-    static USDT_AGGREGATES: HashMap<AggKey, u64> = HashMap::with_max_entries(1, BPF_F_NO_PREALLOC);
+    static USDT_AGGREGATES: HashMap<CounterKey, u64> = HashMap::with_max_entries(1, BPF_F_NO_PREALLOC);
+}
+
+shared_map! {
+    TEXT_AGGREGATES_MAP,
+    /// The counters keyed by a string, as [`USDT_AGGREGATES`].
+    static USDT_TEXT_AGGREGATES: HashMap<AggKey, u64> = HashMap::with_max_entries(1, BPF_F_NO_PREALLOC);
 }
 
 shared_map! {
@@ -509,23 +516,37 @@ fn output_short(header: *const EventHeader, count: usize) {
 /// Counts one hit under its key.
 #[inline(always)]
 fn count_site(ctx: &ProbeContext, plan: &SitePlan) {
-    let mut key = MaybeUninit::<AggKey>::uninit();
-    // SAFETY: new_key writes every field; the key is used in place (a move
-    // would copy it with a call to memset, which the program has none of).
-    let key = unsafe {
-        new_key(key.as_mut_ptr(), plan.aggregation, plan.probe_id, 0);
-        &mut *key.as_mut_ptr()
-    };
-    let filled = if flag(&USDT_STACK_COUNTS) && plan.key == KEY_STACK {
-        stack_key(ctx).map(|hash| key.value = hash)
-    } else {
-        fill_key(ctx, plan, key).ok_or(AGG_ERR_FAULT)
-    };
-    if let Err(index) = filled {
-        count_error(index);
+    if plan.key == KEY_STRING {
+        count_text(ctx, plan);
         return;
     }
-    add(key, 1);
+    let value = if flag(&USDT_STACK_COUNTS) && plan.key == KEY_STACK {
+        stack_key(ctx)
+    } else {
+        key_value(ctx, plan).ok_or(AGG_ERR_FAULT)
+    };
+    match value {
+        Ok(value) => add_to_counter(plan.aggregation, plan.probe_id, value, 1),
+        Err(index) => count_error(index),
+    }
+}
+
+/// Counts one hit under its string key.
+#[inline(always)]
+fn count_text(ctx: &ProbeContext, plan: &SitePlan) {
+    let mut key = MaybeUninit::<AggKey>::uninit();
+    // SAFETY: new_text_key writes every field; the key is used in place (a
+    // move would copy it with a call to memset, which the program has none
+    // of).
+    let key = unsafe {
+        new_text_key(key.as_mut_ptr(), plan.aggregation, plan.probe_id);
+        &mut *key.as_mut_ptr()
+    };
+    if fill_text(ctx, plan, key).is_none() {
+        count_error(AGG_ERR_FAULT);
+        return;
+    }
+    add(&USDT_TEXT_AGGREGATES, key, 1);
 }
 
 /// Adds one hit to the histogram bucket of its value argument (a negative
@@ -541,8 +562,8 @@ fn histogram_site(ctx: &ProbeContext, plan: &SitePlan) {
         return;
     };
     let slot = histogram_slot(value, arg.signed != 0);
-    add_to_slot(plan.aggregation, plan.probe_id, slot, 1);
-    add_to_slot(plan.aggregation, plan.probe_id, HISTOGRAM_SUM, value);
+    add_to_counter(plan.aggregation, plan.probe_id, slot, 1);
+    add_to_counter(plan.aggregation, plan.probe_id, HISTOGRAM_SUM, value);
 }
 
 /// Stores the start time of this hit's key.
@@ -575,36 +596,35 @@ fn latency_end(ctx: &ProbeContext, plan: &SitePlan) {
     let start = unsafe { *start };
     let _ = USDT_STARTS.remove(&key);
     let elapsed = now.saturating_sub(start);
-    add_to_slot(plan.aggregation, 0, log2_bucket(elapsed / 1000), 1);
-    add_to_slot(plan.aggregation, 0, HISTOGRAM_SUM, elapsed);
+    add_to_counter(plan.aggregation, 0, log2_bucket(elapsed / 1000), 1);
+    add_to_counter(plan.aggregation, 0, HISTOGRAM_SUM, elapsed);
 }
 
-/// Adds `amount` to histogram slot `slot` (a bucket, or the sum) of
-/// `probe_id` in `aggregation`.
+/// Adds `amount` to the counter `value` (a key, a histogram's bucket or
+/// its sum) of `probe_id` in `aggregation`.
 #[inline(always)]
-fn add_to_slot(aggregation: u32, probe_id: u32, slot: u64, amount: u64) {
-    let mut key = MaybeUninit::<AggKey>::uninit();
-    // SAFETY: new_key writes every field; the key is used in place.
-    let key = unsafe {
-        new_key(key.as_mut_ptr(), aggregation, probe_id, slot);
-        &*key.as_ptr()
+fn add_to_counter(aggregation: u32, probe_id: u32, value: u64, amount: u64) {
+    let key = CounterKey {
+        aggregation,
+        probe_id,
+        value,
     };
-    add(key, amount);
+    add(&USDT_AGGREGATES, &key, amount);
 }
 
-/// Writes a counter key with an all-zero text.
+/// Writes a string counter's key with an all-zero text.
 ///
 /// # Safety
 /// `key` must be valid for writes.
 #[inline(always)]
-unsafe fn new_key(key: *mut AggKey, aggregation: u32, probe_id: u32, value: u64) {
+unsafe fn new_text_key(key: *mut AggKey, aggregation: u32, probe_id: u32) {
     // SAFETY: plain writes through a valid pointer. The text is zeroed one
     // word at a time with volatile stores, which the compiler cannot merge
     // into a call to memset (the BPF program has none).
     unsafe {
         (*key).aggregation = aggregation;
         (*key).probe_id = probe_id;
-        (*key).value = value;
+        (*key).value = 0;
         let words = (&raw mut (*key).text).cast::<u64>();
         for i in 0..KEY_TEXT_CAP / 8 {
             core::ptr::write_volatile(words.add(i), 0);
@@ -629,47 +649,50 @@ fn start_key(ctx: &ProbeContext, plan: &SitePlan) -> Option<StartKey> {
     })
 }
 
-/// Fills the key part of a counter's key as the plan says; `None` when an
-/// argument cannot be read.
+/// The value of a counter's key as the plan says (none, the pid, the tid
+/// or an argument); `None` when an argument cannot be read.
 #[inline(always)]
-fn fill_key(ctx: &ProbeContext, plan: &SitePlan, key: &mut AggKey) -> Option<()> {
+fn key_value(ctx: &ProbeContext, plan: &SitePlan) -> Option<u64> {
     match plan.key {
-        KEY_NONE => {}
-        KEY_PID => key.value = bpf_get_current_pid_tgid() >> 32,
-        KEY_TID => key.value = bpf_get_current_pid_tgid() as u32 as u64,
-        KEY_ARG => key.value = read_arg(ctx, plan.args.get(plan.key_arg as usize)?)?,
-        KEY_STRING => {
-            let index = plan.key_arg as usize;
-            let arg = plan.args.get(index)?;
-            let src = read_arg(ctx, arg)?;
-            let (_, cut) = if arg.string == STRING_CSTR {
-                read_cstr(src, &mut key.text, paging()).ok()?
-            } else {
-                // The length is the next argument. Its index goes through
-                // the stack so the compiler indexes the array afresh (an
-                // offset from argument `index` would hide the bounds check
-                // from the verifier).
-                let mut next = 0usize;
-                // SAFETY: a write and a read of a local.
-                let next = unsafe {
-                    core::ptr::write_volatile(&mut next, index + 1);
-                    core::ptr::read_volatile(&next)
-                };
-                let len = read_arg(ctx, plan.args.get(next)?)?;
-                read_bytes(src, len, &mut key.text, paging()).ok()?
-            };
-            key.value = cut as u64;
-        }
-        _ => return None,
+        KEY_NONE => Some(0),
+        KEY_PID => Some(bpf_get_current_pid_tgid() >> 32),
+        KEY_TID => Some(bpf_get_current_pid_tgid() as u32 as u64),
+        KEY_ARG => read_arg(ctx, plan.args.get(plan.key_arg as usize)?),
+        _ => None,
     }
+}
+
+/// Copies a string key's bytes into `key.text` and whether it was cut into
+/// `key.value`; `None` when the string cannot be read.
+#[inline(always)]
+fn fill_text(ctx: &ProbeContext, plan: &SitePlan, key: &mut AggKey) -> Option<()> {
+    let index = plan.key_arg as usize;
+    let arg = plan.args.get(index)?;
+    let src = read_arg(ctx, arg)?;
+    let (_, cut) = if arg.string == STRING_CSTR {
+        read_cstr(src, &mut key.text, paging()).ok()?
+    } else {
+        // The length is the next argument. Its index goes through the stack
+        // so the compiler indexes the array afresh (an offset from argument
+        // `index` would hide the bounds check from the verifier).
+        let mut next = 0usize;
+        // SAFETY: a write and a read of a local.
+        let next = unsafe {
+            core::ptr::write_volatile(&mut next, index + 1);
+            core::ptr::read_volatile(&next)
+        };
+        let len = read_arg(ctx, plan.args.get(next)?)?;
+        read_bytes(src, len, &mut key.text, paging()).ok()?
+    };
+    key.value = cut as u64;
     Some(())
 }
 
-/// Adds `amount` to the counter of `key`, creating it; a full map is
-/// counted.
+/// Adds `amount` to the counter of `key` in `map`, creating it; a full map
+/// is counted.
 #[inline(always)]
-fn add(key: &AggKey, amount: u64) {
-    if let Some(count) = USDT_AGGREGATES.get_ptr_mut(key) {
+fn add<K>(map: &HashMap<K, u64>, key: &K, amount: u64) {
+    if let Some(count) = map.get_ptr_mut(key) {
         // SAFETY: the pointer is the map value, valid and 8-byte aligned for
         // the program's run; the add is atomic across CPUs.
         unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(count, amount) };
@@ -680,11 +703,11 @@ fn add(key: &AggKey, amount: u64) {
     let mut initial = 0u64;
     // SAFETY: a write to a local.
     unsafe { core::ptr::write_volatile(&mut initial, amount) };
-    match USDT_AGGREGATES.insert(key, &initial, BPF_NOEXIST as u64) {
+    match map.insert(key, &initial, BPF_NOEXIST as u64) {
         Ok(()) => {}
         // Another CPU created it meanwhile: add to it.
         Err(error) if error == -(EEXIST as i32) => {
-            if let Some(count) = USDT_AGGREGATES.get_ptr_mut(key) {
+            if let Some(count) = map.get_ptr_mut(key) {
                 // SAFETY: as above.
                 unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(count, amount) };
             }

@@ -133,7 +133,8 @@ pub(crate) struct TraceArgs {
     pub interval: Option<f64>,
     /// Entry limit of the aggregation maps (distinct keys and buckets, and
     /// pending latency starts); updates that find a map full are reported.
-    /// The maps take kernel memory as keys appear (about 300 bytes a key);
+    /// The maps take kernel memory as keys appear (about 100 bytes a key,
+    /// 200 for a string, 100 a pending start);
     /// at most as many entries as take 1 GiB when full.
     #[arg(
         long,

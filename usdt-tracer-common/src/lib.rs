@@ -27,8 +27,9 @@
 //!   instead.
 //! - Sites whose plan has an aggregating action send nothing to user space:
 //!   they add to counters in the [`AGGREGATES_MAP`] hash map (hit counts per
-//!   key, log2 histogram buckets), and latency pairs keep the start time of
-//!   each key in the [`STARTS_MAP`] hash map until the matching end. Both
+//!   key, log2 histogram buckets; counts keyed by a string in
+//!   [`TEXT_AGGREGATES_MAP`]), and latency pairs keep the start time of
+//!   each key in the [`STARTS_MAP`] hash map until the matching end. The
 //!   maps have fixed limits; an update that finds a map full is counted in
 //!   the [`AGG_ERRORS_MAP`] array, never silently lost.
 //!
@@ -77,9 +78,14 @@ pub const PENDING_MAP: &str = "USDT_PENDING";
 /// Name of the array map (one [`Control`] at index 0) that arms the program
 /// and says how often it wakes the reader.
 pub const CONTROL_MAP: &str = "USDT_CONTROL";
-/// Name of the BPF hash map of aggregation counters: [`AggKey`] to a `u64`
-/// count, added to atomically.
+/// Name of the BPF hash map of aggregation counters: [`CounterKey`] to a
+/// `u64` count, added to atomically. Counters keyed by a string are in
+/// [`TEXT_AGGREGATES_MAP`]: a key the size of the string's bytes would cost
+/// every other counter its hashing and comparing on each hit.
 pub const AGGREGATES_MAP: &str = "USDT_AGGREGATES";
+/// Name of the BPF hash map of the counters keyed by a string: [`AggKey`]
+/// to a `u64` count, added to atomically.
+pub const TEXT_AGGREGATES_MAP: &str = "USDT_TEXT_AGGREGATES";
 /// Name of the BPF hash map of pending latency starts: [`StartKey`] to the
 /// start's `bpf_ktime_get_ns()`.
 pub const STARTS_MAP: &str = "USDT_STARTS";
@@ -357,7 +363,24 @@ pub struct EventHeader {
     pub string_len: [u16; MAX_ARGS],
 }
 
-/// The key of one counter in [`AGGREGATES_MAP`].
+/// The key of one counter in [`AGGREGATES_MAP`]: every counter but those
+/// keyed by a string.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct CounterKey {
+    /// [`SitePlan::aggregation`] of the site.
+    pub aggregation: u32,
+    /// [`SitePlan::probe_id`] of the site (0 for latency histograms).
+    pub probe_id: u32,
+    /// The key value: a pid, tid, argument or stack hash
+    /// ([`ACTION_COUNT`]), or a slot (histograms: [`histogram_slot`], or
+    /// [`HISTOGRAM_SUM`]).
+    pub value: u64,
+}
+
+/// The key of one counter in [`TEXT_AGGREGATES_MAP`], a count keyed by a
+/// string; user space reads the counters of [`AGGREGATES_MAP`] into it too,
+/// with an all-zero text.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct AggKey {
@@ -371,6 +394,17 @@ pub struct AggKey {
     pub value: u64,
     /// A string key's bytes, zero-padded; all zero for other keys.
     pub text: [u8; KEY_TEXT_CAP],
+}
+
+impl From<CounterKey> for AggKey {
+    fn from(key: CounterKey) -> AggKey {
+        AggKey {
+            aggregation: key.aggregation,
+            probe_id: key.probe_id,
+            value: key.value,
+            text: [0; KEY_TEXT_CAP],
+        }
+    }
 }
 
 impl Default for AggKey {
@@ -429,6 +463,7 @@ const _: () = assert!(EVENT_FIXED_SIZE + 8 * ARG_COUNT_MASK <= EVENT_HEADER_SIZE
 // One bit per argument in `EventHeader::faults` and `truncated`.
 const _: () = assert!(MAX_ARGS <= u16::BITS as usize);
 const _: () = assert!(STRING_CLASSES[STRING_CLASSES.len() - 1] == MAX_ARGS);
+const _: () = assert!(core::mem::size_of::<CounterKey>() == 16);
 const _: () = assert!(core::mem::size_of::<AggKey>() == 16 + KEY_TEXT_CAP);
 const _: () = assert!(core::mem::size_of::<StartKey>() == 16);
 const _: () = assert!(KEY_TEXT_CAP.is_power_of_two() && KEY_TEXT_CAP <= STRING_CAP);
@@ -491,6 +526,8 @@ mod pod {
     unsafe impl aya::Pod for super::EventHeader {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::AggKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::CounterKey {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::StartKey {}
     // SAFETY: as above.

@@ -13,11 +13,11 @@ use std::collections::BTreeMap;
 use std::mem::size_of;
 use usdt_tracer_common::CountedStack;
 use usdt_tracer_common::{
-    AGG_ERR_COUNT, AGG_ERRORS_MAP, AGGREGATES_MAP, AggKey, CONTROL_MAP, Control, DROPS_MAP,
-    EVENTS_MAP, PENDING_MAP, PROGRAM_NAME, PROGRAM_NAME_MULTI, PROGRAM_NAME_NOSLEEP,
+    AGG_ERR_COUNT, AGG_ERRORS_MAP, AGGREGATES_MAP, AggKey, CONTROL_MAP, Control, CounterKey,
+    DROPS_MAP, EVENTS_MAP, PENDING_MAP, PROGRAM_NAME, PROGRAM_NAME_MULTI, PROGRAM_NAME_NOSLEEP,
     PROGRAM_SECTION, PROGRAM_SECTION_MULTI, PROGRAM_SECTION_NOSLEEP, SITE_IPS_MAP,
     SITE_OPTIONS_MAP, SITES_MAP, STACK_SCRATCH_MAP, STACKS_MAP, STARTS_MAP, SiteIpKey, SiteOptions,
-    SitePlan, StackScratch, StartKey,
+    SitePlan, StackScratch, StartKey, TEXT_AGGREGATES_MAP,
 };
 
 const OBJECT: &[u8] = include_bytes!("../../usdt-tracer/bpf/usdt-tracer.bpf.o");
@@ -78,7 +78,8 @@ fn expected_maps() -> BTreeMap<&'static str, MapDef> {
             },
         ),
         (CONTROL_MAP, array_of(size_of::<Control>(), Some(1))),
-        (AGGREGATES_MAP, hash_of(size_of::<AggKey>())),
+        (AGGREGATES_MAP, hash_of(size_of::<CounterKey>())),
+        (TEXT_AGGREGATES_MAP, hash_of(size_of::<AggKey>())),
         (STARTS_MAP, hash_of(size_of::<StartKey>())),
         (
             STACKS_MAP,

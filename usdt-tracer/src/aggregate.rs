@@ -6,7 +6,7 @@ use crate::select::ProbeSpec;
 use crate::value::Value;
 use std::fmt;
 use std::str::FromStr;
-use usdt_tracer_common::{AggKey, StartKey};
+use usdt_tracer_common::{AggKey, CounterKey, StartKey};
 
 /// Default entry limit of the aggregation maps.
 pub const DEFAULT_MAP_ENTRIES: u32 = 10240;
@@ -56,15 +56,18 @@ const fn hash_entry(key: usize, value: usize) -> u64 {
 }
 
 /// The kernel memory the aggregation maps take at most with `entries`
-/// entries each: when full, the counters (an [`AggKey`] and a count) and
-/// the pending latency starts (a [`StartKey`] and a time), and the hash
-/// tables' buckets (16 bytes, one per entry rounded up to a power of two),
+/// entries each: when full, the counters (a [`CounterKey`] and a count),
+/// the counters keyed by a string (an [`AggKey`] and a count) and the
+/// pending latency starts (a [`StartKey`] and a time), and the hash tables'
+/// buckets (16 bytes, one per entry rounded up to a power of two),
 /// allocated with the maps. Entries are allocated as keys appear: a map
 /// that never fills takes less.
 pub const fn map_memory(entries: u32) -> u64 {
     let entries = entries as u64;
-    let per_entry = hash_entry(size_of::<AggKey>(), 8) + hash_entry(size_of::<StartKey>(), 8);
-    entries * per_entry + 2 * 16 * entries.next_power_of_two()
+    let per_entry = hash_entry(size_of::<CounterKey>(), 8)
+        + hash_entry(size_of::<AggKey>(), 8)
+        + hash_entry(size_of::<StartKey>(), 8);
+    entries * per_entry + 3 * 16 * entries.next_power_of_two()
 }
 
 /// Checks an entry limit of the aggregation maps: at least 1, at most
@@ -309,9 +312,10 @@ mod tests {
 
     #[test]
     fn map_entries_are_bounded_by_their_memory() {
-        // A used entry: a 192-byte counter and a 96-byte pending start.
-        assert_eq!(map_memory(1), 192 + 96 + 2 * 16);
-        assert_eq!(map_memory(1000), 1000 * 288 + 2 * 16 * 1024);
+        // A used entry: a 96-byte counter, a 192-byte counter keyed by a
+        // string and a 96-byte pending start.
+        assert_eq!(map_memory(1), 96 + 192 + 96 + 3 * 16);
+        assert_eq!(map_memory(1000), 1000 * 384 + 3 * 16 * 1024);
         assert!(map_memory(MAX_MAP_ENTRIES) <= MAP_MEMORY_LIMIT);
         assert!(map_memory(MAX_MAP_ENTRIES + 1) > MAP_MEMORY_LIMIT);
         check_map_entries(1).unwrap();
@@ -327,7 +331,7 @@ mod tests {
             )
         );
         let error = check_map_entries(u32::MAX).unwrap_err().to_string();
-        assert!(error.contains("would take up to 1280.0 GiB"), "{error}");
+        assert!(error.contains("would take up to 1728.0 GiB"), "{error}");
         assert!(check_map_entries(0).is_err());
     }
 

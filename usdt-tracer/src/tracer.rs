@@ -35,13 +35,14 @@ use std::time::{Duration, Instant};
 use usdt_aya::uprobe;
 use usdt_tracer_common::{
     ACTION_COUNT, ACTION_HISTOGRAM, ACTION_LATENCY_END, ACTION_LATENCY_START, ACTION_STREAM,
-    ACTIONS_GLOBAL, MAX_ARGS, STRING_CLASS_GLOBAL, action_bit, string_class,
+    ACTIONS_GLOBAL, KEY_STRING, MAX_ARGS, STRING_CLASS_GLOBAL, action_bit, string_class,
 };
 use usdt_tracer_common::{
     AGG_ERR_FAULT, AGG_ERR_FULL, AGG_ERR_STARTS_FULL, AGG_ERR_UNMATCHED, AGG_ERRORS_MAP,
-    AGGREGATES_MAP, AggKey, CONTROL_MAP, COOKIES_GLOBAL, Control, DROPS_MAP, EVENTS_MAP,
-    OPTIONS_GLOBAL, SITE_IPS_MAP, SITE_OPTIONS_MAP, SITES_MAP, SLEEPABLE_GLOBAL,
+    AGGREGATES_MAP, AggKey, CONTROL_MAP, COOKIES_GLOBAL, Control, CounterKey, DROPS_MAP,
+    EVENTS_MAP, OPTIONS_GLOBAL, SITE_IPS_MAP, SITE_OPTIONS_MAP, SITES_MAP, SLEEPABLE_GLOBAL,
     STACK_COUNTS_GLOBAL, STARTS_MAP, SiteIpKey, SiteOptions, SitePlan, StartKey,
+    TEXT_AGGREGATES_MAP,
 };
 use usdt_tracer_common::{CountedStack, MAX_COUNTED_STACKS, NO_SITE, STACKS_MAP};
 
@@ -60,7 +61,8 @@ pub const POLL_SLICE: Duration = Duration::from_millis(10);
 
 /// The maps of the in-kernel aggregations and how to read them.
 struct Aggregates {
-    counters: BpfHashMap<MapData, AggKey, u64>,
+    counters: BpfHashMap<MapData, CounterKey, u64>,
+    text_counters: BpfHashMap<MapData, AggKey, u64>,
     starts: BpfHashMap<MapData, StartKey, u64>,
     errors: Array<MapData, u64>,
     /// The stacks hits are counted by, when an aggregation counts by stack
@@ -383,6 +385,7 @@ impl Tracer {
         } else {
             Some(Aggregates {
                 counters: take_map(&mut ebpf, AGGREGATES_MAP)?,
+                text_counters: take_map(&mut ebpf, TEXT_AGGREGATES_MAP)?,
                 starts: take_map(&mut ebpf, STARTS_MAP)?,
                 errors: take_map(&mut ebpf, AGG_ERRORS_MAP)?,
                 stacks: if counts_stacks(config) {
@@ -547,8 +550,14 @@ impl Tracer {
         let pending_starts = batch::entries(&aggregates.starts)
             .map_err(|error| read_error(STARTS_MAP, error))?
             .len() as u64;
-        let entries = batch::entries(&aggregates.counters)
+        let counters = batch::entries(&aggregates.counters)
             .map_err(|error| read_error(AGGREGATES_MAP, error))?;
+        let text_counters = batch::entries(&aggregates.text_counters)
+            .map_err(|error| read_error(TEXT_AGGREGATES_MAP, error))?;
+        let entries = counters
+            .into_iter()
+            .map(|(key, count)| (AggKey::from(key), count))
+            .chain(text_counters);
         let mut report = AggregateReport::from_entries(
             &aggregates.specs,
             &self.probes,
@@ -813,8 +822,10 @@ fn load(
     let object = if features.runtime_allocation {
         BPF_OBJECT
     } else {
-        preallocated =
-            prealloc::preallocated(BPF_OBJECT, &[AGGREGATES_MAP, STARTS_MAP, STACKS_MAP])?;
+        preallocated = prealloc::preallocated(
+            BPF_OBJECT,
+            &[AGGREGATES_MAP, TEXT_AGGREGATES_MAP, STARTS_MAP, STACKS_MAP],
+        )?;
         preallocated.bytes()
     };
     let mut ebpf = EbpfLoader::new()
@@ -822,6 +833,10 @@ fn load(
         .map_max_entries(SITE_OPTIONS_MAP, slots)
         .map_max_entries(EVENTS_MAP, config.ring_bytes)
         .map_max_entries(AGGREGATES_MAP, used(!config.aggregations.is_empty()))
+        .map_max_entries(
+            TEXT_AGGREGATES_MAP,
+            used(!config.aggregations.is_empty() && (following || keys_by_text(plans))),
+        )
         .map_max_entries(STARTS_MAP, used(latency))
         .map_max_entries(
             STACKS_MAP,
@@ -882,6 +897,14 @@ fn actions(config: &TraceConfig) -> u8 {
         };
     }
     bits
+}
+
+/// Whether a site counts hits by a string key (the counters of
+/// `TEXT_AGGREGATES_MAP`).
+fn keys_by_text(plans: &[SitePlan]) -> bool {
+    plans
+        .iter()
+        .any(|plan| plan.action == ACTION_COUNT && plan.key == KEY_STRING)
 }
 
 /// Whether an aggregation of `config` counts hits by stack.
