@@ -341,6 +341,10 @@ fn site(ctx: &ProbeContext) -> u32 {
     };
     // Only the traced process, when there is one, whatever the kernel's pid
     // filter let through: one comparison per hit.
+    // The steps below that need the pid or tid call the helper again (a few
+    // ns each): passed this value instead, the verifier followed the
+    // filter and stack code up to four times over (this value has been
+    // compared with the traced process).
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     if control.tgid != 0 && tgid != control.tgid {
         return 0;
